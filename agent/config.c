@@ -1,0 +1,225 @@
+/* config.c — load and validate agent.ini. */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#ifndef CINEMON_PROFILES_DIR
+#define CINEMON_PROFILES_DIR "/usr/local/share/cinemon/profiles"
+#endif
+
+static const char *const KINDS[] = {"projector",   "led_screen",   "media_block", "audio_processor",
+                                    "light_sensor", "sound_sensor", "ups",         "server",
+                                    "agent",       "other",        NULL};
+static const char *const SNMP_VERSIONS[] = {"1", "2c", NULL};
+
+/* Resolve p against the folder of the config file unless it is absolute. */
+static char *resolve(const char *cfg_path, const char *p)
+{
+    if (p[0] == '/') return strdup(p);
+    const char *slash = strrchr(cfg_path, '/');
+    if (!slash) return strdup(p);
+    size_t dl = (size_t)(slash - cfg_path);
+    char *out = malloc(dl + 1 + strlen(p) + 1);
+    if (!out) return NULL;
+    memcpy(out, cfg_path, dl);
+    out[dl] = '/';
+    strcpy(out + dl + 1, p);
+    return out;
+}
+
+static int valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.' || *p == '/'))
+            return 0;
+    return s[0] != '/' && s[n - 1] != '/';
+}
+
+/* Copy an optional string key into *dst (resolved as a path when is_path). */
+static int get_str(cm_conf *cf, cm_conf_section *s, const char *key, char **dst, int is_path,
+                   char *err, size_t errlen)
+{
+    const char *v;
+    int r = cm_conf_str(cf, s, key, &v, err, errlen);
+    if (r <= 0) return r;
+    char *copy = is_path ? resolve(cf->path, v) : strdup(v);
+    if (!copy) return -1;
+    free(*dst);
+    *dst = copy;
+    return 1;
+}
+
+static int load_agent(ag_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "agent", NULL);
+    if (!s) {
+        snprintf(err, errlen, "%s: missing [agent] section", cf->path);
+        return -1;
+    }
+    if (get_str(cf, s, "site", &c->site, 0, err, errlen) < 0) return -1;
+    if (!c->site) {
+        cm_conf_errf(cf, s->line, err, errlen, "[agent] needs 'site' (the cinema's code)");
+        return -1;
+    }
+    if (!valid_id(c->site) || strchr(c->site, '/')) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "site '%s' must be 1-128 characters of letters, digits, _ - .", c->site);
+        return -1;
+    }
+    if (get_str(cf, s, "id", &c->agent_id, 0, err, errlen) < 0) return -1;
+    if (!c->agent_id && !(c->agent_id = strdup(c->site))) return -1;
+    if (get_str(cf, s, "collector_url", &c->collector_url, 0, err, errlen) < 0) return -1;
+    if (c->collector_url && strncmp(c->collector_url, "http://", 7) != 0 &&
+        strncmp(c->collector_url, "https://", 8) != 0) {
+        cm_conf_errf(cf, s->line, err, errlen, "collector_url must start with http:// or https://");
+        return -1;
+    }
+    if (get_str(cf, s, "token_file", &c->token_file, 1, err, errlen) < 0) return -1;
+    if (get_str(cf, s, "state_dir", &c->state_dir, 1, err, errlen) < 0) return -1;
+    if (!c->state_dir && !(c->state_dir = resolve(cf->path, "state"))) return -1;
+    if (get_str(cf, s, "profiles_dir", &c->profiles_dir, 1, err, errlen) < 0) return -1;
+    if (!c->profiles_dir) {
+        const char *def = access(CINEMON_PROFILES_DIR, R_OK) == 0 ? CINEMON_PROFILES_DIR : "profiles";
+        if (!(c->profiles_dir = strdup(def))) return -1;
+    }
+    if (get_str(cf, s, "log_level", &c->log_level, 0, err, errlen) < 0) return -1;
+
+    int64_t v;
+    c->interval_ms = 60000;
+    c->timeout_ms = 2000;
+    c->retries = 1;
+    c->upload_interval_ms = 30000;
+    c->backoff_base_ms = 1000;
+    c->backoff_cap_ms = 300000;
+    if (cm_conf_duration(cf, s, "interval", 100, 86400000, &c->interval_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "timeout", 10, 600000, &c->timeout_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "upload_interval", 100, 3600000, &c->upload_interval_ms, err,
+                         errlen) < 0 ||
+        cm_conf_duration(cf, s, "backoff_base", 10, 3600000, &c->backoff_base_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "backoff_cap", 10, 86400000, &c->backoff_cap_ms, err, errlen) < 0)
+        return -1;
+    int r = cm_conf_int(cf, s, "retries", 0, 10, &v, err, errlen);
+    if (r < 0) return -1;
+    if (r > 0) c->retries = (int)v;
+    if (c->backoff_cap_ms < c->backoff_base_ms) {
+        cm_conf_errf(cf, s->line, err, errlen, "backoff_cap must not be below backoff_base");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_device(ag_config *c, cm_conf *cf, cm_conf_section *s, ag_device *d, char *err,
+                       size_t errlen)
+{
+    d->line = s->line;
+    if (!s->arg || !valid_id(s->arg)) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "[device \"ID\"] needs an id of 1-128 letters, digits, _ - . / "
+                     "such as \"hall1/projector\"");
+        return -1;
+    }
+    if (!(d->id = strdup(s->arg))) return -1;
+    int kind = (int)(sizeof KINDS / sizeof *KINDS) - 2; /* other */
+    if (cm_conf_enum(cf, s, "kind", KINDS, &kind, err, errlen) < 0) return -1;
+    if (!(d->kind = strdup(KINDS[kind]))) return -1;
+    if (get_str(cf, s, "screen", &d->screen, 0, err, errlen) < 0) return -1;
+    if (!d->screen) {
+        const char *slash = strchr(d->id, '/');
+        if (slash && !(d->screen = strndup(d->id, (size_t)(slash - d->id)))) return -1;
+    }
+    if (get_str(cf, s, "profile", &d->profile, 0, err, errlen) < 0) return -1;
+    static const char *const PROTOCOLS[] = {"snmp", NULL};
+    int proto = 0;
+    if (cm_conf_enum(cf, s, "protocol", PROTOCOLS, &proto, err, errlen) < 0) return -1;
+    if (get_str(cf, s, "address", &d->address, 0, err, errlen) < 0) return -1;
+    if (!d->address) {
+        cm_conf_errf(cf, s->line, err, errlen, "[device \"%s\"] needs 'address'", d->id);
+        return -1;
+    }
+    int64_t v;
+    d->port = 161;
+    int r = cm_conf_int(cf, s, "port", 1, 65535, &v, err, errlen);
+    if (r < 0) return -1;
+    if (r > 0) d->port = (int)v;
+    int ver = 1;
+    if (cm_conf_enum(cf, s, "snmp_version", SNMP_VERSIONS, &ver, err, errlen) < 0) return -1;
+    d->snmp_version = ver == 0 ? 1 : 2;
+    if (get_str(cf, s, "community", &d->community, 0, err, errlen) < 0) return -1;
+    if (!d->community && !(d->community = strdup("public"))) return -1;
+    d->interval_ms = c->interval_ms;
+    d->timeout_ms = c->timeout_ms;
+    d->retries = c->retries;
+    if (cm_conf_duration(cf, s, "interval", 100, 86400000, &d->interval_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "timeout", 10, 600000, &d->timeout_ms, err, errlen) < 0)
+        return -1;
+    r = cm_conf_int(cf, s, "retries", 0, 10, &v, err, errlen);
+    if (r < 0) return -1;
+    if (r > 0) d->retries = (int)v;
+    return 0;
+}
+
+int ag_config_load(ag_config *c, const char *path, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    cm_conf cf;
+    if (cm_conf_load(&cf, path, err, errlen) != 0) {
+        cm_conf_free(&cf);
+        return -1;
+    }
+    int rc = -1;
+    if (!(c->path = strdup(path))) goto out;
+    if (load_agent(c, &cf, err, errlen) != 0) goto out;
+    for (size_t i = 0; i < cf.nsections; i++) {
+        cm_conf_section *s = &cf.sections[i];
+        if (strcmp(s->name, "agent") == 0 && !s->arg) continue;
+        if (strcmp(s->name, "device") != 0) {
+            cm_conf_errf(&cf, s->line, err, errlen,
+                         "unknown section [%s] (expected [agent] or [device \"id\"])", s->name);
+            goto out;
+        }
+        ag_device *nd = realloc(c->devices, (c->ndevices + 1) * sizeof *nd);
+        if (!nd) goto out;
+        c->devices = nd;
+        ag_device *d = &c->devices[c->ndevices++];
+        memset(d, 0, sizeof *d);
+        if (load_device(c, &cf, s, d, err, errlen) != 0) goto out;
+    }
+    if (cm_conf_check_unused(&cf, err, errlen) != 0) goto out;
+    rc = 0;
+out:
+    cm_conf_free(&cf);
+    if (rc != 0) ag_config_free(c);
+    return rc;
+}
+
+void ag_config_free(ag_config *c)
+{
+    for (size_t i = 0; i < c->ndevices; i++) {
+        ag_device *d = &c->devices[i];
+        free(d->id);
+        free(d->screen);
+        free(d->kind);
+        free(d->profile);
+        free(d->address);
+        free(d->community);
+    }
+    free(c->devices);
+    free(c->path);
+    free(c->site);
+    free(c->agent_id);
+    free(c->collector_url);
+    free(c->token_file);
+    free(c->state_dir);
+    free(c->profiles_dir);
+    free(c->log_level);
+    memset(c, 0, sizeof *c);
+}

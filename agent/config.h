@@ -1,0 +1,45 @@
+/* config.h — the agent's INI configuration: [agent] and one [device "id"] per device. */
+#ifndef AG_CONFIG_H
+#define AG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ag_device {
+    char *id;        /* "hall1/projector": unique, [A-Za-z0-9_.-/]{1,128} */
+    char *screen;    /* "hall1"; default: the part of id before the first '/' */
+    char *kind;      /* projector, led_screen, media_block, audio_processor, light_sensor,
+                        sound_sensor, ups, server, other */
+    char *profile;   /* profile name; NULL = choose by sysObjectID */
+    char *address;   /* host name or IPv4/IPv6 literal */
+    int port;        /* default 161 */
+    int snmp_version; /* 1 or 2 (v2c) */
+    char *community; /* never logged */
+    int64_t interval_ms, timeout_ms;
+    int retries;
+    int line; /* line of the section header, for errors */
+} ag_device;
+
+typedef struct ag_config {
+    char *path;
+    char *site;          /* site (cinema) code */
+    char *agent_id;      /* default: site code */
+    char *collector_url; /* base URL, e.g. http://127.0.0.1:8080 */
+    char *token_file;    /* file holding the bearer token; relative to the config's folder */
+    char *state_dir;     /* seq file (and the spool, later) */
+    char *profiles_dir;  /* default: the installed profiles folder or ./profiles */
+    char *log_level;
+    int64_t interval_ms, timeout_ms, upload_interval_ms, backoff_base_ms, backoff_cap_ms;
+    int retries;
+    size_t max_batch_bytes;
+    ag_device *devices;
+    size_t ndevices;
+} ag_config;
+
+/* Load and validate the file. Returns 0, or -1 with "file:line: what" in err.
+ * Relative paths in the file are resolved against the file's folder. */
+int ag_config_load(ag_config *c, const char *path, char *err, size_t errlen);
+/* Free everything the config owns. */
+void ag_config_free(ag_config *c);
+
+#endif

@@ -1,0 +1,345 @@
+/* main.c — cinemon-agent: poll the devices of one cinema, batch, upload. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "batcher.h"
+#include "config.h"
+#include "log.h"
+#include "poller.h"
+#include "profile.h"
+#include "timeutil.h"
+#include "uploader.h"
+
+#ifndef CINEMON_VERSION
+#define CINEMON_VERSION "0.1.0"
+#endif
+
+/* How long a clean shutdown waits for the last batches to be acknowledged. */
+#define SHUTDOWN_FLUSH_MS 5000
+
+typedef struct agent {
+    uv_loop_t loop;
+    ag_config cfg;
+    ag_profile_set profiles;
+    ag_poller *poller;
+    ag_batcher *batcher;
+    ag_uploader *uploader;
+    uv_timer_t upload_timer, stop_timer;
+    uv_signal_t sigterm, sigint;
+    /* --once */
+    int once;
+    size_t polls_done, polls_ok;
+    int stopping;
+    int64_t stop_deadline_ms;
+} agent;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cinemon-agent -c agent.ini [--once | --check-config] [-v]\n"
+               "  -c, --config FILE   the agent's INI configuration\n"
+               "      --once          poll every device once, print one JSON object per sample, exit\n"
+               "      --check-config  validate the configuration and every profile it uses, exit\n"
+               "  -v, --verbose       debug logging\n"
+               "      --version       print the version\n");
+}
+
+/* ---- --once: print every sample as a JSON line ---- */
+
+static void once_point(void *ud, const ag_device *dev, const char *metric, const char *unit,
+                       const cm_label *labels, size_t nlabels, int64_t ts_ms, double value)
+{
+    (void)ud;
+    (void)unit;
+    json_t *l = json_object();
+    for (size_t i = 0; i < nlabels; i++) json_object_set_new(l, labels[i].key, json_string(labels[i].value));
+    json_t *o = json_pack("{s:s, s:s, s:o, s:f, s:I}", "device", dev->id, "metric", metric,
+                          "labels", l, "value", value, "ts_ms", (json_int_t)ts_ms);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    if (s) printf("%s\n", s);
+    free(s);
+    json_decref(o);
+}
+
+static void shutdown_agent(agent *a);
+
+static void once_done(void *ud, const ag_device *dev, ag_poll_status st, const char *detail)
+{
+    agent *a = ud;
+    (void)dev;
+    (void)detail;
+    a->polls_done++;
+    if (st == AG_POLL_OK) a->polls_ok++;
+    if (a->polls_done == a->cfg.ndevices) shutdown_agent(a);
+}
+
+/* ---- daemon: samples into the batcher ---- */
+
+static void batch_point(void *ud, const ag_device *dev, const char *metric, const char *unit,
+                        const cm_label *labels, size_t nlabels, int64_t ts_ms, double value)
+{
+    agent *a = ud;
+    if (cm_batch_add_point(ag_batcher_current(a->batcher), dev->id, metric, unit, labels, nlabels,
+                           ts_ms, value) != 0)
+        cm_log_limited("batch-add", 60, CM_LOG_ERROR, "out of memory adding a sample of %s",
+                       dev->id);
+}
+
+static void batch_inventory(void *ud, const ag_device *dev, const cm_device_info *info)
+{
+    agent *a = ud;
+    cm_device_info d = *info;
+    d.id = dev->id;
+    if (!d.screen) d.screen = dev->screen;
+    if (!d.kind) d.kind = dev->kind;
+    cm_batch_add_device(ag_batcher_current(a->batcher), &d);
+}
+
+/* Seal the current batch and hand it to the uploader. */
+static void flush_batch(agent *a)
+{
+    char *body;
+    size_t len;
+    uint64_t seq;
+    char err[256];
+    int r = ag_batcher_seal(a->batcher, &body, &len, &seq, err, sizeof err);
+    if (r < 0) cm_log_limited("seal", 60, CM_LOG_ERROR, "cannot seal batch: %s", err);
+    else if (r > 0) ag_uploader_enqueue(a->uploader, seq, body, len);
+}
+
+static void on_upload_timer(uv_timer_t *t)
+{
+    flush_batch(t->data);
+}
+
+static void close_all(agent *a)
+{
+    if (a->poller) ag_poller_close(a->poller);
+    a->poller = NULL;
+    if (a->uploader) ag_uploader_close(a->uploader);
+    a->uploader = NULL;
+    uv_close((uv_handle_t *)&a->upload_timer, NULL);
+    uv_close((uv_handle_t *)&a->stop_timer, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+/* While stopping: wait until the uploader has nothing left or the deadline passed. */
+static void on_stop_timer(uv_timer_t *t)
+{
+    agent *a = t->data;
+    /* Closed here, never from inside a driver callback that may have called us. */
+    if (a->poller) ag_poller_close(a->poller);
+    a->poller = NULL;
+    size_t pending = a->uploader ? ag_uploader_pending(a->uploader) : 0;
+    if (pending && cm_mono_ms() < a->stop_deadline_ms) return;
+    if (pending)
+        cm_warn("stopping with %zu batch(es) not acknowledged by the collector (they are lost: "
+                "durable spooling comes with the spool)", pending);
+    uv_timer_stop(t);
+    close_all(a);
+}
+
+static void shutdown_agent(agent *a)
+{
+    if (a->stopping) return;
+    a->stopping = 1;
+    uv_timer_stop(&a->upload_timer);
+    if (!a->once && a->batcher) flush_batch(a);
+    a->stop_deadline_ms = cm_mono_ms() + SHUTDOWN_FLUSH_MS;
+    uv_timer_start(&a->stop_timer, on_stop_timer, 0, 50);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    agent *a = s->data;
+    cm_info("signal %d: stopping", signum);
+    shutdown_agent(a);
+}
+
+/* Read the bearer token from its file: one line, surrounding white space removed. */
+static char *read_token(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "token_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+        cm_warn("token_file %s is readable by other users; chmod 600 it", path);
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *s = buf;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    size_t l = strlen(s);
+    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
+        s[--l] = '\0';
+    if (l == 0 || strpbrk(s, " \t\r\n")) {
+        snprintf(err, errlen, "token_file %s: expected the token on one line", path);
+        return NULL;
+    }
+    return strdup(s);
+}
+
+/* Every device must name a loaded profile (or none, for sysObjectID selection). */
+static int check_profiles(const agent *a, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < a->cfg.ndevices; i++) {
+        const ag_device *d = &a->cfg.devices[i];
+        if (d->profile && !ag_profile_find(&a->profiles, d->profile)) {
+            snprintf(err, errlen, "%s:%d: [device \"%s\"]: profile '%s' not found in %s",
+                     a->cfg.path, d->line, d->id, d->profile, a->cfg.profiles_dir);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"once", no_argument, 0, 'o'},
+                                         {"check-config", no_argument, 0, 'k'},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *cfg_path = NULL;
+    int once = 0, check = 0, verbose = 0, c;
+    while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cfg_path = optarg; break;
+        case 'o': once = 1; break;
+        case 'k': check = 1; break;
+        case 'v': verbose = 1; break;
+        case 'V': printf("cinemon-agent %s\n", CINEMON_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!cfg_path || optind != argc || (once && check)) {
+        usage(stderr);
+        return 2;
+    }
+    cm_log_init("cinemon-agent", verbose ? CM_LOG_DEBUG : CM_LOG_INFO);
+
+    static agent a;
+    char err[1024];
+    if (ag_config_load(&a.cfg, cfg_path, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-agent: %s\n", err);
+        return 2;
+    }
+    cm_log_level lvl;
+    if (!verbose && a.cfg.log_level) {
+        if (cm_log_level_parse(a.cfg.log_level, &lvl) != 0) {
+            fprintf(stderr, "cinemon-agent: %s: log_level must be debug, info, warn or error\n",
+                    cfg_path);
+            ag_config_free(&a.cfg);
+            return 2;
+        }
+        cm_log_init(NULL, lvl);
+    }
+    if (ag_profiles_load_dir(a.cfg.profiles_dir, &a.profiles, err, sizeof err) != 0 ||
+        check_profiles(&a, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-agent: %s\n", err);
+        ag_profiles_free(&a.profiles);
+        ag_config_free(&a.cfg);
+        return 2;
+    }
+    if (check) {
+        printf("%s: OK (%zu devices, %zu profiles)\n", cfg_path, a.cfg.ndevices,
+               a.profiles.nprofiles);
+        ag_profiles_free(&a.profiles);
+        ag_config_free(&a.cfg);
+        return 0;
+    }
+    int rc = 0;
+    char *token = NULL;
+    a.once = once;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    uv_loop_init(&a.loop);
+    uv_timer_init(&a.loop, &a.upload_timer);
+    uv_timer_init(&a.loop, &a.stop_timer);
+    a.upload_timer.data = a.stop_timer.data = &a;
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_signal_init(&a.loop, &a.sigint);
+    a.sigterm.data = a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    signal(SIGPIPE, SIG_IGN);
+
+    ag_sink sink;
+    if (once) {
+        sink = (ag_sink){.ud = &a, .point = once_point, .done = once_done};
+        if (a.cfg.ndevices == 0) {
+            fprintf(stderr, "cinemon-agent: %s: no [device] sections\n", cfg_path);
+            rc = 1;
+            goto stop;
+        }
+    } else {
+        if (!a.cfg.collector_url || !a.cfg.token_file) {
+            fprintf(stderr, "cinemon-agent: %s: [agent] needs collector_url and token_file\n",
+                    cfg_path);
+            rc = 2;
+            goto stop;
+        }
+        if (!(token = read_token(a.cfg.token_file, err, sizeof err)) ||
+            ag_batcher_open(&a.batcher, &a.cfg, CINEMON_VERSION, err, sizeof err) != 0) {
+            fprintf(stderr, "cinemon-agent: %s\n", err);
+            rc = 1;
+            goto stop;
+        }
+        char url[1024];
+        size_t ul = strlen(a.cfg.collector_url);
+        snprintf(url, sizeof url, "%.*s/api/v1/ingest",
+                 (int)(ul && a.cfg.collector_url[ul - 1] == '/' ? ul - 1 : ul), a.cfg.collector_url);
+        ag_uploader_opts uo = {.url = url,
+                               .token = token,
+                               .timeout_ms = 30000,
+                               .backoff_base_ms = a.cfg.backoff_base_ms,
+                               .backoff_cap_ms = a.cfg.backoff_cap_ms};
+        if (ag_uploader_open(&a.uploader, &a.loop, &uo, err, sizeof err) != 0) {
+            fprintf(stderr, "cinemon-agent: %s\n", err);
+            rc = 1;
+            goto stop;
+        }
+        sink = (ag_sink){.ud = &a, .point = batch_point, .inventory = batch_inventory};
+        uv_timer_start(&a.upload_timer, on_upload_timer, (uint64_t)a.cfg.upload_interval_ms,
+                       (uint64_t)a.cfg.upload_interval_ms);
+        cm_info("site %s, agent %s: polling %zu devices, uploading to %s every %.1f s", a.cfg.site,
+                a.cfg.agent_id, a.cfg.ndevices, url, (double)a.cfg.upload_interval_ms / 1000.0);
+    }
+    if (ag_poller_open(&a.poller, &a.loop, &a.cfg, &a.profiles, &sink, once, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-agent: %s\n", err);
+        rc = 1;
+        goto stop;
+    }
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    if (once && a.polls_ok == 0) {
+        fprintf(stderr, "cinemon-agent: no device answered\n");
+        rc = 1;
+    }
+    goto done;
+stop:
+    a.stopping = 1;
+    close_all(&a);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+done:
+    if (uv_loop_close(&a.loop) != 0) cm_warn("event loop closed with handles still open");
+    if (a.batcher) ag_batcher_close(a.batcher);
+    free(token);
+    curl_global_cleanup();
+    ag_profiles_free(&a.profiles);
+    ag_config_free(&a.cfg);
+    return rc;
+}

@@ -1,0 +1,278 @@
+/* config.c — collector.ini through common/conf.h; every error names file:line. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define DEFAULT_STORE_PATH "./cinemon.db"
+
+void co_config_defaults(co_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "%s", DEFAULT_LISTEN);
+    char e[8];
+    co_config_parse_listen(c->listen, &c->addr, &c->addrlen, e, sizeof e);
+    c->threads = 4;
+    c->max_connections = 1024;
+    c->timeout_ms = 30000;
+    c->max_body_bytes = 16u << 20;
+    c->max_json_depth = 8;
+    c->log_level = CM_LOG_INFO;
+    c->backend = CO_BACKEND_SQLITE;
+}
+
+void co_config_free(co_config *c)
+{
+    free(c->path);
+    free(c->store_path);
+    c->path = c->store_path = NULL;
+}
+
+static int parse_port(const char *s, unsigned *port)
+{
+    if (*s == '\0') return -1;
+    unsigned v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || p - s > 5) return -1;
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    if (v > 65535) return -1;
+    *port = v;
+    return 0;
+}
+
+int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                           size_t errlen)
+{
+    char host[64];
+    const char *port_s;
+    memset(ss, 0, sizeof *ss);
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "'%s': expected [ipv6-address]:port", s);
+            return -1;
+        }
+        size_t n = (size_t)(close - s - 1);
+        if (n == 0 || n >= sizeof host) {
+            snprintf(err, errlen, "'%s': bad IPv6 address", s);
+            return -1;
+        }
+        memcpy(host, s + 1, n);
+        host[n] = '\0';
+        port_s = close + 2;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
+            snprintf(err, errlen, "'%s': '%s' is not an IPv6 address", s, host);
+            return -1;
+        }
+        a6->sin6_family = AF_INET6;
+        *len = sizeof *a6;
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (!colon) {
+            snprintf(err, errlen, "'%s': expected host:port (e.g. 127.0.0.1:8080)", s);
+            return -1;
+        }
+        size_t n = (size_t)(colon - s);
+        if (n >= sizeof host || memchr(s, ':', n)) {
+            snprintf(err, errlen, "'%s': expected host:port (IPv6 as [addr]:port)", s);
+            return -1;
+        }
+        memcpy(host, s, n);
+        host[n] = '\0';
+        port_s = colon + 1;
+        struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+        const char *h = host;
+        if (n == 0 || strcmp(host, "*") == 0)
+            h = "0.0.0.0";
+        else if (strcmp(host, "localhost") == 0)
+            h = "127.0.0.1";
+        if (inet_pton(AF_INET, h, &a4->sin_addr) != 1) {
+            snprintf(err, errlen, "'%s': '%s' is not an IPv4 address", s, host);
+            return -1;
+        }
+        a4->sin_family = AF_INET;
+        *len = sizeof *a4;
+    }
+    unsigned port;
+    if (parse_port(port_s, &port) != 0) {
+        snprintf(err, errlen, "'%s': port must be a number 0..65535", s);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
+int co_config_parse_size(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0':
+        break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    default:
+        return -1;
+    }
+    if (shift && (*end == 'i' || *end == 'I')) end++;
+    if (shift && (*end == 'b' || *end == 'B')) end++;
+    if (*end != '\0' || v > (UINT64_MAX >> shift)) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+char *co_config_resolve_path(const char *ini_path, const char *p)
+{
+    if (p[0] == '/' || strcmp(p, ":memory:") == 0) return strdup(p);
+    const char *slash = strrchr(ini_path, '/');
+    if (!slash) return strdup(p);
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    size_t dl = (size_t)(slash - ini_path) + 1; /* keep the slash ("/x.ini" → "/") */
+    size_t pl = strlen(p);
+    char *r = malloc(dl + pl + 1);
+    if (!r) return NULL;
+    memcpy(r, ini_path, dl);
+    memcpy(r + dl, p, pl + 1);
+    return r;
+}
+
+static cm_conf_entry *find_entry(cm_conf_section *s, const char *key)
+{
+    for (size_t i = 0; s && i < s->nentries; i++)
+        if (strcmp(s->entries[i].key, key) == 0) return &s->entries[i];
+    return NULL;
+}
+
+/* Every section must be [collector] or [store], each at most once (conf.c rejects repeats). */
+static int check_sections(const cm_conf *cf, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cf->nsections; i++) {
+        const cm_conf_section *s = &cf->sections[i];
+        if ((strcmp(s->name, "collector") != 0 && strcmp(s->name, "store") != 0) || s->arg) {
+            cm_conf_errf(cf, s->line, err, errlen,
+                         "unknown section [%s%s%s%s] (expected [collector] or [store])", s->name,
+                         s->arg ? " \"" : "", s->arg ? s->arg : "", s->arg ? "\"" : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_collector(co_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "collector", NULL);
+    const char *str = NULL;
+    int64_t v;
+    int r;
+
+    if ((r = cm_conf_str(cf, s, "listen", &str, err, errlen)) < 0) return -1;
+    if (r == 1) {
+        char why[200];
+        if (strlen(str) >= sizeof c->listen ||
+            co_config_parse_listen(str, &c->addr, &c->addrlen, why, sizeof why) != 0) {
+            if (strlen(str) >= sizeof c->listen) snprintf(why, sizeof why, "address too long");
+            cm_conf_errf(cf, find_entry(s, "listen")->line, err, errlen,
+                         "key 'listen' in [collector]: %s", why);
+            return -1;
+        }
+        snprintf(c->listen, sizeof c->listen, "%s", str);
+    }
+    v = c->threads;
+    if (cm_conf_int(cf, s, "threads", 1, 256, &v, err, errlen) < 0) return -1;
+    c->threads = (int)v;
+    v = c->max_connections;
+    if (cm_conf_int(cf, s, "max_connections", 1, 65536, &v, err, errlen) < 0) return -1;
+    c->max_connections = (unsigned)v;
+    if (cm_conf_duration(cf, s, "timeout", 1000, 3600000, &c->timeout_ms, err, errlen) < 0)
+        return -1;
+
+    if ((r = cm_conf_str(cf, s, "max_body_bytes", &str, err, errlen)) < 0) return -1;
+    if (r == 1) {
+        uint64_t n;
+        if (co_config_parse_size(str, &n) != 0 || n < 1024 || n > (1ull << 30)) {
+            cm_conf_errf(cf, find_entry(s, "max_body_bytes")->line, err, errlen,
+                         "key 'max_body_bytes' in [collector]: '%s' is not a size between 1k "
+                         "and 1G (e.g. 16M)",
+                         str);
+            return -1;
+        }
+        c->max_body_bytes = (size_t)n;
+    }
+    v = (int64_t)c->max_json_depth;
+    if (cm_conf_int(cf, s, "max_json_depth", 4, 64, &v, err, errlen) < 0) return -1;
+    c->max_json_depth = (size_t)v;
+
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int lvl = (int)c->log_level;
+    if (cm_conf_enum(cf, s, "log_level", levels, &lvl, err, errlen) < 0) return -1;
+    c->log_level = (cm_log_level)lvl;
+    return 0;
+}
+
+static int load_store(co_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "store", NULL);
+    static const char *const backends[] = {"sqlite", NULL};
+    int b = (int)c->backend;
+    if (cm_conf_enum(cf, s, "backend", backends, &b, err, errlen) < 0) return -1;
+    c->backend = (co_backend)b;
+    const char *p = DEFAULT_STORE_PATH;
+    if (cm_conf_str(cf, s, "path", &p, err, errlen) < 0) return -1;
+    c->store_path = co_config_resolve_path(cf->path, p);
+    if (!c->store_path) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int co_config_load(co_config *c, const char *path, char *err, size_t errlen)
+{
+    co_config_defaults(c);
+    c->path = strdup(path);
+    if (!c->path) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    cm_conf cf;
+    if (cm_conf_load(&cf, path, err, errlen) != 0) {
+        cm_conf_free(&cf);
+        return -1;
+    }
+    int rc = -1;
+    if (check_sections(&cf, err, errlen) == 0 && load_collector(c, &cf, err, errlen) == 0 &&
+        load_store(c, &cf, err, errlen) == 0 && cm_conf_check_unused(&cf, err, errlen) == 0)
+        rc = 0;
+    cm_conf_free(&cf);
+    return rc;
+}

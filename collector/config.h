@@ -1,0 +1,45 @@
+/* config.h — collector.ini: the [collector] daemon settings and the [store] backend. */
+#ifndef CO_CONFIG_H
+#define CO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+typedef enum { CO_BACKEND_SQLITE = 0 } co_backend;
+
+typedef struct co_config {
+    char *path;                   /* the ini file as given */
+    char listen[80];              /* listen address as written, e.g. "127.0.0.1:8080" */
+    struct sockaddr_storage addr; /* ... and parsed */
+    socklen_t addrlen;
+    int threads;              /* HTTP thread pool size */
+    unsigned max_connections; /* open connections at most */
+    int64_t timeout_ms;       /* idle connection timeout */
+    size_t max_body_bytes;    /* request body limit, compressed and inflated */
+    size_t max_json_depth;    /* JSON nesting depth of a batch */
+    cm_log_level log_level;
+    co_backend backend;
+    char *store_path; /* resolved against the ini file's folder */
+} co_config;
+
+/* Fill c with the defaults (no allocation; co_config_free is still safe). */
+void co_config_defaults(co_config *c);
+/* Load and validate path into c (defaults first). Returns 0, or -1 with "file:line: what" in
+ * err. c is to be freed with co_config_free either way. */
+int co_config_load(co_config *c, const char *path, char *err, size_t errlen);
+void co_config_free(co_config *c);
+
+/* Parse "host:port", "[v6addr]:port", "*:port" or ":port" (all IPv4 interfaces); host is a
+ * numeric address or "localhost". Returns 0, or -1 with the reason in err. */
+int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                           size_t errlen);
+/* Parse a byte size "16777216", "64k", "16M", "1G" (binary units). 0 or -1. */
+int co_config_parse_size(const char *s, uint64_t *out);
+/* p unchanged when absolute (or ":memory:"), else joined to the folder of ini_path.
+ * Returns a new string (caller frees) or NULL when out of memory. */
+char *co_config_resolve_path(const char *ini_path, const char *p);
+
+#endif

@@ -1,0 +1,555 @@
+/* http.c — libmicrohttpd access handler: per-request state, bounded body accumulation with
+ * streaming gzip inflation, routing, JSON responses, request metrics and boundary logging. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "log.h"
+#include "timeutil.h"
+
+#define JSON_TYPE "application/json"
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define GET_ALLOW "GET, HEAD"
+
+typedef enum { H_INGEST, H_QUERY, H_METRICS } handler_kind;
+
+typedef struct route {
+    const char *path;
+    handler_kind kind;
+    co_query_fn fn; /* H_QUERY */
+} route;
+
+static const route routes[] = {
+    {"/api/v1/ingest", H_INGEST, NULL},
+    {"/api/v1/sites", H_QUERY, co_query_sites},
+    {"/api/v1/devices", H_QUERY, co_query_devices},
+    {"/api/v1/latest", H_QUERY, co_query_latest},
+    {"/api/v1/series", H_QUERY, co_query_series},
+    {"/healthz", H_QUERY, co_query_health},
+    {"/metrics", H_METRICS, NULL},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+static const char *const route_paths[NROUTES] = {
+    "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest",
+    "/api/v1/series", "/healthz",      "/metrics",
+};
+
+struct co_http {
+    struct MHD_Daemon *d;
+    co_http_deps deps;
+    size_t max_body;
+    unsigned port;
+    atomic_long inflight;
+};
+
+/* One request's state, from the first call of the access handler to completion. */
+typedef struct req {
+    const route *rt; /* NULL: unknown path */
+    size_t route_idx;
+    int64_t t0;
+    char peer[INET6_ADDRSTRLEN + 8];
+    bool answered;    /* a response is queued */
+    unsigned pending; /* error status decided mid-upload, answered at the end */
+    json_t *pending_body;
+    size_t discarded; /* bytes thrown away after the decision */
+    co_principal who;
+    size_t wire_bytes; /* body bytes as received */
+    char *buf;         /* the (inflated) body */
+    size_t len, cap;
+    bool gzip, z_init, z_end;
+    z_stream z;
+} req;
+
+const char *const *co_http_paths(size_t *n)
+{
+    *n = NROUTES;
+    return route_paths;
+}
+
+static json_t *error_json(const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static json_t *error_json(const char *at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:s, s:s}", "error", msg, "at", at ? at : "");
+}
+
+/* json_dump_callback sink into a malloc'ed buffer that MHD will free(). */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+} outbuf;
+
+static int out_append(const char *s, size_t n, void *data)
+{
+    outbuf *o = data;
+    if (o->len + n + 1 > o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 4096;
+        while (nc < o->len + n + 1)
+            nc *= 2;
+        char *np = realloc(o->p, nc);
+        if (!np) return -1;
+        o->p = np;
+        o->cap = nc;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+    return 0;
+}
+
+static void log_request(const req *r, const char *method, const char *url, unsigned status,
+                        const json_t *body)
+{
+    double ms = (double)(cm_mono_ms() - r->t0);
+    cm_debug("%s %s %u %.0fms %s", method, url, status, ms, r->peer);
+    if (status >= 400 && status < 500) {
+        const char *msg = json_string_value(json_object_get(body, "error"));
+        const char *at = json_string_value(json_object_get(body, "at"));
+        char key[32];
+        snprintf(key, sizeof key, "http-%u", status);
+        cm_log_limited(key, 10, CM_LOG_WARN, "%s %s from %s: %u %s%s%s", method, url, r->peer,
+                       status, msg ? msg : "", at && at[0] ? " at " : "", at && at[0] ? at : "");
+    }
+}
+
+/* Queue text (taken: malloc'ed, freed by MHD) with content type and the headers status needs. */
+static enum MHD_Result queue_text(struct MHD_Connection *c, req *r, unsigned status, char *text,
+                                  size_t len, const char *type)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                r->rt && r->rt->kind == H_INGEST ? "POST" : GET_ALLOW);
+    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ok = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* Answer with body (taken; NULL means out of memory → 500). */
+static enum MHD_Result respond(struct MHD_Connection *c, co_http *h, req *r, const char *method,
+                               const char *url, unsigned status, json_t *body)
+{
+    outbuf o = {0};
+    if (!body || json_dump_callback(body, out_append, &o, JSON_COMPACT) != 0 ||
+        out_append("\n", 1, &o) != 0) {
+        free(o.p);
+        o = (outbuf){0};
+        status = 500;
+        static const char oom[] = "{\"error\":\"out of memory\",\"at\":\"\"}\n";
+        o.p = strdup(oom);
+        o.len = o.p ? sizeof oom - 1 : 0;
+        if (!o.p) {
+            json_decref(body);
+            return MHD_NO;
+        }
+    }
+    log_request(r, method, url, status, body);
+    json_decref(body);
+    co_metrics_request(h->deps.metrics, r->route_idx, status);
+    enum MHD_Result ok = queue_text(c, r, status, o.p, o.len, JSON_TYPE);
+    if (ok == MHD_YES) r->answered = true;
+    return ok;
+}
+
+static void peer_of(struct MHD_Connection *c, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, len, "?");
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
+        snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
+        snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+    }
+}
+
+/* Make room for at least `need` more bytes, never beyond max + 1 in total. 0 or -1. */
+static int grow(req *r, size_t need, size_t max)
+{
+    if (r->len + need <= r->cap) return 0;
+    if (r->len + need > max + 1) return -1;
+    size_t nc = r->cap ? r->cap * 2 : 65536;
+    if (nc < r->len + need) nc = r->len + need;
+    if (nc > max + 1) nc = max + 1;
+    char *np = realloc(r->buf, nc);
+    if (!np) return -1;
+    r->buf = np;
+    r->cap = nc;
+    return 0;
+}
+
+/* Take n body bytes. Returns 0, or an error status with *body set. */
+static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **body)
+{
+    size_t max = h->max_body;
+    r->wire_bytes += n;
+    if (r->wire_bytes > max) {
+        *body = error_json("", "request body larger than %zu bytes", max);
+        return 413;
+    }
+    if (!r->gzip) {
+        if (grow(r, n, max) != 0) {
+            *body = error_json("", "out of memory for the request body");
+            return 503;
+        }
+        memcpy(r->buf + r->len, data, n);
+        r->len += n;
+        return 0;
+    }
+    if (r->z_end) {
+        *body = error_json("", "data after the end of the gzip stream");
+        return 400;
+    }
+    r->z.next_in = (Bytef *)(uintptr_t)data;
+    r->z.avail_in = (uInt)n;
+    while (r->z.avail_in > 0) {
+        if (r->len == r->cap && grow(r, 1, max) != 0) {
+            if (r->len > max) {
+                *body = error_json("", "inflated request body larger than %zu bytes", max);
+                return 413;
+            }
+            *body = error_json("", "out of memory for the request body");
+            return 503;
+        }
+        r->z.next_out = (Bytef *)r->buf + r->len;
+        r->z.avail_out = (uInt)(r->cap - r->len);
+        int zr = inflate(&r->z, Z_NO_FLUSH);
+        r->len = r->cap - r->z.avail_out;
+        if (r->len > max) {
+            *body = error_json("", "inflated request body larger than %zu bytes", max);
+            return 413;
+        }
+        if (zr == Z_STREAM_END) {
+            r->z_end = true;
+            if (r->z.avail_in > 0) {
+                *body = error_json("", "data after the end of the gzip stream");
+                return 400;
+            }
+            break;
+        }
+        if (zr == Z_MEM_ERROR) {
+            *body = error_json("", "out of memory while inflating");
+            return 503;
+        }
+        if (zr != Z_OK && !(zr == Z_BUF_ERROR && r->z.avail_out == 0)) {
+            *body = error_json("", "body is not valid gzip (%s)", r->z.msg ? r->z.msg : "corrupt");
+            return 400;
+        }
+    }
+    return 0;
+}
+
+/* First call: route, method, headers and credentials. 0 to go on, else answered/failed. */
+static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *method, unsigned *status,
+                 json_t **body)
+{
+    if (!r->rt) {
+        *status = 404;
+        *body =
+            error_json("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
+                           "/api/v1/latest, /api/v1/series, /api/v1/ingest, /healthz, /metrics)");
+        return 1;
+    }
+    bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    bool ok = r->rt->kind == H_INGEST ? !strcmp(method, MHD_HTTP_METHOD_POST) : is_get;
+    if (!ok) {
+        *status = 405;
+        *body = error_json("", "method %s not allowed here (allowed: %s)", method,
+                           r->rt->kind == H_INGEST ? "POST" : GET_ALLOW);
+        return 1;
+    }
+    if (r->rt->kind != H_INGEST) return 0;
+
+    co_ingest *ing = h->deps.ingest;
+    const char *enc =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (enc && (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip"))) {
+        r->gzip = true;
+        if (inflateInit2(&r->z, 16 + MAX_WBITS) != Z_OK) {
+            *status = 503;
+            *body = error_json("", "cannot start inflating");
+            co_metrics_ingest(h->deps.metrics, CO_INGEST_FAILED, 0);
+            return 1;
+        }
+        r->z_init = true;
+    } else if (enc && strcasecmp(enc, "identity") != 0) {
+        *status = 415;
+        *body = error_json("Content-Encoding",
+                           "unsupported Content-Encoding '%.40s' (use gzip or none)", enc);
+        co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
+        return 1;
+    }
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        errno = 0;
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && *end == '\0' && n > h->max_body) {
+            *status = 413;
+            *body = error_json("", "request body of %llu bytes is larger than %zu bytes", n,
+                               h->max_body);
+            co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
+            return 1;
+        }
+        if (errno == 0 && *end == '\0' && !r->gzip && n > 0 &&
+            grow(r, (size_t)n + 1, h->max_body) != 0) {
+            *status = 503;
+            *body = error_json("", "out of memory for the request body");
+            return 1;
+        }
+    }
+    const char *authz =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned st = co_ingest_auth(ing, authz, &r->who, body);
+    if (st) {
+        *status = st;
+        return 1;
+    }
+    return 0;
+}
+
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return te || (cl && strcmp(cl, "0") != 0);
+}
+
+typedef struct argv_ctx {
+    co_query_arg args[CO_QUERY_MAX_ARGS];
+    size_t n;
+    bool overflow;
+} argv_ctx;
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    argv_ctx *a = cls;
+    if (a->n == CO_QUERY_MAX_ARGS) {
+        a->overflow = true;
+        return MHD_NO;
+    }
+    a->args[a->n++] = (co_query_arg){key, value ? value : ""};
+    return MHD_YES;
+}
+
+/* Final call: the whole request is here. */
+static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, const char *method,
+                              const char *url)
+{
+    json_t *body = NULL;
+    unsigned status;
+    switch (r->rt->kind) {
+    case H_INGEST:
+        co_metrics_ingest_bytes(h->deps.metrics, r->wire_bytes);
+        if (r->gzip && !r->z_end) {
+            co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
+            return respond(c, h, r, method, url, 400, error_json("", "truncated gzip body"));
+        }
+        status = co_ingest_batch(h->deps.ingest, &r->who, r->buf ? r->buf : "", r->len, &body);
+        return respond(c, h, r, method, url, status, body);
+    case H_QUERY: {
+        argv_ctx a = {0};
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
+        if (a.overflow)
+            return respond(c, h, r, method, url, 400,
+                           error_json("", "more than %d query parameters", CO_QUERY_MAX_ARGS));
+        status = r->rt->fn(h->deps.query, a.args, a.n, &body);
+        return respond(c, h, r, method, url, status, body);
+    }
+    case H_METRICS: {
+        size_t len = 0;
+        char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
+        if (!text) return respond(c, h, r, method, url, 500, error_json("", "out of memory"));
+        log_request(r, method, url, 200, NULL);
+        co_metrics_request(h->deps.metrics, r->route_idx, 200);
+        enum MHD_Result ok = queue_text(c, r, 200, text, len, METRICS_TYPE);
+        r->answered = ok == MHD_YES;
+        return ok;
+    }
+    }
+    return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    co_http *h = cls;
+    req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&h->inflight, 1);
+        r->t0 = cm_mono_ms();
+        r->route_idx = NROUTES;
+        for (size_t i = 0; i < NROUTES; i++)
+            if (strcmp(url, routes[i].path) == 0) {
+                r->rt = &routes[i];
+                r->route_idx = i;
+            }
+        peer_of(c, r->peer, sizeof r->peer);
+        unsigned status = 0;
+        json_t *body = NULL;
+        if (begin(c, h, r, method, &status, &body) != 0) {
+            /* With a body to come, answer now (MHD then closes the connection instead of
+             * reading it); without one, answer at the final call and keep the connection. */
+            if (has_body(c)) return respond(c, h, r, method, url, status, body);
+            r->pending = status;
+            r->pending_body = body;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->answered || r->pending || !r->rt || r->rt->kind != H_INGEST) {
+            /* Discard what follows a decision, but do not read an endless body for it. */
+            r->discarded += n;
+            return r->discarded > h->max_body ? MHD_NO : MHD_YES;
+        }
+        json_t *body = NULL;
+        unsigned st = feed(h, r, upload_data, n, &body);
+        if (st) {
+            co_metrics_ingest(h->deps.metrics, st == 503 ? CO_INGEST_FAILED : CO_INGEST_REJECTED,
+                              0);
+            co_metrics_ingest_bytes(h->deps.metrics, r->wire_bytes);
+            /* Free the body now: never hold more than the limit. */
+            free(r->buf);
+            r->buf = NULL;
+            r->len = r->cap = 0;
+            r->pending = st;
+            r->pending_body = body;
+        }
+        return MHD_YES;
+    }
+    if (r->answered) return MHD_YES;
+    if (r->pending) {
+        json_t *body = r->pending_body;
+        r->pending_body = NULL;
+        return respond(c, h, r, method, url, r->pending, body);
+    }
+    return finish(c, h, r, method, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)c;
+    co_http *h = cls;
+    req *r = *con_cls;
+    if (!r) return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+        cm_debug("http: request from %s ended early (%d)", r->peer, (int)toe);
+    if (r->z_init) inflateEnd(&r->z);
+    json_decref(r->pending_body);
+    free(r->buf);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+        msg[--l] = '\0';
+    cm_log_limited("mhd", 10, CM_LOG_WARN, "http: %s", msg);
+}
+
+int co_http_start(co_http **out, const co_config *cfg, const co_http_deps *deps, char *err,
+                  size_t errlen)
+{
+    co_http *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    h->deps = *deps;
+    h->max_body = cfg->max_body_bytes;
+    atomic_init(&h->inflight, 0);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (cfg->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    uint16_t port =
+        ntohs(cfg->addr.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
+                                              : ((const struct sockaddr_in *)&cfg->addr)->sin_port);
+    unsigned timeout_s = (unsigned)((cfg->timeout_ms + 999) / 1000);
+    h->d = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!h->d) {
+        snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted?)",
+                 cfg->listen);
+        free(h);
+        return -1;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : 0;
+    *out = h;
+    return 0;
+}
+
+unsigned co_http_port(const co_http *h)
+{
+    return h->port;
+}
+
+void co_http_stop(co_http *h, long grace_ms)
+{
+    if (!h) return;
+    MHD_socket ls = MHD_quiesce_daemon(h->d);
+    int64_t deadline = cm_mono_ms() + grace_ms;
+    while (atomic_load(&h->inflight) > 0 && cm_mono_ms() < deadline)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    long left = atomic_load(&h->inflight);
+    if (left > 0) cm_warn("http: stopping with %ld request(s) still in flight", left);
+    MHD_stop_daemon(h->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    free(h);
+}

@@ -1,0 +1,40 @@
+/* ingest.h — POST /api/v1/ingest: authenticate the agent's token, decode and validate the
+ * batch, check the agent may write its site, hand it to the writer. HTTP-agnostic: each step
+ * returns the status code and the JSON body to answer with. */
+#ifndef CO_INGEST_H
+#define CO_INGEST_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "batch.h"
+#include "metrics.h"
+#include "store.h"
+#include "wire.h"
+#include "writer.h"
+
+typedef struct co_ingest co_ingest;
+
+/* Who a valid token belongs to. */
+typedef struct co_principal {
+    char agent_id[CM_MAX_NAME + 1];
+    char site[CM_MAX_NAME + 1];
+} co_principal;
+
+/* New ingest on store s (token lookups) and writer w; neither owned. Token lookups are cached
+ * in memory for token_ttl_ms (0 = 10 s). limits are copied. NULL on OOM. */
+co_ingest *co_ingest_new(co_store *s, co_writer *w, co_metrics *m, const cm_wire_limits *limits,
+                         long token_ttl_ms);
+void co_ingest_free(co_ingest *ing);
+
+/* Check an Authorization header value (NULL when absent). Returns 0 with *who filled, or the
+ * status to answer (401, or 503 when the store failed) with *body set (caller decrefs).
+ * Counts unauthorized attempts. Thread-safe. */
+unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, json_t **body);
+/* Decode, validate and commit the (inflated) body for who. Returns the status (200, 400, 403,
+ * 503) and sets *body: {"ack": seq} or {"error": ..., "at": ...} (caller decrefs). Blocks
+ * until the writer committed the batch. Thread-safe. */
+unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
+                         json_t **body);
+
+#endif

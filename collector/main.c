@@ -1,0 +1,256 @@
+/* main.c — cinemon-collector: run the server, add a token, or check the configuration. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "batch.h"
+#include "config.h"
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "metrics.h"
+#include "query.h"
+#include "store.h"
+#include "token.h"
+#include "writer.h"
+
+#ifndef CINEMON_VERSION
+#define CINEMON_VERSION "0.1.0"
+#endif
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define SHUTDOWN_GRACE_MS 10000
+#define WRITER_MAX_GROUP 256
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cinemon-collector -c FILE                 run the collector\n"
+            "       cinemon-collector -c FILE --check-config  validate FILE and exit\n"
+            "       cinemon-collector -c FILE token add --agent ID --site CODE\n"
+            "                                                 create an agent token; it is\n"
+            "                                                 printed once, only its hash is kept\n"
+            "       cinemon-collector -h | --help | --version\n"
+            "exit status: 0 ok, 1 runtime error, 2 usage or configuration error\n");
+}
+
+static int valid_ident(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CM_MAX_NAME) return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f) return 0;
+    return 1;
+}
+
+/* `token add --agent ID --site CODE` (args after "token"). */
+static int cmd_token(const co_config *cfg, int argc, char **argv)
+{
+    const char *agent = NULL, *site = NULL;
+    if (argc < 1 || strcmp(argv[0], "add") != 0) {
+        fprintf(stderr, "cinemon-collector: unknown token command (expected: token add --agent ID "
+                        "--site CODE)\n");
+        return EXIT_USAGE;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        size_t nl = 0;
+        if (!strncmp(a, "--agent", 7) && (a[7] == '\0' || a[7] == '='))
+            dst = &agent, nl = 7;
+        else if (!strncmp(a, "--site", 6) && (a[6] == '\0' || a[6] == '='))
+            dst = &site, nl = 6;
+        if (!dst) {
+            fprintf(stderr, "cinemon-collector: token add: unknown argument '%s'\n", a);
+            return EXIT_USAGE;
+        }
+        if (a[nl] == '=') {
+            *dst = a + nl + 1;
+        } else if (i + 1 < argc) {
+            *dst = argv[++i];
+        } else {
+            fprintf(stderr, "cinemon-collector: token add: %s needs a value\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!agent || !site) {
+        fprintf(stderr, "cinemon-collector: token add needs --agent ID and --site CODE\n");
+        return EXIT_USAGE;
+    }
+    if (!valid_ident(agent) || !valid_ident(site)) {
+        fprintf(stderr,
+                "cinemon-collector: token add: agent id and site must be 1..%d "
+                "printable bytes without spaces\n",
+                CM_MAX_NAME);
+        return EXIT_USAGE;
+    }
+
+    char err[512];
+    co_store *store = NULL;
+    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+        return EXIT_RUNTIME;
+    }
+    char token[CO_TOKEN_HEX_LEN + 1], hash[CO_HASH_HEX_LEN + 1];
+    int rc = EXIT_RUNTIME;
+    if (co_token_generate(token, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: %s\n", err);
+    } else if (co_token_hash(token, strlen(token), hash) != 0) {
+        fprintf(stderr, "cinemon-collector: cannot hash the token\n");
+    } else if (co_store_token_add(store, hash, agent, site, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+    } else {
+        printf("%s\n", token);
+        fflush(stdout);
+        fprintf(stderr,
+                "token for agent %s at site %s created; it is shown only now, "
+                "the collector keeps its SHA-256\n",
+                agent, site);
+        rc = 0;
+    }
+    memset(token, 0, sizeof token);
+    co_store_close(store);
+    return rc;
+}
+
+/* Run until SIGTERM or SIGINT; signals are taken synchronously by this thread. */
+static int run(const co_config *cfg)
+{
+    char err[512];
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+    cm_arena_json_install();
+
+    co_store *store = NULL;
+    co_writer *writer = NULL;
+    co_metrics *metrics = NULL;
+    co_ingest *ingest = NULL;
+    co_query *query = NULL;
+    co_http *http = NULL;
+    int rc = EXIT_RUNTIME;
+
+    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
+        cm_error("store %s: %s", cfg->store_path, err);
+        goto out;
+    }
+    if (co_writer_start(&writer, store, WRITER_MAX_GROUP, err, sizeof err) != 0) {
+        cm_error("writer: %s", err);
+        goto out;
+    }
+    size_t npaths;
+    const char *const *paths = co_http_paths(&npaths);
+    cm_wire_limits lim = {
+        .max_depth = cfg->max_json_depth, .max_series = 100000, .max_points = 1000000};
+    metrics = co_metrics_new(paths, npaths);
+    ingest = metrics ? co_ingest_new(store, writer, metrics, &lim, 10000) : NULL;
+    query = co_query_new(store);
+    if (!metrics || !ingest || !query) {
+        cm_error("out of memory");
+        goto out;
+    }
+    co_http_deps deps = {ingest, query, metrics, writer, store};
+    if (co_http_start(&http, cfg, &deps, err, sizeof err) != 0) {
+        cm_error("%s", err);
+        goto out;
+    }
+    cm_info("cinemon-collector %s listening on %s (port %u), store %s, %d threads", CINEMON_VERSION,
+            cfg->listen, co_http_port(http), cfg->store_path, cfg->threads);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            cm_info("SIGHUP ignored (restart to reload the configuration)");
+            continue;
+        }
+        cm_info("%s: finishing in-flight requests and stopping", strsignal(sig));
+        break;
+    }
+    rc = 0;
+out:
+    co_http_stop(http, SHUTDOWN_GRACE_MS);
+    if (writer) co_writer_stop(writer);
+    co_ingest_free(ingest);
+    co_query_free(query);
+    co_metrics_free(metrics);
+    if (store) co_store_close(store);
+    if (rc == 0) cm_info("stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int check = 0, o;
+    while ((o = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'C':
+            check = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("cinemon-collector %s\n", CINEMON_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "cinemon-collector: -c FILE is required\n");
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    int token_cmd = optind < argc && strcmp(argv[optind], "token") == 0;
+    if (optind < argc && !token_cmd) {
+        fprintf(stderr, "cinemon-collector: unknown command '%s'\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (token_cmd && check) {
+        fprintf(stderr, "cinemon-collector: --check-config takes no command\n");
+        return EXIT_USAGE;
+    }
+
+    co_config cfg;
+    char err[512];
+    if (co_config_load(&cfg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: %s\n", err);
+        co_config_free(&cfg);
+        return EXIT_USAGE;
+    }
+    cm_log_init("cinemon-collector", cfg.log_level);
+    int rc;
+    if (check) {
+        printf("%s: configuration OK (listen %s, store %s)\n", path, cfg.listen, cfg.store_path);
+        rc = 0;
+    } else if (token_cmd) {
+        rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
+    } else {
+        rc = run(&cfg);
+    }
+    co_config_free(&cfg);
+    return rc;
+}

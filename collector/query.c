@@ -1,0 +1,260 @@
+/* query.c — parameter validation for the read API; the store does the reading. */
+#include "query.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "log.h"
+#include "timeutil.h"
+#include "wire.h"
+
+#define HOUR_MS 3600000LL
+
+struct co_query {
+    co_store *store;
+};
+
+co_query *co_query_new(co_store *s)
+{
+    co_query *q = calloc(1, sizeof *q);
+    if (q) q->store = s;
+    return q;
+}
+
+void co_query_free(co_query *q)
+{
+    free(q);
+}
+
+static unsigned fail(json_t **body, unsigned status, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static unsigned fail(json_t **body, unsigned status, const char *at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    *body = json_pack("{s:s, s:s}", "error", msg, "at", at);
+    return status;
+}
+
+/* Wrap a store answer as {"data": ...}, or answer 500 (the detail goes to the log only). */
+static unsigned answer(json_t *data, const char *what, const char *err, json_t **body)
+{
+    if (!data) {
+        cm_log_limited("query-store", 10, CM_LOG_ERROR, "query %s: %s", what, err);
+        return fail(body, 500, "", "store error while reading %s", what);
+    }
+    *body = json_pack("{s:o}", "data", data);
+    return 200;
+}
+
+/* The accepted parameters of a handler, looked up by name; unknown or repeated ones are
+ * rejected. Returns 0, or the 400 status with *body set. */
+typedef struct params {
+    const char *const *names;
+    const char *values[8];
+} params;
+
+static unsigned take(const co_query_arg *args, size_t nargs, params *p, json_t **body)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        size_t k = 0;
+        while (p->names[k] && strcmp(p->names[k], args[i].key) != 0)
+            k++;
+        if (!p->names[k]) {
+            char known[200] = "";
+            for (size_t j = 0; p->names[j]; j++) {
+                size_t l = strlen(known);
+                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", p->names[j]);
+            }
+            return fail(body, 400, args[i].key, "unknown parameter '%.64s' (known: %s)",
+                        args[i].key, known[0] ? known : "none");
+        }
+        if (p->values[k])
+            return fail(body, 400, args[i].key, "parameter '%s' given twice", p->names[k]);
+        p->values[k] = args[i].value ? args[i].value : "";
+    }
+    return 0;
+}
+
+/* A device id, site code or metric: present (when required), not empty, short enough. */
+static unsigned check_name(const char *name, const char *v, int required, json_t **body)
+{
+    if (!v) {
+        if (required) return fail(body, 400, name, "missing parameter '%s'", name);
+        return 0;
+    }
+    if (v[0] == '\0') return fail(body, 400, name, "parameter '%s' is empty", name);
+    if (strlen(v) > CM_MAX_NAME)
+        return fail(body, 400, name, "parameter '%s' is longer than %d bytes", name, CM_MAX_NAME);
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return fail(body, 400, name, "parameter '%s' contains a control character", name);
+    return 0;
+}
+
+unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    char err[256] = "";
+    return answer(co_store_sites(q->store, err, sizeof err), "sites", err, body);
+}
+
+unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"site", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+        return st;
+    char err[256] = "";
+    return answer(co_store_devices(q->store, p.values[0], err, sizeof err), "devices", err, body);
+}
+
+unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"device", "metric", "site", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("device", p.values[0], 1, body)) ||
+        (st = check_name("metric", p.values[1], 0, body)) ||
+        (st = check_name("site", p.values[2], 0, body)))
+        return st;
+    if (p.values[1] && !cm_wire_valid_name(p.values[1]))
+        return fail(body, 400, "metric",
+                    "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
+    char err[256] = "";
+    return answer(co_store_latest(q->store, p.values[2], p.values[0], p.values[1], err, sizeof err),
+                  "latest", err, body);
+}
+
+static unsigned time_param(const char *name, const char *v, int64_t *out, json_t **body)
+{
+    if (co_query_parse_time(v, out) != 0)
+        return fail(body, 400, name,
+                    "parameter '%s' is not a time (ms since the epoch or ISO-8601 such as "
+                    "2026-11-25T10:00:00Z)",
+                    name);
+    return 0;
+}
+
+unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"device", "metric", "from", "to", "site", "limit", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("device", p.values[0], 1, body)) ||
+        (st = check_name("metric", p.values[1], 1, body)) ||
+        (st = check_name("site", p.values[4], 0, body)))
+        return st;
+    if (!cm_wire_valid_name(p.values[1]))
+        return fail(body, 400, "metric",
+                    "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
+    co_range r = {.to_ms = cm_now_ms(), .limit = CO_SERIES_DEFAULT_LIMIT};
+    if (p.values[3] && (st = time_param("to", p.values[3], &r.to_ms, body))) return st;
+    r.from_ms = r.to_ms - HOUR_MS;
+    if (p.values[2] && (st = time_param("from", p.values[2], &r.from_ms, body))) return st;
+    if (r.from_ms > r.to_ms) return fail(body, 400, "from", "parameter 'from' is after 'to'");
+    if (p.values[5]) {
+        const char *v = p.values[5];
+        char *end;
+        long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : -1;
+        if (n < 1 || n > CO_SERIES_MAX_LIMIT || *end != '\0')
+            return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%d",
+                        CO_SERIES_MAX_LIMIT);
+        r.limit = (size_t)n;
+    }
+    char err[256] = "";
+    return answer(
+        co_store_series(q->store, p.values[4], p.values[0], p.values[1], &r, err, sizeof err),
+        "series", err, body);
+}
+
+unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    (void)args;
+    (void)nargs;
+    /* A lookup of a hash no token has: one indexed read, whatever the database size. */
+    static const char probe[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    char agent[CM_MAX_NAME + 1], site[CM_MAX_NAME + 1], err[256] = "";
+    if (co_store_token_lookup(q->store, probe, agent, sizeof agent, site, sizeof site, err,
+                              sizeof err) < 0) {
+        cm_log_limited("healthz", 10, CM_LOG_ERROR, "healthz: store: %s", err);
+        return fail(body, 503, "", "store unavailable");
+    }
+    *body = json_pack("{s:s}", "status", "ok");
+    return 200;
+}
+
+/* n decimal digits at *p into *out; advances p. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9') return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+int co_query_parse_time(const char *s, int64_t *out_ms)
+{
+    if (!s || !*s) return -1;
+    if (strspn(s, "0123456789") == strlen(s)) {
+        if (strlen(s) > 15) /* beyond year 33658 */
+            return -1;
+        *out_ms = strtoll(s, NULL, 10);
+        return 0;
+    }
+    const char *p = s;
+    int Y, M, D, h, m, sec, ms = 0;
+    if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' || digits(&p, 2, &D))
+        return -1;
+    if (*p != 'T' && *p != 't' && *p != ' ') return -1;
+    p++;
+    if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &sec))
+        return -1;
+    if (*p == '.') {
+        p++;
+        int n = (int)strspn(p, "0123456789");
+        if (n < 1 || n > 9) return -1;
+        for (int i = 0; i < 3; i++)
+            ms = ms * 10 + (i < n ? p[i] - '0' : 0);
+        p += n;
+    }
+    int off_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 || om > 59)
+            return -1;
+        off_min = sign * (oh * 60 + om);
+    } else {
+        return -1; /* a time without a zone is ambiguous */
+    }
+    if (*p != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 59) return -1;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != D) /* 2026-02-30 normalised to March */
+        return -1;
+    *out_ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + ms;
+    return 0;
+}

@@ -1,0 +1,45 @@
+/* query.h — the read-only JSON API: sites, devices, latest values, series, health.
+ * HTTP-agnostic: a handler gets the request's query parameters and returns the status and the
+ * JSON body. Successful answers are {"data": [...]}; errors {"error": ..., "at": <parameter>}. */
+#ifndef CO_QUERY_H
+#define CO_QUERY_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define CO_QUERY_MAX_ARGS 16
+#define CO_SERIES_DEFAULT_LIMIT 10000
+#define CO_SERIES_MAX_LIMIT 100000
+
+typedef struct co_query_arg {
+    const char *key, *value; /* value "" when the parameter had none */
+} co_query_arg;
+
+typedef struct co_query co_query;
+
+/* A handler: fills *body (caller decrefs) and returns the HTTP status. */
+typedef unsigned (*co_query_fn)(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+
+/* New query API on store s (not owned). NULL on OOM. */
+co_query *co_query_new(co_store *s);
+void co_query_free(co_query *q);
+
+/* GET /api/v1/sites */
+unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/devices?site= */
+unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/latest?device=&metric=&site=  (device required) */
+unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/series?device=&metric=&from=&to=&site=&limit=  (device, metric required) */
+unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /healthz: {"status": "ok"} after a trivial store query, else 503. */
+unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+
+/* Parse a time parameter: ms since the epoch ("1764064800000") or ISO-8601 UTC/offset
+ * ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.250+08:00"). 0 or -1. */
+int co_query_parse_time(const char *s, int64_t *out_ms);
+
+#endif

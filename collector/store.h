@@ -1,0 +1,58 @@
+/* store.h — the collector's storage interface; one implementation per backend
+ * (store_sqlite.c now, store_pg.c later). Writers and readers may run on different threads:
+ * a backend serialises writes itself and gives every reader its own connection. */
+#ifndef CO_STORE_H
+#define CO_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+typedef struct co_store co_store;
+
+/* What happened to one batch of a commit. */
+typedef enum { CO_BATCH_STORED = 0, CO_BATCH_DUPLICATE = 1 } co_batch_result;
+
+/* A series query's bounds: [from_ms, to_ms], at most `limit` points (newest kept). */
+typedef struct co_range {
+    int64_t from_ms, to_ms;
+    size_t limit;
+} co_range;
+
+/* Open (creating and migrating the schema) the SQLite database at path. 0 or -1 with err. */
+int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen);
+void co_store_close(co_store *s);
+
+/* Write n batches in ONE transaction (group commit). For each batch: when its seq is
+ * <= the agent's last_seq, result[i] = CO_BATCH_DUPLICATE and nothing of it is written;
+ * else its devices (inventory upsert), series, points and events are written and the
+ * agent's last_seq advanced in the same transaction, result[i] = CO_BATCH_STORED.
+ * Batches of one agent must be given in seq order. Returns 0 after a durable commit, or
+ * -1 with err (nothing written). Writer thread only. */
+int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
+                   char *err, size_t errlen);
+
+/* Tokens: only the SHA-256 hex of a token is stored. */
+int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
+                       char *err, size_t errlen);
+/* 1 found (agent_id and site filled), 0 unknown, -1 error. */
+int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
+                          char *site, size_t site_len, char *err, size_t errlen);
+
+/* Queries: each returns a new JSON value (caller decrefs), or NULL with err. */
+json_t *co_store_sites(co_store *s, char *err, size_t errlen);
+json_t *co_store_devices(co_store *s, const char *site /* NULL = all */, char *err, size_t errlen);
+/* Devices are identified by (site, device id); site NULL = that device id in any site.
+ * Latest point of every series of the device (metric NULL) or of one metric. */
+json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
+                        char *err, size_t errlen);
+/* Points of every series of (device, metric) within range. */
+json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
+                        const co_range *r, char *err, size_t errlen);
+/* Counts for /metrics and tests: total samples, series, devices. */
+int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
+                    size_t errlen);
+
+#endif

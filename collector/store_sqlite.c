@@ -1,0 +1,1246 @@
+/* store_sqlite.c — the SQLite backend of store.h.
+ *
+ * One writer connection (WAL, synchronous=FULL) does every write under a mutex; queries take
+ * a read-only connection of their own from a small pool, so readers never share the writer's
+ * connection and never block it. Samples live in one WITHOUT ROWID table per UTC day
+ * (samples_YYYYMMDD, listed in `chunks` with a running row count), so the table being
+ * appended to stays small and its index stays in cache however large the store grows.
+ * Chunk table names are made only from our own day arithmetic; every value is bound. */
+#include "store.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "timeutil.h"
+
+#define DAY_MS 86400000LL
+#define TS_MIN_MS 0LL               /* 1970-01-01 */
+#define TS_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
+#define CHUNK_CACHE 8               /* day tables with prepared statements kept */
+#define READER_POOL 8               /* idle read-only connections kept */
+#define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
+#define BUSY_TIMEOUT_MS 5000
+#define LABELS_MAX 16384 /* canonical labels JSON, bytes */
+
+/* ---------------------------------------------------------------- errors */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+    seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+    return -1;
+}
+
+/* ---------------------------------------------------------------- string -> id map */
+
+typedef struct idmap_entry {
+    char *key; /* NULL = empty slot */
+    size_t len;
+    uint64_t hash;
+    int64_t id;
+} idmap_entry;
+
+typedef struct idmap {
+    idmap_entry *slot;
+    size_t cap, n; /* cap is a power of two */
+} idmap;
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void idmap_clear(idmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->slot[i].key);
+    free(m->slot);
+    m->slot = NULL;
+    m->cap = m->n = 0;
+}
+
+static int idmap_get(const idmap *m, const char *key, size_t len, uint64_t h, int64_t *id)
+{
+    if (!m->cap) return 0;
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        const idmap_entry *e = &m->slot[i];
+        if (!e->key) return 0;
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) {
+            *id = e->id;
+            return 1;
+        }
+    }
+}
+
+static void idmap_place(idmap_entry *slot, size_t cap, idmap_entry e)
+{
+    size_t i = e.hash & (cap - 1);
+    while (slot[i].key)
+        i = (i + 1) & (cap - 1);
+    slot[i] = e;
+}
+
+/* Add key -> id (key not present). A full cache is simply cleared: it is only a cache. */
+static int idmap_put(idmap *m, const char *key, size_t len, uint64_t h, int64_t id)
+{
+    if (m->n >= IDMAP_MAX) idmap_clear(m);
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 1024;
+        idmap_entry *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slot[i].key) idmap_place(ns, ncap, m->slot[i]);
+        free(m->slot);
+        m->slot = ns;
+        m->cap = ncap;
+    }
+    char *k = malloc(len ? len : 1);
+    if (!k) return -1;
+    memcpy(k, key, len);
+    idmap_place(m->slot, m->cap, (idmap_entry){k, len, h, id});
+    m->n++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the store */
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_AGENT_SEQ,
+    ST_AGENT_UPSERT,
+    ST_SITE_ADD,
+    ST_DEVICE_UPSERT,
+    ST_DEVICE_TOUCH,
+    ST_SERIES_UPSERT,
+    ST_LATEST,
+    ST_EVENT,
+    ST_CHUNK_ADD,
+    ST_CHUNK_ROWS,
+    ST_TOKEN_ADD,
+    ST_COUNT
+};
+
+static const char *const st_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_AGENT_SEQ] = "SELECT last_seq FROM agents WHERE id = ?1",
+    [ST_AGENT_UPSERT] =
+        "INSERT INTO agents(id, site, last_seq, last_seen_ms, version) VALUES(?1, ?2, ?3, ?4, ?5) "
+        "ON CONFLICT(id) DO UPDATE SET site = excluded.site, last_seq = excluded.last_seq, "
+        "last_seen_ms = excluded.last_seen_ms, version = coalesce(excluded.version, version)",
+    [ST_SITE_ADD] =
+        "INSERT INTO sites(code, created_ms) VALUES(?1, ?2) ON CONFLICT(code) DO NOTHING",
+    [ST_DEVICE_UPSERT] =
+        "INSERT INTO devices(site, device_id, screen, kind, vendor, model, serial, firmware, "
+        "profile, first_seen_ms, last_seen_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+        "?10) "
+        "ON CONFLICT(site, device_id) DO UPDATE SET screen = coalesce(excluded.screen, screen), "
+        "kind = coalesce(excluded.kind, kind), vendor = coalesce(excluded.vendor, vendor), "
+        "model = coalesce(excluded.model, model), serial = coalesce(excluded.serial, serial), "
+        "firmware = coalesce(excluded.firmware, firmware), "
+        "profile = coalesce(excluded.profile, profile), "
+        "last_seen_ms = max(last_seen_ms, excluded.last_seen_ms) RETURNING id",
+    [ST_DEVICE_TOUCH] = "UPDATE devices SET last_seen_ms = ?2 WHERE id = ?1 AND last_seen_ms < ?2",
+    [ST_SERIES_UPSERT] =
+        "INSERT INTO series(device_ref, metric, labels, unit) VALUES(?1, ?2, ?3, ?4) "
+        "ON CONFLICT(device_ref, metric, labels) DO UPDATE SET unit = coalesce(excluded.unit, "
+        "unit) "
+        "RETURNING id",
+    [ST_LATEST] =
+        "INSERT INTO latest(series_id, ts_ms, value) VALUES(?1, ?2, ?3) "
+        "ON CONFLICT(series_id) DO UPDATE SET ts_ms = excluded.ts_ms, value = excluded.value "
+        "WHERE excluded.ts_ms >= latest.ts_ms",
+    [ST_EVENT] = "INSERT INTO events(site, device_ref, ts_ms, severity, code, text, source) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_CHUNK_ADD] = "INSERT INTO chunks(day, table_name, rows) VALUES(?1, ?2, 0) "
+                     "ON CONFLICT(day) DO NOTHING",
+    [ST_CHUNK_ROWS] = "UPDATE chunks SET rows = rows + ?2 WHERE day = ?1",
+    [ST_TOKEN_ADD] = "INSERT INTO tokens(hash, agent_id, site, created_ms) VALUES(?1, ?2, ?3, ?4)",
+};
+
+/* Schema migrations: migration[i] takes user_version i to i + 1, run in one transaction. */
+static const char *const migration[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE sites(code TEXT PRIMARY KEY, name TEXT, province TEXT, city TEXT,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE agents(id TEXT PRIMARY KEY, site TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL, version TEXT);"
+    "CREATE INDEX agents_by_site ON agents(site);"
+    "CREATE TABLE tokens(hash TEXT PRIMARY KEY, agent_id TEXT NOT NULL, site TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE devices(id INTEGER PRIMARY KEY, site TEXT NOT NULL, device_id TEXT NOT NULL,"
+    " screen TEXT, kind TEXT, vendor TEXT, model TEXT, serial TEXT, firmware TEXT, profile TEXT,"
+    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, UNIQUE(site, device_id));"
+    "CREATE INDEX devices_by_device_id ON devices(device_id);"
+    "CREATE TABLE series(id INTEGER PRIMARY KEY, device_ref INTEGER NOT NULL, metric TEXT NOT NULL,"
+    " labels TEXT NOT NULL, unit TEXT, UNIQUE(device_ref, metric, labels));"
+    "CREATE TABLE latest(series_id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, value REAL NOT "
+    "NULL);"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, site TEXT NOT NULL, device_ref INTEGER,"
+    " ts_ms INTEGER NOT NULL, severity TEXT, code TEXT, text TEXT, source TEXT);"
+    "CREATE INDEX events_by_device ON events(device_ref, ts_ms);"
+    "CREATE INDEX events_by_site ON events(site, ts_ms);"
+    "CREATE TABLE chunks(day INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
+    " rows INTEGER NOT NULL DEFAULT 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
+
+typedef struct chunk {
+    int64_t day; /* days since the epoch */
+    sqlite3_stmt *ins, *upd;
+    int64_t added; /* rows inserted in the open transaction, not yet added to chunks.rows */
+    uint64_t used; /* LRU tick */
+} chunk;
+
+typedef struct touch {
+    int64_t ref;
+} touch;
+
+struct co_store {
+    char *path;
+
+    pthread_mutex_t wmu; /* guards everything below down to the reader pool */
+    sqlite3 *w;
+    sqlite3_stmt *st[ST_COUNT];
+    chunk chunks[CHUNK_CACHE];
+    size_t nchunks;
+    uint64_t tick;
+    idmap devmap; /* (site, device id) -> devices.id; committed or of the open transaction */
+    idmap sermap; /* (site, device id, metric, labels) -> series.id */
+    char *key;
+    size_t keycap;
+    int64_t *touched; /* device refs seen in the batch being written */
+    size_t ntouched, touchedcap;
+    char labels[LABELS_MAX];
+
+    pthread_mutex_t rmu; /* guards the reader pool */
+    sqlite3 *idle[READER_POOL];
+    size_t nidle;
+};
+
+/* ---------------------------------------------------------------- small helpers */
+
+/* Step a statement that returns no row, then reset it. */
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return dberr(db, what, err, errlen);
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* The chunk table name of a day: only ever built here, from an integer. */
+static void chunk_name(int64_t day, char *buf, size_t len)
+{
+    time_t t = (time_t)(day * 86400);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "samples_%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+/* ---------------------------------------------------------------- open / migrate */
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        seterr(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int user_version(sqlite3 *db, int *v, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return dberr(db, "user_version", err, errlen);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW) return dberr(db, "user_version", err, errlen);
+    return 0;
+}
+
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0) return -1;
+    int v = 0;
+    if (user_version(db, &v, err, errlen) < 0) goto fail;
+    if (v > SCHEMA_VERSION) {
+        seterr(err, errlen, "%s: schema version %d is newer than this collector's (%d)", path, v,
+               SCHEMA_VERSION);
+        goto fail;
+    }
+    for (; v < SCHEMA_VERSION; v++) {
+        if (exec_sql(db, migration[v], err, errlen) < 0) goto fail;
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+        if (exec_sql(db, sql, err, errlen) < 0) goto fail;
+    }
+    if (exec_sql(db, "COMMIT", err, errlen) < 0) goto fail;
+    return 0;
+fail:
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+static sqlite3 *reader_open(const co_store *s, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        seterr(err, errlen, "sqlite: open %s read-only: %s", s->path,
+               db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+    return db;
+}
+
+static sqlite3 *reader_get(co_store *s, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    pthread_mutex_lock(&s->rmu);
+    if (s->nidle) db = s->idle[--s->nidle];
+    pthread_mutex_unlock(&s->rmu);
+    return db ? db : reader_open(s, err, errlen);
+}
+
+static void reader_put(co_store *s, sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_lock(&s->rmu);
+    if (s->nidle < READER_POOL) {
+        s->idle[s->nidle++] = db;
+        db = NULL;
+    }
+    pthread_mutex_unlock(&s->rmu);
+    if (db) sqlite3_close(db);
+}
+
+static void chunks_drop(co_store *s)
+{
+    for (size_t i = 0; i < s->nchunks; i++) {
+        sqlite3_finalize(s->chunks[i].ins);
+        sqlite3_finalize(s->chunks[i].upd);
+    }
+    s->nchunks = 0;
+}
+
+void co_store_close(co_store *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i < s->nidle; i++)
+        sqlite3_close(s->idle[i]);
+    chunks_drop(s);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->w); /* last connection: checkpoints the WAL */
+    idmap_clear(&s->devmap);
+    idmap_clear(&s->sermap);
+    free(s->key);
+    free(s->touched);
+    free(s->path);
+    pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->rmu);
+    free(s);
+}
+
+int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!path || !*path || strcmp(path, ":memory:") == 0) {
+        seterr(err, errlen, "sqlite: a database file path is required");
+        return -1;
+    }
+    if (!sqlite3_threadsafe()) {
+        seterr(err, errlen, "sqlite: library built without thread safety");
+        return -1;
+    }
+    co_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        free(s);
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
+
+    if (sqlite3_open_v2(path, &s->w,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        seterr(err, errlen, "sqlite: open %s: %s", path,
+               s->w ? sqlite3_errmsg(s->w) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->w, BUSY_TIMEOUT_MS);
+    sqlite3_extended_result_codes(s->w, 1);
+
+    /* journal_mode answers with the mode in force: anything but "wal" is an error. */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
+        dberr(s->w, path, err, errlen);
+        goto fail;
+    }
+    int ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+             strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!ok) {
+        seterr(err, errlen, "sqlite: %s: cannot switch to WAL journal mode", path);
+        goto fail;
+    }
+    if (exec_sql(
+            s->w,
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -32768;",
+            err, errlen) < 0)
+        goto fail;
+    if (migrate(s->w, path, err, errlen) < 0) goto fail;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(s->w, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK) {
+            dberr(s->w, st_sql[i], err, errlen);
+            goto fail;
+        }
+    /* Prove now that readers can open the file, not at the first query. */
+    sqlite3 *r = reader_open(s, err, errlen);
+    if (!r) goto fail;
+    reader_put(s, r);
+    *out = s;
+    return 0;
+fail:
+    co_store_close(s);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Build an unambiguous cache key from length-prefixed parts. */
+static int key_build(co_store *s, size_t *len, const char *const *parts, size_t nparts)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < nparts; i++)
+        need += strlen(parts[i]) + 24;
+    if (need > s->keycap) {
+        char *k = realloc(s->key, need);
+        if (!k) return -1;
+        s->key = k;
+        s->keycap = need;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < nparts; i++) {
+        size_t n = strlen(parts[i]);
+        off += (size_t)snprintf(s->key + off, s->keycap - off, "%zu:", n);
+        memcpy(s->key + off, parts[i], n);
+        off += n;
+    }
+    *len = off;
+    return 0;
+}
+
+static int touch_add(co_store *s, int64_t ref)
+{
+    for (size_t i = s->ntouched; i-- > 0;)
+        if (s->touched[i] == ref) return 0;
+    if (s->ntouched == s->touchedcap) {
+        size_t ncap = s->touchedcap ? s->touchedcap * 2 : 64;
+        int64_t *t = realloc(s->touched, ncap * sizeof *t);
+        if (!t) return -1;
+        s->touched = t;
+        s->touchedcap = ncap;
+    }
+    s->touched[s->ntouched++] = ref;
+    return 0;
+}
+
+/* Upsert a device row (inventory fields from d when given) and return its id. */
+static int device_upsert(co_store *s, const char *site, const cm_device_info *d, int64_t now,
+                         int64_t *ref, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st[ST_DEVICE_UPSERT];
+    bind_text(st, 1, site);
+    bind_text(st, 2, d->id);
+    bind_text(st, 3, d->screen);
+    bind_text(st, 4, d->kind);
+    bind_text(st, 5, d->vendor);
+    bind_text(st, 6, d->model);
+    bind_text(st, 7, d->serial);
+    bind_text(st, 8, d->firmware);
+    bind_text(st, 9, d->profile);
+    sqlite3_bind_int64(st, 10, now);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *ref = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return dberr(s->w, "device upsert", err, errlen);
+    return 0;
+}
+
+/* The id of device (site, id), through the cache; the device counts as seen in this batch. */
+static int device_ref(co_store *s, const char *site, const cm_device_info *inventory,
+                      const char *id, int64_t now, int64_t *ref, char *err, size_t errlen)
+{
+    const char *parts[] = {site, id};
+    size_t len;
+    if (key_build(s, &len, parts, 2) < 0) goto oom;
+    uint64_t h = hash_bytes(s->key, len);
+    if (inventory || !idmap_get(&s->devmap, s->key, len, h, ref)) {
+        cm_device_info bare = {.id = id};
+        if (device_upsert(s, site, inventory ? inventory : &bare, now, ref, err, errlen) < 0)
+            return -1;
+        int64_t known;
+        if (!idmap_get(&s->devmap, s->key, len, h, &known) &&
+            idmap_put(&s->devmap, s->key, len, h, *ref) < 0)
+            goto oom;
+    }
+    if (touch_add(s, *ref) < 0) goto oom;
+    return 0;
+oom:
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Canonical labels: a compact JSON object with sorted keys, in s->labels. */
+static int labels_json(co_store *s, const cm_series *se, char *err, size_t errlen)
+{
+    if (!se->nlabels) {
+        memcpy(s->labels, "{}", 3);
+        return 0;
+    }
+    json_t *o = json_object();
+    if (!o) goto oom;
+    for (size_t i = 0; i < se->nlabels; i++) {
+        if (!se->labels[i].key || !se->labels[i].value ||
+            json_object_set_new(o, se->labels[i].key, json_string(se->labels[i].value)) < 0) {
+            json_decref(o);
+            seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
+                   se->metric, i);
+            return -1;
+        }
+    }
+    size_t n = json_dumpb(o, s->labels, sizeof s->labels - 1, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    if (n == 0 || n >= sizeof s->labels) {
+        seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
+               LABELS_MAX);
+        return -1;
+    }
+    s->labels[n] = '\0';
+    return 0;
+oom:
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+static int series_ref(co_store *s, const char *site, const cm_series *se, int64_t dev, int64_t *sid,
+                      char *err, size_t errlen)
+{
+    if (labels_json(s, se, err, errlen) < 0) return -1;
+    const char *parts[] = {site, se->device, se->metric, s->labels};
+    size_t len;
+    if (key_build(s, &len, parts, 4) < 0) goto oom;
+    uint64_t h = hash_bytes(s->key, len);
+    if (idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
+    sqlite3_stmt *st = s->st[ST_SERIES_UPSERT];
+    sqlite3_bind_int64(st, 1, dev);
+    bind_text(st, 2, se->metric);
+    bind_text(st, 3, s->labels);
+    bind_text(st, 4, se->unit);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *sid = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return dberr(s->w, "series upsert", err, errlen);
+    if (idmap_put(&s->sermap, s->key, len, h, *sid) < 0) goto oom;
+    return 0;
+oom:
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+static int chunk_flush(co_store *s, chunk *c, char *err, size_t errlen)
+{
+    if (!c->added) return 0;
+    sqlite3_stmt *st = s->st[ST_CHUNK_ROWS];
+    sqlite3_bind_int64(st, 1, c->day);
+    sqlite3_bind_int64(st, 2, c->added);
+    if (step_done(s->w, st, "chunk row count", err, errlen) < 0) return -1;
+    c->added = 0;
+    return 0;
+}
+
+/* The chunk of a day: its table created (and listed in chunks) on first use. */
+static chunk *chunk_get(co_store *s, int64_t day, char *err, size_t errlen)
+{
+    s->tick++;
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (s->chunks[i].day == day) {
+            s->chunks[i].used = s->tick;
+            return &s->chunks[i];
+        }
+    chunk *c;
+    if (s->nchunks < CHUNK_CACHE) {
+        c = &s->chunks[s->nchunks++];
+    } else {
+        c = &s->chunks[0];
+        for (size_t i = 1; i < s->nchunks; i++)
+            if (s->chunks[i].used < c->used) c = &s->chunks[i];
+        if (chunk_flush(s, c, err, errlen) < 0) return NULL;
+        sqlite3_finalize(c->ins);
+        sqlite3_finalize(c->upd);
+    }
+    memset(c, 0, sizeof *c);
+    c->day = day;
+    c->used = s->tick;
+
+    char name[48], sql[512];
+    chunk_name(day, name, sizeof name);
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE IF NOT EXISTS %s(series_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
+             " value REAL NOT NULL, PRIMARY KEY(series_id, ts_ms)) WITHOUT ROWID",
+             name);
+    if (exec_sql(s->w, sql, err, errlen) < 0) goto fail;
+    sqlite3_stmt *st = s->st[ST_CHUNK_ADD];
+    sqlite3_bind_int64(st, 1, day);
+    bind_text(st, 2, name);
+    if (step_done(s->w, st, "chunk add", err, errlen) < 0) goto fail;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO %s(series_id, ts_ms, value) VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
+             name);
+    if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->ins, NULL) != SQLITE_OK) {
+        dberr(s->w, name, err, errlen);
+        goto fail;
+    }
+    snprintf(sql, sizeof sql, "UPDATE %s SET value = ?3 WHERE series_id = ?1 AND ts_ms = ?2", name);
+    if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->upd, NULL) != SQLITE_OK) {
+        dberr(s->w, name, err, errlen);
+        goto fail;
+    }
+    return c;
+fail:
+    sqlite3_finalize(c->ins);
+    sqlite3_finalize(c->upd);
+    *c = s->chunks[--s->nchunks];
+    return NULL;
+}
+
+/* Insert one sample; a repeated (series, ts) keeps the value written last. */
+static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, size_t errlen)
+{
+    chunk *c = NULL;
+    int64_t day = floor_div(p->ts_ms, DAY_MS);
+    /* the chunk used last is almost always the right one */
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (s->chunks[i].day == day && s->chunks[i].used == s->tick) c = &s->chunks[i];
+    if (!c && !(c = chunk_get(s, day, err, errlen))) return -1;
+    sqlite3_bind_int64(c->ins, 1, sid);
+    sqlite3_bind_int64(c->ins, 2, p->ts_ms);
+    sqlite3_bind_double(c->ins, 3, p->value);
+    if (step_done(s->w, c->ins, "sample insert", err, errlen) < 0) return -1;
+    if (sqlite3_changes(s->w) > 0) {
+        c->added++;
+        return 0;
+    }
+    sqlite3_bind_int64(c->upd, 1, sid);
+    sqlite3_bind_int64(c->upd, 2, p->ts_ms);
+    sqlite3_bind_double(c->upd, 3, p->value);
+    return step_done(s->w, c->upd, "sample update", err, errlen);
+}
+
+static int series_write(co_store *s, const char *site, const cm_series *se, int64_t now, char *err,
+                        size_t errlen)
+{
+    if (!se->device || !se->metric) {
+        seterr(err, errlen, "series without device or metric");
+        return -1;
+    }
+    for (size_t j = 0; j < se->npoints; j++) {
+        const cm_point *p = &se->points[j];
+        if (p->ts_ms < TS_MIN_MS || p->ts_ms > TS_MAX_MS || !isfinite(p->value)) {
+            seterr(err, errlen, "series %s/%s: point %zu (%lld, %g) out of range", se->device,
+                   se->metric, j, (long long)p->ts_ms, p->value);
+            return -1;
+        }
+    }
+    int64_t dev, sid;
+    if (device_ref(s, site, NULL, se->device, now, &dev, err, errlen) < 0) return -1;
+    if (series_ref(s, site, se, dev, &sid, err, errlen) < 0) return -1;
+    if (!se->npoints) return 0;
+    const cm_point *newest = &se->points[0];
+    for (size_t j = 0; j < se->npoints; j++) {
+        if (point_put(s, sid, &se->points[j], err, errlen) < 0) return -1;
+        if (se->points[j].ts_ms >= newest->ts_ms) newest = &se->points[j];
+    }
+    sqlite3_stmt *st = s->st[ST_LATEST];
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, newest->ts_ms);
+    sqlite3_bind_double(st, 3, newest->value);
+    return step_done(s->w, st, "latest upsert", err, errlen);
+}
+
+static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_result *res, char *err,
+                       size_t errlen)
+{
+    if (!b->agent_id || !b->site) {
+        seterr(err, errlen, "batch without agent id or site");
+        return -1;
+    }
+    if (b->seq > (uint64_t)INT64_MAX) {
+        seterr(err, errlen, "agent %s: seq %llu out of range", b->agent_id,
+               (unsigned long long)b->seq);
+        return -1;
+    }
+    sqlite3_stmt *st = s->st[ST_AGENT_SEQ];
+    bind_text(st, 1, b->agent_id);
+    int rc = sqlite3_step(st);
+    int dup = rc == SQLITE_ROW && (int64_t)b->seq <= sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return dberr(s->w, "agent lookup", err, errlen);
+    if (dup) {
+        *res = CO_BATCH_DUPLICATE;
+        return 0;
+    }
+
+    st = s->st[ST_SITE_ADD];
+    bind_text(st, 1, b->site);
+    sqlite3_bind_int64(st, 2, now);
+    if (step_done(s->w, st, "site insert", err, errlen) < 0) return -1;
+
+    s->ntouched = 0;
+    int64_t ref;
+    for (size_t i = 0; i < b->ndevices; i++) {
+        if (!b->devices[i].id) {
+            seterr(err, errlen, "devices[%zu]: no id", i);
+            return -1;
+        }
+        if (device_ref(s, b->site, &b->devices[i], b->devices[i].id, now, &ref, err, errlen) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < b->nseries; i++)
+        if (series_write(s, b->site, &b->series[i], now, err, errlen) < 0) return -1;
+    for (size_t i = 0; i < b->nevents; i++) {
+        const cm_event *e = &b->events[i];
+        int have = e->device != NULL;
+        if (have && device_ref(s, b->site, NULL, e->device, now, &ref, err, errlen) < 0) return -1;
+        st = s->st[ST_EVENT];
+        bind_text(st, 1, b->site);
+        if (have)
+            sqlite3_bind_int64(st, 2, ref);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, e->ts_ms);
+        bind_text(st, 4, e->severity);
+        bind_text(st, 5, e->code);
+        bind_text(st, 6, e->text);
+        bind_text(st, 7, e->source);
+        if (step_done(s->w, st, "event insert", err, errlen) < 0) return -1;
+    }
+    st = s->st[ST_DEVICE_TOUCH];
+    for (size_t i = 0; i < s->ntouched; i++) {
+        sqlite3_bind_int64(st, 1, s->touched[i]);
+        sqlite3_bind_int64(st, 2, now);
+        if (step_done(s->w, st, "device last_seen", err, errlen) < 0) return -1;
+    }
+
+    st = s->st[ST_AGENT_UPSERT];
+    bind_text(st, 1, b->agent_id);
+    bind_text(st, 2, b->site);
+    sqlite3_bind_int64(st, 3, (int64_t)b->seq);
+    sqlite3_bind_int64(st, 4, now);
+    bind_text(st, 5, b->agent_version);
+    if (step_done(s->w, st, "agent update", err, errlen) < 0) return -1;
+    *res = CO_BATCH_STORED;
+    return 0;
+}
+
+/* After a rollback: ids cached during the transaction and chunk tables it created are gone. */
+static void after_rollback(co_store *s)
+{
+    if (!sqlite3_get_autocommit(s->w)) step_done(s->w, s->st[ST_ROLLBACK], "rollback", NULL, 0);
+    chunks_drop(s);
+    idmap_clear(&s->devmap);
+    idmap_clear(&s->sermap);
+}
+
+int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
+                   char *err, size_t errlen)
+{
+    if (!n) return 0;
+    pthread_mutex_lock(&s->wmu);
+    int64_t now = cm_now_ms();
+    if (step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (batch_write(s, batches[i], now, &result[i], err, errlen) < 0) goto fail;
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (chunk_flush(s, &s->chunks[i], err, errlen) < 0) goto fail;
+    if (step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) goto fail;
+    pthread_mutex_unlock(&s->wmu);
+    return 0;
+fail:
+    after_rollback(s);
+    pthread_mutex_unlock(&s->wmu);
+    return -1;
+}
+
+/* ---------------------------------------------------------------- tokens */
+
+static int valid_hash(const char *h)
+{
+    if (!h || strlen(h) != 64) return 0;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
+    return 1;
+}
+
+int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
+                       char *err, size_t errlen)
+{
+    if (!valid_hash(hash_hex)) {
+        seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
+        return -1;
+    }
+    if (!agent_id || !*agent_id || !site || !*site) {
+        seterr(err, errlen, "token needs an agent id and a site");
+        return -1;
+    }
+    pthread_mutex_lock(&s->wmu);
+    sqlite3_stmt *st = s->st[ST_TOKEN_ADD];
+    bind_text(st, 1, hash_hex);
+    bind_text(st, 2, agent_id);
+    bind_text(st, 3, site);
+    sqlite3_bind_int64(st, 4, cm_now_ms());
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+        seterr(err, errlen, "token already exists");
+    else if (rc != SQLITE_DONE)
+        dberr(s->w, "token add", err, errlen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    if (!t || n >= len) return -1;
+    memcpy(dst, t, n);
+    dst[n] = '\0';
+    return 0;
+}
+
+int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
+                          char *site, size_t site_len, char *err, size_t errlen)
+{
+    if (!valid_hash(hash_hex)) return 0;
+    sqlite3 *db = reader_get(s, err, errlen);
+    if (!db) return -1;
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    if (sqlite3_prepare_v2(db, "SELECT agent_id, site FROM tokens WHERE hash = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        dberr(db, "token lookup", err, errlen);
+        goto out;
+    }
+    bind_text(st, 1, hash_hex);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ret = 0;
+    } else if (rc == SQLITE_ROW) {
+        if (copy_col(st, 0, agent_id, agent_len) < 0 || copy_col(st, 1, site, site_len) < 0)
+            seterr(err, errlen, "token lookup: agent id or site longer than the buffer");
+        else
+            ret = 1;
+    } else {
+        dberr(db, "token lookup", err, errlen);
+    }
+out:
+    sqlite3_finalize(st);
+    reader_put(s, db);
+    return ret;
+}
+
+/* ---------------------------------------------------------------- queries */
+
+/* A query runs on a pooled reader inside one read transaction (one consistent snapshot). */
+typedef struct query {
+    co_store *s;
+    sqlite3 *db;
+    char *err;
+    size_t errlen;
+} query;
+
+static int q_begin(query *q, co_store *s, char *err, size_t errlen)
+{
+    *q = (query){s, NULL, err, errlen};
+    if (!(q->db = reader_get(s, err, errlen))) return -1;
+    if (exec_sql(q->db, "BEGIN", err, errlen) < 0) {
+        reader_put(s, q->db);
+        return -1;
+    }
+    return 0;
+}
+
+static void q_end(query *q)
+{
+    reader_put(q->s, q->db); /* rolls the read transaction back */
+}
+
+static sqlite3_stmt *q_prepare(query *q, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        dberr(q->db, "query", q->err, q->errlen);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+static json_t *col_json_str(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (!t) return json_null();
+    json_t *j = json_stringn((const char *)t, (size_t)sqlite3_column_bytes(st, i));
+    return j ? j : json_null();
+}
+
+static json_t *col_json_int(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
+    return json_integer(sqlite3_column_int64(st, i));
+}
+
+static json_t *col_json_labels(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    json_t *j =
+        t ? json_loadb((const char *)t, (size_t)sqlite3_column_bytes(st, i), 0, NULL) : NULL;
+    if (j && json_is_object(j)) return j;
+    json_decref(j);
+    return json_object();
+}
+
+/* Step st to the end, appending one object per row built by row(); NULL with err on error. */
+static json_t *q_rows(query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *))
+{
+    json_t *arr = json_array();
+    int rc;
+    while (arr && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = row(st);
+        if (!o || json_array_append_new(arr, o) < 0) {
+            seterr(q->err, q->errlen, "out of memory");
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    if (!arr) {
+        seterr(q->err, q->errlen, "out of memory");
+        return NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        dberr(q->db, "query", q->err, q->errlen);
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static json_t *site_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "code", col_json_str(st, 0), "name",
+                     col_json_str(st, 1), "province", col_json_str(st, 2), "city",
+                     col_json_str(st, 3), "devices", (json_int_t)sqlite3_column_int64(st, 4),
+                     "last_seen_ms", col_json_int(st, 5));
+}
+
+json_t *co_store_sites(co_store *s, char *err, size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st =
+        q_prepare(&q, "SELECT code, name, province, city,"
+                      " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
+                      " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code)"
+                      " FROM sites s ORDER BY code");
+    if (st) res = q_rows(&q, st, site_row);
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+static json_t *device_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "site",
+                     col_json_str(st, 0), "id", col_json_str(st, 1), "screen", col_json_str(st, 2),
+                     "kind", col_json_str(st, 3), "vendor", col_json_str(st, 4), "model",
+                     col_json_str(st, 5), "serial", col_json_str(st, 6), "firmware",
+                     col_json_str(st, 7), "profile", col_json_str(st, 8), "first_seen_ms",
+                     col_json_int(st, 9), "last_seen_ms", col_json_int(st, 10));
+}
+
+json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+#define DEVICE_COLS                                                                                \
+    "SELECT site, device_id, screen, kind, vendor, model, serial, firmware, profile,"              \
+    " first_seen_ms, last_seen_ms FROM devices"
+    /* two statements, so that one site's listing searches the (site, device_id) index */
+    sqlite3_stmt *st = q_prepare(&q, site ? DEVICE_COLS " WHERE site = ?1 ORDER BY device_id"
+                                          : DEVICE_COLS " ORDER BY site, device_id");
+#undef DEVICE_COLS
+    if (st) {
+        bind_text(st, 1, site);
+        res = q_rows(&q, st, device_row);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+static json_t *latest_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", col_json_str(st, 0), "device",
+                     col_json_str(st, 1), "metric", col_json_str(st, 2), "labels",
+                     col_json_labels(st, 3), "unit", col_json_str(st, 4), "ts_ms",
+                     (json_int_t)sqlite3_column_int64(st, 5), "value",
+                     sqlite3_column_double(st, 6));
+}
+
+json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
+                        char *err, size_t errlen)
+{
+    if (!device) {
+        seterr(err, errlen, "latest: a device is required");
+        return NULL;
+    }
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st = q_prepare(
+        &q,
+        "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
+        " FROM devices d JOIN series r ON r.device_ref = d.id JOIN latest l ON l.series_id = r.id"
+        " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
+        " ORDER BY d.site, r.metric, r.labels");
+    if (st) {
+        bind_text(st, 1, site);
+        bind_text(st, 2, device);
+        bind_text(st, 3, metric);
+        res = q_rows(&q, st, latest_row);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+/* Points of one series collected newest first while walking the chunks backwards. */
+typedef struct qseries {
+    int64_t id;
+    json_t *obj;
+    cm_point *pts;
+    size_t n, cap;
+} qseries;
+
+static json_t *series_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "site", col_json_str(st, 1), "device",
+                     col_json_str(st, 2), "metric", col_json_str(st, 3), "labels",
+                     col_json_labels(st, 4), "unit", col_json_str(st, 5));
+}
+
+static int qseries_push(qseries *qs, int64_t ts, double v)
+{
+    if (qs->n == qs->cap) {
+        size_t ncap = qs->cap ? qs->cap * 2 : 256;
+        cm_point *p = realloc(qs->pts, ncap * sizeof *p);
+        if (!p) return -1;
+        qs->pts = p;
+        qs->cap = ncap;
+    }
+    qs->pts[qs->n++] = (cm_point){ts, v};
+    return 0;
+}
+
+/* Walk the day chunks overlapping [from, to] newest first, filling each series' points. */
+static int series_points(query *q, qseries *qs, size_t nqs, const co_range *r)
+{
+    int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
+    int64_t to = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
+    if (from > to || !nqs) return 0;
+    sqlite3_stmt *days =
+        q_prepare(q, "SELECT day FROM chunks WHERE day BETWEEN ?1 AND ?2 ORDER BY day DESC");
+    if (!days) return -1;
+    sqlite3_bind_int64(days, 1, floor_div(from, DAY_MS));
+    sqlite3_bind_int64(days, 2, floor_div(to, DAY_MS));
+    int ret = 0, rc;
+    while (ret == 0 && (rc = sqlite3_step(days)) == SQLITE_ROW) {
+        char name[48], sql[256];
+        chunk_name(sqlite3_column_int64(days, 0), name, sizeof name);
+        snprintf(sql, sizeof sql,
+                 "SELECT ts_ms, value FROM %s WHERE series_id = ?1 AND ts_ms BETWEEN ?2 AND ?3"
+                 " ORDER BY ts_ms DESC LIMIT ?4",
+                 name);
+        sqlite3_stmt *st = q_prepare(q, sql);
+        if (!st) {
+            ret = -1;
+            break;
+        }
+        for (size_t i = 0; i < nqs && ret == 0; i++) {
+            if (r->limit && qs[i].n >= r->limit) continue;
+            sqlite3_bind_int64(st, 1, qs[i].id);
+            sqlite3_bind_int64(st, 2, from);
+            sqlite3_bind_int64(st, 3, to);
+            sqlite3_bind_int64(st, 4, r->limit ? (int64_t)(r->limit - qs[i].n) : -1);
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (qseries_push(&qs[i], sqlite3_column_int64(st, 0),
+                                 sqlite3_column_double(st, 1)) < 0) {
+                    seterr(q->err, q->errlen, "out of memory");
+                    ret = -1;
+                    break;
+                }
+            if (ret == 0 && rc != SQLITE_DONE) ret = dberr(q->db, name, q->err, q->errlen);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    if (ret == 0 && rc != SQLITE_DONE) ret = dberr(q->db, "chunks", q->err, q->errlen);
+    sqlite3_finalize(days);
+    return ret;
+}
+
+json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
+                        const co_range *r, char *err, size_t errlen)
+{
+    if (!device || !r) {
+        seterr(err, errlen, "series: a device and a range are required");
+        return NULL;
+    }
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    qseries *qs = NULL;
+    size_t nqs = 0, cap = 0;
+    sqlite3_stmt *st = q_prepare(
+        &q,
+        "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
+        " FROM devices d JOIN series r ON r.device_ref = d.id"
+        " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
+        " ORDER BY d.site, r.metric, r.labels");
+    if (!st) goto out;
+    bind_text(st, 1, site);
+    bind_text(st, 2, device);
+    bind_text(st, 3, metric);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nqs == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            qseries *n = realloc(qs, ncap * sizeof *n);
+            if (!n) goto oom;
+            qs = n;
+            cap = ncap;
+        }
+        qseries *x = &qs[nqs];
+        *x = (qseries){.id = sqlite3_column_int64(st, 0), .obj = series_row(st)};
+        if (!x->obj) goto oom;
+        nqs++;
+    }
+    if (rc != SQLITE_DONE) {
+        dberr(q.db, "series", err, errlen);
+        goto out;
+    }
+    if (series_points(&q, qs, nqs, r) < 0) goto out;
+    if (!(res = json_array())) goto oom;
+    for (size_t i = 0; i < nqs; i++) {
+        json_t *pts = json_array();
+        if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) goto oom;
+        for (size_t j = qs[i].n; j-- > 0;)
+            if (json_array_append_new(pts, json_pack("[I, f]", (json_int_t)qs[i].pts[j].ts_ms,
+                                                     qs[i].pts[j].value)) < 0)
+                goto oom;
+        if (json_array_append(res, qs[i].obj) < 0) goto oom;
+    }
+    goto out;
+oom:
+    seterr(err, errlen, "out of memory");
+    json_decref(res);
+    res = NULL;
+out:
+    for (size_t i = 0; i < nqs; i++) {
+        json_decref(qs[i].obj);
+        free(qs[i].pts);
+    }
+    free(qs);
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+static int q_int(query *q, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = q_prepare(q, sql);
+    if (!st) return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : dberr(q->db, sql, q->err, q->errlen);
+}
+
+int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
+                    size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return -1;
+    int64_t a = 0, b = 0, c = 0;
+    int rc = q_int(&q, "SELECT coalesce(sum(rows), 0) FROM chunks", &a) < 0 ||
+                     q_int(&q, "SELECT count(*) FROM series", &b) < 0 ||
+                     q_int(&q, "SELECT count(*) FROM devices", &c) < 0
+                 ? -1
+                 : 0;
+    q_end(&q);
+    if (samples) *samples = a;
+    if (series) *series = b;
+    if (devices) *devices = c;
+    return rc;
+}

@@ -1,0 +1,31 @@
+/* writer.h — group commit: one thread takes every queued batch, writes them in one store
+ * transaction, and wakes each submitter only after the commit is durable. */
+#ifndef CO_WRITER_H
+#define CO_WRITER_H
+
+#include <stddef.h>
+
+#include "batch.h"
+#include "store.h"
+
+typedef struct co_writer co_writer;
+
+typedef struct co_writer_stats {
+    unsigned long long commits, batches, duplicates, samples, failures;
+    double commit_seconds_sum; /* for /metrics: commit latency */
+    double commit_seconds_max;
+} co_writer_stats;
+
+/* Start the writer thread on store s (not owned). max_group: most batches in one commit
+ * (default 256). 0 or -1 with err. */
+int co_writer_start(co_writer **out, co_store *s, size_t max_group, char *err, size_t errlen);
+/* Queue b and block until it is committed (result filled, 0) or the commit failed (-1, err).
+ * b stays owned by the caller and is not touched after return. Thread-safe. */
+int co_writer_submit(co_writer *w, cm_batch *b, co_batch_result *result, char *err,
+                     size_t errlen);
+/* Counters so far. Thread-safe. */
+void co_writer_stats_get(co_writer *w, co_writer_stats *out);
+/* Finish queued work, stop the thread and free the writer. */
+void co_writer_stop(co_writer *w);
+
+#endif

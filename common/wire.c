@@ -1,0 +1,908 @@
+/* wire.c — JSON encoding of a batch (hand-written, compact) and its strict decoder (jansson). */
+#include "wire.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TS_MIN 946684800000LL  /* 2000-01-01T00:00:00Z */
+#define TS_MAX 4102444800000LL /* 2100-01-01T00:00:00Z */
+
+#define DEFAULT_MAX_DEPTH 8
+#define DEFAULT_MAX_SERIES 100000
+#define DEFAULT_MAX_POINTS 1000000
+
+int cm_wire_valid_name(const char *s)
+{
+    if (!s) return 0;
+    const unsigned char *p = (const unsigned char *)s;
+    if (!((*p >= 'a' && *p <= 'z') || *p == '_')) return 0;
+    size_t n = 1;
+    for (p++; *p; p++, n++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) return 0;
+        if (n >= CM_MAX_NAME) return 0;
+    }
+    return 1;
+}
+
+/* ======================================================================== encoder */
+
+typedef struct obuf {
+    char *p;
+    size_t len, cap;
+    int failed; /* out of memory, or a value JSON cannot express */
+} obuf;
+
+/* Make room for n more bytes plus the final NUL. */
+static int ob_reserve(obuf *o, size_t n)
+{
+    if (o->failed) return -1;
+    if (n < o->cap - o->len) return 0;
+    size_t cap = o->cap ? o->cap : 1024;
+    while (n >= cap - o->len) {
+        if (cap > SIZE_MAX / 2) {
+            o->failed = 1;
+            return -1;
+        }
+        cap *= 2;
+    }
+    char *np = realloc(o->p, cap);
+    if (!np) {
+        o->failed = 1;
+        return -1;
+    }
+    o->p = np;
+    o->cap = cap;
+    return 0;
+}
+
+static void ob_raw(obuf *o, const char *s, size_t n)
+{
+    if (ob_reserve(o, n)) return;
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+#define OB_LIT(o, s) ob_raw((o), "" s, sizeof("" s) - 1) /* string literals only */
+
+static void ob_u64(obuf *o, uint64_t u)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    ob_raw(o, tmp + i, sizeof tmp - i);
+}
+
+static void ob_i64(obuf *o, int64_t v)
+{
+    if (v < 0) {
+        OB_LIT(o, "-");
+        ob_u64(o, (uint64_t)0 - (uint64_t)v);
+    } else {
+        ob_u64(o, (uint64_t)v);
+    }
+}
+
+/* Shortest of %.15g / %.17g that reads back as the same double; integral values as integers. */
+static void ob_double(obuf *o, double v)
+{
+    if (!isfinite(v)) {
+        o->failed = 1; /* NaN and infinities have no JSON form */
+        return;
+    }
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(int64_t)v) {
+        ob_i64(o, (int64_t)v);
+        return;
+    }
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp, "%.15g", v);
+    if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);
+    for (int i = 0; i < n; i++)
+        if (tmp[i] == ',') tmp[i] = '.'; /* a locale with a decimal comma */
+    ob_raw(o, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0 when it is invalid. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n) return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return n;
+}
+
+/* A quoted JSON string; control characters escaped, invalid UTF-8 replaced by U+FFFD. */
+static void ob_str(obuf *o, const char *s)
+{
+    if (!s) s = "";
+    size_t len = strlen(s);
+    if (len > (SIZE_MAX - 2) / 6 || ob_reserve(o, len * 6 + 2)) {
+        o->failed = 1;
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    char *w = o->p + o->len;
+    *w++ = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        if (p > run) {
+            memcpy(w, run, (size_t)(p - run));
+            w += p - run;
+        }
+        if (p == end) break;
+        unsigned char c = *p;
+        if (c >= 0x80) {
+            size_t n = utf8_len(p, end);
+            if (n) {
+                memcpy(w, p, n);
+                w += n;
+                p += n;
+            } else {
+                memcpy(w, "\xEF\xBF\xBD", 3);
+                w += 3;
+                p++;
+            }
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"': *w++ = '"'; break;
+        case '\\': *w++ = '\\'; break;
+        case '\n': *w++ = 'n'; break;
+        case '\r': *w++ = 'r'; break;
+        case '\t': *w++ = 't'; break;
+        case '\b': *w++ = 'b'; break;
+        case '\f': *w++ = 'f'; break;
+        default:
+            *w++ = 'u';
+            *w++ = '0';
+            *w++ = '0';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        }
+        p++;
+    }
+    *w++ = '"';
+    o->len = (size_t)(w - o->p);
+}
+
+/* ,"key":"value" when value is set. */
+static void ob_opt(obuf *o, const char *key_lit, size_t key_len, const char *value)
+{
+    if (!value) return;
+    ob_raw(o, key_lit, key_len);
+    ob_str(o, value);
+}
+#define OB_OPT(o, k, v) ob_opt((o), "" k, sizeof("" k) - 1, (v))
+
+char *cm_wire_encode(const cm_batch *b, size_t *len_out)
+{
+    obuf o = {0};
+    size_t guess = 256 + b->ndevices * 256 + b->nseries * 160 + b->npoints_total * 36 +
+                   b->nevents * 320;
+    if (ob_reserve(&o, guess)) return NULL;
+
+    OB_LIT(&o, "{\"v\":");
+    ob_i64(&o, b->v);
+    OB_LIT(&o, ",\"agent\":{\"id\":");
+    ob_str(&o, b->agent_id);
+    OB_OPT(&o, ",\"version\":", b->agent_version);
+    OB_OPT(&o, ",\"site\":", b->site);
+    OB_LIT(&o, "},\"seq\":");
+    ob_u64(&o, b->seq);
+    OB_LIT(&o, ",\"sent_ms\":");
+    ob_i64(&o, b->sent_ms);
+
+    OB_LIT(&o, ",\"devices\":[");
+    for (size_t i = 0; i < b->ndevices; i++) {
+        const cm_device_info *d = &b->devices[i];
+        if (i) OB_LIT(&o, ",");
+        OB_LIT(&o, "{\"id\":");
+        ob_str(&o, d->id);
+        OB_OPT(&o, ",\"screen\":", d->screen);
+        OB_OPT(&o, ",\"kind\":", d->kind);
+        OB_OPT(&o, ",\"vendor\":", d->vendor);
+        OB_OPT(&o, ",\"model\":", d->model);
+        OB_OPT(&o, ",\"serial\":", d->serial);
+        OB_OPT(&o, ",\"firmware\":", d->firmware);
+        OB_OPT(&o, ",\"profile\":", d->profile);
+        OB_LIT(&o, "}");
+    }
+
+    OB_LIT(&o, "],\"series\":[");
+    for (size_t i = 0; i < b->nseries; i++) {
+        const cm_series *s = &b->series[i];
+        if (i) OB_LIT(&o, ",");
+        OB_LIT(&o, "{\"device\":");
+        ob_str(&o, s->device);
+        OB_LIT(&o, ",\"metric\":");
+        ob_str(&o, s->metric);
+        OB_LIT(&o, ",\"labels\":{");
+        for (size_t j = 0; j < s->nlabels; j++) {
+            if (j) OB_LIT(&o, ",");
+            ob_str(&o, s->labels[j].key);
+            OB_LIT(&o, ":");
+            ob_str(&o, s->labels[j].value);
+        }
+        OB_LIT(&o, "}");
+        OB_OPT(&o, ",\"unit\":", s->unit);
+        OB_LIT(&o, ",\"points\":[");
+        for (size_t j = 0; j < s->npoints; j++) {
+            if (j) OB_LIT(&o, ",");
+            OB_LIT(&o, "[");
+            ob_i64(&o, s->points[j].ts_ms);
+            OB_LIT(&o, ",");
+            ob_double(&o, s->points[j].value);
+            OB_LIT(&o, "]");
+        }
+        OB_LIT(&o, "]}");
+    }
+
+    OB_LIT(&o, "],\"events\":[");
+    for (size_t i = 0; i < b->nevents; i++) {
+        const cm_event *e = &b->events[i];
+        if (i) OB_LIT(&o, ",");
+        OB_LIT(&o, "{\"device\":");
+        ob_str(&o, e->device);
+        OB_LIT(&o, ",\"ts_ms\":");
+        ob_i64(&o, e->ts_ms);
+        OB_LIT(&o, ",\"severity\":");
+        ob_str(&o, e->severity);
+        OB_LIT(&o, ",\"code\":");
+        ob_str(&o, e->code);
+        OB_LIT(&o, ",\"text\":");
+        ob_str(&o, e->text);
+        OB_LIT(&o, ",\"source\":");
+        ob_str(&o, e->source);
+        OB_LIT(&o, "}");
+    }
+    OB_LIT(&o, "]}");
+
+    if (o.failed) {
+        free(o.p);
+        return NULL;
+    }
+    o.p[o.len] = '\0';
+    if (len_out) *len_out = o.len;
+    return o.p;
+}
+
+/* ======================================================================== decoder */
+
+typedef struct path_el {
+    const char *key; /* NULL: array index */
+    size_t idx;
+} path_el;
+
+#define PATH_MAX_DEPTH 8
+
+typedef struct dctx {
+    cm_batch *b;
+    size_t max_series, max_points, npoints;
+    char *err, *at;
+    size_t errlen, atlen;
+    path_el path[PATH_MAX_DEPTH];
+    int depth;
+} dctx;
+
+/* Append to a fixed buffer, truncating; *len tracks the would-be length. */
+static void sb_put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+    if (*len < cap) {
+        size_t room = cap - *len - 1;
+        size_t k = n < room ? n : room;
+        memcpy(buf + *len, s, k);
+        buf[*len + k] = '\0';
+    }
+    *len += n;
+}
+
+/* A JSON key as it appears in a path or message: control bytes shown as '?'. */
+static void sb_key(char *buf, size_t cap, size_t *len, const char *key)
+{
+    for (const char *k = key; *k; k++) {
+        char ch = ((unsigned char)*k < 0x20 || *k == 0x7f) ? '?' : *k;
+        sb_put(buf, cap, len, &ch, 1);
+    }
+}
+
+static void sb_component(char *buf, size_t cap, size_t *len, const char *key, size_t idx)
+{
+    if (key) {
+        if (*len) sb_put(buf, cap, len, ".", 1);
+        sb_key(buf, cap, len, key);
+    } else {
+        char tmp[32];
+        int n = snprintf(tmp, sizeof tmp, "[%zu]", idx);
+        sb_put(buf, cap, len, tmp, (size_t)n);
+    }
+}
+
+static int fail(dctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(dctx *c, const char *fmt, ...)
+{
+    if (c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    if (c->atlen) {
+        size_t len = 0;
+        c->at[0] = '\0';
+        for (int i = 0; i < c->depth; i++)
+            sb_component(c->at, c->atlen, &len, c->path[i].key, c->path[i].idx);
+    }
+    return -1;
+}
+
+static inline void push_key(dctx *c, const char *key)
+{
+    c->path[c->depth].key = key;
+    c->path[c->depth].idx = 0;
+    c->depth++;
+}
+
+static inline void push_idx(dctx *c, size_t idx)
+{
+    c->path[c->depth].key = NULL;
+    c->path[c->depth].idx = idx;
+    c->depth++;
+}
+
+static inline void pop(dctx *c)
+{
+    c->depth--;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE: return "true";
+    case JSON_FALSE: return "false";
+    default: return "null";
+    }
+}
+
+/* Errors at the path of a member of the current object. */
+static int fail_unknown(dctx *c, const char *key)
+{
+    char shown[72];
+    size_t len = 0;
+    shown[0] = '\0';
+    sb_key(shown, sizeof shown, &len, key);
+    push_key(c, key);
+    int rc = fail(c, "unknown key '%s%s'", shown, len >= sizeof shown ? "..." : "");
+    pop(c);
+    return rc;
+}
+
+static int fail_missing(dctx *c, const char *key)
+{
+    push_key(c, key);
+    int rc = fail(c, "missing required key '%s'", key);
+    pop(c);
+    return rc;
+}
+
+/* The current value must be a string of min..max bytes. */
+static int want_string(dctx *c, const json_t *v, size_t min, size_t max, const char **out)
+{
+    if (!json_is_string(v)) return fail(c, "expected a string, got %s", type_name(v));
+    size_t n = json_string_length(v);
+    if (n < min) return fail(c, "must not be empty");
+    if (n > max) return fail(c, "longer than %zu bytes (%zu)", max, n);
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* Member `key` of the current object as a string (v may be NULL when optional). */
+static int member_string(dctx *c, const char *key, const json_t *v, int required, size_t min,
+                         size_t max, const char **out)
+{
+    *out = NULL;
+    if (!v) return required ? fail_missing(c, key) : 0;
+    push_key(c, key);
+    int rc = want_string(c, v, min, max, out);
+    pop(c);
+    return rc;
+}
+
+static int want_integer(dctx *c, const json_t *v, json_int_t *out)
+{
+    if (!json_is_integer(v)) return fail(c, "expected an integer, got %s", type_name(v));
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int want_timestamp(dctx *c, const json_t *v, int64_t *out)
+{
+    json_int_t t;
+    if (!json_is_integer(v))
+        return fail(c, "expected an integer (ms since 1970), got %s", type_name(v));
+    t = json_integer_value(v);
+    if (t < TS_MIN || t > TS_MAX)
+        return fail(c, "timestamp %lld ms is outside 2000-01-01..2100-01-01", (long long)t);
+    *out = (int64_t)t;
+    return 0;
+}
+
+static int want_kind(dctx *c, const json_t *v, int object)
+{
+    if (object ? json_is_object(v) : json_is_array(v)) return 0;
+    return fail(c, "expected %s, got %s", object ? "an object" : "an array", type_name(v));
+}
+
+static int decode_agent(dctx *c, json_t *obj)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    json_t *id = NULL, *version = NULL, *site = NULL, *v;
+    const char *key;
+    json_object_foreach(obj, key, v) {
+        if (!strcmp(key, "id")) id = v;
+        else if (!strcmp(key, "version")) version = v;
+        else if (!strcmp(key, "site")) site = v;
+        else return fail_unknown(c, key);
+    }
+    const char *sid, *sversion, *ssite;
+    if (member_string(c, "id", id, 1, 1, CM_MAX_NAME, &sid) ||
+        member_string(c, "version", version, 0, 1, CM_MAX_NAME, &sversion) ||
+        member_string(c, "site", site, 0, 1, CM_MAX_NAME, &ssite))
+        return -1;
+    if (cm_batch_set_agent(c->b, sid, sversion, ssite)) return fail(c, "out of memory");
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    size_t off;
+} device_fields[] = {
+    {"id", offsetof(cm_device_info, id)},
+    {"screen", offsetof(cm_device_info, screen)},
+    {"kind", offsetof(cm_device_info, kind)},
+    {"vendor", offsetof(cm_device_info, vendor)},
+    {"model", offsetof(cm_device_info, model)},
+    {"serial", offsetof(cm_device_info, serial)},
+    {"firmware", offsetof(cm_device_info, firmware)},
+    {"profile", offsetof(cm_device_info, profile)},
+};
+#define NDEVICE_FIELDS (sizeof device_fields / sizeof device_fields[0])
+
+static int decode_device(dctx *c, json_t *obj)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    cm_device_info d;
+    memset(&d, 0, sizeof d);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        size_t f = 0;
+        while (f < NDEVICE_FIELDS && strcmp(key, device_fields[f].name)) f++;
+        if (f == NDEVICE_FIELDS) return fail_unknown(c, key);
+        const char **slot = (const char **)((char *)&d + device_fields[f].off);
+        if (member_string(c, key, v, 1, f == 0 ? 1 : 0, f == 0 ? CM_MAX_NAME : CM_MAX_VALUE,
+                          slot))
+            return -1;
+    }
+    if (!d.id) return fail_missing(c, "id");
+    if (cm_batch_add_device(c->b, &d)) return fail(c, "out of memory");
+    return 0;
+}
+
+static int decode_labels(dctx *c, json_t *obj, cm_label *l, size_t *nl)
+{
+    *nl = 0;
+    if (want_kind(c, obj, 1)) return -1;
+    if (json_object_size(obj) > CM_MAX_LABELS)
+        return fail(c, "more than %d labels (%zu)", CM_MAX_LABELS, json_object_size(obj));
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        push_key(c, key);
+        if (!cm_wire_valid_name(key)) return fail(c, "label name must match [a-z_][a-z0-9_]*");
+        if (want_string(c, v, 0, CM_MAX_VALUE, &l[*nl].value)) return -1;
+        l[*nl].key = key;
+        (*nl)++;
+        pop(c);
+    }
+    return 0;
+}
+
+static int decode_points(dctx *c, json_t *arr, cm_point *out, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        json_t *pt = json_array_get(arr, j);
+        push_idx(c, j);
+        if (!json_is_array(pt) || json_array_size(pt) != 2) {
+            if (!json_is_array(pt)) return fail(c, "expected [ts_ms, value], got %s", type_name(pt));
+            return fail(c, "expected [ts_ms, value], got %zu elements", json_array_size(pt));
+        }
+        json_t *ts = json_array_get(pt, 0), *val = json_array_get(pt, 1);
+        push_idx(c, 0);
+        if (want_timestamp(c, ts, &out[j].ts_ms)) return -1;
+        pop(c);
+        if (json_is_integer(val)) {
+            out[j].value = (double)json_integer_value(val);
+        } else if (json_is_real(val)) {
+            out[j].value = json_real_value(val);
+        } else {
+            push_idx(c, 1);
+            return fail(c, "expected a number, got %s", type_name(val));
+        }
+        pop(c);
+    }
+    return 0;
+}
+
+static int decode_series(dctx *c, json_t *obj)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    json_t *device = NULL, *metric = NULL, *labels = NULL, *unit = NULL, *points = NULL, *v;
+    const char *key;
+    json_object_foreach(obj, key, v) {
+        json_t **slot = NULL;
+        switch (key[0]) {
+        case 'd': slot = strcmp(key, "device") ? NULL : &device; break;
+        case 'm': slot = strcmp(key, "metric") ? NULL : &metric; break;
+        case 'l': slot = strcmp(key, "labels") ? NULL : &labels; break;
+        case 'u': slot = strcmp(key, "unit") ? NULL : &unit; break;
+        case 'p': slot = strcmp(key, "points") ? NULL : &points; break;
+        }
+        if (!slot) return fail_unknown(c, key);
+        *slot = v;
+    }
+    const char *sdevice, *smetric, *sunit;
+    if (member_string(c, "device", device, 1, 1, CM_MAX_NAME, &sdevice) ||
+        member_string(c, "metric", metric, 1, 1, CM_MAX_NAME, &smetric))
+        return -1;
+    if (!cm_wire_valid_name(smetric)) {
+        push_key(c, "metric");
+        return fail(c, "metric name must match [a-z_][a-z0-9_]*");
+    }
+    cm_label l[CM_MAX_LABELS];
+    size_t nl = 0;
+    if (labels) {
+        push_key(c, "labels");
+        if (decode_labels(c, labels, l, &nl)) return -1;
+        pop(c);
+    }
+    if (member_string(c, "unit", unit, 0, 1, CM_MAX_NAME, &sunit)) return -1;
+    if (!points) return fail_missing(c, "points");
+    push_key(c, "points");
+    if (want_kind(c, points, 0)) return -1;
+    size_t n = json_array_size(points);
+    if (n == 0) return fail(c, "must not be empty");
+    if (n > c->max_points - c->npoints)
+        return fail(c, "the batch holds more than %zu points", c->max_points);
+    c->npoints += n;
+    cm_series *s = cm_batch_series(c->b, sdevice, smetric, sunit, l, nl);
+    cm_point *out = s ? cm_batch_extend_points(c->b, s, n) : NULL;
+    if (!out) return fail(c, "out of memory");
+    if (decode_points(c, points, out, n)) return -1;
+    pop(c);
+    return 0;
+}
+
+static int decode_event(dctx *c, json_t *obj)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    json_t *device = NULL, *ts = NULL, *severity = NULL, *code = NULL, *text = NULL,
+           *source = NULL, *v;
+    const char *key;
+    json_object_foreach(obj, key, v) {
+        if (!strcmp(key, "device")) device = v;
+        else if (!strcmp(key, "ts_ms")) ts = v;
+        else if (!strcmp(key, "severity")) severity = v;
+        else if (!strcmp(key, "code")) code = v;
+        else if (!strcmp(key, "text")) text = v;
+        else if (!strcmp(key, "source")) source = v;
+        else return fail_unknown(c, key);
+    }
+    cm_event e;
+    memset(&e, 0, sizeof e);
+    if (member_string(c, "device", device, 1, 1, CM_MAX_NAME, &e.device)) return -1;
+    if (!ts) return fail_missing(c, "ts_ms");
+    push_key(c, "ts_ms");
+    if (want_timestamp(c, ts, &e.ts_ms)) return -1;
+    pop(c);
+    if (member_string(c, "severity", severity, 1, 1, CM_MAX_NAME, &e.severity)) return -1;
+    if (strcmp(e.severity, "info") && strcmp(e.severity, "warning") &&
+        strcmp(e.severity, "critical")) {
+        push_key(c, "severity");
+        return fail(c, "severity must be info, warning or critical");
+    }
+    if (member_string(c, "code", code, 1, 1, CM_MAX_NAME, &e.code) ||
+        member_string(c, "text", text, 1, 0, CM_MAX_TEXT, &e.text) ||
+        member_string(c, "source", source, 1, 1, CM_MAX_NAME, &e.source))
+        return -1;
+    if (cm_batch_add_event(c->b, &e)) return fail(c, "out of memory");
+    return 0;
+}
+
+/* An array member of the root: every element decoded by fn. */
+static int decode_list(dctx *c, json_t *arr, int (*fn)(dctx *, json_t *))
+{
+    size_t i;
+    json_t *el;
+    json_array_foreach(arr, i, el) {
+        push_idx(c, i);
+        if (fn(c, el)) return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+static int decode_root(dctx *c, json_t *root)
+{
+    if (want_kind(c, root, 1)) return -1;
+    json_t *v = json_object_get(root, "v");
+    if (!v) return fail_missing(c, "v");
+    push_key(c, "v");
+    if (!json_is_integer(v)) return fail(c, "expected an integer, got %s", type_name(v));
+    if (json_integer_value(v) != CM_WIRE_VERSION)
+        return fail(c, "unsupported version %lld (this side speaks %d)",
+                    (long long)json_integer_value(v), CM_WIRE_VERSION);
+    pop(c);
+    c->b->v = CM_WIRE_VERSION;
+
+    json_t *devices = NULL, *series = NULL, *events = NULL;
+    int have_agent = 0, have_seq = 0, have_sent = 0;
+    const char *key;
+    json_object_foreach(root, key, v) {
+        if (!strcmp(key, "v")) continue;
+        push_key(c, key);
+        if (!strcmp(key, "agent")) {
+            if (decode_agent(c, v)) return -1;
+            have_agent = 1;
+        } else if (!strcmp(key, "seq")) {
+            json_int_t seq = 0;
+            if (want_integer(c, v, &seq)) return -1;
+            if (seq < 1) return fail(c, "must be >= 1 (got %lld)", (long long)seq);
+            c->b->seq = (uint64_t)seq;
+            have_seq = 1;
+        } else if (!strcmp(key, "sent_ms")) {
+            json_int_t ms = 0;
+            if (want_integer(c, v, &ms)) return -1;
+            if (ms < 0) return fail(c, "must be >= 0 (got %lld)", (long long)ms);
+            c->b->sent_ms = (int64_t)ms;
+            have_sent = 1;
+        } else if (!strcmp(key, "devices")) {
+            if (want_kind(c, v, 0)) return -1;
+            devices = v;
+        } else if (!strcmp(key, "series")) {
+            if (want_kind(c, v, 0)) return -1;
+            if (json_array_size(v) > c->max_series)
+                return fail(c, "more than %zu series (%zu)", c->max_series, json_array_size(v));
+            series = v;
+        } else if (!strcmp(key, "events")) {
+            if (want_kind(c, v, 0)) return -1;
+            events = v;
+        } else {
+            pop(c);
+            return fail_unknown(c, key);
+        }
+        pop(c);
+    }
+    if (!have_agent) return fail_missing(c, "agent");
+    if (!have_seq) return fail_missing(c, "seq");
+    if (!have_sent) return fail_missing(c, "sent_ms");
+
+    if (cm_batch_reserve(c->b, json_array_size(devices), json_array_size(series),
+                         json_array_size(events)))
+        return fail(c, "out of memory");
+    if (devices) {
+        push_key(c, "devices");
+        if (decode_list(c, devices, decode_device)) return -1;
+        pop(c);
+    }
+    if (series) {
+        push_key(c, "series");
+        if (decode_list(c, series, decode_series)) return -1;
+        pop(c);
+    }
+    if (events) {
+        push_key(c, "events");
+        if (decode_list(c, events, decode_event)) return -1;
+        pop(c);
+    }
+    return 0;
+}
+
+/* ---- nesting depth ---- */
+
+/* Scan brackets outside strings; -1 and the offending offset when deeper than max. */
+static int prescan_depth(const char *buf, size_t len, size_t max, size_t *where)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    size_t depth = 0;
+    while (p < end) {
+        unsigned char ch = *p++;
+        if (ch == '"') {
+            /* to the closing quote: one not preceded by an odd run of backslashes */
+            for (;;) {
+                const unsigned char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q) return 0; /* unterminated: jansson will say so */
+                size_t bs = 0;
+                while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+                p = q + 1;
+                if (bs % 2 == 0) break;
+            }
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > max) {
+                *where = (size_t)(p - 1 - (const unsigned char *)buf);
+                return -1;
+            }
+        } else if (ch == '}' || ch == ']') {
+            if (depth) depth--;
+        }
+    }
+    return 0;
+}
+
+/* Path of the first container nested deeper than max (level = containers around v). */
+static int find_deep(const json_t *v, size_t level, size_t max, char *path, size_t cap,
+                     size_t len)
+{
+    if (!json_is_object(v) && !json_is_array(v)) return 0;
+    if (level + 1 > max) return 1;
+    if (json_is_object(v)) {
+        const char *key;
+        const json_t *m;
+        json_object_foreach((json_t *)v, key, m) {
+            size_t l = len;
+            sb_component(path, cap, &l, key, 0);
+            if (find_deep(m, level + 1, max, path, cap, l)) return 1;
+            if (len < cap) path[len] = '\0';
+        }
+    } else {
+        size_t i;
+        const json_t *m;
+        json_array_foreach(v, i, m) {
+            size_t l = len;
+            sb_component(path, cap, &l, NULL, i);
+            if (find_deep(m, level + 1, max, path, cap, l)) return 1;
+            if (len < cap) path[len] = '\0';
+        }
+    }
+    return 0;
+}
+
+static void line_col(const char *buf, size_t off, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (buf[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* ---- per-thread scratch arena for jansson: its memory is reused from one decode to the next
+ * (fresh pages cost more than the parse saves), freed when the thread exits. */
+
+#define SCRATCH_BLOCK ((size_t)256 * 1024)
+#define SCRATCH_KEEP_MAX ((size_t)16 * 1024 * 1024)
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_destroy(void *p)
+{
+    cm_arena_free(p);
+    free(p);
+}
+
+static void scratch_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+/* NULL when it cannot be had: jansson then uses the heap. */
+static cm_arena *scratch_arena(void)
+{
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    cm_arena *a = pthread_getspecific(scratch_key);
+    if (a) return a;
+    a = malloc(sizeof *a);
+    if (!a) return NULL;
+    cm_arena_init(a, SCRATCH_BLOCK);
+    if (pthread_setspecific(scratch_key, a) != 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm_batch *out,
+                   char *err, size_t errlen, char *at, size_t atlen)
+{
+    if (errlen) err[0] = '\0';
+    if (atlen) at[0] = '\0';
+    if (!buf) {
+        buf = "";
+        len = 0;
+    }
+    size_t max_depth = limits && limits->max_depth ? limits->max_depth : DEFAULT_MAX_DEPTH;
+    dctx c;
+    memset(&c, 0, sizeof c);
+    c.b = out;
+    c.max_series = limits && limits->max_series ? limits->max_series : DEFAULT_MAX_SERIES;
+    c.max_points = limits && limits->max_points ? limits->max_points : DEFAULT_MAX_POINTS;
+    c.err = err;
+    c.errlen = errlen;
+    c.at = at;
+    c.atlen = atlen;
+
+    size_t deep_at = 0;
+    int too_deep = prescan_depth(buf, len, max_depth, &deep_at) != 0;
+
+    /* jansson's allocations go to this thread's scratch arena, reset after the call */
+    cm_arena *scratch = scratch_arena();
+    cm_arena *prev = cm_arena_json_current();
+    if (scratch) cm_arena_json_use(scratch);
+
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    int rc = -1;
+    if (too_deep) {
+        if (atlen && root) find_deep(root, 0, max_depth, at, atlen, 0);
+        if (root && atlen && at[0]) {
+            snprintf(err, errlen, "nested deeper than %zu levels", max_depth);
+        } else {
+            int line, col;
+            line_col(buf, deep_at, &line, &col);
+            snprintf(err, errlen, "nested deeper than %zu levels (line %d, column %d)",
+                     max_depth, line, col);
+            if (atlen) at[0] = '\0';
+        }
+    } else if (!root) {
+        snprintf(err, errlen, "%s (line %d, column %d)", je.text, je.line, je.column);
+    } else {
+        rc = decode_root(&c, root);
+    }
+    if (root && !cm_arena_json_installed()) json_decref(root); /* else: arena memory */
+    cm_arena_json_use(prev);
+    if (scratch) {
+        if (scratch->used_total > SCRATCH_KEEP_MAX) cm_arena_free(scratch);
+        else cm_arena_reset(scratch);
+    }
+    return rc;
+}

@@ -1,0 +1,31 @@
+/* wire.h — versioned JSON encoding of a batch and its strict decoder.
+ *
+ * The decoder refuses anything DESIGN.md does not describe: unknown keys, wrong types,
+ * out-of-range numbers, names that are not snake_case, more than CM_MAX_LABELS labels,
+ * timestamps outside 2000..2100, strings longer than the limits in batch.h. On the first
+ * error it fills `at` with the JSON path of the offending value, e.g. "series[3].points[0][1]",
+ * and `err` with what is wrong. */
+#ifndef CM_WIRE_H
+#define CM_WIRE_H
+
+#include <stddef.h>
+
+#include "batch.h"
+
+typedef struct cm_wire_limits {
+    size_t max_depth;  /* JSON nesting depth (default 8) */
+    size_t max_series; /* per batch (default 100000) */
+    size_t max_points; /* per batch (default 1000000) */
+} cm_wire_limits;
+
+/* Encode to a NUL-terminated compact JSON string (malloc'ed, caller frees); NULL on OOM. */
+char *cm_wire_encode(const cm_batch *b, size_t *len_out);
+/* Decode and validate buf[0..len) into an initialised batch `out`. Returns 0, or -1 with
+ * err ("expected a number") and at ("series[3].points[0][1]", "" for the whole body).
+ * limits may be NULL for the defaults. */
+int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm_batch *out,
+                   char *err, size_t errlen, char *at, size_t atlen);
+/* True when s is a valid metric or label name: [a-z_][a-z0-9_]*, 1..CM_MAX_NAME bytes. */
+int cm_wire_valid_name(const char *s);
+
+#endif

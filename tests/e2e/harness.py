@@ -1,0 +1,663 @@
+"""harness.py - what every end-to-end test needs: free loopback ports, a temporary
+folder per test, processes that are always stopped, polling with a deadline, small
+HTTP/JSON helpers, and starters for snmpsim, snmpd, the collector and the agent.
+
+Standard library only; runs under Debian's /usr/bin/python3.
+
+A test function is `def test_x(env)` (env: a fresh Env, closed by the runner) or
+`def test_x()`. Expensive set-ups shared by the cases of one module go through
+module_cache(key, factory): factory(module_env) runs once per module and build.
+Raise Skip("why") when something the test needs is absent.
+"""
+
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("CINEMON_SHARED") or (REPO.parent / "shared")).resolve()
+FIXTURES = SHARED / "fixtures" / "snmprec"
+PROFILES = REPO / "profiles"
+
+# Set by the runner (configure); CINEMON_BUILD lets a module run on its own.
+BUILD = Path(os.environ.get("CINEMON_BUILD") or (REPO / "build")).resolve()
+ASAN = False
+
+STOP_GRACE_S = 5.0
+SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+               "ERROR: UndefinedBehaviorSanitizer")
+
+
+class Skip(Exception):
+    """The case cannot run here (a tool or the recordings are missing)."""
+
+
+class ProcessDied(AssertionError):
+    """A process a test waits for has exited: wait_until gives up at once."""
+
+
+def configure(build, asan=False):
+    """Point the starters at a build folder (build/ or build-asan/)."""
+    global BUILD, ASAN
+    BUILD = Path(build).resolve()
+    ASAN = asan
+    _module_cache.clear()
+
+
+def binary(name):
+    """Path of build/<name>; raises AssertionError when it was not built."""
+    p = BUILD / name
+    if not (p.is_file() and os.access(p, os.X_OK)):
+        raise AssertionError(f"{p} is not built (run make)")
+    return p
+
+
+def need_tool(path_or_name):
+    p = shutil.which(path_or_name)
+    if not p:
+        raise Skip(f"{path_or_name} is not installed")
+    return p
+
+
+def need_fixtures():
+    if not FIXTURES.is_dir():
+        raise Skip(f"{FIXTURES} is absent (../shared not present)")
+    return FIXTURES
+
+
+# ---------------------------------------------------------------- ports, waiting
+
+def free_port(kind="tcp"):
+    """A port on 127.0.0.1 that is free right now (kind "tcp" or "udp")."""
+    st = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, st) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_port():
+    return free_port("udp")
+
+
+def wait_until(predicate, timeout=30.0, interval=0.2, what=None):
+    """Call predicate() until it returns something truthy; return that value. Exceptions
+    count as "not yet". On timeout raise AssertionError naming what was awaited and the
+    last value or exception seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+            last = v
+        except (Skip, ProcessDied, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - "not yet"
+            last = e
+        if time.monotonic() >= deadline:
+            name = what or getattr(predicate, "__name__", "condition")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {name}; "
+                                 f"last: {last!r}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- processes
+
+class Proc:
+    """A started process: popen, name and the files its output goes to."""
+
+    def __init__(self, name, popen, stdout_path, stderr_path, check_exit):
+        self.name, self.popen = name, popen
+        self.stdout_path, self.stderr_path = stdout_path, stderr_path
+        self.check_exit = check_exit  # our own binaries: a bad exit after SIGTERM fails
+        self.stop_problem = None
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stdout(self):
+        return _read(self.stdout_path)
+
+    def stderr(self):
+        return _read(self.stderr_path)
+
+    def stop(self):
+        """SIGTERM to the process group, SIGKILL after STOP_GRACE_S. Returns a problem text
+        (bad exit status or a sanitizer report) for our own binaries, else None."""
+        p = self.popen
+        killed = False
+        if p.poll() is None:
+            _signal_group(p.pid, signal.SIGTERM)
+            try:
+                p.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                killed = True
+                _signal_group(p.pid, signal.SIGKILL)
+                p.wait(10)
+        # children left in the group (e.g. snmpsimd's workers)
+        _signal_group(p.pid, signal.SIGKILL)
+        problem = None
+        if self.check_exit:
+            err = self.stderr()
+            if any(m in err for m in SAN_MARKERS):
+                problem = f"{self.name}: sanitizer report in {self.stderr_path}"
+            elif killed:
+                problem = f"{self.name}: did not exit within {STOP_GRACE_S:.0f}s of SIGTERM"
+            elif p.returncode not in (0, -signal.SIGTERM):
+                problem = f"{self.name}: exit status {p.returncode} after SIGTERM"
+        self.stop_problem = problem
+        return problem
+
+
+def _signal_group(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(text, n=40):
+    lines = text.splitlines()
+    return "\n".join(lines[-n:])
+
+
+class Env:
+    """One temporary folder and every process started in it. close() stops them all."""
+
+    def __init__(self, name="case", dir=None, keep=None):
+        if dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"cinemon-{_safe(name)}-"))
+        else:
+            self.dir = Path(dir)
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.keep = (os.environ.get("CINEMON_KEEP") == "1") if keep is None else keep
+        self.procs = []
+        self.closed = False
+
+    def path(self, *parts):
+        return self.dir.joinpath(*parts)
+
+    def write(self, name, text, mode=None):
+        p = self.path(name)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        if mode is not None:
+            os.chmod(p, mode)
+        return p
+
+    def start(self, name, argv, env=None, cwd=None, check_exit=False):
+        """Start argv in its own process group, output to <dir>/<name>.out/.err."""
+        n = sum(1 for p in self.procs if p.name == name)
+        base = name if n == 0 else f"{name}.{n}"
+        out, err = self.path(f"{base}.out"), self.path(f"{base}.err")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            popen = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                                     stdout=fo, stderr=fe, env=full_env,
+                                     cwd=str(cwd or self.dir), start_new_session=True)
+        proc = Proc(base, popen, out, err, check_exit)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, argv, timeout=60, env=None, cwd=None, input=None):
+        """Run to completion; returns CompletedProcess with text stdout/stderr."""
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                              timeout=timeout, env=full_env, cwd=str(cwd or self.dir),
+                              input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+    def stop(self, proc):
+        """Stop one process now; returns its problem text or None."""
+        return proc.stop()
+
+    def logs(self, n=40):
+        """Tails of every process's output, for a failure report."""
+        parts = []
+        for p in self.procs:
+            for label, path in (("stdout", p.stdout_path), ("stderr", p.stderr_path)):
+                t = _tail(_read(path), n)
+                if t.strip():
+                    parts.append(f"--- {p.name} {label} ({path}) ---\n{t}")
+        return "\n".join(parts)
+
+    def close(self):
+        """Stop every process (newest first), remove the folder unless kept. Returns the
+        list of problems (bad exits, sanitizer reports) of our own binaries."""
+        if self.closed:
+            return []
+        self.closed = True
+        problems = []
+        for p in reversed(self.procs):
+            try:
+                prob = p.stop()
+            except Exception as e:  # noqa: BLE001 - keep stopping the others
+                prob = f"{p.name}: stop failed: {e!r}"
+            if prob:
+                problems.append(prob)
+        if problems:
+            problems.append(self.logs())
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return problems
+
+
+def _safe(s):
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in s)[:40]
+
+
+# module-scoped set-ups (one per module and build), closed by the runner
+_module_cache = {}
+_module_env = None
+
+
+def begin_module(name):
+    """Runner: start the module scope."""
+    global _module_env
+    _module_cache.clear()
+    _module_env = None
+    _module_env_name[0] = name
+
+
+_module_env_name = ["module"]
+
+
+def end_module():
+    """Runner: close the module scope; returns problems like Env.close()."""
+    global _module_env
+    _module_cache.clear()
+    env, _module_env = _module_env, None
+    return env.close() if env else []
+
+
+def module_env():
+    global _module_env
+    if _module_env is None:
+        _module_env = Env(_module_env_name[0])
+    return _module_env
+
+
+def module_cache(key, factory):
+    """factory(module_env()) once per module; an exception it raised is raised again for
+    every later case (a failed set-up is not retried)."""
+    if key not in _module_cache:
+        try:
+            _module_cache[key] = ("ok", factory(module_env()))
+        except BaseException as e:  # noqa: BLE001
+            _module_cache[key] = ("err", e)
+    kind, v = _module_cache[key]
+    if kind == "err":
+        raise v
+    return v
+
+
+# ---------------------------------------------------------------- HTTP
+
+def request(method, url, body=None, headers=None, timeout=15):
+    """One HTTP request. body: bytes, str or a JSON-able object. Returns
+    (status, parsed JSON or None, raw bytes, headers dict with lower-case keys)."""
+    u = urllib.parse.urlsplit(url)
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        if not isinstance(body, str):
+            body = json.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        body = body.encode()
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    try:
+        path = u.path or "/"
+        if u.query:
+            path += "?" + u.query
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer (413) before reading everything
+        resp = conn.getresponse()
+        raw = resp.read()
+        rh = {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = None
+    return resp.status, parsed, raw, rh
+
+
+def http_get(url, timeout=15):
+    """GET → (status, json or None)."""
+    s, j, _, _ = request("GET", url, timeout=timeout)
+    return s, j
+
+
+def http_post(url, body, token=None, headers=None, timeout=15):
+    """POST → (status, json or None)."""
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    if isinstance(body, (dict, list)):
+        h.setdefault("Content-Type", "application/json")
+    s, j, _, _ = request("POST", url, body=body, headers=h, timeout=timeout)
+    return s, j
+
+
+def gzip_bytes(data):
+    return gzip.compress(data if isinstance(data, bytes) else data.encode())
+
+
+def make_batch(agent, site, seq, device="hall1/projector", metric="lamp_hours", value=1.0,
+               ts_ms=None, nseries=1):
+    """A valid wire batch (DESIGN.md "Wire protocol")."""
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    return {
+        "v": 1,
+        "agent": {"id": agent, "version": "e2e", "site": site},
+        "seq": seq,
+        "sent_ms": ts,
+        "devices": [{"id": device, "screen": device.split("/")[0], "kind": "projector",
+                     "vendor": "Test", "model": "T1", "serial": "S1", "profile": "none"}],
+        "series": [{"device": device, "metric": metric if i == 0 else f"{metric}_{i}",
+                    "labels": {}, "unit": "h", "points": [[ts, value]]}
+                   for i in range(nseries)],
+        "events": [],
+    }
+
+
+# ---------------------------------------------------------------- snmpsim / snmpd
+
+def snmpget(port, community, *oids, timeout=1.0, retries=1, opts="-Oqv"):
+    """Values (-Oqv) of oids from 127.0.0.1:port, as strings; raises on failure."""
+    tool = need_tool("snmpget")
+    r = subprocess.run([tool, "-v2c", "-c", community, opts, "-t", str(timeout),
+                        "-r", str(retries), "-m", "", f"127.0.0.1:{port}", *oids],
+                       capture_output=True, text=True, timeout=timeout * (retries + 1) + 10,
+                       env=dict(os.environ, MIBS=""))
+    if r.returncode != 0:
+        raise RuntimeError(f"snmpget {port} {oids}: rc={r.returncode} {r.stderr.strip()}")
+    return [ln.strip().strip('"') for ln in r.stdout.splitlines()]
+
+
+def _snmp_answers(port, community):
+    try:
+        snmpget(port, community, "1.3.6.1.2.1.1.2.0", timeout=0.5, retries=0)
+        return True
+    except RuntimeError:
+        return False
+
+
+def snmpsim(env, data_dir=None, timeout=60):
+    """Start snmpsimd serving every recording of data_dir (default: the shared fixtures);
+    community = recording file base name. Returns the UDP port."""
+    data_dir = Path(data_dir) if data_dir else need_fixtures()
+    if not data_dir.is_dir():
+        raise Skip(f"{data_dir} is absent")
+    tool = need_tool("snmpsimd")
+    need_tool("snmpget")
+    cache = env.path("snmpsim-cache")
+    cache.mkdir(exist_ok=True)
+    os.chmod(cache, 0o777)
+    os.chmod(env.dir, 0o711)  # snmpsimd runs as nobody: it must reach its cache
+    port = free_port("udp")
+    argv = [tool, f"--data-dir={data_dir}", f"--cache-dir={cache}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--logging-method=null"]
+    if os.geteuid() == 0:
+        argv += ["--process-user=nobody", "--process-group=nogroup"]
+    proc = env.start("snmpsim", argv)
+    community = "linux" if (data_dir / "linux.snmprec").exists() else \
+        sorted(data_dir.glob("*.snmprec"))[0].stem
+
+    def ready():
+        if not proc.alive():
+            raise ProcessDied(f"snmpsimd exited ({proc.popen.returncode}):\n"
+                                 f"{_tail(proc.stderr())}")
+        return _snmp_answers(port, community)
+    wait_until(ready, timeout, 0.25, "snmpsimd to answer")
+    return port
+
+
+SNMPD_COMMUNITY = "cinemon-test"
+
+
+def snmpd(env, timeout=20):
+    """Start Debian's snmpd on a loopback UDP port with its own configuration (community
+    cinemon-test, no system config, persistent state inside env). Returns the port."""
+    tool = "/usr/sbin/snmpd" if os.path.exists("/usr/sbin/snmpd") else need_tool("snmpd")
+    need_tool("snmpget")
+    port = free_port("udp")
+    persist = env.path("snmpd-state")
+    persist.mkdir(exist_ok=True)
+    conf = env.write("snmpd.conf", "\n".join([
+        "# written by tests/e2e/harness.py",
+        f"rocommunity {SNMPD_COMMUNITY} 127.0.0.1",
+        "sysLocation cinemon test hall",
+        "sysContact cinemon-e2e@example.invalid",
+        "sysName cinemon-e2e",
+        f"[snmp] persistentDir {persist}",
+        ""]))
+    # The listening address is given on the command line (with agentAddress in the file as
+    # well snmpd tries to bind the port twice). -m "" -M /dev/null: no MIB files are parsed.
+    proc = env.start("snmpd", [tool, "-f", "-Lo", "-C", "-c", conf, "-m", "", "-M", "/dev/null",
+                               "-p", env.path("snmpd.pid"), f"udp:127.0.0.1:{port}"],
+                     env={"SNMP_PERSISTENT_DIR": str(persist), "MIBS": ""})
+
+    def ready():
+        if not proc.alive():
+            raise ProcessDied(f"snmpd exited ({proc.popen.returncode}):\n"
+                                 f"{_tail(proc.stdout() + proc.stderr())}")
+        return _snmp_answers(port, SNMPD_COMMUNITY)
+    wait_until(ready, timeout, 0.2, "snmpd to answer")
+    return port
+
+
+# ---------------------------------------------------------------- collector
+
+class Collector:
+    """A running collector: base_url, proc, ini path, port."""
+
+    def __init__(self, env, ini, port, proc):
+        self.env, self.ini, self.port, self.proc = env, ini, port, proc
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def __iter__(self):  # base_url, proc = collector(env)
+        return iter((self.base_url, self.proc))
+
+    def url(self, path, **query):
+        q = {k: v for k, v in query.items() if v is not None}
+        return self.base_url + path + ("?" + urllib.parse.urlencode(q) if q else "")
+
+    def get(self, path, **query):
+        """GET base_url+path?query → (status, json)."""
+        return http_get(self.url(path, **query))
+
+    def data(self, path, **query):
+        """GET an API list; asserts 200 and returns the "data" list."""
+        s, j = self.get(path, **query)
+        assert s == 200, f"GET {path} {query}: status {s}, body {j}"
+        assert isinstance(j, dict) and isinstance(j.get("data"), list), \
+            f"GET {path}: not {{\"data\": [...]}}: {j!r}"
+        return j["data"]
+
+    def ingest(self, body, token, headers=None):
+        return http_post(self.base_url + "/api/v1/ingest", body, token=token, headers=headers)
+
+    def add_token(self, agent, site):
+        return token_add(self.env, self.ini, agent, site)
+
+    def healthy(self):
+        try:
+            return self.get("/healthz")[0] == 200
+        except OSError:
+            return False
+
+
+def write_collector_ini(env, port, extra=None, name="collector.ini", db="cinemon.db"):
+    """collector.ini on 127.0.0.1:port with SQLite. extra: {section: {key: value}} merged in."""
+    sections = {
+        "collector": {"listen": f"127.0.0.1:{port}", "threads": "4", "log_level": "info"},
+        "store": {"backend": "sqlite", "path": db},
+    }
+    for sec, kv in (extra or {}).items():
+        sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})
+    text = "".join(f"[{sec}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items())
+                   for sec, kv in sections.items())
+    return env.write(name, text)
+
+
+def token_add(env, ini, agent, site):
+    """`cinemon-collector -c ini token add --agent A --site S`; returns the token."""
+    r = env.run([binary("cinemon-collector"), "-c", ini, "token", "add", "--agent", agent,
+                 "--site", site], timeout=60, cwd=Path(ini).parent)
+    assert r.returncode == 0, f"token add failed ({r.returncode}): {r.stderr.strip()}"
+    lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"token add: expected one line on stdout, got {r.stdout!r}"
+    return lines[0]
+
+
+def collector(env, tokens=(), extra=None, port=None, timeout=30):
+    """Write collector.ini, create tokens [(agent, site)], start the collector and wait for
+    GET /healthz == 200. Returns a Collector with .tokens {(agent, site): token}."""
+    exe = binary("cinemon-collector")
+    port = port or free_port("tcp")
+    ini = write_collector_ini(env, port, extra)
+    toks = {}
+    for agent_id, site in tokens:
+        toks[(agent_id, site)] = token_add(env, ini, agent_id, site)
+    proc = env.start("collector", [exe, "-c", ini], check_exit=True)
+    c = Collector(env, ini, port, proc)
+    c.tokens = toks
+
+    def ready():
+        if not proc.alive():
+            raise ProcessDied(f"collector exited ({proc.popen.returncode}):\n"
+                              f"{_tail(proc.stderr())}")
+        return c.healthy()
+    wait_until(ready, timeout, 0.1, "collector /healthz")
+    return c
+
+
+# ---------------------------------------------------------------- agent
+
+def device(id, port, community, kind="other", profile=None, address="127.0.0.1",
+           snmp_version="2c", **extra):
+    """A device section for write_agent_ini."""
+    d = {"kind": kind}
+    if profile:
+        d["profile"] = profile
+    d.update({"address": address, "port": port, "snmp_version": snmp_version,
+              "community": community})
+    d.update(extra)
+    d["id"] = id
+    return d
+
+
+def write_agent_ini(env, devices, collector_url=None, token="no-token", site="site1",
+                    agent_id="agent1", profiles_dir=None, name="agent.ini", extra=None):
+    """agent.ini (+ its token file, mode 0600) in env. devices: dicts from device().
+    extra: {key: value} added to or replacing [agent] keys (None removes a key)."""
+    if collector_url is None:
+        collector_url = f"http://127.0.0.1:{free_port('tcp')}"
+    env.write("token", token + "\n", mode=0o600)
+    agent = {"site": site, "id": agent_id, "collector_url": collector_url,
+             "token_file": "token", "state_dir": "state",
+             "profiles_dir": str(profiles_dir or PROFILES), "interval": "2s",
+             "timeout": "1s", "retries": "1", "upload_interval": "2s", "log_level": "info"}
+    for k, v in (extra or {}).items():
+        if v is None:
+            agent.pop(k, None)
+        else:
+            agent[k] = str(v)
+    lines = ["[agent]"] + [f"{k} = {v}" for k, v in agent.items()]
+    for d in devices:
+        lines.append("")
+        lines.append(f'[device "{d["id"]}"]')
+        lines += [f"{k} = {v}" for k, v in d.items() if k != "id"]
+    return env.write(name, "\n".join(lines) + "\n")
+
+
+def agent(env, devices, coll=None, token=None, site="site1", agent_id="agent1", extra=None,
+          profiles_dir=None):
+    """Write agent.ini and start the agent daemon. Returns its Proc."""
+    exe = binary("cinemon-agent")
+    url = coll.base_url if coll else None
+    if token is None and coll is not None:
+        token = coll.tokens.get((agent_id, site)) or coll.add_token(agent_id, site)
+    ini = write_agent_ini(env, devices, url, token or "no-token", site, agent_id,
+                          profiles_dir, extra=extra)
+    proc = env.start("agent", [exe, "-c", ini], check_exit=True)
+    time.sleep(0.2)
+    if not proc.alive():
+        raise AssertionError(f"agent exited at once ({proc.popen.returncode}):\n"
+                             f"{_tail(proc.stderr())}")
+    return proc
+
+
+def agent_once(env, ini, timeout=60):
+    """`cinemon-agent -c ini --once` → CompletedProcess."""
+    return env.run([binary("cinemon-agent"), "-c", ini, "--once"], timeout=timeout)
+
+
+def check_config(env, ini, timeout=30):
+    """`cinemon-agent -c ini --check-config` → CompletedProcess."""
+    return env.run([binary("cinemon-agent"), "-c", ini, "--check-config"], timeout=timeout)
+
+
+def sanitizer_problem(text):
+    """The first sanitizer report line in text, or None."""
+    for ln in text.splitlines():
+        if any(m in ln for m in SAN_MARKERS):
+            return ln.strip()
+    return None
+
+
+# ---------------------------------------------------------------- profiles
+
+def load_profile(name, profiles_dir=None):
+    """The parsed JSON of profiles/<name>.json (the file whose "name" is name)."""
+    d = Path(profiles_dir or PROFILES)
+    p = d / f"{name}.json"
+    if p.exists():
+        return json.loads(p.read_text())
+    for f in sorted(d.glob("*.json")):
+        try:
+            j = json.loads(f.read_text())
+        except ValueError:
+            continue
+        if j.get("name") == name:
+            return j
+    raise AssertionError(f"no profile named {name} in {d}")
+
+
+def _norm_oid(s):
+    return str(s).strip().lstrip(".")
+
+
+def profile_scalar(profile, oid):
+    """The scalars[] entry of profile reading oid, or None."""
+    for s in profile.get("scalars", []) or []:
+        if _norm_oid(s.get("oid", "")) == _norm_oid(oid):
+            return s
+    return None

@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""run.py - cinemon's test runner (standard library only).
+
+  tests/run.py --build build [--asan-build build-asan] [--only unit|e2e] [-k SUBSTRING]
+
+(a) every <build>/tests/test_* binary (cmocka, TAP output) - each TAP line is a case;
+    a crash, timeout or non-zero exit without a TAP failure is one failure named after
+    the binary;
+(b) every tests/e2e/test_*.py module - each test_* function is a case; harness.Skip
+    skips it, any other exception fails it.
+With --asan-build both run a second time against that build, names suffixed " [asan]".
+Prints "PASS name" / "FAIL name" / "SKIP name (why)" per case and, last, exactly one line
+"N passed, N failed, N skipped". Exit status 1 when anything failed.
+"""
+
+import argparse
+import concurrent.futures
+import importlib.util
+import inspect
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+E2E = REPO / "tests" / "e2e"
+SHARED = (REPO.parent / "shared").resolve()
+UNIT_TIMEOUT_S = 120
+E2E_CASE_TIMEOUT_S = 300
+ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+TAP_RE = re.compile(r"^(not ok|ok)\b\s*(\d+)?\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(SKIP|TODO)\b\s*(.*))?$",
+                    re.IGNORECASE)
+
+
+class Results:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.failures = []
+
+    def report(self, status, name, detail=None):
+        if status == "PASS":
+            self.passed += 1
+            print(f"PASS {name}", flush=True)
+        elif status == "SKIP":
+            self.skipped += 1
+            print(f"SKIP {name} ({detail or 'skipped'})", flush=True)
+        else:
+            self.failed += 1
+            self.failures.append(name)
+            print(f"FAIL {name}", flush=True)
+            if detail:
+                print(_indent(detail), flush=True)
+
+
+def _indent(text, limit=200):
+    lines = text.rstrip().splitlines()
+    if len(lines) > limit:
+        lines = lines[:20] + [f"... ({len(lines) - limit} lines cut) ..."] + lines[-(limit - 20):]
+    return "\n".join("    " + ln for ln in lines)
+
+
+# ------------------------------------------------------------------ unit (cmocka)
+
+def unit_binaries(build):
+    d = build / "tests"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("test_*")
+                  if p.is_file() and os.access(p, os.X_OK) and p.suffix not in (".o", ".d"))
+
+
+def run_unit_binary(path, asan):
+    """Run one cmocka binary. Returns (cases, rc, output, timed_out); cases are
+    (status, name, detail) in TAP order."""
+    env = dict(os.environ)
+    env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
+    env["CINEMON_SHARED"] = str(SHARED)
+    if asan:
+        env.update(ASAN_ENV)
+    timed_out = False
+    try:
+        p = subprocess.Popen([str(path)], cwd=str(REPO), env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    except OSError as e:
+        return [], -1, f"cannot start {path}: {e}", False
+    try:
+        out, err = p.communicate(timeout=UNIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+    out = out.decode(errors="replace")
+    err = err.decode(errors="replace")
+    return parse_tap(out), p.returncode, out + ("\n" if out and err else "") + err, timed_out
+
+
+def parse_tap(text):
+    cases, seen = [], {}
+    cur = None
+    for line in text.splitlines():
+        m = TAP_RE.match(line.strip())
+        if m and not line.startswith("#"):
+            okword, _num, name, directive, why = m.groups()
+            name = (name or "").strip()
+            if directive and directive.upper() == "SKIP":
+                if not name:
+                    name, why = (why or "").strip(), "skipped"
+                cur = ["SKIP", name, why or "skipped"]
+            else:
+                cur = ["PASS" if okword.lower() == "ok" else "FAIL", name, ""]
+            if not name:
+                cur[1] = f"#{_num}"
+            n = seen.get(cur[1], 0)
+            seen[cur[1]] = n + 1
+            if n:
+                cur[1] = f"{cur[1]}#{n + 1}"
+            cases.append(cur)
+        elif line.startswith("#") and cur is not None and cur[0] == "FAIL":
+            if re.match(r"^#\s*(not )?ok - ", line):  # group summary line
+                continue
+            cur[2] += line[1:].strip() + "\n"
+    return [tuple(c) for c in cases]
+
+
+def run_unit(build, suffix, asan, kfilter, res, jobs):
+    bins = unit_binaries(build)
+    if not bins:
+        res.report("FAIL", f"unit ({build}/tests/test_*){suffix}",
+                   f"no unit test binaries in {build}/tests (run make)")
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
+        futs = [(b, ex.submit(run_unit_binary, b, asan)) for b in bins]
+        for b, fut in futs:
+            cases, rc, output, timed_out = fut.result()
+            prefix = f"unit/{b.name}"
+            bin_selected = kfilter is None or kfilter in prefix + suffix
+            any_tap_fail = any(c[0] == "FAIL" for c in cases)
+            for status, name, detail in cases:
+                full = f"{prefix}/{name}{suffix}"
+                if not bin_selected and kfilter not in full:
+                    continue
+                if status == "FAIL":
+                    detail = detail.strip() or _tail(output)
+                res.report(status, full, detail)
+            selected = bin_selected or any(
+                kfilter in f"{prefix}/{c[1]}{suffix}" for c in cases)
+            if not selected:
+                continue
+            why = None
+            if timed_out:
+                why = f"timed out after {UNIT_TIMEOUT_S}s"
+            elif rc is not None and rc < 0:
+                why = f"killed by signal {-rc} ({_signame(-rc)})"
+            elif rc != 0 and not any_tap_fail:
+                why = f"exit status {rc} without a TAP failure"
+            elif not cases and rc == 0:
+                why = "no TAP output (not a cmocka test?)"
+            if why:
+                res.report("FAIL", prefix + suffix, f"{why}\n{_tail(output, 60)}")
+
+
+def _signame(n):
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return "?"
+
+
+def _tail(text, n=40):
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-n:])
+
+
+# ------------------------------------------------------------------ e2e
+
+class CaseTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise CaseTimeout(f"case took longer than {E2E_CASE_TIMEOUT_S}s")
+
+
+def e2e_modules():
+    return sorted(E2E.glob("test_*.py"))
+
+
+def load_module(path):
+    name = f"cinemon_e2e_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_e2e(build, suffix, asan, kfilter, res):
+    if str(E2E) not in sys.path:
+        sys.path.insert(0, str(E2E))
+    import harness  # noqa: E402
+    saved_env = {k: os.environ.get(k) for k in ASAN_ENV}
+    if asan:
+        os.environ.update(ASAN_ENV)
+    harness.configure(build, asan)
+    old_handler = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for path in e2e_modules():
+            prefix = f"e2e/{path.stem}"
+            try:
+                mod = load_module(path)
+            except Exception:  # noqa: BLE001
+                if kfilter is None or kfilter in prefix + suffix:
+                    res.report("FAIL", prefix + suffix, "cannot import:\n" + traceback.format_exc())
+                continue
+            cases = [(n, f) for n, f in vars(mod).items()
+                     if n.startswith("test_") and inspect.isfunction(f)
+                     and f.__module__ == mod.__name__]
+            cases.sort(key=lambda nf: nf[1].__code__.co_firstlineno)
+            cases = [(n, f) for n, f in cases
+                     if kfilter is None or kfilter in f"{prefix}/{n}{suffix}"]
+            if not cases:
+                continue
+            harness.begin_module(path.stem + ("-asan" if asan else ""))
+            try:
+                for n, f in cases:
+                    run_case(harness, f"{prefix}/{n}{suffix}", f, res)
+            finally:
+                problems = harness.end_module()
+                if problems:
+                    res.report("FAIL", f"{prefix} (shared processes){suffix}",
+                               "\n".join(problems))
+    finally:
+        signal.signal(signal.SIGALRM, old_handler)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_case(harness, name, fn, res):
+    env = harness.Env(name.split("/")[-1].split(" ")[0])
+    status, detail = "PASS", None
+    t0 = time.monotonic()
+    signal.alarm(E2E_CASE_TIMEOUT_S)
+    try:
+        if len(inspect.signature(fn).parameters) >= 1:
+            fn(env)
+        else:
+            fn()
+    except harness.Skip as e:
+        status, detail = "SKIP", str(e) or "skipped"
+    except BaseException as e:  # noqa: BLE001 - a case never stops the run
+        if isinstance(e, KeyboardInterrupt):
+            signal.alarm(0)
+            env.close()
+            raise
+        status = "FAIL"
+        detail = traceback.format_exc()
+        logs = env.logs()
+        mlogs = harness._module_env.logs() if harness._module_env else ""
+        if logs or mlogs:
+            detail += "\nprocess output (tails):\n" + "\n".join(x for x in (logs, mlogs) if x)
+        if env.keep:
+            detail += f"\nkept: {env.dir}"
+    finally:
+        signal.alarm(0)
+    try:
+        problems = env.close()
+    except Exception:  # noqa: BLE001
+        problems = ["closing the case failed:\n" + traceback.format_exc()]
+    if problems and status != "FAIL":
+        status, detail = "FAIL", "\n".join(problems)
+    if os.environ.get("CINEMON_TIMES") == "1":
+        print(f"  ({time.monotonic() - t0:.1f}s) {name}", flush=True)
+    res.report(status, name, detail)
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    ap = argparse.ArgumentParser(description="run cinemon's unit and end-to-end tests")
+    ap.add_argument("--build", default="build", help="build folder (default build)")
+    ap.add_argument("--asan-build", help="also run everything against this ASan/UBSan build")
+    ap.add_argument("--only", choices=("unit", "e2e"))
+    ap.add_argument("-k", dest="kfilter", help="run only cases whose name contains this")
+    ap.add_argument("-j", dest="jobs", type=int, default=max(1, os.cpu_count() or 1),
+                    help="unit test binaries run in parallel (default: cores)")
+    args = ap.parse_args()
+    os.chdir(REPO)
+    builds = [(Path(args.build).resolve(), "", Path(args.build).name.endswith("asan"))]
+    if args.asan_build:
+        builds.append((Path(args.asan_build).resolve(), " [asan]", True))
+    res = Results()
+    t0 = time.monotonic()
+    try:
+        for build, suffix, asan in builds:
+            # A plain --build build-asan run (make asan) needs the sanitizer options too.
+            if args.only in (None, "unit"):
+                run_unit(build, suffix, asan, args.kfilter, res, args.jobs)
+            if args.only in (None, "e2e"):
+                run_e2e(build, suffix, asan, args.kfilter, res)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        res.failed += 1
+    if res.failures:
+        print(f"failed ({len(res.failures)}):", flush=True)
+        for n in res.failures:
+            print(f"  {n}", flush=True)
+    print(f"time: {time.monotonic() - t0:.0f}s", flush=True)
+    print(f"{res.passed} passed, {res.failed} failed, {res.skipped} skipped", flush=True)
+    return 1 if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

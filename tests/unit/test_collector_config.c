@@ -1,0 +1,231 @@
+/* test_collector_config.c — collector.ini: values, defaults, file:line errors, listen
+ * addresses, sizes and the store path resolved against the ini file's folder. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collector/config.h"
+
+static char g_dir[128];
+static char g_path[256];
+
+/* Write text to <fresh temp dir>/collector.ini; the path is in g_path. */
+static const char *write_ini(const char *text)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/cinemon-test-coconf-XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    snprintf(g_path, sizeof g_path, "%s/collector.ini", g_dir);
+    FILE *f = fopen(g_path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    fclose(f);
+    return g_path;
+}
+
+static void cleanup(void)
+{
+    unlink(g_path);
+    rmdir(g_dir);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini(text);
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), -1);
+    co_config_free(&c);
+    cleanup();
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
+    /* Every error names the file. */
+    if (!strstr(err, "collector.ini")) fail_msg("error '%s' does not name the file", err);
+}
+
+static void test_valid_file(void **st)
+{
+    (void)st;
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini("# comment\n"
+                              "[collector]\n"
+                              "listen = 0.0.0.0:9090\n"
+                              "threads = 8\n"
+                              "max_body_bytes = 4M\n"
+                              "max_json_depth = 12\n"
+                              "timeout = 45s\n"
+                              "max_connections = 200\n"
+                              "log_level = debug\n"
+                              "[store]\n"
+                              "backend = sqlite\n"
+                              "path = /var/lib/cinemon/c.db\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.listen, "0.0.0.0:9090");
+    assert_int_equal(c.addr.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&c.addr)->sin_port), 9090);
+    assert_int_equal(c.threads, 8);
+    assert_int_equal(c.max_body_bytes, 4u << 20);
+    assert_int_equal(c.max_json_depth, 12);
+    assert_int_equal(c.timeout_ms, 45000);
+    assert_int_equal(c.max_connections, 200);
+    assert_int_equal(c.log_level, CM_LOG_DEBUG);
+    assert_int_equal(c.backend, CO_BACKEND_SQLITE);
+    assert_string_equal(c.store_path, "/var/lib/cinemon/c.db");
+    co_config_free(&c);
+    cleanup();
+}
+
+static void test_defaults(void **st)
+{
+    (void)st;
+    co_config c;
+    char err[512] = "", want[300];
+    const char *p = write_ini("[collector]\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_int_equal(ntohs(((struct sockaddr_in *)&c.addr)->sin_port), 8080);
+    assert_int_equal(c.threads, 4);
+    assert_int_equal(c.max_body_bytes, 16u << 20);
+    assert_int_equal(c.max_json_depth, 8);
+    assert_int_equal(c.log_level, CM_LOG_INFO);
+    snprintf(want, sizeof want, "%s/cinemon.db", g_dir); /* ./cinemon.db next to the ini */
+    assert_string_equal(c.store_path, want);
+    co_config_free(&c);
+    cleanup();
+}
+
+static void test_malformed_line(void **st)
+{
+    (void)st;
+    expect_error("[collector]\nthreads = 4\nthis is not a key value pair\n", "collector.ini:3:");
+}
+
+static void test_unknown_key(void **st)
+{
+    (void)st;
+    expect_error("[collector]\nthreads = 4\nlisten_adress = 1.2.3.4:80\n",
+                 "collector.ini:3: unknown key");
+    expect_error("[collector]\n[store]\npath = x.db\nbackend = sqlite\nsize = 3\n",
+                 "collector.ini:5: unknown key 'size' in [store]");
+}
+
+static void test_unknown_section(void **st)
+{
+    (void)st;
+    expect_error("[collector]\nthreads = 2\n[colector]\n", "collector.ini:3: unknown section");
+    expect_error("[store \"x\"]\n", "collector.ini:1: unknown section");
+}
+
+static void test_bad_values(void **st)
+{
+    (void)st;
+    expect_error("[collector]\nlisten = 127.0.0.1\n", "collector.ini:2: key 'listen'");
+    expect_error("[collector]\n\nlisten = 300.1.1.1:80\n", "collector.ini:3: key 'listen'");
+    expect_error("[collector]\nlisten = 127.0.0.1:70000\n", "collector.ini:2:");
+    expect_error("[collector]\nlisten = ::1:8080\n", "collector.ini:2:");
+    expect_error("[collector]\nlisten = [::1:8080\n", "collector.ini:2:");
+    expect_error("[collector]\nthreads = 0\n", "collector.ini:2: key 'threads'");
+    expect_error("[collector]\nthreads = many\n", "collector.ini:2: key 'threads'");
+    expect_error("[collector]\nmax_body_bytes = 16Q\n", "collector.ini:2: key 'max_body_bytes'");
+    expect_error("[collector]\nmax_body_bytes = 12\n", "collector.ini:2: key 'max_body_bytes'");
+    expect_error("[collector]\nlog_level = loud\n", "collector.ini:2: key 'log_level'");
+    expect_error("[store]\nbackend = mongodb\n", "collector.ini:2: key 'backend'");
+    expect_error("[store]\npath =\n", "collector.ini:2: key 'path'");
+}
+
+static void test_listen_forms(void **st)
+{
+    (void)st;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[256];
+    assert_int_equal(co_config_parse_listen("[::1]:8080", &ss, &len, err, sizeof err), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(len, sizeof(struct sockaddr_in6));
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8080);
+    struct in6_addr lo = IN6ADDR_LOOPBACK_INIT;
+    assert_memory_equal(&((struct sockaddr_in6 *)&ss)->sin6_addr, &lo, sizeof lo);
+
+    assert_int_equal(co_config_parse_listen(":81", &ss, &len, err, sizeof err), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(co_config_parse_listen("localhost:0", &ss, &len, err, sizeof err), 0);
+    assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+
+    assert_int_equal(co_config_parse_listen("example.com:80", &ss, &len, err, sizeof err), -1);
+    assert_non_null(strstr(err, "example.com"));
+    assert_int_equal(co_config_parse_listen("1.2.3.4:", &ss, &len, err, sizeof err), -1);
+    assert_int_equal(co_config_parse_listen("1.2.3.4:8x", &ss, &len, err, sizeof err), -1);
+    assert_int_equal(co_config_parse_listen("[]:80", &ss, &len, err, sizeof err), -1);
+    assert_int_equal(co_config_parse_listen("[::1]8080", &ss, &len, err, sizeof err), -1);
+}
+
+static void test_sizes(void **st)
+{
+    (void)st;
+    uint64_t v;
+    assert_int_equal(co_config_parse_size("1024", &v), 0);
+    assert_int_equal(v, 1024);
+    assert_int_equal(co_config_parse_size("64k", &v), 0);
+    assert_int_equal(v, 65536);
+    assert_int_equal(co_config_parse_size("16MiB", &v), 0);
+    assert_int_equal(v, 16u << 20);
+    assert_int_equal(co_config_parse_size("1G", &v), 0);
+    assert_int_equal(v, 1u << 30);
+    assert_int_equal(co_config_parse_size("", &v), -1);
+    assert_int_equal(co_config_parse_size("-1", &v), -1);
+    assert_int_equal(co_config_parse_size("1T", &v), -1);
+    assert_int_equal(co_config_parse_size("99999999999999999999", &v), -1);
+}
+
+static void test_relative_path(void **st)
+{
+    (void)st;
+    char *p = co_config_resolve_path("/etc/cinemon/collector.ini", "data/c.db");
+    assert_string_equal(p, "/etc/cinemon/data/c.db");
+    free(p);
+    p = co_config_resolve_path("/etc/cinemon/collector.ini", "./c.db");
+    assert_string_equal(p, "/etc/cinemon/c.db");
+    free(p);
+    p = co_config_resolve_path("/etc/cinemon/collector.ini", "/srv/c.db");
+    assert_string_equal(p, "/srv/c.db");
+    free(p);
+    p = co_config_resolve_path("collector.ini", "./c.db");
+    assert_string_equal(p, "./c.db");
+    free(p);
+    p = co_config_resolve_path("conf/collector.ini", "../db/c.db");
+    assert_string_equal(p, "conf/../db/c.db");
+    free(p);
+    p = co_config_resolve_path("/collector.ini", "c.db");
+    assert_string_equal(p, "/c.db");
+    free(p);
+
+    co_config c;
+    char err[512] = "", want[300];
+    const char *path = write_ini("[store]\npath = sub/x.db\n");
+    assert_int_equal(co_config_load(&c, path, err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s/sub/x.db", g_dir);
+    assert_string_equal(c.store_path, want);
+    co_config_free(&c);
+    cleanup();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_file),      cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_malformed_line),  cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_unknown_section), cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_listen_forms),    cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_relative_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,520 @@
+/* test_store.c — the SQLite store: write batches, read them back exactly, exactly-once by
+ * seq, day chunks across midnight, canonical labels, persistence, tokens, rollback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collector/store.h"
+
+#define T0 1764082800000LL       /* 2025-11-25T15:00:00Z */
+#define MIDNIGHT 1764115200000LL /* 2025-11-26T00:00:00Z */
+
+typedef struct fx {
+    char dir[64], path[96];
+    co_store *s;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-test-store-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+    char err[256] = "";
+    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) {
+        fprintf(stderr, "open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    co_store_close(f->s);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(fx *f)
+{
+    char err[256] = "";
+    co_store_close(f->s);
+    f->s = NULL;
+    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("reopen: %s", err);
+}
+
+static cm_batch *mk(const char *agent, const char *site, uint64_t seq)
+{
+    cm_batch *b = malloc(sizeof *b);
+    cm_batch_init(b);
+    assert_int_equal(cm_batch_set_agent(b, agent, "1.0.0", site), 0);
+    b->seq = seq;
+    b->sent_ms = T0;
+    return b;
+}
+
+static void drop(cm_batch *b)
+{
+    cm_batch_free(b);
+    free(b);
+}
+
+static void pt(cm_batch *b, const char *dev, const char *metric, const char *unit,
+               const cm_label *l, size_t nl, int64_t ts, double v)
+{
+    assert_int_equal(cm_batch_add_point(b, dev, metric, unit, l, nl, ts, v), 0);
+}
+
+/* Write one batch; returns its result. */
+static co_batch_result write1(co_store *s, cm_batch *b)
+{
+    co_batch_result r = 99;
+    char err[256] = "";
+    if (co_store_write(s, &b, 1, &r, err, sizeof err) < 0) fail_msg("write: %s", err);
+    return r;
+}
+
+static void counts(co_store *s, int64_t samples, int64_t series, int64_t devices)
+{
+    int64_t a = -1, b = -1, c = -1;
+    char err[256] = "";
+    assert_int_equal(co_store_counts(s, &a, &b, &c, err, sizeof err), 0);
+    assert_int_equal(a, samples);
+    assert_int_equal(b, series);
+    assert_int_equal(c, devices);
+}
+
+/* Compare a JSON value with the JSON text `want`. */
+static void json_is(json_t *got, const char *want)
+{
+    json_error_t je;
+    json_t *w = json_loads(want, 0, &je);
+    if (!w) fail_msg("bad expected JSON: %s", je.text);
+    if (!json_equal(got, w)) {
+        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+        fprintf(stderr, "got:  %s\nwant: %s\n", g, want);
+        free(g);
+        json_decref(w);
+        fail();
+    }
+    json_decref(w);
+}
+
+static json_t *series_q(co_store *s, const char *site, const char *dev, const char *metric,
+                        int64_t from, int64_t to, size_t limit)
+{
+    co_range r = {from, to, limit};
+    char err[256] = "";
+    json_t *j = co_store_series(s, site, dev, metric, &r, err, sizeof err);
+    if (!j) fail_msg("series: %s", err);
+    return j;
+}
+
+static json_t *latest_q(co_store *s, const char *site, const char *dev, const char *metric)
+{
+    char err[256] = "";
+    json_t *j = co_store_latest(s, site, dev, metric, err, sizeof err);
+    if (!j) fail_msg("latest: %s", err);
+    return j;
+}
+
+static cm_batch *sample_batch(uint64_t seq)
+{
+    cm_batch *b = mk("agent-1", "S1", seq);
+    cm_device_info d = {.id = "hall1/projector",
+                        .screen = "hall1",
+                        .kind = "projector",
+                        .vendor = "Barco",
+                        .model = "DP4K-32B",
+                        .serial = "SN1",
+                        .firmware = "1.2",
+                        .profile = "barco_dp4k"};
+    assert_int_equal(cm_batch_add_device(b, &d), 0);
+    cm_label dmd = {"sensor", "dmd"};
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0, 100.0);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0 + 60000, 100.5);
+    pt(b, "hall1/projector", "temperature_celsius", "celsius", &dmd, 1, T0, 41.25);
+    cm_event e = {.device = "hall1/projector",
+                  .ts_ms = T0,
+                  .severity = "warning",
+                  .code = "lamp_strike",
+                  .text = "lamp strike failed",
+                  .source = "snmp-trap"};
+    assert_int_equal(cm_batch_add_event(b, &e), 0);
+    return b;
+}
+
+static void test_write_and_read_back(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = sample_batch(1);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 3, 2, 1);
+
+    json_t *j = latest_q(f->s, "S1", "hall1/projector", NULL);
+    json_is(j, "[{\"site\":\"S1\",\"device\":\"hall1/projector\",\"metric\":\"lamp_hours\","
+               "\"labels\":{},\"unit\":\"h\",\"ts_ms\":1764082860000,\"value\":100.5},"
+               "{\"site\":\"S1\",\"device\":\"hall1/projector\",\"metric\":\"temperature_celsius\","
+               "\"labels\":{\"sensor\":\"dmd\"},\"unit\":\"celsius\",\"ts_ms\":1764082800000,"
+               "\"value\":41.25}]");
+    json_decref(j);
+    j = latest_q(f->s, NULL, "hall1/projector", "lamp_hours"); /* any site, one metric */
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+    j = latest_q(f->s, "S2", "hall1/projector", NULL);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+
+    j = series_q(f->s, "S1", "hall1/projector", "lamp_hours", T0 - 1, T0 + 3600000, 0);
+    json_is(
+        j,
+        "[{\"site\":\"S1\",\"device\":\"hall1/projector\",\"metric\":\"lamp_hours\","
+        "\"labels\":{},\"unit\":\"h\",\"points\":[[1764082800000,100.0],[1764082860000,100.5]]}]");
+    json_decref(j);
+    j = series_q(f->s, "S1", "hall1/projector", "lamp_hours", T0 - 1, T0 + 3600000, 1);
+    json_is(json_object_get(json_array_get(j, 0), "points"), "[[1764082860000,100.5]]");
+    json_decref(j);
+    j = series_q(f->s, "S1", "hall1/projector", "lamp_hours", T0, T0, 0); /* inclusive bounds */
+    json_is(json_object_get(json_array_get(j, 0), "points"), "[[1764082800000,100.0]]");
+    json_decref(j);
+
+    char err[256] = "";
+    j = co_store_devices(f->s, "S1", err, sizeof err);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *d = json_array_get(j, 0);
+    json_t *first = json_object_get(d, "first_seen_ms"), *last = json_object_get(d, "last_seen_ms");
+    assert_true(json_is_integer(first) && json_integer_value(first) > T0);
+    assert_true(json_is_integer(last) && json_integer_value(last) >= json_integer_value(first));
+    json_object_del(d, "first_seen_ms");
+    json_object_del(d, "last_seen_ms");
+    json_is(
+        j,
+        "[{\"site\":\"S1\",\"id\":\"hall1/projector\",\"screen\":\"hall1\",\"kind\":\"projector\","
+        "\"vendor\":\"Barco\",\"model\":\"DP4K-32B\",\"serial\":\"SN1\",\"firmware\":\"1.2\","
+        "\"profile\":\"barco_dp4k\"}]");
+    json_decref(j);
+    j = co_store_devices(f->s, "nowhere", err, sizeof err);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+
+    j = co_store_sites(f->s, err, sizeof err);
+    assert_non_null(j);
+    json_t *site = json_array_get(j, 0);
+    assert_true(json_integer_value(json_object_get(site, "last_seen_ms")) > T0);
+    json_object_del(site, "last_seen_ms");
+    json_is(j, "[{\"code\":\"S1\",\"name\":null,\"province\":null,\"city\":null,\"devices\":1}]");
+    json_decref(j);
+
+    /* inventory upsert: fields given replace, absent fields are kept */
+    b = mk("agent-1", "S1", 2);
+    cm_device_info d2 = {.id = "hall1/projector", .firmware = "1.3"};
+    assert_int_equal(cm_batch_add_device(b, &d2), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    j = co_store_devices(f->s, NULL, err, sizeof err);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "firmware")),
+                        "1.3");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "model")),
+                        "DP4K-32B");
+    json_decref(j);
+}
+
+static void test_duplicate_seq(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = sample_batch(5);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 3, 2, 1);
+
+    /* same seq, different content: acknowledged, nothing written */
+    b = mk("agent-1", "S1", 5);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0 + 120000, 999);
+    pt(b, "hall2/projector", "lamp_hours", "h", NULL, 0, T0 + 120000, 999);
+    assert_int_equal(write1(f->s, b), CO_BATCH_DUPLICATE);
+    drop(b);
+    b = mk("agent-1", "S2", 3); /* older seq */
+    pt(b, "hall3/projector", "lamp_hours", "h", NULL, 0, T0, 1);
+    assert_int_equal(write1(f->s, b), CO_BATCH_DUPLICATE);
+    drop(b);
+    counts(f->s, 3, 2, 1);
+    json_t *j = latest_q(f->s, "S1", "hall1/projector", "lamp_hours");
+    assert_true(json_real_value(json_object_get(json_array_get(j, 0), "value")) == 100.5);
+    json_decref(j);
+    char err[256];
+    j = co_store_sites(f->s, err, sizeof err);
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+
+    /* the next seq is stored; a repeated (series, ts) keeps the last value */
+    b = mk("agent-1", "S1", 6);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0 + 60000, 101.0);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0 + 120000, 102.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 4, 2, 1);
+    j = series_q(f->s, "S1", "hall1/projector", "lamp_hours", 0, T0 * 2, 0);
+    json_is(json_object_get(json_array_get(j, 0), "points"),
+            "[[1764082800000,100.0],[1764082860000,101.0],[1764082920000,102.0]]");
+    json_decref(j);
+
+    /* several batches in one commit, in seq order, with a duplicate among them */
+    cm_batch *g[4] = {mk("agent-1", "S1", 7), mk("agent-1", "S1", 8), mk("agent-1", "S1", 8),
+                      mk("agent-2", "S1", 1)};
+    for (int i = 0; i < 4; i++)
+        pt(g[i], "hall1/projector", "up", NULL, NULL, 0, T0 + i, 1);
+    co_batch_result r[4];
+    assert_int_equal(co_store_write(f->s, g, 4, r, err, sizeof err), 0);
+    assert_int_equal(r[0], CO_BATCH_STORED);
+    assert_int_equal(r[1], CO_BATCH_STORED);
+    assert_int_equal(r[2], CO_BATCH_DUPLICATE);
+    assert_int_equal(r[3], CO_BATCH_STORED);
+    for (int i = 0; i < 4; i++)
+        drop(g[i]);
+    counts(f->s, 7, 3, 1);
+}
+
+/* Open the database file directly to look at the chunks. */
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_midnight_chunks(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = mk("agent-1", "S1", 1);
+    pt(b, "hall1/sensor", "screen_luminance_nits", "nits", NULL, 0, MIDNIGHT - 1000, 47.5);
+    pt(b, "hall1/sensor", "screen_luminance_nits", "nits", NULL, 0, MIDNIGHT + 1000, 48.0);
+    pt(b, "hall1/sensor", "screen_luminance_nits", "nits", NULL, 0, MIDNIGHT, 47.75);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 3, 1, 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM chunks"), 2);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples_20251125"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples_20251126"), 2);
+    assert_int_equal(
+        sql_int(f->path, "SELECT rows FROM chunks WHERE table_name = 'samples_20251126'"), 2);
+
+    json_t *j = series_q(f->s, NULL, "hall1/sensor", "screen_luminance_nits", MIDNIGHT - 3600000,
+                         MIDNIGHT + 3600000, 0);
+    json_is(json_object_get(json_array_get(j, 0), "points"),
+            "[[1764115199000,47.5],[1764115200000,47.75],[1764115201000,48.0]]");
+    json_decref(j);
+    /* newest kept across the boundary */
+    j = series_q(f->s, NULL, "hall1/sensor", "screen_luminance_nits", 0, MIDNIGHT * 2, 2);
+    json_is(json_object_get(json_array_get(j, 0), "points"),
+            "[[1764115200000,47.75],[1764115201000,48.0]]");
+    json_decref(j);
+    /* only the first day */
+    j = series_q(f->s, NULL, "hall1/sensor", "screen_luminance_nits", 0, MIDNIGHT - 1, 0);
+    json_is(json_object_get(json_array_get(j, 0), "points"), "[[1764115199000,47.5]]");
+    json_decref(j);
+    /* an empty range */
+    j = series_q(f->s, NULL, "hall1/sensor", "screen_luminance_nits", MIDNIGHT, MIDNIGHT - 1, 0);
+    json_is(json_object_get(json_array_get(j, 0), "points"), "[]");
+    json_decref(j);
+}
+
+static void test_labels_order_insensitive(void **state)
+{
+    fx *f = *state;
+    cm_label ab[] = {{"channel", "L"}, {"mode", "2d"}};
+    cm_batch *b = mk("agent-1", "S1", 1);
+    pt(b, "hall1/audio", "spl_dbc", "dbc", ab, 2, T0, 85.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+
+    b = mk("agent-1", "S1", 2);
+    pt(b, "hall1/audio", "spl_dbc", "dbc", ab, 2, T0 + 1000, 84.5);
+    /* hand the store labels out of order: it must still find the same series */
+    cm_label t = b->series[0].labels[0];
+    b->series[0].labels[0] = b->series[0].labels[1];
+    b->series[0].labels[1] = t;
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    reopen(f); /* and again with a cold cache */
+    b = mk("agent-1", "S1", 3);
+    cm_label ba[] = {{"mode", "2d"}, {"channel", "L"}};
+    pt(b, "hall1/audio", "spl_dbc", "dbc", ba, 2, T0 + 2000, 84.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 3, 1, 1);
+    json_t *j = latest_q(f->s, "S1", "hall1/audio", "spl_dbc");
+    json_is(j, "[{\"site\":\"S1\",\"device\":\"hall1/audio\",\"metric\":\"spl_dbc\","
+               "\"labels\":{\"channel\":\"L\",\"mode\":\"2d\"},\"unit\":\"dbc\","
+               "\"ts_ms\":1764082802000,\"value\":84.0}]");
+    json_decref(j);
+    assert_int_equal(
+        sql_int(f->path,
+                "SELECT count(*) FROM series WHERE labels = '{\"channel\":\"L\",\"mode\":\"2d\"}'"),
+        1);
+}
+
+static void test_reopen_persists(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = sample_batch(41);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    reopen(f);
+    counts(f->s, 3, 2, 1);
+    b = sample_batch(41);
+    assert_int_equal(write1(f->s, b), CO_BATCH_DUPLICATE); /* last_seq survived */
+    drop(b);
+    json_t *j = latest_q(f->s, "S1", "hall1/projector", "lamp_hours");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "ts_ms")),
+                     T0 + 60000);
+    json_decref(j);
+    b = mk("agent-1", "S1", 42);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0 + 120000, 101);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 4, 2, 1);
+    assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
+}
+
+static void test_tokens(void **state)
+{
+    fx *f = *state;
+    const char *h = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const char *other = "0000000000000000000000000000000000000000000000000000000000000000";
+    char err[256] = "", agent[CM_MAX_NAME + 1], site[CM_MAX_NAME + 1];
+    assert_int_equal(co_store_token_add(f->s, h, "agent-1", "S1", err, sizeof err), 0);
+    assert_int_equal(
+        co_store_token_lookup(f->s, h, agent, sizeof agent, site, sizeof site, err, sizeof err), 1);
+    assert_string_equal(agent, "agent-1");
+    assert_string_equal(site, "S1");
+    assert_int_equal(
+        co_store_token_lookup(f->s, other, agent, sizeof agent, site, sizeof site, err, sizeof err),
+        0);
+    assert_int_equal(co_store_token_lookup(f->s, "nothex", agent, sizeof agent, site, sizeof site,
+                                           err, sizeof err),
+                     0);
+    assert_int_equal(co_store_token_add(f->s, h, "agent-2", "S2", err, sizeof err), -1);
+    assert_non_null(strstr(err, "exists"));
+    assert_int_equal(co_store_token_add(f->s, "ABC", "agent-2", "S2", err, sizeof err), -1);
+    char tiny[4];
+    assert_int_equal(
+        co_store_token_lookup(f->s, h, tiny, sizeof tiny, site, sizeof site, err, sizeof err), -1);
+    reopen(f);
+    assert_int_equal(
+        co_store_token_lookup(f->s, h, agent, sizeof agent, site, sizeof site, err, sizeof err), 1);
+}
+
+static void test_failed_write_rolls_back(void **state)
+{
+    fx *f = *state;
+    /* a good batch and a poisoned one in the same commit: neither is written */
+    cm_batch *good = sample_batch(1);
+    pt(good, "hall1/projector", "up", NULL, NULL, 0, MIDNIGHT + 5, 1); /* creates a new chunk */
+    cm_batch *bad = mk("agent-2", "S2", 1);
+    pt(bad, "hall9/projector", "up", NULL, NULL, 0, T0, 1);
+    pt(bad, "hall9/projector", "lamp_hours", "h", NULL, 0, -5, 1); /* before 1970 */
+    cm_batch *g[2] = {good, bad};
+    co_batch_result r[2];
+    char err[256] = "";
+    assert_int_equal(co_store_write(f->s, g, 2, r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    counts(f->s, 0, 0, 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM agents"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM chunks"), 0);
+    assert_int_equal(
+        sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'samples_%'"), 0);
+
+    /* a non-finite value is refused the same way */
+    bad->series[1].points[0].ts_ms = T0;
+    bad->series[1].points[0].value = NAN;
+    assert_int_equal(co_store_write(f->s, &bad, 1, r, err, sizeof err), -1);
+
+    /* the good batch alone is stored: seq 1 was not consumed and no stale id was cached */
+    assert_int_equal(write1(f->s, good), CO_BATCH_STORED);
+    counts(f->s, 4, 3, 1);
+    json_t *j = latest_q(f->s, "S1", "hall1/projector", NULL);
+    assert_int_equal(json_array_size(j), 3);
+    json_decref(j);
+    json_t *s = series_q(f->s, "S1", "hall1/projector", "up", 0, MIDNIGHT * 2, 0);
+    json_is(json_object_get(json_array_get(s, 0), "points"), "[[1764115200005,1.0]]");
+    json_decref(s);
+    drop(good);
+    drop(bad);
+
+    /* a batch without identity is an error, not a crash */
+    cm_batch *anon = malloc(sizeof *anon);
+    cm_batch_init(anon);
+    assert_int_equal(co_store_write(f->s, &anon, 1, r, err, sizeof err), -1);
+    drop(anon);
+}
+
+static void test_open_errors(void **state)
+{
+    (void)state;
+    co_store *s = NULL;
+    char err[256] = "";
+    assert_int_equal(co_store_open_sqlite(&s, "/nonexistent-dir/x/store.db", err, sizeof err), -1);
+    assert_null(s);
+    assert_true(strlen(err) > 0);
+    assert_int_equal(co_store_open_sqlite(&s, ":memory:", err, sizeof err), -1);
+
+    /* a database from a newer collector is refused, not damaged */
+    char path[] = "/tmp/cinemon-test-store-new-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(co_store_open_sqlite(&s, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, "newer"));
+    unlink(path);
+    char p2[64];
+    snprintf(p2, sizeof p2, "%s-wal", path);
+    unlink(p2);
+    snprintf(p2, sizeof p2, "%s-shm", path);
+    unlink(p2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_and_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_midnight_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_labels_order_insensitive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
+        cmocka_unit_test(test_open_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
