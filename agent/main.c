@@ -88,8 +88,9 @@ static void batch_point(void *ud, const ag_device *dev, const char *metric, cons
     agent *a = ud;
     if (cm_batch_add_point(ag_batcher_current(a->batcher), dev->id, metric, unit, labels, nlabels,
                            ts_ms, value) != 0)
-        cm_log_limited("batch-add", 60, CM_LOG_ERROR, "out of memory adding a sample of %s",
-                       dev->id);
+        cm_log_limited("batch-add", 60, CM_LOG_WARN,
+                       "device %s: sample %s refused (not a finite number, bad label or out of "
+                       "memory)", dev->id, metric);
 }
 
 static void batch_inventory(void *ud, const ag_device *dev, const cm_device_info *info)

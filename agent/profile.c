@@ -17,21 +17,20 @@
 #define DEFAULT_MAX_ROWS 256
 #define MAX_MAX_ROWS 65535
 
-static const char *const kinds[] = {"projector",    "led_screen",   "media_block",
-                                    "audio_processor", "light_sensor", "sound_sensor",
-                                    "ups",          "server",       "other",
-                                    NULL};
-static const char *const top_keys[] = {"name",   "description", "vendor",   "kind",
-                                       "protocol", "match",     "sources",  "confidence",
-                                       "identity", "scalars",   "tables",   NULL};
+static const char *const kinds[] = {
+    "projector",    "led_screen", "media_block", "audio_processor", "light_sensor",
+    "sound_sensor", "ups",        "server",      "other",           NULL};
+static const char *const top_keys[] = {"name",     "description", "vendor",  "kind",
+                                       "protocol", "match",       "sources", "confidence",
+                                       "identity", "scalars",     "tables",  NULL};
 static const char *const match_keys[] = {"sysObjectID", NULL};
 static const char *const identity_keys[] = {"model", "serial", "firmware", "vendor", NULL};
-static const char *const scalar_keys[] = {"oid",   "metric", "unit", "labels", "scale",
-                                          "offset", "enum",  "note", NULL};
+static const char *const scalar_keys[] = {"oid",    "metric", "unit", "labels", "scale",
+                                          "offset", "enum",   "note", NULL};
 static const char *const column_keys[] = {"column", "metric", "unit", "labels", "scale",
                                           "offset", "enum",   "note", NULL};
-static const char *const table_keys[] = {"oid",     "index_label", "label_columns", "columns",
-                                         "max_rows", "note",       NULL};
+static const char *const table_keys[] = {
+    "oid", "index_label", "label_columns", "columns", "max_rows", "note", NULL};
 static const char *const label_column_keys[] = {"column", "label", NULL};
 
 /* Where we are: the file for messages and the caller's error buffer. */
@@ -51,8 +50,7 @@ static int fail(pctx *c, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (c->err && c->errlen)
-        snprintf(c->err, c->errlen, "%s: %s: %s", c->file, path, msg);
+    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s: %s: %s", c->file, path, msg);
     return -1;
 }
 
@@ -71,8 +69,7 @@ static void path_key(char *out, const char *base, const char *key)
     }
     int n = plain ? snprintf(out, PATH_MAX_LEN, "%s.%.64s", base, key)
                   : snprintf(out, PATH_MAX_LEN, "%s['%.64s']", base, key);
-    if (n >= PATH_MAX_LEN)
-        out[PATH_MAX_LEN - 1] = '\0'; /* truncated path, still readable */
+    if (n >= PATH_MAX_LEN) out[PATH_MAX_LEN - 1] = '\0'; /* truncated path, still readable */
 }
 
 static void path_idx(char *out, const char *base, const char *key, size_t i)
@@ -84,15 +81,13 @@ static void path_idx(char *out, const char *base, const char *key, size_t i)
 static int in_list(const char *s, const char *const *list)
 {
     for (size_t i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0)
-            return 1;
+        if (strcmp(s, list[i]) == 0) return 1;
     return 0;
 }
 
 static int check_object(pctx *c, json_t *v, const char *path, const char *const *allowed)
 {
-    if (!json_is_object(v))
-        return fail(c, path, "expected an object");
+    if (!json_is_object(v)) return fail(c, path, "expected an object");
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val)
@@ -114,30 +109,24 @@ static int get_string(pctx *c, json_t *obj, const char *key, const char *path, i
     path_key(p, path, key);
     json_t *v = json_object_get(obj, key);
     if (!v) {
-        if (required)
-            return fail(c, p, "missing");
+        if (required) return fail(c, p, "missing");
         return 0;
     }
-    if (!json_is_string(v))
-        return fail(c, p, "expected a string");
+    if (!json_is_string(v)) return fail(c, p, "expected a string");
     size_t len = json_string_length(v);
-    if (len == 0)
-        return fail(c, p, "must not be empty");
+    if (len == 0) return fail(c, p, "must not be empty");
     if (len > (maxlen ? maxlen : 4096))
         return fail(c, p, "longer than %zu bytes", maxlen ? maxlen : (size_t)4096);
-    if (strlen(json_string_value(v)) != len)
-        return fail(c, p, "contains a NUL byte");
+    if (strlen(json_string_value(v)) != len) return fail(c, p, "contains a NUL byte");
     *out = strdup(json_string_value(v));
-    if (!*out)
-        return fail(c, p, "out of memory");
+    if (!*out) return fail(c, p, "out of memory");
     return 0;
 }
 
 static int get_name(pctx *c, json_t *obj, const char *key, const char *path, int required,
                     char **out)
 {
-    if (get_string(c, obj, key, path, required, CM_MAX_NAME, out) < 0)
-        return -1;
+    if (get_string(c, obj, key, path, required, CM_MAX_NAME, out) < 0) return -1;
     if (*out && !cm_wire_valid_name(*out)) {
         char p[PATH_MAX_LEN];
         path_key(p, path, key);
@@ -149,15 +138,12 @@ static int get_name(pctx *c, json_t *obj, const char *key, const char *path, int
 static int get_number(pctx *c, json_t *obj, const char *key, const char *path, double *out)
 {
     json_t *v = json_object_get(obj, key);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     char p[PATH_MAX_LEN];
     path_key(p, path, key);
-    if (!json_is_number(v))
-        return fail(c, p, "expected a number");
+    if (!json_is_number(v)) return fail(c, p, "expected a number");
     double d = json_number_value(v);
-    if (!isfinite(d))
-        return fail(c, p, "expected a finite number");
+    if (!isfinite(d)) return fail(c, p, "expected a finite number");
     *out = d;
     return 0;
 }
@@ -169,12 +155,10 @@ static int get_uint(pctx *c, json_t *obj, const char *key, const char *path, int
     path_key(p, path, key);
     json_t *v = json_object_get(obj, key);
     if (!v) {
-        if (required)
-            return fail(c, p, "missing");
+        if (required) return fail(c, p, "missing");
         return 0;
     }
-    if (!json_is_integer(v))
-        return fail(c, p, "expected an integer");
+    if (!json_is_integer(v)) return fail(c, p, "expected an integer");
     json_int_t i = json_integer_value(v);
     if (i < (json_int_t)min || i > (json_int_t)max)
         return fail(c, p, "out of range %u..%u", (unsigned)min, (unsigned)max);
@@ -184,45 +168,35 @@ static int get_uint(pctx *c, json_t *obj, const char *key, const char *path, int
 
 int ag_oid_parse(const char *s, ag_oid *out)
 {
-    if (!s || !out)
-        return -1;
+    if (!s || !out) return -1;
     out->len = 0;
     const char *p = s;
-    if (*p == '.')
-        p++;
-    if (*p == '\0')
-        return -1;
+    if (*p == '.') p++;
+    if (*p == '\0') return -1;
     for (;;) {
-        if (*p < '0' || *p > '9')
-            return -1;
+        if (*p < '0' || *p > '9') return -1;
         uint64_t v = 0;
         while (*p >= '0' && *p <= '9') {
             v = v * 10 + (uint64_t)(*p - '0');
-            if (v > UINT32_MAX)
-                return -1;
+            if (v > UINT32_MAX) return -1;
             p++;
         }
-        if (out->len >= AG_MAX_OID)
-            return -1;
+        if (out->len >= AG_MAX_OID) return -1;
         out->sub[out->len++] = (uint32_t)v;
-        if (*p == '\0')
-            return 0;
-        if (*p != '.')
-            return -1;
+        if (*p == '\0') return 0;
+        if (*p != '.') return -1;
         p++;
     }
 }
 
 void ag_oid_format(const ag_oid *o, char *buf, size_t len)
 {
-    if (!buf || len == 0)
-        return;
+    if (!buf || len == 0) return;
     buf[0] = '\0';
     size_t off = 0;
     for (size_t i = 0; o && i < o->len; i++) {
         int n = snprintf(buf + off, len - off, i ? ".%u" : "%u", (unsigned)o->sub[i]);
-        if (n < 0 || (size_t)n >= len - off)
-            return; /* truncated, still NUL-terminated */
+        if (n < 0 || (size_t)n >= len - off) return; /* truncated, still NUL-terminated */
         off += (size_t)n;
     }
 }
@@ -230,20 +204,16 @@ void ag_oid_format(const ag_oid *o, char *buf, size_t len)
 /* Parse an OID string value v at path p. trailing_dot: "1.3.6.1.4.1.25766." allowed. */
 static int parse_oid_value(pctx *c, json_t *v, const char *p, int trailing_dot, ag_oid *out)
 {
-    if (!json_is_string(v))
-        return fail(c, p, "expected an OID string");
+    if (!json_is_string(v)) return fail(c, p, "expected an OID string");
     char buf[AG_MAX_OID * 11 + 2];
     size_t len = json_string_length(v);
-    if (len >= sizeof buf)
-        return fail(c, p, "OID too long");
+    if (len >= sizeof buf) return fail(c, p, "OID too long");
     memcpy(buf, json_string_value(v), len + 1);
-    if (trailing_dot && len > 1 && buf[len - 1] == '.')
-        buf[len - 1] = '\0';
+    if (trailing_dot && len > 1 && buf[len - 1] == '.') buf[len - 1] = '\0';
     if (ag_oid_parse(buf, out) < 0)
         return fail(c, p, "'%s' is not a numeric OID (like 1.3.6.1.2.1.1.3.0)",
                     json_string_value(v));
-    if (out->len < 2)
-        return fail(c, p, "OID '%s' is too short", json_string_value(v));
+    if (out->len < 2) return fail(c, p, "OID '%s' is too short", json_string_value(v));
     return 0;
 }
 
@@ -252,8 +222,7 @@ static int get_oid_member(pctx *c, json_t *obj, const char *key, const char *pat
     char p[PATH_MAX_LEN];
     path_key(p, path, key);
     json_t *v = json_object_get(obj, key);
-    if (!v)
-        return fail(c, p, "missing");
+    if (!v) return fail(c, p, "missing");
     return parse_oid_value(c, v, p, 0, out);
 }
 
@@ -269,20 +238,15 @@ static void free_labels(cm_label *l, size_t n)
 static int get_labels(pctx *c, json_t *obj, const char *path, cm_label **out, size_t *nout)
 {
     json_t *v = json_object_get(obj, "labels");
-    if (!v)
-        return 0;
+    if (!v) return 0;
     char p[PATH_MAX_LEN];
     path_key(p, path, "labels");
-    if (!json_is_object(v))
-        return fail(c, p, "expected an object");
+    if (!json_is_object(v)) return fail(c, p, "expected an object");
     size_t n = json_object_size(v);
-    if (n > CM_MAX_LABELS)
-        return fail(c, p, "more than %d labels", CM_MAX_LABELS);
-    if (n == 0)
-        return 0;
+    if (n > CM_MAX_LABELS) return fail(c, p, "more than %d labels", CM_MAX_LABELS);
+    if (n == 0) return 0;
     *out = calloc(n, sizeof **out);
-    if (!*out)
-        return fail(c, p, "out of memory");
+    if (!*out) return fail(c, p, "out of memory");
     *nout = n;
     size_t i = 0;
     const char *key;
@@ -293,15 +257,13 @@ static int get_labels(pctx *c, json_t *obj, const char *path, cm_label **out, si
         path_key(kp, p, key);
         if (!cm_wire_valid_name(key))
             return fail(c, kp, "'%s' is not a valid label name ([a-z_][a-z0-9_]*)", key);
-        if (!json_is_string(val))
-            return fail(c, kp, "expected a string");
+        if (!json_is_string(val)) return fail(c, kp, "expected a string");
         size_t len = json_string_length(val);
         if (len == 0 || len >= CM_MAX_VALUE || strlen(json_string_value(val)) != len)
             return fail(c, kp, "label value must be 1..%d bytes without NUL", CM_MAX_VALUE - 1);
         (*out)[i].key = strdup(key);
         (*out)[i].value = strdup(json_string_value(val));
-        if (!(*out)[i].key || !(*out)[i].value)
-            return fail(c, kp, "out of memory");
+        if (!(*out)[i].key || !(*out)[i].value) return fail(c, kp, "out of memory");
         i++;
     }
     return 0;
@@ -324,20 +286,16 @@ static int get_map(pctx *c, json_t *obj, const char *path, ag_value_map *m)
         get_number(c, obj, "offset", path, &m->offset) < 0)
         return -1;
     json_t *e = json_object_get(obj, "enum");
-    if (!e)
-        return 0;
+    if (!e) return 0;
     char p[PATH_MAX_LEN];
     path_key(p, path, "enum");
-    if (!json_is_object(e))
-        return fail(c, p, "expected an object of raw value -> number");
+    if (!json_is_object(e)) return fail(c, p, "expected an object of raw value -> number");
     size_t n = json_object_size(e);
-    if (n == 0)
-        return fail(c, p, "must not be empty");
+    if (n == 0) return fail(c, p, "must not be empty");
     if (json_object_get(obj, "scale") || json_object_get(obj, "offset"))
         return fail(c, p, "enum and scale/offset exclude each other");
     m->enums = calloc(n, sizeof *m->enums);
-    if (!m->enums)
-        return fail(c, p, "out of memory");
+    if (!m->enums) return fail(c, p, "out of memory");
     m->nenums = n;
     size_t i = 0;
     const char *key;
@@ -346,13 +304,11 @@ static int get_map(pctx *c, json_t *obj, const char *path, ag_value_map *m)
     {
         char kp[PATH_MAX_LEN];
         path_key(kp, p, key);
-        if (*key == '\0')
-            return fail(c, kp, "empty raw value");
+        if (*key == '\0') return fail(c, kp, "empty raw value");
         if (!json_is_number(val) || !isfinite(json_number_value(val)))
             return fail(c, kp, "expected a number");
         m->enums[i].raw = strdup(key);
-        if (!m->enums[i].raw)
-            return fail(c, kp, "out of memory");
+        if (!m->enums[i].raw) return fail(c, kp, "out of memory");
         m->enums[i].value = json_number_value(val);
         i++;
     }
@@ -400,7 +356,8 @@ static void free_table(ag_table *t)
 static int parse_scalar(pctx *c, json_t *v, const char *path, ag_scalar *s)
 {
     s->map.scale = 1;
-    if (check_object(c, v, path, scalar_keys) < 0 || get_oid_member(c, v, "oid", path, &s->oid) < 0 ||
+    if (check_object(c, v, path, scalar_keys) < 0 ||
+        get_oid_member(c, v, "oid", path, &s->oid) < 0 ||
         get_name(c, v, "metric", path, 1, &s->metric) < 0 ||
         get_string(c, v, "unit", path, 0, 32, &s->unit) < 0 ||
         get_labels(c, v, path, &s->labels, &s->nlabels) < 0 || get_map(c, v, path, &s->map) < 0 ||
@@ -437,8 +394,7 @@ static int check_table_labels(pctx *c, const ag_table *t, const char *path)
             int dup = t->index_label && strcmp(k, t->index_label) == 0;
             for (size_t l = 0; !dup && l < t->nlabel_columns; l++)
                 dup = strcmp(k, t->label_columns[l].label) == 0;
-            if (dup)
-                return fail(c, p, "label '%s' is also a table label", k);
+            if (dup) return fail(c, p, "label '%s' is also a table label", k);
         }
     }
     for (size_t i = 0; i < t->nlabel_columns; i++) {
@@ -471,13 +427,11 @@ static int parse_table(pctx *c, json_t *v, const char *path, ag_table *t)
     json_t *lc = json_object_get(v, "label_columns");
     if (lc) {
         path_key(p, path, "label_columns");
-        if (!json_is_array(lc))
-            return fail(c, p, "expected an array");
+        if (!json_is_array(lc)) return fail(c, p, "expected an array");
         size_t n = json_array_size(lc);
         if (n) {
             t->label_columns = calloc(n, sizeof *t->label_columns);
-            if (!t->label_columns)
-                return fail(c, p, "out of memory");
+            if (!t->label_columns) return fail(c, p, "out of memory");
             t->nlabel_columns = n;
         }
         for (size_t i = 0; i < n; i++) {
@@ -492,22 +446,17 @@ static int parse_table(pctx *c, json_t *v, const char *path, ag_table *t)
     }
     json_t *cols = json_object_get(v, "columns");
     path_key(p, path, "columns");
-    if (!cols)
-        return fail(c, p, "missing");
-    if (!json_is_array(cols))
-        return fail(c, p, "expected an array");
+    if (!cols) return fail(c, p, "missing");
+    if (!json_is_array(cols)) return fail(c, p, "expected an array");
     size_t n = json_array_size(cols);
-    if (n == 0)
-        return fail(c, p, "must not be empty");
+    if (n == 0) return fail(c, p, "must not be empty");
     t->columns = calloc(n, sizeof *t->columns);
-    if (!t->columns)
-        return fail(c, p, "out of memory");
+    if (!t->columns) return fail(c, p, "out of memory");
     t->ncolumns = n;
     for (size_t i = 0; i < n; i++) {
         char ip[PATH_MAX_LEN];
         path_idx(ip, path, "columns", i);
-        if (parse_column(c, json_array_get(cols, i), ip, &t->columns[i]) < 0)
-            return -1;
+        if (parse_column(c, json_array_get(cols, i), ip, &t->columns[i]) < 0) return -1;
     }
     return check_table_labels(c, t, path);
 }
@@ -515,8 +464,7 @@ static int parse_table(pctx *c, json_t *v, const char *path, ag_table *t)
 static int parse_sources(pctx *c, json_t *root)
 {
     json_t *v = json_object_get(root, "sources");
-    if (!v)
-        return fail(c, "$.sources", "missing (every profile cites where its facts come from)");
+    if (!v) return fail(c, "$.sources", "missing (every profile cites where its facts come from)");
     if (!json_is_array(v) || json_array_size(v) == 0)
         return fail(c, "$.sources", "expected a non-empty array of strings");
     for (size_t i = 0; i < json_array_size(v); i++) {
@@ -533,8 +481,7 @@ static int parse_sources(pctx *c, json_t *root)
 static int parse_confidence(pctx *c, json_t *root)
 {
     json_t *v = json_object_get(root, "confidence");
-    if (!v || json_is_string(v))
-        return 0;
+    if (!v || json_is_string(v)) return 0;
     if (!json_is_object(v))
         return fail(c, "$.confidence", "expected a string or an object of strings");
     const char *key;
@@ -553,25 +500,20 @@ static int parse_confidence(pctx *c, json_t *root)
 static int parse_match(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *m = json_object_get(root, "match");
-    if (!m)
-        return 0;
-    if (check_object(c, m, "$.match", match_keys) < 0)
-        return -1;
+    if (!m) return 0;
+    if (check_object(c, m, "$.match", match_keys) < 0) return -1;
     json_t *a = json_object_get(m, "sysObjectID");
-    if (!a)
-        return fail(c, "$.match.sysObjectID", "missing");
+    if (!a) return fail(c, "$.match.sysObjectID", "missing");
     if (!json_is_array(a) || json_array_size(a) == 0)
         return fail(c, "$.match.sysObjectID", "expected a non-empty array of OID prefixes");
     size_t n = json_array_size(a);
     p->match = calloc(n, sizeof *p->match);
-    if (!p->match)
-        return fail(c, "$.match.sysObjectID", "out of memory");
+    if (!p->match) return fail(c, "$.match.sysObjectID", "out of memory");
     p->nmatch = n;
     for (size_t i = 0; i < n; i++) {
         char ip[PATH_MAX_LEN];
         path_idx(ip, "$.match", "sysObjectID", i);
-        if (parse_oid_value(c, json_array_get(a, i), ip, 1, &p->match[i]) < 0)
-            return -1;
+        if (parse_oid_value(c, json_array_get(a, i), ip, 1, &p->match[i]) < 0) return -1;
     }
     return 0;
 }
@@ -579,30 +521,23 @@ static int parse_match(pctx *c, json_t *root, ag_profile *p)
 static int parse_identity(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *id = json_object_get(root, "identity");
-    if (!id)
-        return 0;
-    if (check_object(c, id, "$.identity", identity_keys) < 0)
-        return -1;
+    if (!id) return 0;
+    if (check_object(c, id, "$.identity", identity_keys) < 0) return -1;
     size_t n = json_object_size(id);
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     p->identity = calloc(n, sizeof *p->identity);
-    if (!p->identity)
-        return fail(c, "$.identity", "out of memory");
+    if (!p->identity) return fail(c, "$.identity", "out of memory");
     /* Keep the fixed order of identity_keys so polls read them predictably. */
     for (size_t k = 0; identity_keys[k]; k++) {
         json_t *v = json_object_get(id, identity_keys[k]);
-        if (!v)
-            continue;
+        if (!v) continue;
         char ip[PATH_MAX_LEN];
         path_key(ip, "$.identity", identity_keys[k]);
         ag_identity *e = &p->identity[p->nidentity];
         e->field = strdup(identity_keys[k]);
-        if (!e->field)
-            return fail(c, ip, "out of memory");
+        if (!e->field) return fail(c, ip, "out of memory");
         p->nidentity++;
-        if (parse_oid_value(c, v, ip, 0, &e->oid) < 0)
-            return -1;
+        if (parse_oid_value(c, v, ip, 0, &e->oid) < 0) return -1;
     }
     return 0;
 }
@@ -611,18 +546,14 @@ static int parse_array_of(pctx *c, json_t *root, const char *key, size_t elem, v
                           size_t *n)
 {
     json_t *a = json_object_get(root, key);
-    if (!a)
-        return 0;
+    if (!a) return 0;
     char p[PATH_MAX_LEN];
     path_key(p, "$", key);
-    if (!json_is_array(a))
-        return fail(c, p, "expected an array");
+    if (!json_is_array(a)) return fail(c, p, "expected an array");
     size_t cnt = json_array_size(a);
-    if (cnt == 0)
-        return 0;
+    if (cnt == 0) return 0;
     *arr = calloc(cnt, elem);
-    if (!*arr)
-        return fail(c, p, "out of memory");
+    if (!*arr) return fail(c, p, "out of memory");
     *n = cnt;
     return 0;
 }
@@ -633,10 +564,8 @@ static void base_name(const char *path, char *buf, size_t len)
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
     size_t n = strlen(b);
-    if (n > 5 && strcmp(b + n - 5, ".json") == 0)
-        n -= 5;
-    if (n >= len)
-        n = len - 1;
+    if (n > 5 && strcmp(b + n - 5, ".json") == 0) n -= 5;
+    if (n >= len) n = len - 1;
     memcpy(buf, b, n);
     buf[n] = '\0';
 }
@@ -644,49 +573,47 @@ static void base_name(const char *path, char *buf, size_t len)
 static int valid_profile_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > MAX_PROFILE_NAME)
-        return 0;
+    if (n == 0 || n > MAX_PROFILE_NAME) return 0;
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         int ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
                  (i > 0 && (ch == '-' || ch == '_' || ch == '.'));
-        if (!ok)
-            return 0;
+        if (!ok) return 0;
     }
     return 1;
 }
 
 static int parse_profile(pctx *c, json_t *root, ag_profile *p)
 {
-    if (check_object(c, root, "$", top_keys) < 0 || get_string(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
+    if (check_object(c, root, "$", top_keys) < 0 ||
+        get_string(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
         get_string(c, root, "description", "$", 0, 1024, &p->description) < 0 ||
         get_string(c, root, "vendor", "$", 0, CM_MAX_VALUE - 1, &p->vendor) < 0 ||
         get_string(c, root, "kind", "$", 1, 32, &p->kind) < 0 ||
         get_string(c, root, "protocol", "$", 1, 16, &p->protocol) < 0)
         return -1;
     if (!valid_profile_name(p->name))
-        return fail(c, "$.name", "'%s' is not a valid profile name ([a-z0-9][a-z0-9_.-]*)", p->name);
+        return fail(c, "$.name", "'%s' is not a valid profile name ([a-z0-9][a-z0-9_.-]*)",
+                    p->name);
     char base[MAX_PROFILE_NAME + 8];
     base_name(c->file, base, sizeof base);
     if (strcmp(base, p->name) != 0)
         return fail(c, "$.name", "'%s' differs from the file name '%s'", p->name, base);
-    if (!in_list(p->kind, kinds))
-        return fail(c, "$.kind", "unknown kind '%s'", p->kind);
+    if (!in_list(p->kind, kinds)) return fail(c, "$.kind", "unknown kind '%s'", p->kind);
     if (strcmp(p->protocol, "snmp") != 0)
         return fail(c, "$.protocol", "unsupported protocol '%s' (only \"snmp\")", p->protocol);
-    if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 || parse_match(c, root, p) < 0 ||
-        parse_identity(c, root, p) < 0)
+    if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
+        parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0)
         return -1;
 
-    if (parse_array_of(c, root, "scalars", sizeof *p->scalars, (void **)&p->scalars,
-                       &p->nscalars) < 0)
+    if (parse_array_of(c, root, "scalars", sizeof *p->scalars, (void **)&p->scalars, &p->nscalars) <
+        0)
         return -1;
     json_t *sc = json_object_get(root, "scalars");
     for (size_t i = 0; i < p->nscalars; i++) {
         char ip[PATH_MAX_LEN];
         path_idx(ip, "$", "scalars", i);
-        if (parse_scalar(c, json_array_get(sc, i), ip, &p->scalars[i]) < 0)
-            return -1;
+        if (parse_scalar(c, json_array_get(sc, i), ip, &p->scalars[i]) < 0) return -1;
     }
     if (parse_array_of(c, root, "tables", sizeof *p->tables, (void **)&p->tables, &p->ntables) < 0)
         return -1;
@@ -694,8 +621,7 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
     for (size_t i = 0; i < p->ntables; i++) {
         char ip[PATH_MAX_LEN];
         path_idx(ip, "$", "tables", i);
-        if (parse_table(c, json_array_get(tb, i), ip, &p->tables[i]) < 0)
-            return -1;
+        if (parse_table(c, json_array_get(tb, i), ip, &p->tables[i]) < 0) return -1;
     }
     if (p->nidentity + p->nscalars + p->ntables == 0)
         return fail(c, "$", "profile reads nothing (no identity, scalars or tables)");
@@ -721,18 +647,15 @@ int ag_profile_load(const char *path, ag_profile *out, char *err, size_t errlen)
     json_decref(root);
     if (rc == 0) {
         out->path = strdup(path);
-        if (!out->path)
-            rc = fail(&c, "$", "out of memory");
+        if (!out->path) rc = fail(&c, "$", "out of memory");
     }
-    if (rc < 0)
-        ag_profile_free(out);
+    if (rc < 0) ag_profile_free(out);
     return rc;
 }
 
 void ag_profile_free(ag_profile *p)
 {
-    if (!p)
-        return;
+    if (!p) return;
     free(p->name);
     free(p->path);
     free(p->description);
@@ -771,8 +694,7 @@ int ag_profiles_load_dir(const char *dir, ag_profile_set *set, char *err, size_t
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
-        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0)
-            continue;
+        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".json") != 0) continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 16;
             char **nn = realloc(names, nc * sizeof *nn);
@@ -790,8 +712,7 @@ int ag_profiles_load_dir(const char *dir, ag_profile_set *set, char *err, size_t
         n++;
     }
     closedir(d);
-    if (rc < 0)
-        snprintf(err, errlen, "%s: out of memory", dir);
+    if (rc < 0) snprintf(err, errlen, "%s: out of memory", dir);
     if (rc == 0 && n > 0) {
         qsort(names, n, sizeof *names, cmp_str);
         set->profiles = calloc(n, sizeof *set->profiles);
@@ -819,15 +740,13 @@ int ag_profiles_load_dir(const char *dir, ag_profile_set *set, char *err, size_t
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    if (rc < 0)
-        ag_profiles_free(set);
+    if (rc < 0) ag_profiles_free(set);
     return rc;
 }
 
 void ag_profiles_free(ag_profile_set *set)
 {
-    if (!set)
-        return;
+    if (!set) return;
     for (size_t i = 0; set->profiles && i < set->nprofiles; i++)
         ag_profile_free(&set->profiles[i]);
     free(set->profiles);
@@ -838,8 +757,7 @@ void ag_profiles_free(ag_profile_set *set)
 const ag_profile *ag_profile_find(const ag_profile_set *set, const char *name)
 {
     for (size_t i = 0; set && name && i < set->nprofiles; i++)
-        if (strcmp(set->profiles[i].name, name) == 0)
-            return &set->profiles[i];
+        if (strcmp(set->profiles[i].name, name) == 0) return &set->profiles[i];
     return NULL;
 }
 
@@ -851,8 +769,7 @@ const ag_profile *ag_profile_match(const ag_profile_set *set, const ag_oid *syso
         const ag_profile *p = &set->profiles[i];
         for (size_t m = 0; m < p->nmatch; m++) {
             const ag_oid *pre = &p->match[m];
-            if (pre->len > sysobjectid->len || pre->len <= best_len)
-                continue;
+            if (pre->len > sysobjectid->len || pre->len <= best_len) continue;
             if (memcmp(pre->sub, sysobjectid->sub, pre->len * sizeof pre->sub[0]) == 0) {
                 best = p;
                 best_len = pre->len;
@@ -866,8 +783,7 @@ const ag_profile *ag_profile_match(const ag_profile_set *set, const ag_oid *syso
 static int parse_number(const char *s, size_t len, double *out)
 {
     char buf[64];
-    if (len == 0 || len >= sizeof buf)
-        return -1;
+    if (len == 0 || len >= sizeof buf) return -1;
     memcpy(buf, s, len);
     buf[len] = '\0';
     const char *p = buf;
@@ -875,19 +791,15 @@ static int parse_number(const char *s, size_t len, double *out)
         p++;
     /* strtod also takes "nan", "inf" and hex: only plain decimal numbers are numbers here. */
     const char *q = (*p == '+' || *p == '-') ? p + 1 : p;
-    if (!((*q >= '0' && *q <= '9') || (*q == '.' && q[1] >= '0' && q[1] <= '9')))
-        return -1;
-    if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X'))
-        return -1;
+    if (!((*q >= '0' && *q <= '9') || (*q == '.' && q[1] >= '0' && q[1] <= '9'))) return -1;
+    if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) return -1;
     char *end;
     errno = 0;
     double d = strtod(p, &end);
-    if (end == p || errno == ERANGE)
-        return -1;
+    if (end == p || errno == ERANGE) return -1;
     while (*end == ' ' || *end == '\t')
         end++;
-    if (*end != '\0' || !isfinite(d))
-        return -1;
+    if (*end != '\0' || !isfinite(d)) return -1;
     *out = d;
     return 0;
 }
@@ -895,12 +807,9 @@ static int parse_number(const char *s, size_t len, double *out)
 int ag_value_map_apply(const ag_value_map *m, const ag_raw *raw, double *out, char *err,
                        size_t errlen)
 {
-    if (!err)
-        errlen = 0;
-    if (errlen)
-        err[0] = '\0';
-    if (!raw || raw->kind == AG_RAW_NULL)
-        return 1;
+    if (!err) errlen = 0;
+    if (errlen) err[0] = '\0';
+    if (!raw || raw->kind == AG_RAW_NULL) return 1;
     char text[64];
     const char *key = NULL;
     size_t keylen = 0;
@@ -911,8 +820,7 @@ int ag_value_map_apply(const ag_value_map *m, const ag_raw *raw, double *out, ch
         size_t len = raw->str ? raw->len : 0;
         while (len > 0 && (raw->str[len - 1] == '\0' || raw->str[len - 1] == ' '))
             len--;
-        if (len == 0)
-            return 1;
+        if (len == 0) return 1;
         key = raw->str;
         keylen = len;
         have_num = parse_number(raw->str, len, &num) == 0;
@@ -939,8 +847,8 @@ int ag_value_map_apply(const ag_value_map *m, const ag_raw *raw, double *out, ch
                 return 0;
             }
         }
-        snprintf(err, errlen, "raw value '%.*s' is not in the enum", (int)(keylen > 64 ? 64 : keylen),
-                 key);
+        snprintf(err, errlen, "raw value '%.*s' is not in the enum",
+                 (int)(keylen > 64 ? 64 : keylen), key);
         return -1;
     }
     if (!have_num) {

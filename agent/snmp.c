@@ -21,8 +21,8 @@
 #include "log.h"
 #include "timeutil.h"
 
-#define MAX_VARBINDS 32   /* varbinds per request PDU */
-#define BULK_VARBINDS 48  /* aim for about this many varbinds per GETBULK answer */
+#define MAX_VARBINDS 32  /* varbinds per request PDU */
+#define BULK_VARBINDS 48 /* aim for about this many varbinds per GETBULK answer */
 #define MAP_LOG_EVERY_S 600
 #define SYSOBJECTID_OID "1.3.6.1.2.1.1.2.0"
 
@@ -51,7 +51,7 @@ typedef struct row {
     size_t idxlen;
     char **labels; /* one per table label column, NULL = not seen */
     size_t nlabels;
-    double *vals;  /* one per table value column */
+    double *vals; /* one per table value column */
     unsigned char *has;
 } row;
 
@@ -96,8 +96,7 @@ static int inited;
  * persistent state under /var/lib/snmp. */
 static void snmp_lib_init(void)
 {
-    if (inited)
-        return;
+    if (inited) return;
     inited = 1;
     setenv("MIBS", "", 1);
     setenv("MIBDIRS", "", 1);
@@ -139,13 +138,15 @@ static void text_from_bytes(const unsigned char *s, size_t len, char *out, size_
     size_t o = 0;
     for (size_t i = 0; i < len && o + 5 < outlen;) {
         unsigned char ch = s[i];
-        size_t n = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3
-                                                           : (ch & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = ch < 0x80             ? 1
+                   : (ch & 0xE0) == 0xC0 ? 2
+                   : (ch & 0xF0) == 0xE0 ? 3
+                   : (ch & 0xF8) == 0xF0 ? 4
+                                         : 0;
         int ok = n > 0 && i + n <= len && (n > 1 || (ch >= 0x20 && ch < 0x7f));
         for (size_t k = 1; ok && k < n; k++)
             ok = (s[i + k] & 0xC0) == 0x80;
-        if (ok && n > 1 && ch < 0xC2)
-            ok = 0; /* overlong */
+        if (ok && n > 1 && ch < 0xC2) ok = 0; /* overlong */
         if (ok) {
             memcpy(out + o, s + i, n);
             o += n;
@@ -165,8 +166,7 @@ static int vb_raw(const netsnmp_variable_list *vb, ag_raw *raw, char *tmp, size_
     memset(raw, 0, sizeof *raw);
     switch (vb->type) {
     case ASN_INTEGER:
-        if (!vb->val.integer)
-            return -1;
+        if (!vb->val.integer) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = (double)*vb->val.integer;
         return 0;
@@ -174,8 +174,7 @@ static int vb_raw(const netsnmp_variable_list *vb, ag_raw *raw, char *tmp, size_
     case ASN_GAUGE:
     case ASN_TIMETICKS:
     case ASN_UINTEGER:
-        if (!vb->val.integer)
-            return -1;
+        if (!vb->val.integer) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = (double)(uint32_t)(unsigned long)*vb->val.integer; /* unsigned 32-bit */
         return 0;
@@ -184,29 +183,25 @@ static int vb_raw(const netsnmp_variable_list *vb, ag_raw *raw, char *tmp, size_
     case ASN_OPAQUE_COUNTER64:
     case ASN_OPAQUE_U64:
 #endif
-        if (!vb->val.counter64)
-            return -1;
+        if (!vb->val.counter64) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = (double)(((uint64_t)(uint32_t)vb->val.counter64->high << 32) |
                             (uint32_t)vb->val.counter64->low);
         return 0;
 #ifdef NETSNMP_WITH_OPAQUE_SPECIAL_TYPES
     case ASN_OPAQUE_I64:
-        if (!vb->val.counter64)
-            return -1;
+        if (!vb->val.counter64) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = (double)(int64_t)(((uint64_t)(uint32_t)vb->val.counter64->high << 32) |
                                      (uint32_t)vb->val.counter64->low);
         return 0;
     case ASN_OPAQUE_FLOAT:
-        if (!vb->val.floatVal)
-            return -1;
+        if (!vb->val.floatVal) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = *vb->val.floatVal;
         return 0;
     case ASN_OPAQUE_DOUBLE:
-        if (!vb->val.doubleVal)
-            return -1;
+        if (!vb->val.doubleVal) return -1;
         raw->kind = AG_RAW_NUM;
         raw->num = *vb->val.doubleVal;
         return 0;
@@ -219,8 +214,7 @@ static int vb_raw(const netsnmp_variable_list *vb, ag_raw *raw, char *tmp, size_
         raw->len = vb->val.string ? vb->val_len : 0;
         return 0;
     case ASN_IPADDRESS:
-        if (!vb->val.string || vb->val_len != 4)
-            return -1;
+        if (!vb->val.string || vb->val_len != 4) return -1;
         snprintf(tmp, tmplen, "%u.%u.%u.%u", vb->val.string[0], vb->val.string[1],
                  vb->val.string[2], vb->val.string[3]);
         raw->kind = AG_RAW_STR;
@@ -228,8 +222,7 @@ static int vb_raw(const netsnmp_variable_list *vb, ag_raw *raw, char *tmp, size_
         raw->len = strlen(tmp);
         return 0;
     case ASN_OBJECT_ID:
-        if (!vb->val.objid)
-            return -1;
+        if (!vb->val.objid) return -1;
         format_netsnmp_oid(vb->val.objid, vb->val_len / sizeof(oid), tmp, tmplen);
         raw->kind = AG_RAW_STR;
         raw->str = tmp;
@@ -262,25 +255,27 @@ static void raw_text(const ag_raw *raw, char *out, size_t outlen)
     }
 }
 
-/* Map a varbind through m: 0 with *out, 1 no sample (Null, no such object), -1 logged. */
+/* Map a varbind through m: 0 with *out, 1 no sample (Null, no such object), -1 logged.
+ * The log is rate-limited per device and the first keylen sub-identifiers of the OID (a
+ * table column, not each row). */
 static int map_vb(snmp_state *st, const netsnmp_variable_list *vb, const ag_value_map *m,
-                  double *out)
+                  size_t keylen, double *out)
 {
     char tmp[AG_MAX_OID * 11 + 1], why[160], oidtxt[AG_MAX_OID * 11 + 1];
     ag_raw raw;
     int r = vb_raw(vb, &raw, tmp, sizeof tmp);
-    if (r == 1 || r == 2)
-        return 1;
+    if (r == 1 || r == 2) return 1;
     if (r == 0) {
         r = ag_value_map_apply(m, &raw, out, why, sizeof why);
-        if (r >= 0)
-            return r;
+        if (r >= 0) return r;
     } else {
         snprintf(why, sizeof why, "unsupported value type 0x%02x", (unsigned)vb->type);
     }
-    format_netsnmp_oid(vb->name, vb->name_length, oidtxt, sizeof oidtxt);
+    format_netsnmp_oid(vb->name, keylen < vb->name_length ? keylen : vb->name_length, oidtxt,
+                       sizeof oidtxt);
     char key[CM_MAX_NAME + sizeof oidtxt + 16];
     snprintf(key, sizeof key, "snmp-map %s %s", st->dev->id, oidtxt);
+    format_netsnmp_oid(vb->name, vb->name_length, oidtxt, sizeof oidtxt);
     cm_log_limited(key, MAP_LOG_EVERY_S, CM_LOG_WARN, "snmp: device %s: OID %s: %s (no sample)",
                    st->dev->id, oidtxt, why);
     return -1;
@@ -293,8 +288,7 @@ static void on_snmp_timer(uv_timer_t *t);
 /* Arm the timer for net-snmp's next retransmission or timeout (or stop it). */
 static void schedule_timer(snmp_state *st)
 {
-    if (!st->sessp || st->closing)
-        return;
+    if (!st->sessp || st->closing) return;
     netsnmp_large_fd_set fds;
     netsnmp_large_fd_set_init(&fds, FD_SETSIZE);
     int numfds = 0, block = 1;
@@ -339,8 +333,7 @@ static void free_poll(snmp_state *st)
 static void on_done_timer(uv_timer_t *t)
 {
     snmp_state *st = t->data;
-    if (st->closing || !st->busy)
-        return;
+    if (st->closing || !st->busy) return;
     free_poll(st);
     st->busy = 0;
     st->ph = PH_IDLE;
@@ -353,8 +346,7 @@ static void finish(snmp_state *st, ag_poll_status status, const char *fmt, ...)
 
 static void finish(snmp_state *st, ag_poll_status status, const char *fmt, ...)
 {
-    if (st->ph == PH_DONE)
-        return;
+    if (st->ph == PH_DONE) return;
     st->ph = PH_DONE;
     st->status = status;
     st->detail[0] = '\0';
@@ -393,8 +385,7 @@ static int send_pdu(snmp_state *st, netsnmp_pdu *pdu)
 static void on_snmp_timer(uv_timer_t *t)
 {
     snmp_state *st = t->data;
-    if (st->closing || !st->sessp)
-        return;
+    if (st->closing || !st->sessp) return;
     snmp_sess_timeout(st->sessp);
     schedule_timer(st);
 }
@@ -403,23 +394,20 @@ static void on_readable(uv_poll_t *h, int status, int events)
 {
     snmp_state *st = h->data;
     (void)events;
-    if (st->closing || !st->sessp)
-        return;
+    if (st->closing || !st->sessp) return;
     if (status < 0) {
         cm_log_limited("snmp-poll", 60, CM_LOG_WARN, "snmp: device %s: socket error: %s",
                        st->dev->id, uv_strerror(status));
         return;
     }
     netsnmp_transport *tr = snmp_sess_transport(st->sessp);
-    if (!tr)
-        return;
+    if (!tr) return;
     netsnmp_large_fd_set fds;
     netsnmp_large_fd_set_init(&fds, FD_SETSIZE);
     netsnmp_large_fd_setfd(tr->sock, &fds);
     snmp_sess_read2(st->sessp, &fds);
     netsnmp_large_fd_set_cleanup(&fds);
-    if (!st->closing)
-        schedule_timer(st);
+    if (!st->closing) schedule_timer(st);
 }
 
 /* ---- the poll: sysObjectID, GETs, walks ------------------------------------------- */
@@ -442,8 +430,7 @@ static void start_requests(snmp_state *st)
     ag_oid so;
     ag_oid_parse(SYSOBJECTID_OID, &so);
     to_netsnmp(&so, name, &len);
-    if (pdu)
-        snmp_add_null_var(pdu, name, len);
+    if (pdu) snmp_add_null_var(pdu, name, len);
     send_pdu(st, pdu);
 }
 
@@ -484,10 +471,8 @@ static void start_get(snmp_state *st)
     for (size_t i = 0; i < p->nidentity; i++) {
         int inv = -1;
         for (int f = 0; f < INV_N; f++)
-            if (strcmp(p->identity[i].field, inv_fields[f]) == 0)
-                inv = f;
-        if (inv < 0)
-            continue;
+            if (strcmp(p->identity[i].field, inv_fields[f]) == 0) inv = f;
+        if (inv < 0) continue;
         st->items[k].oid = &p->identity[i].oid;
         st->items[k].inv = inv;
         k++;
@@ -505,8 +490,7 @@ static void start_get(snmp_state *st)
 
 static void send_inventory(snmp_state *st)
 {
-    if (!st->sink.inventory)
-        return;
+    if (!st->sink.inventory) return;
     const ag_profile *p = st->prof;
     cm_device_info info = {0};
     info.id = st->dev->id;
@@ -524,8 +508,7 @@ static void send_get_batch(snmp_state *st)
 {
     size_t n = 0;
     for (size_t i = st->pos; i < st->nitems && n < st->batch_max; i++)
-        if (!st->items[i].excluded)
-            st->cur_idx[n++] = i;
+        if (!st->items[i].excluded) st->cur_idx[n++] = i;
     st->cur_n = n;
     if (n == 0) {
         send_inventory(st);
@@ -545,11 +528,9 @@ static void send_get_batch(snmp_state *st)
 
 static int same_oid(const netsnmp_variable_list *vb, const ag_oid *o)
 {
-    if (vb->name_length != o->len)
-        return 0;
+    if (vb->name_length != o->len) return 0;
     for (size_t i = 0; i < o->len; i++)
-        if (vb->name[i] != o->sub[i])
-            return 0;
+        if (vb->name[i] != o->sub[i]) return 0;
     return 1;
 }
 
@@ -564,7 +545,7 @@ static void get_value(snmp_state *st, const get_item *it, const netsnmp_variable
     }
     const ag_scalar *s = it->scalar;
     double v;
-    if (map_vb(st, vb, &s->map, &v) == 0)
+    if (map_vb(st, vb, &s->map, vb->name_length, &v) == 0)
         st->sink.point(st->sink.ud, st->dev, s->metric, s->unit, s->labels, s->nlabels, st->ts_ms,
                        v);
 }
@@ -657,8 +638,7 @@ static void start_table(snmp_state *st)
         int seen = 0;
         for (size_t j = 0; j < st->ncols && !seen; j++)
             seen = st->cols[j].column == c;
-        if (seen)
-            continue;
+        if (seen) continue;
         walk_col *w = &st->cols[st->ncols++];
         w->column = c;
         to_netsnmp(&t->entry, w->last, &w->last_len);
@@ -673,8 +653,7 @@ static row *find_row(snmp_state *st, const oid *idx, size_t len)
     for (size_t k = 0; k < st->nrows; k++) {
         size_t i = (st->hint + k) % st->nrows;
         row *r = &st->rows[i];
-        if (r->idxlen != len)
-            continue;
+        if (r->idxlen != len) continue;
         size_t j = 0;
         while (j < len && r->idx[j] == idx[j])
             j++;
@@ -687,8 +666,7 @@ static row *find_row(snmp_state *st, const oid *idx, size_t len)
     if (st->nrows == st->rows_cap) {
         size_t nc = st->rows_cap ? st->rows_cap * 2 : 16;
         row *nr = realloc(st->rows, nc * sizeof *nr);
-        if (!nr)
-            return NULL;
+        if (!nr) return NULL;
         st->rows = nr;
         st->rows_cap = nc;
     }
@@ -725,8 +703,7 @@ static void emit_table(snmp_state *st)
         memcpy(io.sub, r->idx, r->idxlen * sizeof *r->idx);
         ag_oid_format(&io, index, sizeof index);
         for (size_t c = 0; c < t->ncolumns; c++) {
-            if (!r->has[c])
-                continue;
+            if (!r->has[c]) continue;
             const ag_column *col = &t->columns[c];
             cm_label labels[CM_MAX_LABELS];
             size_t n = 0;
@@ -749,14 +726,13 @@ static void walk_value(snmp_state *st, walk_col *w, const netsnmp_variable_list 
     size_t plen = t->entry.len + 1;
     row *r = find_row(st, vb->name + plen, vb->name_length - plen);
     if (!r) {
-        cm_log_limited("snmp-oom", 60, CM_LOG_ERROR, "snmp: device %s: out of memory in a table walk",
-                       st->dev->id);
+        cm_log_limited("snmp-oom", 60, CM_LOG_ERROR,
+                       "snmp: device %s: out of memory in a table walk", st->dev->id);
         w->done = 1;
         return;
     }
     for (size_t k = 0; k < t->nlabel_columns; k++) {
-        if (t->label_columns[k].column != w->column || r->labels[k])
-            continue;
+        if (t->label_columns[k].column != w->column || r->labels[k]) continue;
         char tmp[AG_MAX_OID * 11 + 1], text[CM_MAX_VALUE];
         ag_raw raw;
         if (vb_raw(vb, &raw, tmp, sizeof tmp) == 0) {
@@ -765,10 +741,9 @@ static void walk_value(snmp_state *st, walk_col *w, const netsnmp_variable_list 
         }
     }
     for (size_t c = 0; c < t->ncolumns; c++) {
-        if (t->columns[c].column != w->column)
-            continue;
+        if (t->columns[c].column != w->column) continue;
         double v;
-        if (map_vb(st, vb, &t->columns[c].map, &v) == 0) {
+        if (map_vb(st, vb, &t->columns[c].map, plen, &v) == 0) {
             r->vals[c] = v;
             r->has[c] = 1;
         }
@@ -780,8 +755,7 @@ static void send_walk(snmp_state *st)
     const ag_table *t = &st->prof->tables[st->table];
     size_t n = 0;
     for (size_t i = 0; i < st->ncols && n < MAX_VARBINDS; i++)
-        if (!st->cols[i].done)
-            st->cur_cols[n++] = i;
+        if (!st->cols[i].done) st->cur_cols[n++] = i;
     st->ncur = n;
     if (n == 0) {
         emit_table(st);
@@ -796,10 +770,8 @@ static void send_walk(snmp_state *st)
         pdu = snmp_pdu_create(SNMP_MSG_GETBULK);
         if (st->maxrep == 0) {
             long rep = BULK_VARBINDS / (long)n;
-            if (rep < 1)
-                rep = 1;
-            if (rep > (long)t->max_rows + 1)
-                rep = (long)t->max_rows + 1;
+            if (rep < 1) rep = 1;
+            if (rep > (long)t->max_rows + 1) rep = (long)t->max_rows + 1;
             st->maxrep = (int)rep;
         }
         if (pdu) {
@@ -837,8 +809,7 @@ static void handle_walk(snmp_state *st, netsnmp_pdu *pdu)
     size_t j = 0;
     for (netsnmp_variable_list *vb = pdu->variables; vb; vb = vb->next_variable, j++) {
         walk_col *w = &st->cols[st->cur_cols[j % st->ncur]];
-        if (w->done)
-            continue;
+        if (w->done) continue;
         size_t plen = t->entry.len + 1;
         if (vb->type == SNMP_ENDOFMIBVIEW || vb->name_length <= plen ||
             snmp_oid_compare(vb->name, plen, w->last, plen) != 0) {
@@ -857,8 +828,7 @@ static void handle_walk(snmp_state *st, netsnmp_pdu *pdu)
         memcpy(w->last, vb->name, vb->name_length * sizeof(oid));
         w->last_len = vb->name_length;
         walk_value(st, w, vb);
-        if (++w->rows >= t->max_rows)
-            w->done = 1;
+        if (++w->rows >= t->max_rows) w->done = 1;
     }
     if (j == 0) /* an empty answer would loop forever */
         for (size_t i = 0; i < st->ncur; i++)
@@ -871,8 +841,7 @@ static int on_response(int op, netsnmp_session *sess, int reqid, netsnmp_pdu *pd
     snmp_state *st = magic;
     (void)sess;
     (void)reqid;
-    if (st->closing || !st->busy || st->ph == PH_DONE)
-        return 1;
+    if (st->closing || !st->busy || st->ph == PH_DONE) return 1;
     switch (op) {
     case NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE:
         if (!pdu || pdu->command != SNMP_MSG_RESPONSE) {
@@ -939,8 +908,7 @@ static int open_session(snmp_state *st, const char *numeric, int v6)
 
 static void final_free(snmp_state *st)
 {
-    if (st->sessp)
-        snmp_sess_close(st->sessp); /* its callbacks see closing and do nothing */
+    if (st->sessp) snmp_sess_close(st->sessp); /* its callbacks see closing and do nothing */
     st->sessp = NULL;
     free_poll(st);
     free(st);
@@ -951,34 +919,35 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     snmp_state *st = req->data;
     st->gai_pending = 0;
     if (st->closing) {
-        if (res)
-            uv_freeaddrinfo(res);
-        if (--st->refs == 0)
-            final_free(st);
+        if (res) uv_freeaddrinfo(res);
+        if (--st->refs == 0) final_free(st);
         return;
     }
     if (status < 0 || !res) {
-        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address,
-               uv_strerror(status));
-        if (res)
-            uv_freeaddrinfo(res);
+        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address, uv_strerror(status));
+        if (res) uv_freeaddrinfo(res);
         return;
     }
+    const struct addrinfo *ai = res; /* prefer IPv4: most cinema devices speak only IPv4 */
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        if (a->ai_family == AF_INET) {
+            ai = a;
+            break;
+        }
     char numeric[INET6_ADDRSTRLEN];
-    int v6 = res->ai_family == AF_INET6;
-    int rc = v6 ? uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, numeric, sizeof numeric)
-                : uv_ip4_name((const struct sockaddr_in *)res->ai_addr, numeric, sizeof numeric);
+    int v6 = ai->ai_family == AF_INET6;
+    int rc = v6 ? uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, numeric, sizeof numeric)
+                : uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, numeric, sizeof numeric);
     uv_freeaddrinfo(res);
     if (rc != 0) {
         finish(st, AG_POLL_REFUSED, "cannot resolve %s", st->dev->address);
         return;
     }
-    if (open_session(st, numeric, v6) == 0)
-        start_requests(st);
+    if (open_session(st, numeric, v6) == 0) start_requests(st);
 }
 
 static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set *profiles,
-                     const ag_sink *sink, void **state, char *err, size_t errlen)
+                    const ag_sink *sink, void **state, char *err, size_t errlen)
 {
     *state = NULL;
     if (!dev || !dev->id || !dev->address || !dev->address[0] || !sink || !sink->point ||
@@ -1027,8 +996,7 @@ static int is_literal(const char *addr, char *out, size_t outlen, int *v6)
 {
     unsigned char buf[sizeof(struct in6_addr)];
     size_t len = strlen(addr);
-    if (len >= outlen)
-        return 0;
+    if (len >= outlen) return 0;
     if (inet_pton(AF_INET, addr, buf) == 1) {
         memcpy(out, addr, len + 1);
         *v6 = 0;
@@ -1050,8 +1018,7 @@ static int is_literal(const char *addr, char *out, size_t outlen, int *v6)
 static int drv_poll(void *state)
 {
     snmp_state *st = state;
-    if (!st || st->busy || st->closing)
-        return -1;
+    if (!st || st->busy || st->closing) return -1;
     st->busy = 1;
     st->ph = PH_IDLE;
     st->prof = NULL;
@@ -1064,8 +1031,7 @@ static int drv_poll(void *state)
     char numeric[INET6_ADDRSTRLEN + 2];
     int v6 = 0;
     if (is_literal(st->dev->address, numeric, sizeof numeric, &v6)) {
-        if (open_session(st, numeric, v6) == 0)
-            start_requests(st);
+        if (open_session(st, numeric, v6) == 0) start_requests(st);
         return 0;
     }
     struct addrinfo hints;
@@ -1084,15 +1050,13 @@ static int drv_poll(void *state)
 static void on_handle_closed(uv_handle_t *h)
 {
     snmp_state *st = h->data;
-    if (--st->refs == 0)
-        final_free(st);
+    if (--st->refs == 0) final_free(st);
 }
 
 static void drv_close(void *state)
 {
     snmp_state *st = state;
-    if (!st || st->closing)
-        return;
+    if (!st || st->closing) return;
     st->closing = 1;
     st->refs = 0;
     if (st->gai_pending) {

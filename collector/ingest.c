@@ -136,19 +136,6 @@ unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, js
     return 0;
 }
 
-/* Decode inside a per-request arena: the jansson tree lives only in it. */
-static int decode(co_ingest *ing, const char *buf, size_t len, cm_batch *b, char *err,
-                  size_t errlen, char *at, size_t atlen)
-{
-    cm_arena a;
-    cm_arena_init(&a, 0);
-    cm_arena_json_use(&a);
-    int rc = cm_wire_decode(buf, len, &ing->limits, b, err, errlen, at, atlen);
-    cm_arena_json_use(NULL);
-    cm_arena_free(&a);
-    return rc;
-}
-
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body)
 {
@@ -157,7 +144,7 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
     char err[512], at[256];
     err[0] = at[0] = '\0';
     unsigned status;
-    if (decode(ing, buf, len, &b, err, sizeof err, at, sizeof at) != 0) {
+    if (cm_wire_decode(buf, len, &ing->limits, &b, err, sizeof err, at, sizeof at) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
         *body = error_body(at, "%s", err[0] ? err : "invalid batch");
         status = 400;

@@ -133,7 +133,8 @@ void cm_arena_reset(cm_arena *a)
         return;
     }
     size_t total = 0;
-    for (; blk; blk = blk->next) total += blk->size;
+    for (; blk; blk = blk->next)
+        total += blk->size;
     cm_arena_free(a);
     a->head = block_new(total); /* one block that holds what was used (NULL: start empty) */
 }

@@ -29,7 +29,8 @@ static const char *copy_cut(cm_batch *b, const char *s, size_t max, int *fail)
     size_t n = strnlen(s, max + 1);
     if (n > max) {
         n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* don't split a character */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* don't split a character */
     }
     char *p = cm_arena_strndup(&b->arena, s, n);
     if (!p) *fail = 1;
@@ -181,7 +182,8 @@ static int index_resize(cm_batch *b, size_t cap)
         uint32_t ref = b->index[2 * i], h = b->index[2 * i + 1];
         if (!ref) continue;
         size_t j = h & mask;
-        while (nidx[2 * j]) j = (j + 1) & mask;
+        while (nidx[2 * j])
+            j = (j + 1) & mask;
         nidx[2 * j] = ref;
         nidx[2 * j + 1] = h;
     }
@@ -197,15 +199,16 @@ static int index_reserve(cm_batch *b, size_t extra)
     if (need >= UINT32_MAX / 4) return -1;
     if (need * 2 <= b->index_cap) return 0;
     size_t cap = b->index_cap ? b->index_cap : INDEX_MIN;
-    while (need * 2 > cap) cap *= 2;
+    while (need * 2 > cap)
+        cap *= 2;
     return index_resize(b, cap);
 }
 
 int cm_batch_reserve(cm_batch *b, size_t ndevices, size_t nseries, size_t nevents)
 {
     if (ndevices > SIZE_MAX / 2 || nseries > SIZE_MAX / 2 || nevents > SIZE_MAX / 2) return -1;
-    if (grow(b, (void **)&b->devices, &b->devices_cap, sizeof *b->devices,
-             b->ndevices + ndevices, 8) ||
+    if (grow(b, (void **)&b->devices, &b->devices_cap, sizeof *b->devices, b->ndevices + ndevices,
+             8) ||
         grow(b, (void **)&b->series, &b->series_cap, sizeof *b->series, b->nseries + nseries, 8) ||
         grow(b, (void **)&b->events, &b->events_cap, sizeof *b->events, b->nevents + nevents, 8) ||
         index_reserve(b, nseries))

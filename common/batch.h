@@ -38,7 +38,8 @@ typedef struct cm_series {
 } cm_series;
 
 typedef struct cm_device_info {
-    const char *id, *screen, *kind, *vendor, *model, *serial, *firmware, *profile; /* NULL = absent */
+    const char *id, *screen, *kind, *vendor, *model, *serial, *firmware,
+        *profile; /* NULL = absent */
 } cm_device_info;
 
 typedef struct cm_event {

@@ -151,7 +151,8 @@ static void ob_str(obuf *o, const char *s)
     *w++ = '"';
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
         if (p > run) {
             memcpy(w, run, (size_t)(p - run));
             w += p - run;
@@ -173,13 +174,27 @@ static void ob_str(obuf *o, const char *s)
         }
         *w++ = '\\';
         switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        case '\b': *w++ = 'b'; break;
-        case '\f': *w++ = 'f'; break;
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '\n':
+            *w++ = 'n';
+            break;
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
         default:
             *w++ = 'u';
             *w++ = '0';
@@ -205,8 +220,8 @@ static void ob_opt(obuf *o, const char *key_lit, size_t key_len, const char *val
 char *cm_wire_encode(const cm_batch *b, size_t *len_out)
 {
     obuf o = {0};
-    size_t guess = 256 + b->ndevices * 256 + b->nseries * 160 + b->npoints_total * 36 +
-                   b->nevents * 320;
+    size_t guess =
+        256 + b->ndevices * 256 + b->nseries * 160 + b->npoints_total * 36 + b->nevents * 320;
     if (ob_reserve(&o, guess)) return NULL;
 
     OB_LIT(&o, "{\"v\":");
@@ -385,14 +400,22 @@ static inline void pop(dctx *c)
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    default: return "null";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    default:
+        return "null";
     }
 }
 
@@ -470,11 +493,16 @@ static int decode_agent(dctx *c, json_t *obj)
     if (want_kind(c, obj, 1)) return -1;
     json_t *id = NULL, *version = NULL, *site = NULL, *v;
     const char *key;
-    json_object_foreach(obj, key, v) {
-        if (!strcmp(key, "id")) id = v;
-        else if (!strcmp(key, "version")) version = v;
-        else if (!strcmp(key, "site")) site = v;
-        else return fail_unknown(c, key);
+    json_object_foreach(obj, key, v)
+    {
+        if (!strcmp(key, "id"))
+            id = v;
+        else if (!strcmp(key, "version"))
+            version = v;
+        else if (!strcmp(key, "site"))
+            site = v;
+        else
+            return fail_unknown(c, key);
     }
     const char *sid, *sversion, *ssite;
     if (member_string(c, "id", id, 1, 1, CM_MAX_NAME, &sid) ||
@@ -507,13 +535,14 @@ static int decode_device(dctx *c, json_t *obj)
     memset(&d, 0, sizeof d);
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         size_t f = 0;
-        while (f < NDEVICE_FIELDS && strcmp(key, device_fields[f].name)) f++;
+        while (f < NDEVICE_FIELDS && strcmp(key, device_fields[f].name))
+            f++;
         if (f == NDEVICE_FIELDS) return fail_unknown(c, key);
         const char **slot = (const char **)((char *)&d + device_fields[f].off);
-        if (member_string(c, key, v, 1, f == 0 ? 1 : 0, f == 0 ? CM_MAX_NAME : CM_MAX_VALUE,
-                          slot))
+        if (member_string(c, key, v, 1, f == 0 ? 1 : 0, f == 0 ? CM_MAX_NAME : CM_MAX_VALUE, slot))
             return -1;
     }
     if (!d.id) return fail_missing(c, "id");
@@ -529,7 +558,8 @@ static int decode_labels(dctx *c, json_t *obj, cm_label *l, size_t *nl)
         return fail(c, "more than %d labels (%zu)", CM_MAX_LABELS, json_object_size(obj));
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         push_key(c, key);
         if (!cm_wire_valid_name(key)) return fail(c, "label name must match [a-z_][a-z0-9_]*");
         if (want_string(c, v, 0, CM_MAX_VALUE, &l[*nl].value)) return -1;
@@ -546,7 +576,8 @@ static int decode_points(dctx *c, json_t *arr, cm_point *out, size_t n)
         json_t *pt = json_array_get(arr, j);
         push_idx(c, j);
         if (!json_is_array(pt) || json_array_size(pt) != 2) {
-            if (!json_is_array(pt)) return fail(c, "expected [ts_ms, value], got %s", type_name(pt));
+            if (!json_is_array(pt))
+                return fail(c, "expected [ts_ms, value], got %s", type_name(pt));
             return fail(c, "expected [ts_ms, value], got %zu elements", json_array_size(pt));
         }
         json_t *ts = json_array_get(pt, 0), *val = json_array_get(pt, 1);
@@ -571,14 +602,25 @@ static int decode_series(dctx *c, json_t *obj)
     if (want_kind(c, obj, 1)) return -1;
     json_t *device = NULL, *metric = NULL, *labels = NULL, *unit = NULL, *points = NULL, *v;
     const char *key;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         json_t **slot = NULL;
         switch (key[0]) {
-        case 'd': slot = strcmp(key, "device") ? NULL : &device; break;
-        case 'm': slot = strcmp(key, "metric") ? NULL : &metric; break;
-        case 'l': slot = strcmp(key, "labels") ? NULL : &labels; break;
-        case 'u': slot = strcmp(key, "unit") ? NULL : &unit; break;
-        case 'p': slot = strcmp(key, "points") ? NULL : &points; break;
+        case 'd':
+            slot = strcmp(key, "device") ? NULL : &device;
+            break;
+        case 'm':
+            slot = strcmp(key, "metric") ? NULL : &metric;
+            break;
+        case 'l':
+            slot = strcmp(key, "labels") ? NULL : &labels;
+            break;
+        case 'u':
+            slot = strcmp(key, "unit") ? NULL : &unit;
+            break;
+        case 'p':
+            slot = strcmp(key, "points") ? NULL : &points;
+            break;
         }
         if (!slot) return fail_unknown(c, key);
         *slot = v;
@@ -618,17 +660,25 @@ static int decode_series(dctx *c, json_t *obj)
 static int decode_event(dctx *c, json_t *obj)
 {
     if (want_kind(c, obj, 1)) return -1;
-    json_t *device = NULL, *ts = NULL, *severity = NULL, *code = NULL, *text = NULL,
-           *source = NULL, *v;
+    json_t *device = NULL, *ts = NULL, *severity = NULL, *code = NULL, *text = NULL, *source = NULL,
+           *v;
     const char *key;
-    json_object_foreach(obj, key, v) {
-        if (!strcmp(key, "device")) device = v;
-        else if (!strcmp(key, "ts_ms")) ts = v;
-        else if (!strcmp(key, "severity")) severity = v;
-        else if (!strcmp(key, "code")) code = v;
-        else if (!strcmp(key, "text")) text = v;
-        else if (!strcmp(key, "source")) source = v;
-        else return fail_unknown(c, key);
+    json_object_foreach(obj, key, v)
+    {
+        if (!strcmp(key, "device"))
+            device = v;
+        else if (!strcmp(key, "ts_ms"))
+            ts = v;
+        else if (!strcmp(key, "severity"))
+            severity = v;
+        else if (!strcmp(key, "code"))
+            code = v;
+        else if (!strcmp(key, "text"))
+            text = v;
+        else if (!strcmp(key, "source"))
+            source = v;
+        else
+            return fail_unknown(c, key);
     }
     cm_event e;
     memset(&e, 0, sizeof e);
@@ -656,7 +706,8 @@ static int decode_list(dctx *c, json_t *arr, int (*fn)(dctx *, json_t *))
 {
     size_t i;
     json_t *el;
-    json_array_foreach(arr, i, el) {
+    json_array_foreach(arr, i, el)
+    {
         push_idx(c, i);
         if (fn(c, el)) return -1;
         pop(c);
@@ -680,7 +731,8 @@ static int decode_root(dctx *c, json_t *root)
     json_t *devices = NULL, *series = NULL, *events = NULL;
     int have_agent = 0, have_seq = 0, have_sent = 0;
     const char *key;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (!strcmp(key, "v")) continue;
         push_key(c, key);
         if (!strcmp(key, "agent")) {
@@ -755,7 +807,8 @@ static int prescan_depth(const char *buf, size_t len, size_t max, size_t *where)
                 const unsigned char *q = memchr(p, '"', (size_t)(end - p));
                 if (!q) return 0; /* unterminated: jansson will say so */
                 size_t bs = 0;
-                while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+                while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+                    bs++;
                 p = q + 1;
                 if (bs % 2 == 0) break;
             }
@@ -772,15 +825,15 @@ static int prescan_depth(const char *buf, size_t len, size_t max, size_t *where)
 }
 
 /* Path of the first container nested deeper than max (level = containers around v). */
-static int find_deep(const json_t *v, size_t level, size_t max, char *path, size_t cap,
-                     size_t len)
+static int find_deep(const json_t *v, size_t level, size_t max, char *path, size_t cap, size_t len)
 {
     if (!json_is_object(v) && !json_is_array(v)) return 0;
     if (level + 1 > max) return 1;
     if (json_is_object(v)) {
         const char *key;
         const json_t *m;
-        json_object_foreach((json_t *)v, key, m) {
+        json_object_foreach((json_t *)v, key, m)
+        {
             size_t l = len;
             sb_component(path, cap, &l, key, 0);
             if (find_deep(m, level + 1, max, path, cap, l)) return 1;
@@ -789,7 +842,8 @@ static int find_deep(const json_t *v, size_t level, size_t max, char *path, size
     } else {
         size_t i;
         const json_t *m;
-        json_array_foreach(v, i, m) {
+        json_array_foreach(v, i, m)
+        {
             size_t l = len;
             sb_component(path, cap, &l, NULL, i);
             if (find_deep(m, level + 1, max, path, cap, l)) return 1;
@@ -889,8 +943,8 @@ int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm
         } else {
             int line, col;
             line_col(buf, deep_at, &line, &col);
-            snprintf(err, errlen, "nested deeper than %zu levels (line %d, column %d)",
-                     max_depth, line, col);
+            snprintf(err, errlen, "nested deeper than %zu levels (line %d, column %d)", max_depth,
+                     line, col);
             if (atlen) at[0] = '\0';
         }
     } else if (!root) {
@@ -901,8 +955,10 @@ int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm
     if (root && !cm_arena_json_installed()) json_decref(root); /* else: arena memory */
     cm_arena_json_use(prev);
     if (scratch) {
-        if (scratch->used_total > SCRATCH_KEEP_MAX) cm_arena_free(scratch);
-        else cm_arena_reset(scratch);
+        if (scratch->used_total > SCRATCH_KEEP_MAX)
+            cm_arena_free(scratch);
+        else
+            cm_arena_reset(scratch);
     }
     return rc;
 }

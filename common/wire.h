@@ -22,7 +22,10 @@ typedef struct cm_wire_limits {
 char *cm_wire_encode(const cm_batch *b, size_t *len_out);
 /* Decode and validate buf[0..len) into an initialised batch `out`. Returns 0, or -1 with
  * err ("expected a number") and at ("series[3].points[0][1]", "" for the whole body).
- * limits may be NULL for the defaults. */
+ * limits may be NULL (or fields 0) for the defaults. On error `out` may hold part of the
+ * batch: cm_batch_free it either way. Series repeated in the body are merged. jansson's tree
+ * goes to a per-thread scratch arena (when cm_arena_json_install() ran) that is reused by
+ * the next call on the thread and freed when the thread exits. */
 int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm_batch *out,
                    char *err, size_t errlen, char *at, size_t atlen);
 /* True when s is a valid metric or label name: [a-z_][a-z0-9_]*, 1..CM_MAX_NAME bytes. */

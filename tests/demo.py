@@ -111,7 +111,7 @@ def start(build):
             else:
                 f.unlink(missing_ok=True)
     harness.configure(build)
-    env = harness.Env(dir=RUN, keep=True)
+    env = harness.Env(dir=RUN, keep=True, detach=True)
     try:
         devices = []
         if harness.FIXTURES.is_dir():

@@ -266,8 +266,8 @@ def run_case(harness, name, fn, res):
             raise
         status = "FAIL"
         detail = traceback.format_exc()
-        logs = env.logs()
-        mlogs = harness._module_env.logs() if harness._module_env else ""
+        logs = env.logs(15)
+        mlogs = harness._module_env.logs(15) if harness._module_env else ""
         if logs or mlogs:
             detail += "\nprocess output (tails):\n" + "\n".join(x for x in (logs, mlogs) if x)
         if env.keep:
@@ -287,7 +287,14 @@ def run_case(harness, name, fn, res):
 
 # ------------------------------------------------------------------ main
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    # SIGTERM/SIGHUP unwind like Ctrl-C: every started process is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     ap = argparse.ArgumentParser(description="run cinemon's unit and end-to-end tests")
     ap.add_argument("--build", default="build", help="build folder (default build)")
     ap.add_argument("--asan-build", help="also run everything against this ASan/UBSan build")

@@ -163,6 +163,20 @@ class Proc:
         return problem
 
 
+try:
+    import ctypes
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except (ImportError, OSError):
+    _LIBC = None
+
+
+def _die_with_parent():
+    """preexec_fn: SIGKILL this child when the test process dies (a runner killed from
+    outside leaves nothing behind). Linux prctl(PR_SET_PDEATHSIG)."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, int(signal.SIGKILL), 0, 0, 0)
+
+
 def _signal_group(pid, sig):
     try:
         os.killpg(pid, sig)
@@ -185,7 +199,7 @@ def _tail(text, n=40):
 class Env:
     """One temporary folder and every process started in it. close() stops them all."""
 
-    def __init__(self, name="case", dir=None, keep=None):
+    def __init__(self, name="case", dir=None, keep=None, detach=False):
         if dir is None:
             self.dir = Path(tempfile.mkdtemp(prefix=f"cinemon-{_safe(name)}-"))
         else:
@@ -194,6 +208,7 @@ class Env:
         self.keep = (os.environ.get("CINEMON_KEEP") == "1") if keep is None else keep
         self.procs = []
         self.closed = False
+        self.detach = detach  # True: processes outlive this Python process (the demo)
 
     def path(self, *parts):
         return self.dir.joinpath(*parts)
@@ -217,7 +232,8 @@ class Env:
         with open(out, "wb") as fo, open(err, "wb") as fe:
             popen = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
                                      stdout=fo, stderr=fe, env=full_env,
-                                     cwd=str(cwd or self.dir), start_new_session=True)
+                                     cwd=str(cwd or self.dir), start_new_session=True,
+                                     preexec_fn=None if self.detach else _die_with_parent)
         proc = Proc(base, popen, out, err, check_exit)
         self.procs.append(proc)
         return proc
@@ -456,6 +472,7 @@ def snmpd(env, timeout=20):
         "sysLocation cinemon test hall",
         "sysContact cinemon-e2e@example.invalid",
         "sysName cinemon-e2e",
+        "dontLogTCPWrappersConnects yes",
         f"[snmp] persistentDir {persist}",
         ""]))
     # The listening address is given on the command line (with agentAddress in the file as

@@ -106,6 +106,14 @@ def wait_value(st, dev, metric, expected=None, labels=None, check=None, tol=1e-6
                              f"the API has: {_describe(seen['items'])}") from None
 
 
+def _profile_labels(profile, metric):
+    """Static labels the profile gives metric (its first scalar of that name), else {}."""
+    for sc in harness.load_profile(profile).get("scalars", []) or []:
+        if sc.get("metric") == metric:
+            return sc.get("labels") or {}
+    return {}
+
+
 # ---------------------------------------------------------------- cases
 
 def test_christie_lamp_hours():
@@ -115,7 +123,8 @@ def test_christie_lamp_hours():
 
 def test_epson_lamp_hours_and_uptime():
     st = stack()
-    wait_value(st, "hall2/projector", "light_source_hours", 79)
+    wait_value(st, "hall2/projector", "light_source_hours", 79,
+               labels=_profile_labels("epson-projector", "light_source_hours"))
     # sysUpTime 3397390769 ticks: above 2^31, must not turn negative
     wait_value(st, "hall2/projector", "uptime_seconds", 33973907.69, tol=1e-3)
 

@@ -97,11 +97,14 @@ static void test_batch_merge_label_order(void **st)
     cm_label l2[] = {{"zone", "2"}, {"sensor", "dmd"}, {"channel", "L"}};
     cm_label l3[] = {{"channel", "L"}, {"zone", "2"}, {"sensor", "dmd"}};
     assert_int_equal(cm_batch_add_point(&b, "hall3/projector", "temperature_celsius", "C", l1, 3,
-                                        1764082790000, 41.5), 0);
+                                        1764082790000, 41.5),
+                     0);
     assert_int_equal(cm_batch_add_point(&b, "hall3/projector", "temperature_celsius", "C", l2, 3,
-                                        1764082791000, 42.0), 0);
+                                        1764082791000, 42.0),
+                     0);
     assert_int_equal(cm_batch_add_point(&b, "hall3/projector", "temperature_celsius", "C", l3, 3,
-                                        1764082792000, 42.5), 0);
+                                        1764082792000, 42.5),
+                     0);
     assert_int_equal(b.nseries, 1);
     assert_false(cm_batch_empty(&b));
     cm_series *s = &b.series[0];
@@ -117,11 +120,14 @@ static void test_batch_merge_label_order(void **st)
     /* a different label value, device or metric is another series */
     cm_label l4[] = {{"sensor", "lamp"}, {"channel", "L"}, {"zone", "2"}};
     assert_int_equal(cm_batch_add_point(&b, "hall3/projector", "temperature_celsius", NULL, l4, 3,
-                                        1764082790000, 1), 0);
+                                        1764082790000, 1),
+                     0);
     assert_int_equal(cm_batch_add_point(&b, "hall4/projector", "temperature_celsius", NULL, l1, 3,
-                                        1764082790000, 1), 0);
-    assert_int_equal(cm_batch_add_point(&b, "hall3/projector", "lamp_hours", NULL, NULL, 0,
-                                        1764082790000, 1), 0);
+                                        1764082790000, 1),
+                     0);
+    assert_int_equal(
+        cm_batch_add_point(&b, "hall3/projector", "lamp_hours", NULL, NULL, 0, 1764082790000, 1),
+        0);
     assert_int_equal(b.nseries, 4);
     assert_int_equal(cm_batch_points(&b), 6);
     cm_batch_free(&b);
@@ -139,8 +145,9 @@ static void test_batch_many_series(void **st)
             snprintf(dev, sizeof dev, "hall%d/led", i % 50);
             snprintf(val, sizeof val, "%d", i / 50);
             cm_label l[] = {{"module", val}};
-            assert_int_equal(cm_batch_add_point(&b, dev, "fan_speed_rpm", "rpm", l, 1,
-                                                1764082790000 + round, i), 0);
+            assert_int_equal(
+                cm_batch_add_point(&b, dev, "fan_speed_rpm", "rpm", l, 1, 1764082790000 + round, i),
+                0);
         }
     }
     assert_int_equal(b.nseries, 5000);
@@ -209,7 +216,8 @@ static void test_batch_devices_and_cuts(void **st)
 
     /* a 300-byte firmware string of 2-byte characters is cut to <= 256 bytes, whole chars */
     char fw[301];
-    for (int i = 0; i < 300; i += 2) memcpy(fw + i, "\xC3\xA9", 2);
+    for (int i = 0; i < 300; i += 2)
+        memcpy(fw + i, "\xC3\xA9", 2);
     fw[300] = '\0';
     cm_device_info d3 = {.id = "hall5/projector", .firmware = fw};
     assert_int_equal(cm_batch_add_device(&b, &d3), 0);

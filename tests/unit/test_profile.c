@@ -36,13 +36,12 @@ static int free_all(void **st)
 static void test_shipped_profiles_load(void **st)
 {
     (void)st;
-    const char *names[] = {"christie-cp-series2", "epson-projector", "generic-snmp-host",
-                           "ups-apc", "ups-rfc1628"};
+    const char *names[] = {"christie-cp-series2", "epson-projector", "generic-snmp-host", "ups-apc",
+                           "ups-rfc1628"};
     assert_true(g_set.nprofiles >= 5);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const ag_profile *p = ag_profile_find(&g_set, names[i]);
-        if (!p)
-            fail_msg("profile %s not loaded", names[i]);
+        if (!p) fail_msg("profile %s not loaded", names[i]);
         assert_string_equal(p->protocol, "snmp");
         assert_true(p->nscalars + p->ntables > 0);
     }
@@ -256,15 +255,15 @@ static void expect_error(const char *name, const char *text, const char *want)
     ag_profile p;
     int rc = ag_profile_load(path, &p, err, sizeof err);
     unlink(path);
-    if (rc != -1)
-        fail_msg("profile loaded but should fail with '%s'\n%s", want, text);
-    if (!strstr(err, want))
-        fail_msg("error '%s' does not contain '%s'", err, want);
+    if (rc != -1) fail_msg("profile loaded but should fail with '%s'\n%s", want, text);
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
     if (strncmp(err, path, strlen(path)) != 0)
         fail_msg("error '%s' does not start with the file name", err);
 }
 
-#define HEAD "{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": [\"test\"], "
+#define HEAD                                                                                       \
+    "{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": "           \
+    "[\"test\"], "
 #define SCALAR "{\"oid\": \"1.3.6.1.2.1.1.3.0\", \"metric\": \"uptime_seconds\"}"
 
 static void test_malformed(void **st)
@@ -276,7 +275,8 @@ static void test_malformed(void **st)
         {HEAD "\"scalars\": [" SCALAR "], \"colour\": 1}", "$.colour: unknown key"},
         {HEAD "\"scalars\": [{\"oid\": \"1.3.x.6\", \"metric\": \"a\"}]}",
          "$.scalars[0].oid: '1.3.x.6' is not a numeric OID"},
-        {HEAD "\"scalars\": [{\"oid\": 13, \"metric\": \"a\"}]}", "$.scalars[0].oid: expected an OID"},
+        {HEAD "\"scalars\": [{\"oid\": 13, \"metric\": \"a\"}]}",
+         "$.scalars[0].oid: expected an OID"},
         {HEAD "\"scalars\": [{\"metric\": \"a\"}]}", "$.scalars[0].oid: missing"},
         {HEAD "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"Lamp_Hours\"}]}",
          "$.scalars[0].metric: 'Lamp_Hours' is not a valid name"},
@@ -290,7 +290,8 @@ static void test_malformed(void **st)
          "$.scalars[0].enum: must not be empty"},
         {HEAD "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"a\", \"scale\": \"10\"}]}",
          "$.scalars[0].scale: expected a number"},
-        {HEAD "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"a\", \"labels\": {\"Lamp\": \"1\"}}]}",
+        {HEAD
+         "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"a\", \"labels\": {\"Lamp\": \"1\"}}]}",
          "$.scalars[0].labels.Lamp: 'Lamp' is not a valid label name"},
         {HEAD "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"a\", \"labels\": {\"lamp\": 1}}]}",
          "$.scalars[0].labels.lamp: expected a string"},
@@ -298,23 +299,29 @@ static void test_malformed(void **st)
          "$.scalars[0].note: expected a string"},
         {HEAD "\"scalars\": [{\"oid\": \"1.3.6\", \"metric\": \"a\", \"units\": \"h\"}]}",
          "$.scalars[0].units: unknown key"},
-        {"{\"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": [\"x\"], \"scalars\": [" SCALAR "]}",
+        {"{\"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": [\"x\"], \"scalars\": "
+         "[" SCALAR "]}",
          "$.name: missing"},
-        {"{\"name\": \"other\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": [\"x\"], "
+        {"{\"name\": \"other\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"sources\": "
+         "[\"x\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.name: 'other' differs from the file name 'bad'"},
-        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"scalars\": [" SCALAR "]}",
+        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"snmp\", \"scalars\": "
+         "[" SCALAR "]}",
          "$.sources: missing"},
         {"{\"name\": \"bad\", \"kind\": \"toaster\", \"protocol\": \"snmp\", \"sources\": [\"x\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.kind: unknown kind 'toaster'"},
-        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"http\", \"sources\": [\"x\"], "
+        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"http\", \"sources\": "
+         "[\"x\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.protocol: unsupported protocol"},
         {"{\"name\": \"bad\", \"kind\": \"ups\", \"protocol\": \"snmp\", \"sources\": [\"\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.sources[0]: expected a non-empty string"},
-        {HEAD "\"match\": {\"sysObjectID\": [\"1.3.6.1.4.1.25766.\", \"abc\"]}, \"scalars\": [" SCALAR "]}",
+        {HEAD
+         "\"match\": {\"sysObjectID\": [\"1.3.6.1.4.1.25766.\", \"abc\"]}, \"scalars\": [" SCALAR
+         "]}",
          "$.match.sysObjectID[1]: 'abc' is not a numeric OID"},
         {HEAD "\"match\": {\"sysDescr\": [\"x\"]}, \"scalars\": [" SCALAR "]}",
          "$.match.sysDescr: unknown key"},
@@ -326,22 +333,29 @@ static void test_malformed(void **st)
         {HEAD "\"confidence\": {\"confirmed\": 1}, \"scalars\": [" SCALAR "]}",
          "$.confidence.confirmed: expected a string"},
         {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\"}]}", "$.tables[0].columns: missing"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": 8, \"metric\": \"a\"}, "
-              "{\"column\": 10, \"metric\": \"b\"}, {\"column\": 16, \"metric\": \"c\", \"scale\": \"x\"}]}]}",
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": 8, "
+              "\"metric\": \"a\"}, "
+              "{\"column\": 10, \"metric\": \"b\"}, {\"column\": 16, \"metric\": \"c\", \"scale\": "
+              "\"x\"}]}]}",
          "$.tables[0].columns[2].scale: expected a number"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": -1, \"metric\": \"a\"}]}]}",
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": -1, "
+              "\"metric\": \"a\"}]}]}",
          "$.tables[0].columns[0].column: out of range"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": 1.5, \"metric\": \"a\"}]}]}",
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"columns\": [{\"column\": 1.5, "
+              "\"metric\": \"a\"}]}]}",
          "$.tables[0].columns[0].column: expected an integer"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"max_rows\": 0, \"columns\": [{\"column\": 8, \"metric\": \"a\"}]}]}",
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"max_rows\": 0, \"columns\": "
+              "[{\"column\": 8, \"metric\": \"a\"}]}]}",
          "$.tables[0].max_rows: out of range"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"label_columns\": [{\"column\": 2, \"label\": \"If\"}], "
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"label_columns\": [{\"column\": 2, "
+              "\"label\": \"If\"}], "
               "\"columns\": [{\"column\": 8, \"metric\": \"a\"}]}]}",
          "$.tables[0].label_columns[0].label: 'If' is not a valid name"},
         {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"index_label\": \"line\", "
               "\"columns\": [{\"column\": 8, \"metric\": \"a\", \"labels\": {\"line\": \"1\"}}]}]}",
          "$.tables[0].columns[0]: label 'line' is also a table label"},
-        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"rows\": 3, \"columns\": [{\"column\": 8, \"metric\": \"a\"}]}]}",
+        {HEAD "\"tables\": [{\"oid\": \"1.3.6.1.2.1.2.2.1\", \"rows\": 3, \"columns\": "
+              "[{\"column\": 8, \"metric\": \"a\"}]}]}",
          "$.tables[0].rows: unknown key"},
         {HEAD "\"scalars\": {}}", "$.scalars: expected an array"},
         {HEAD "\"scalars\": [" SCALAR ", 7]}", "$.scalars[1]: expected an object"},
@@ -359,7 +373,8 @@ static void test_load_dir_errors(void **st)
     (void)st;
     ag_profile_set set;
     char err[512] = "";
-    assert_int_equal(ag_profiles_load_dir("/nonexistent/cinemon-profiles", &set, err, sizeof err), -1);
+    assert_int_equal(ag_profiles_load_dir("/nonexistent/cinemon-profiles", &set, err, sizeof err),
+                     -1);
     assert_non_null(strstr(err, "/nonexistent/cinemon-profiles"));
     assert_int_equal(set.nprofiles, 0);
 

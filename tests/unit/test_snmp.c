@@ -115,8 +115,7 @@ static double value_of(const rec *r, const char *metric, const char *labels)
     const point *found = NULL;
     for (size_t i = 0; i < r->npts; i++) {
         if (strcmp(r->pts[i].metric, metric) == 0 && strcmp(r->pts[i].labels, labels) == 0) {
-            if (found)
-                fail_msg("%s{%s} reported twice", metric, labels);
+            if (found) fail_msg("%s{%s} reported twice", metric, labels);
             found = &r->pts[i];
         }
     }
@@ -178,10 +177,8 @@ static void run_until_done(rec **rs, size_t n, int64_t max_ms)
         size_t done = 0;
         for (size_t i = 0; i < n; i++)
             done += rs[i]->ndone > 0;
-        if (done == n)
-            return;
-        if (cm_mono_ms() > end)
-            fail_msg("poll did not finish within %lld ms", (long long)max_ms);
+        if (done == n) return;
+        if (cm_mono_ms() > end) fail_msg("poll did not finish within %lld ms", (long long)max_ms);
         uv_run(&g_loop, UV_RUN_ONCE);
     }
 }
@@ -226,8 +223,7 @@ static int free_udp_port(void)
     socklen_t len = sizeof a;
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
         getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         return -1;
     }
     close(fd);
@@ -247,8 +243,7 @@ static const char *find_snmpsimd(void)
     static const char *const cands[] = {"/usr/bin/snmpsimd", "/usr/local/bin/snmpsimd",
                                         "/usr/bin/snmpsimd.py", "/usr/local/bin/snmpsimd.py"};
     for (size_t i = 0; i < sizeof cands / sizeof *cands; i++)
-        if (access(cands[i], X_OK) == 0)
-            return cands[i];
+        if (access(cands[i], X_OK) == 0) return cands[i];
     return NULL;
 }
 
@@ -257,11 +252,9 @@ static const char *find_snmpsimd(void)
 static int start_sim(const char *sim, char *const argv[])
 {
     int pfd[2];
-    if (pipe(pfd) != 0)
-        return -1;
+    if (pipe(pfd) != 0) return -1;
     g_sim = fork();
-    if (g_sim < 0)
-        return -1;
+    if (g_sim < 0) return -1;
     if (g_sim == 0) {
         close(pfd[1]);
         pid_t child = fork();
@@ -283,15 +276,13 @@ static int start_sim(const char *sim, char *const argv[])
                 _exit(1); /* snmpsimd ended on its own */
             if (poll(&p, 1, 200) > 0) {
                 char c;
-                if (read(pfd[0], &c, 1) <= 0)
-                    break; /* the test closed the pipe or died */
+                if (read(pfd[0], &c, 1) <= 0) break; /* the test closed the pipe or died */
             }
         }
         kill(child, SIGTERM);
         for (int i = 0; i < 100; i++) {
             int wst;
-            if (waitpid(child, &wst, WNOHANG) == child)
-                _exit(0);
+            if (waitpid(child, &wst, WNOHANG) == child) _exit(0);
             usleep(50 * 1000);
         }
         kill(child, SIGKILL);
@@ -306,8 +297,7 @@ static int start_sim(const char *sim, char *const argv[])
 static int setup(void **st)
 {
     (void)st;
-    if (uv_loop_init(&g_loop) != 0)
-        return -1;
+    if (uv_loop_init(&g_loop) != 0) return -1;
     char err[512] = "";
     if (ag_profiles_load_dir("profiles", &g_profiles, err, sizeof err) != 0) {
         fprintf(stderr, "profiles: %s\n", err);
@@ -330,19 +320,22 @@ static int setup(void **st)
         return 0;
     }
     snprintf(g_cache, sizeof g_cache, "/tmp/cinemon-test-snmp-XXXXXX");
-    if (!mkdtemp(g_cache) || chmod(g_cache, 0777) != 0)
-        return -1;
+    if (!mkdtemp(g_cache) || chmod(g_cache, 0777) != 0) return -1;
     g_port = free_udp_port();
-    if (g_port <= 0)
-        return -1;
+    if (g_port <= 0) return -1;
     char a_data[600], a_cache[128], a_ep[64];
     snprintf(a_data, sizeof a_data, "--data-dir=%s", data);
     snprintf(a_cache, sizeof a_cache, "--cache-dir=%s", g_cache);
     snprintf(a_ep, sizeof a_ep, "--agent-udpv4-endpoint=127.0.0.1:%d", g_port);
-    char *argv[] = {(char *)sim, a_data, a_cache, a_ep, (char *)"--process-user=nobody",
-                    (char *)"--process-group=nogroup", (char *)"--logging-method=null", NULL};
-    if (start_sim(sim, argv) != 0)
-        return -1;
+    char *argv[] = {(char *)sim,
+                    a_data,
+                    a_cache,
+                    a_ep,
+                    (char *)"--process-user=nobody",
+                    (char *)"--process-group=nogroup",
+                    (char *)"--logging-method=null",
+                    NULL};
+    if (start_sim(sim, argv) != 0) return -1;
     /* snmpsimd needs a few seconds to index the recordings: poll until it answers. */
     int64_t end = cm_mono_ms() + 60000;
     while (cm_mono_ms() < end) {
@@ -362,8 +355,7 @@ static int setup(void **st)
         while (!r.ndone)
             uv_run(&g_loop, UV_RUN_ONCE);
         close_dev(s);
-        if (r.status == AG_POLL_OK)
-            return 0;
+        if (r.status == AG_POLL_OK) return 0;
         usleep(200 * 1000);
     }
     fprintf(stderr, "snmpsimd did not answer on port %d\n", g_port);
@@ -380,13 +372,11 @@ static int teardown(void **st)
         waitpid(g_sim, &wst, 0);
         g_sim = -1;
     }
-    if (g_cache[0])
-        nftw(g_cache, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (g_cache[0]) nftw(g_cache, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     ag_profiles_free(&g_profiles);
     uv_run(&g_loop, UV_RUN_NOWAIT);
     int rc = uv_loop_close(&g_loop);
-    if (rc != 0)
-        fprintf(stderr, "loop still has handles: %s\n", uv_strerror(rc));
+    if (rc != 0) fprintf(stderr, "loop still has handles: %s\n", uv_strerror(rc));
     return rc == 0 ? 0 : -1;
 }
 
@@ -445,6 +435,23 @@ static void test_epson(void **st)
     assert_near(value_of(&r, "if_in_octets_total", "interface=eth0"), 3288052712.0);
     assert_near(value_of(&r, "if_oper_status", "interface=eth0"), 1);
     assert_int_equal(count_of(&r, "if_oper_status"), 2); /* lo and eth0 */
+}
+
+static void test_host_name(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SIM();
+    static rec r;
+    memset(&r, 0, sizeof r);
+    ag_device d = make_dev("hall1/server", "linux", "generic-snmp-host", g_port);
+    d.address = (char *)"localhost"; /* resolved asynchronously, IPv4 preferred */
+    void *s = open_dev(&d, &r);
+    assert_int_equal(ag_snmp_driver.poll(s), 0);
+    rec *rs[] = {&r};
+    run_until_done(rs, 1, 10000);
+    close_dev(s);
+    assert_int_equal(r.status, AG_POLL_OK);
+    assert_int_equal(count_of(&r, "cpu_load_percent"), 8);
 }
 
 static void test_epson_v1_walk(void **st)
@@ -511,7 +518,7 @@ static void test_delta_null(void **st)
     assert_near(value_of(&r, "ups_battery_charge_percent", ""), 29);
     assert_near(value_of(&r, "ups_battery_temperature_celsius", ""), 14);
     assert_near(value_of(&r, "ups_input_frequency_hertz", "line=1"), 50);
-    assert_int_equal(count_of(&r, "ups_input_frequency_hertz"), 1); /* lines 2, 3 are Null */
+    assert_int_equal(count_of(&r, "ups_input_frequency_hertz"), 1);       /* lines 2, 3 are Null */
     assert_near(value_of(&r, "ups_input_voltage_volts", "line=1"), 2360); /* the card's 0.1 V */
     assert_int_equal(count_of(&r, "ups_output_power_watts"), 1);
     assert_int_equal(count_of(&r, "uptime_seconds"), 0); /* no sysUpTime in this walk */
@@ -547,6 +554,79 @@ static void test_linux_full(void **st)
     assert_near(value_of(&r, "storage_block_size_bytes", "storage=Physical memory"), 1024);
     assert_near(value_of(&r, "if_oper_status", "interface=eth0"), 1);
     assert_true(count_of(&r, "cpu_load_percent") >= 1);
+}
+
+/* A profile with values that cannot be mapped, a row limit and an enum keyed by OID text. */
+static void test_unmappable_and_limits(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SIM();
+    char dir[64], path[128], logpath[128];
+    snprintf(dir, sizeof dir, "/tmp/cinemon-test-snmp-prof-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/edge-test.json", dir);
+    snprintf(logpath, sizeof logpath, "%s/log.txt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"name\": \"edge-test\", \"kind\": \"server\", \"protocol\": \"snmp\", "
+          "\"sources\": [\"test\"],"
+          " \"scalars\": [{\"oid\": \"1.3.6.1.2.1.1.1.0\", \"metric\": \"descr_number\"}],"
+          " \"tables\": ["
+          "  {\"oid\": \"1.3.6.1.2.1.25.3.3.1\", \"index_label\": \"cpu\", \"max_rows\": 3,"
+          "   \"columns\": [{\"column\": 2, \"metric\": \"cpu_load_percent\"}]},"
+          "  {\"oid\": \"1.3.6.1.2.1.25.3.2.1\", \"index_label\": \"dev\","
+          "   \"label_columns\": [{\"column\": 3, \"label\": \"descr\"}],"
+          "   \"columns\": [{\"column\": 2, \"metric\": \"is_processor\","
+          "                 \"enum\": {\"1.3.6.1.2.1.25.3.1.3\": 1}}]}]}",
+          f);
+    fclose(f);
+    ag_profile_set set;
+    char err[512] = "";
+    if (ag_profiles_load_dir(dir, &set, err, sizeof err) != 0) fail_msg("%s", err);
+
+    static rec r;
+    memset(&r, 0, sizeof r);
+    ag_device d = make_dev("edge/dev", "linux", "edge-test", g_port);
+    ag_sink sink = {&r, on_point, on_inventory, on_done};
+    void *s = NULL;
+    assert_int_equal(ag_snmp_driver.open(&g_loop, &d, &set, &sink, &s, err, sizeof err), 0);
+
+    fflush(stderr);
+    int saved = dup(2), logfd = open(logpath, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(saved >= 0 && logfd >= 0);
+    dup2(logfd, 2);
+    assert_int_equal(ag_snmp_driver.poll(s), 0);
+    rec *rs[] = {&r};
+    run_until_done(rs, 1, 10000);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(logfd);
+    close_dev(s);
+
+    assert_int_equal(r.status, AG_POLL_OK); /* unmappable values do not fail the poll */
+    assert_int_equal(count_of(&r, "descr_number"), 0);
+    assert_int_equal(count_of(&r, "cpu_load_percent"), 3); /* max_rows */
+    assert_near(
+        value_of(&r, "is_processor",
+                 "descr=GenuineIntel: Intel(R) Core(TM) i7-3632QM CPU @ 2.20GHz,dev=196608"),
+        1);
+    assert_int_equal(count_of(&r, "is_processor"), 8); /* the 5 other device types: no sample */
+
+    char log[8192] = "";
+    f = fopen(logpath, "r");
+    assert_non_null(f);
+    size_t n = fread(log, 1, sizeof log - 1, f);
+    log[n] = '\0';
+    fclose(f);
+    if (!strstr(log, "edge/dev") || !strstr(log, "1.3.6.1.2.1.1.1.0") ||
+        !strstr(log, "is not a number") || !strstr(log, "1.3.6.1.2.1.25.3.2.1.2.262145"))
+        fail_msg("log does not name device, OID and reason:\n%s", log);
+    assert_null(strstr(log, "community"));
+    unlink(logpath);
+    unlink(path);
+    rmdir(dir);
+    ag_profiles_free(&set);
 }
 
 static void test_clickshare_no_profile(void **st)
@@ -585,8 +665,7 @@ static void test_dead_port_does_not_delay_others(void **st)
     assert_int_equal(live.status, AG_POLL_OK);
     assert_int_equal(dead.status, AG_POLL_TIMEOUT);
     int64_t live_ms = live.done_mono - start, dead_ms = dead.done_mono - start;
-    if (live_ms > 800)
-        fail_msg("live device took %lld ms next to a dead one", (long long)live_ms);
+    if (live_ms > 800) fail_msg("live device took %lld ms next to a dead one", (long long)live_ms);
     if (dead_ms < 900 || dead_ms > 2500)
         fail_msg("dead device timed out after %lld ms, want about 1000", (long long)dead_ms);
     assert_near(value_of(&live, "light_source_hours", "lamp=1"), 79);
@@ -653,12 +732,14 @@ int main(void)
         cmocka_unit_test(test_christie_v1),
         cmocka_unit_test(test_epson),
         cmocka_unit_test(test_epson_v1_walk),
+        cmocka_unit_test(test_host_name),
         cmocka_unit_test(test_apc),
         cmocka_unit_test(test_generex_negative),
         cmocka_unit_test(test_delta_null),
         cmocka_unit_test(test_linux_minimal),
         cmocka_unit_test(test_linux_full),
         cmocka_unit_test(test_clickshare_no_profile),
+        cmocka_unit_test(test_unmappable_and_limits),
         cmocka_unit_test(test_dead_port_does_not_delay_others),
         cmocka_unit_test(test_close_in_flight),
     };

@@ -85,25 +85,38 @@ static void fill_batch(cm_batch *b)
     assert_int_equal(cm_batch_set_agent(b, "agent-CN-1101", "0.3.1", "CN-1101"), 0);
     b->seq = 1234;
     b->sent_ms = 1764082800123;
-    cm_device_info d1 = {.id = "hall3/projector", .screen = "hall3", .kind = "projector",
-                         .vendor = "Christie", .model = "CP4230 \"Ультра\" 投影机",
-                         .serial = "SN\\42\n", .firmware = "4.2.1", .profile = "christie-cp"};
+    cm_device_info d1 = {.id = "hall3/projector",
+                         .screen = "hall3",
+                         .kind = "projector",
+                         .vendor = "Christie",
+                         .model = "CP4230 \"Ультра\" 投影机",
+                         .serial = "SN\\42\n",
+                         .firmware = "4.2.1",
+                         .profile = "christie-cp"};
     cm_device_info d2 = {.id = "hall3/cp950"};
     assert_int_equal(cm_batch_add_device(b, &d1), 0);
     assert_int_equal(cm_batch_add_device(b, &d2), 0);
-    const double values[] = {1234.0, 0.1, -3.5e-7, 1e300, 123456789012.0, 9007199254740993.0,
-                             DBL_MIN, DBL_MAX, -DBL_MAX, 1.0 / 3.0, 48.000000000000007, 0};
+    const double values[] = {
+        1234.0,  0.1,     -3.5e-7,  1e300,     123456789012.0,     9007199254740993.0,
+        DBL_MIN, DBL_MAX, -DBL_MAX, 1.0 / 3.0, 48.000000000000007, 0};
     cm_label l[] = {{"sensor", "dmd"}, {"channel", "L \"left\" ✓"}};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         assert_int_equal(cm_batch_add_point(b, "hall3/projector", "lamp_hours", "h", NULL, 0,
-                                            1764082790000 + (int64_t)i * 1000, values[i]), 0);
-        assert_int_equal(cm_batch_add_point(b, "hall3/projector", "temperature_celsius", NULL, l,
-                                            2, 1764082790000 + (int64_t)i, -values[i]), 0);
+                                            1764082790000 + (int64_t)i * 1000, values[i]),
+                         0);
+        assert_int_equal(cm_batch_add_point(b, "hall3/projector", "temperature_celsius", NULL, l, 2,
+                                            1764082790000 + (int64_t)i, -values[i]),
+                         0);
         assert_int_equal(cm_batch_add_point(b, "hall3/cp950", "spl_dbc", "dBC", l + 1, 1,
-                                            946684800000 + (int64_t)i, values[i] / 7), 0);
+                                            946684800000 + (int64_t)i, values[i] / 7),
+                         0);
     }
-    cm_event e1 = {"hall3/projector", 1764082795000, "critical", "LAMP_STRIKE",
-                   "lamp failed to strike: \"ignition\"\t\\ 3×\x01 🎬", "snmp-trap"};
+    cm_event e1 = {"hall3/projector",
+                   1764082795000,
+                   "critical",
+                   "LAMP_STRIKE",
+                   "lamp failed to strike: \"ignition\"\t\\ 3×\x01 🎬",
+                   "snmp-trap"};
     cm_event e2 = {"agent", 1764082796000, "info", "RESTART", "", "agent"};
     assert_int_equal(cm_batch_add_event(b, &e1), 0);
     assert_int_equal(cm_batch_add_event(b, &e2), 0);
@@ -169,8 +182,7 @@ static void test_nan_impossible(void **st)
     cm_batch b;
     cm_batch_init(&b);
     assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0, 1764082790000, NAN), -1);
-    assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0, 1764082790000, -INFINITY),
-                     -1);
+    assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0, 1764082790000, -INFINITY), -1);
     /* a NaN written into the batch behind its back is refused by the encoder */
     assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0, 1764082790000, 1), 0);
     b.series[0].points[0].value = NAN;
@@ -179,14 +191,16 @@ static void test_nan_impossible(void **st)
     /* and no body can carry one */
     const char *bodies[] = {
         HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,NaN]]}]}",
-        HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,Infinity]]}]}",
+        HEAD
+        "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,Infinity]]}]}",
         HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,1e999]]}]}",
     };
     for (size_t i = 0; i < 3; i++) {
         char err[256], at[128];
         cm_batch_init(&b);
-        assert_int_equal(cm_wire_decode(bodies[i], strlen(bodies[i]), NULL, &b, err, sizeof err,
-                                        at, sizeof at), -1);
+        assert_int_equal(
+            cm_wire_decode(bodies[i], strlen(bodies[i]), NULL, &b, err, sizeof err, at, sizeof at),
+            -1);
         assert_string_equal(at, "");
         assert_non_null(strstr(err, "line 1, column"));
         cm_batch_free(&b);
@@ -206,66 +220,91 @@ static const bad_case bad_cases[] = {
     {"[1,2]", 0, "", "expected an object"},
     {"{\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "missing required key 'v'"},
     {"{\"v\":2,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "unsupported version 2"},
-    {"{\"v\":\"1\",\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "expected an integer"},
+    {"{\"v\":\"1\",\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v",
+     "expected an integer"},
     {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":0,\"sent_ms\":1}", 0, "seq", ">= 1"},
-    {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1.5,\"sent_ms\":1}", 0, "seq", "expected an integer"},
+    {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1.5,\"sent_ms\":1}", 0, "seq",
+     "expected an integer"},
     {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":\"7\",\"sent_ms\":1}", 0, "seq", "got a string"},
     {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1}", 0, "sent_ms", "missing required key"},
     {"{\"v\":1,\"seq\":1,\"sent_ms\":1}", 0, "agent", "missing required key 'agent'"},
     {"{\"v\":1,\"agent\":{\"version\":\"1\"},\"seq\":1,\"sent_ms\":1}", 0, "agent.id", "missing"},
-    {"{\"v\":1,\"agent\":{\"id\":\"\"},\"seq\":1,\"sent_ms\":1}", 0, "agent.id", "must not be empty"},
-    {"{\"v\":1,\"agent\":{\"id\":\"%s\"},\"seq\":1,\"sent_ms\":1}", 129, "agent.id", "longer than 128"},
-    {"{\"v\":1,\"agent\":{\"id\":\"a\",\"foo\":1},\"seq\":1,\"sent_ms\":1}", 0, "agent.foo", "unknown key 'foo'"},
+    {"{\"v\":1,\"agent\":{\"id\":\"\"},\"seq\":1,\"sent_ms\":1}", 0, "agent.id",
+     "must not be empty"},
+    {"{\"v\":1,\"agent\":{\"id\":\"%s\"},\"seq\":1,\"sent_ms\":1}", 129, "agent.id",
+     "longer than 128"},
+    {"{\"v\":1,\"agent\":{\"id\":\"a\",\"foo\":1},\"seq\":1,\"sent_ms\":1}", 0, "agent.foo",
+     "unknown key 'foo'"},
     {HEAD "\"foo\":[]}", 0, "foo", "unknown key 'foo'"},
     {HEAD "\"series\":{}}", 0, "series", "expected an array"},
     {HEAD "\"series\":[7]}", 0, "series[0]", "expected an object"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"Lamp-Hours\",\"points\":[[1764082790000,1]]}]}", 0,
-     "series[0].metric", "metric name must match [a-z_][a-z0-9_]*"},
+    {HEAD
+     "\"series\":[{\"device\":\"d\",\"metric\":\"Lamp-Hours\",\"points\":[[1764082790000,1]]}]}",
+     0, "series[0].metric", "metric name must match [a-z_][a-z0-9_]*"},
     {HEAD "\"series\":[{\"metric\":\"m\",\"points\":[[1764082790000,1]]}]}", 0, "series[0].device",
      "missing required key 'device'"},
-    {HEAD "\"series\":[" S_OK "," "{\"device\":\"d\",\"metric\":\"m2\",\"points\":[[1764082790000,1],"
-          "[1764082791000,2],[1764082792000,\"3\"]]}]}", 0, "series[1].points[2][1]", "expected a number"},
+    {HEAD "\"series\":[" S_OK ","
+          "{\"device\":\"d\",\"metric\":\"m2\",\"points\":[[1764082790000,1],"
+          "[1764082791000,2],[1764082792000,\"3\"]]}]}",
+     0, "series[1].points[2][1]", "expected a number"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000.5,1]]}]}", 0,
      "series[0].points[0][0]", "expected an integer"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[915148800000,1]]}]}", 0,
      "series[0].points[0][0]", "outside 2000-01-01..2100-01-01"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[]}]}", 0, "series[0].points",
      "must not be empty"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":null}]}", 0, "series[0].points",
-     "expected an array"},
+    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":null}]}", 0,
+     "series[0].points", "expected an array"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\"}]}", 0, "series[0].points", "missing"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,1,2]]}]}", 0,
      "series[0].points[0]", "got 3 elements"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[5]}]}", 0, "series[0].points[0]",
-     "expected [ts_ms, value]"},
-    {HEAD "\"series\":[" S_OK "," S_OK ",{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"ok\":\"1\","
-          "\"Bad\":\"x\"},\"points\":[[1764082790000,1]]}]}", 0, "series[2].labels.Bad",
-     "label name must match"},
+    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[5]}]}", 0,
+     "series[0].points[0]", "expected [ts_ms, value]"},
+    {HEAD "\"series\":[" S_OK "," S_OK
+          ",{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"ok\":\"1\","
+          "\"Bad\":\"x\"},\"points\":[[1764082790000,1]]}]}",
+     0, "series[2].labels.Bad", "label name must match"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"sensor\":1},"
-          "\"points\":[[1764082790000,1]]}]}", 0, "series[0].labels.sensor", "expected a string"},
+          "\"points\":[[1764082790000,1]]}]}",
+     0, "series[0].labels.sensor", "expected a string"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"sensor\":\"%s\"},"
-          "\"points\":[[1764082790000,1]]}]}", 257, "series[0].labels.sensor", "longer than 256"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":[],\"points\":[[1764082790000,1]]}]}",
+          "\"points\":[[1764082790000,1]]}]}",
+     257, "series[0].labels.sensor", "longer than 256"},
+    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":[],\"points\":[[1764082790000,"
+          "1]]}]}",
      0, "series[0].labels", "expected an object"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"unit\":5,\"points\":[[1764082790000,1]]}]}",
+    {HEAD
+     "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"unit\":5,\"points\":[[1764082790000,1]]}]}",
      0, "series[0].unit", "expected a string"},
-    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"extra\":true,\"points\":[[1764082790000,1]]}]}",
+    {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"extra\":true,\"points\":[["
+          "1764082790000,1]]}]}",
      0, "series[0].extra", "unknown key 'extra'"},
     {HEAD "\"devices\":[{\"id\":\"x\"},{\"kind\":\"projector\"}]}", 0, "devices[1].id", "missing"},
-    {HEAD "\"devices\":[{\"id\":\"x\",\"model\":\"%s\"}]}", 300, "devices[0].model", "longer than 256"},
-    {HEAD "\"devices\":[{\"id\":\"x\",\"colour\":\"red\"}]}", 0, "devices[0].colour", "unknown key"},
+    {HEAD "\"devices\":[{\"id\":\"x\",\"model\":\"%s\"}]}", 300, "devices[0].model",
+     "longer than 256"},
+    {HEAD "\"devices\":[{\"id\":\"x\",\"colour\":\"red\"}]}", 0, "devices[0].colour",
+     "unknown key"},
     {HEAD "\"devices\":[{\"id\":\"x\",\"serial\":null}]}", 0, "devices[0].serial", "got null"},
-    {HEAD "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"fatal\",\"code\":\"c\","
-          "\"text\":\"t\",\"source\":\"agent\"}]}", 0, "events[0].severity", "info, warning or critical"},
+    {HEAD
+     "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"fatal\",\"code\":\"c\","
+     "\"text\":\"t\",\"source\":\"agent\"}]}",
+     0, "events[0].severity", "info, warning or critical"},
     {HEAD "\"events\":[{\"device\":\"d\",\"severity\":\"info\",\"code\":\"c\",\"text\":\"t\","
-          "\"source\":\"agent\"}]}", 0, "events[0].ts_ms", "missing"},
-    {HEAD "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"info\",\"code\":\"c\","
-          "\"text\":\"%s\",\"source\":\"agent\"}]}", 1025, "events[0].text", "longer than 1024"},
-    {HEAD "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"info\",\"code\":\"c\","
-          "\"source\":\"agent\"}]}", 0, "events[0].text", "missing"},
-    {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1,\"sent_ms\":2}", 0, "", "duplicate"},
+          "\"source\":\"agent\"}]}",
+     0, "events[0].ts_ms", "missing"},
+    {HEAD
+     "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"info\",\"code\":\"c\","
+     "\"text\":\"%s\",\"source\":\"agent\"}]}",
+     1025, "events[0].text", "longer than 1024"},
+    {HEAD
+     "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"info\",\"code\":\"c\","
+     "\"source\":\"agent\"}]}",
+     0, "events[0].text", "missing"},
+    {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1,\"sent_ms\":2}", 0, "",
+     "duplicate"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"a\":\"1\",\"a\":\"2\"},"
-          "\"points\":[[1764082790000,1]]}]}", 0, "", "duplicate object key"},
+          "\"points\":[[1764082790000,1]]}]}",
+     0, "", "duplicate object key"},
 };
 
 static void test_malformed_table(void **st)
@@ -290,8 +329,7 @@ static void test_malformed_table(void **st)
         if (rc != -1) fail_msg("case %zu accepted: %s", i, body);
         if (strcmp(at, t->at) != 0)
             fail_msg("case %zu: at '%s', want '%s' (err: %s)", i, at, t->at, err);
-        if (!strstr(err, t->err))
-            fail_msg("case %zu: error '%s' lacks '%s'", i, err, t->err);
+        if (!strstr(err, t->err)) fail_msg("case %zu: error '%s' lacks '%s'", i, err, t->err);
     }
 }
 
@@ -299,9 +337,10 @@ static void test_valid_minimal(void **st)
 {
     (void)st;
     /* arrays optional, labels optional, integer values, keys in any order */
-    const char *body = "{\"sent_ms\":5,\"seq\":3,\"agent\":{\"site\":\"CN-1\",\"id\":\"a\"},\"v\":1,"
-                       "\"series\":[{\"points\":[[946684800000,-2],[4102444800000,2.5e3]],"
-                       "\"metric\":\"_x9\",\"device\":\"d\",\"labels\":{}}]}";
+    const char *body =
+        "{\"sent_ms\":5,\"seq\":3,\"agent\":{\"site\":\"CN-1\",\"id\":\"a\"},\"v\":1,"
+        "\"series\":[{\"points\":[[946684800000,-2],[4102444800000,2.5e3]],"
+        "\"metric\":\"_x9\",\"device\":\"d\",\"labels\":{}}]}";
     cm_batch b;
     cm_batch_init(&b);
     char err[256], at[128];
@@ -322,11 +361,12 @@ static void test_valid_minimal(void **st)
 static void test_series_merge_on_decode(void **st)
 {
     (void)st;
-    const char *body = HEAD "\"series\":["
-                            "{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"a\":\"1\",\"b\":\"2\"},"
-                            "\"points\":[[1764082790000,1]]},"
-                            "{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"b\":\"2\",\"a\":\"1\"},"
-                            "\"points\":[[1764082791000,2],[1764082792000,3]]}]}";
+    const char *body =
+        HEAD "\"series\":["
+             "{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"a\":\"1\",\"b\":\"2\"},"
+             "\"points\":[[1764082790000,1]]},"
+             "{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"b\":\"2\",\"a\":\"1\"},"
+             "\"points\":[[1764082791000,2],[1764082792000,3]]}]}";
     cm_batch b;
     cm_batch_init(&b);
     char err[256], at[128];
@@ -390,8 +430,8 @@ static void test_label_and_size_limits(void **st)
 {
     (void)st;
     char body[4096];
-    size_t off = (size_t)snprintf(body, sizeof body,
-                                  HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{");
+    size_t off = (size_t)snprintf(
+        body, sizeof body, HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{");
     for (int i = 0; i < CM_MAX_LABELS + 1; i++)
         off += (size_t)snprintf(body + off, sizeof body - off, "%s\"l%d\":\"v\"", i ? "," : "", i);
     snprintf(body + off, sizeof body - off, "},\"points\":[[1764082790000,1]]}]}");
@@ -400,9 +440,10 @@ static void test_label_and_size_limits(void **st)
     cm_wire_limits lim = {.max_series = 2, .max_points = 3};
     decode_expect(HEAD "\"series\":[" S_OK "," S_OK "," S_OK "]}", &lim, "series",
                   "more than 2 series");
-    decode_expect(HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,1],"
-                       "[1764082790001,1]]},{\"device\":\"d\",\"metric\":\"n\",\"points\":"
-                       "[[1764082790000,1],[1764082790001,1]]}]}",
+    decode_expect(HEAD
+                  "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"points\":[[1764082790000,1],"
+                  "[1764082790001,1]]},{\"device\":\"d\",\"metric\":\"n\",\"points\":"
+                  "[[1764082790000,1],[1764082790001,1]]}]}",
                   &lim, "series[1].points", "more than 3 points");
 }
 
@@ -449,8 +490,8 @@ static void test_decode_with_arena_hooks(void **st)
         /* and an error path */
         cm_batch_init(&b);
         const char *bad = "{\"v\":1,\"x\":[1,2,{\"y\":\"z\"}]}";
-        assert_int_equal(cm_wire_decode(bad, strlen(bad), NULL, &b, err, sizeof err, at,
-                                        sizeof at), -1);
+        assert_int_equal(cm_wire_decode(bad, strlen(bad), NULL, &b, err, sizeof err, at, sizeof at),
+                         -1);
         assert_string_equal(at, "x");
         cm_batch_free(&b);
     }
@@ -512,16 +553,11 @@ static void test_decode_threads(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_encode_exact),
-        cmocka_unit_test(test_nan_impossible),
-        cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_valid_minimal),
-        cmocka_unit_test(test_series_merge_on_decode),
-        cmocka_unit_test(test_depth_limit),
-        cmocka_unit_test(test_label_and_size_limits),
-        cmocka_unit_test(test_valid_names),
-        cmocka_unit_test(test_decode_with_arena_hooks),
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_encode_exact),
+        cmocka_unit_test(test_nan_impossible), cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_valid_minimal),  cmocka_unit_test(test_series_merge_on_decode),
+        cmocka_unit_test(test_depth_limit),    cmocka_unit_test(test_label_and_size_limits),
+        cmocka_unit_test(test_valid_names),    cmocka_unit_test(test_decode_with_arena_hooks),
         cmocka_unit_test(test_decode_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
