@@ -97,22 +97,67 @@ static int load_agent(ag_config *c, cm_conf *cf, char *err, size_t errlen)
     c->interval_ms = 60000;
     c->timeout_ms = 2000;
     c->retries = 1;
-    c->upload_interval_ms = 30000;
-    c->backoff_base_ms = 1000;
-    c->backoff_cap_ms = 300000;
     if (cm_conf_duration(cf, s, "interval", 100, 86400000, &c->interval_ms, err, errlen) < 0 ||
-        cm_conf_duration(cf, s, "timeout", 10, 600000, &c->timeout_ms, err, errlen) < 0 ||
-        cm_conf_duration(cf, s, "upload_interval", 100, 3600000, &c->upload_interval_ms, err,
-                         errlen) < 0 ||
-        cm_conf_duration(cf, s, "backoff_base", 10, 3600000, &c->backoff_base_ms, err, errlen) < 0 ||
-        cm_conf_duration(cf, s, "backoff_cap", 10, 86400000, &c->backoff_cap_ms, err, errlen) < 0)
+        cm_conf_duration(cf, s, "timeout", 10, 600000, &c->timeout_ms, err, errlen) < 0)
         return -1;
     int r = cm_conf_int(cf, s, "retries", 0, 10, &v, err, errlen);
     if (r < 0) return -1;
     if (r > 0) c->retries = (int)v;
+    return 0;
+}
+
+static int load_upload(ag_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    c->upload_interval_ms = 30000;
+    c->upload_timeout_ms = 30000;
+    c->backoff_base_ms = 1000;
+    c->backoff_cap_ms = 300000;
+    c->max_batch_bytes = 1 << 20;
+    cm_conf_section *s = cm_conf_find(cf, "upload", NULL);
+    if (!s) return 0;
+    if (cm_conf_duration(cf, s, "interval", 100, 3600000, &c->upload_interval_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "timeout", 100, 600000, &c->upload_timeout_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "backoff_base", 10, 3600000, &c->backoff_base_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "backoff_cap", 10, 86400000, &c->backoff_cap_ms, err, errlen) < 0 ||
+        cm_conf_size(cf, s, "max_batch_bytes", 4096, 64ull << 20, &c->max_batch_bytes, err,
+                     errlen) < 0)
+        return -1;
     if (c->backoff_cap_ms < c->backoff_base_ms) {
         cm_conf_errf(cf, s->line, err, errlen, "backoff_cap must not be below backoff_base");
         return -1;
+    }
+    return 0;
+}
+
+static int load_spool(ag_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    c->spool_fsync = 1;
+    c->spool_max_bytes = 256ull << 20;
+    c->spool_min_free_bytes = 64ull << 20;
+    c->spool_segment_bytes = 4ull << 20;
+    cm_conf_section *s = cm_conf_find(cf, "spool", NULL);
+    static const char *const POLICIES[] = {"always", "cycle", "none", NULL};
+    if (s) {
+        if (get_str(cf, s, "dir", &c->spool_dir, 1, err, errlen) < 0 ||
+            get_str(cf, s, "ledger", &c->ledger_path, 1, err, errlen) < 0 ||
+            cm_conf_enum(cf, s, "fsync", POLICIES, &c->spool_fsync, err, errlen) < 0 ||
+            cm_conf_size(cf, s, "max_bytes", 64 << 10, 1ull << 40, &c->spool_max_bytes, err,
+                         errlen) < 0 ||
+            cm_conf_size(cf, s, "min_free_bytes", 0, 1ull << 40, &c->spool_min_free_bytes, err,
+                         errlen) < 0 ||
+            cm_conf_size(cf, s, "segment_bytes", 16 << 10, 1ull << 30, &c->spool_segment_bytes,
+                         err, errlen) < 0)
+            return -1;
+        if (c->spool_segment_bytes > c->spool_max_bytes / 2) {
+            cm_conf_errf(cf, s->line, err, errlen,
+                         "[spool] segment_bytes must be at most half of max_bytes");
+            return -1;
+        }
+    }
+    if (!c->spool_dir) {
+        size_t n = strlen(c->state_dir) + sizeof "/spool";
+        if (!(c->spool_dir = malloc(n))) return -1;
+        snprintf(c->spool_dir, n, "%s/spool", c->state_dir);
     }
     return 0;
 }
@@ -177,13 +222,17 @@ int ag_config_load(ag_config *c, const char *path, char *err, size_t errlen)
     }
     int rc = -1;
     if (!(c->path = strdup(path))) goto out;
-    if (load_agent(c, &cf, err, errlen) != 0) goto out;
+    if (load_agent(c, &cf, err, errlen) != 0 || load_upload(c, &cf, err, errlen) != 0 ||
+        load_spool(c, &cf, err, errlen) != 0)
+        goto out;
     for (size_t i = 0; i < cf.nsections; i++) {
         cm_conf_section *s = &cf.sections[i];
-        if (strcmp(s->name, "agent") == 0 && !s->arg) continue;
+        if (!s->arg && (strcmp(s->name, "agent") == 0 || strcmp(s->name, "upload") == 0 ||
+                        strcmp(s->name, "spool") == 0))
+            continue;
         if (strcmp(s->name, "device") != 0) {
             cm_conf_errf(&cf, s->line, err, errlen,
-                         "unknown section [%s] (expected [agent] or [device \"id\"])", s->name);
+                         "unknown section [%s] (expected [agent], [upload], [spool] or [device \"id\"])", s->name);
             goto out;
         }
         ag_device *nd = realloc(c->devices, (c->ndevices + 1) * sizeof *nd);
@@ -221,5 +270,7 @@ void ag_config_free(ag_config *c)
     free(c->state_dir);
     free(c->profiles_dir);
     free(c->log_level);
+    free(c->spool_dir);
+    free(c->ledger_path);
     memset(c, 0, sizeof *c);
 }

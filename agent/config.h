@@ -29,9 +29,18 @@ typedef struct ag_config {
     char *state_dir;     /* seq file (and the spool, later) */
     char *profiles_dir;  /* default: the installed profiles folder or ./profiles */
     char *log_level;
-    int64_t interval_ms, timeout_ms, upload_interval_ms, backoff_base_ms, backoff_cap_ms;
+    int64_t interval_ms, timeout_ms; /* device defaults */
     int retries;
-    size_t max_batch_bytes;
+    /* [upload] */
+    int64_t upload_interval_ms;  /* a batch is sent once its oldest record is this old */
+    int64_t upload_timeout_ms;   /* one request */
+    int64_t backoff_base_ms, backoff_cap_ms;
+    uint64_t max_batch_bytes;    /* JSON bytes of the records merged into one request */
+    /* [spool] */
+    char *spool_dir;             /* default state_dir/spool */
+    int spool_fsync;             /* cm_fsync_policy: 0 always, 1 cycle, 2 none */
+    uint64_t spool_max_bytes, spool_min_free_bytes, spool_segment_bytes;
+    char *ledger_path;           /* optional audit ledger: "seq samples" per record, NULL = none */
     ag_device *devices;
     size_t ndevices;
 } ag_config;

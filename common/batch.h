@@ -51,12 +51,22 @@ typedef struct cm_event {
     const char *source; /* snmp-trap, agent, pjlink, ... */
 } cm_event;
 
+/* Records of the agent's spool that are lost for good, and why (spool_full, corrupt,
+ * rejected, disk_error, missing). */
+typedef struct cm_gap {
+    uint64_t from_seq, to_seq; /* inclusive */
+    const char *reason;
+} cm_gap;
+
 typedef struct cm_batch {
     cm_arena arena;
     int v;
     const char *agent_id, *agent_version, *site;
-    uint64_t seq;
+    uint64_t seq;       /* the last spool record this batch carries */
+    uint64_t first_seq; /* the first one (0 on the wire = absent = seq) */
     int64_t sent_ms;
+    cm_gap *gaps;
+    size_t ngaps, gaps_cap;
     cm_device_info *devices;
     size_t ndevices, devices_cap;
     cm_series *series;
@@ -86,6 +96,8 @@ int cm_batch_add_point(cm_batch *b, const char *device, const char *metric, cons
 /* Append an event; strings are copied. -1 when severity is not info|warning|critical or
  * device, code, source are missing/too long; text is cut to CM_MAX_TEXT. */
 int cm_batch_add_event(cm_batch *b, const cm_event *e);
+/* Append a gap report (reason copied; from_seq <= to_seq). 0 or -1. */
+int cm_batch_add_gap(cm_batch *b, uint64_t from_seq, uint64_t to_seq, const char *reason);
 /* Make room for this many more devices, series and events (for decoders that know counts). */
 int cm_batch_reserve(cm_batch *b, size_t ndevices, size_t nseries, size_t nevents);
 /* Find or create the series (device, metric, labels) as cm_batch_add_point does; NULL on

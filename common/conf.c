@@ -303,6 +303,47 @@ int cm_conf_duration(const cm_conf *c, cm_conf_section *s, const char *key, int6
     return 1;
 }
 
+int cm_parse_size(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno) return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: return -1;
+    }
+    if (shift && (*end == 'i' || *end == 'I')) end++;
+    if (shift && (*end == 'b' || *end == 'B')) end++;
+    if (*end != '\0') return -1;
+    if (shift && v > (UINT64_MAX >> shift)) return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+int cm_conf_size(const cm_conf *c, cm_conf_section *s, const char *key, uint64_t min, uint64_t max,
+                 uint64_t *out, char *err, size_t errlen)
+{
+    cm_conf_entry *e = entry(s, key);
+    if (!e) return 0;
+    uint64_t v;
+    if (cm_parse_size(e->value, &v) != 0)
+        return bad(c, s, e, err, errlen, "expected a size such as 4096, 64k, 16M or 1G");
+    if (v < min || v > max) {
+        char why[128];
+        snprintf(why, sizeof why, "must be between %llu and %llu bytes", (unsigned long long)min,
+                 (unsigned long long)max);
+        return bad(c, s, e, err, errlen, why);
+    }
+    *out = v;
+    return 1;
+}
+
 int cm_conf_enum(const cm_conf *c, cm_conf_section *s, const char *key, const char *const *choices,
                  int *out, char *err, size_t errlen)
 {

@@ -47,6 +47,12 @@ int cm_conf_bool(const cm_conf *c, cm_conf_section *s, const char *key, bool *ou
 /* Durations as accepted by cm_parse_duration_ms, bounded by [min_ms, max_ms]. */
 int cm_conf_duration(const cm_conf *c, cm_conf_section *s, const char *key, int64_t min_ms,
                      int64_t max_ms, int64_t *out_ms, char *err, size_t errlen);
+/* Sizes in bytes: "4096", "64k", "16M", "1G" (binary units; "MiB"/"MB" spellings too),
+ * bounded by [min, max]. */
+int cm_conf_size(const cm_conf *c, cm_conf_section *s, const char *key, uint64_t min, uint64_t max,
+                 uint64_t *out, char *err, size_t errlen);
+/* Parse a size as cm_conf_size does; 0 or -1. */
+int cm_parse_size(const char *s, uint64_t *out);
 /* One of the NULL-terminated choices; stores its index. */
 int cm_conf_enum(const cm_conf *c, cm_conf_section *s, const char *key, const char *const *choices,
                  int *out, char *err, size_t errlen);

@@ -13,6 +13,7 @@ Started again while running, it stops the old demo first.
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -106,7 +107,6 @@ def start(build):
     if RUN.exists():
         for f in RUN.iterdir():  # a fresh demo: old logs, configs and database go
             if f.is_dir():
-                import shutil
                 shutil.rmtree(f, ignore_errors=True)
             else:
                 f.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 E2E = REPO / "tests" / "e2e"
-SHARED = (REPO.parent / "shared").resolve()
+SHARED = Path(os.environ.get("CINEMON_SHARED") or (REPO.parent / "shared")).resolve()
 UNIT_TIMEOUT_S = 120
 E2E_CASE_TIMEOUT_S = 300
 ASAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",

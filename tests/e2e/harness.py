@@ -289,17 +289,14 @@ def _safe(s):
 # module-scoped set-ups (one per module and build), closed by the runner
 _module_cache = {}
 _module_env = None
+_module_name = "module"
 
 
 def begin_module(name):
     """Runner: start the module scope."""
-    global _module_env
+    global _module_env, _module_name
     _module_cache.clear()
-    _module_env = None
-    _module_env_name[0] = name
-
-
-_module_env_name = ["module"]
+    _module_env, _module_name = None, name
 
 
 def end_module():
@@ -313,7 +310,7 @@ def end_module():
 def module_env():
     global _module_env
     if _module_env is None:
-        _module_env = Env(_module_env_name[0])
+        _module_env = Env(_module_name)
     return _module_env
 
 
@@ -594,20 +591,33 @@ def device(id, port, community, kind="other", profile=None, address="127.0.0.1",
 def write_agent_ini(env, devices, collector_url=None, token="no-token", site="site1",
                     agent_id="agent1", profiles_dir=None, name="agent.ini", extra=None):
     """agent.ini (+ its token file, mode 0600) in env. devices: dicts from device().
-    extra: {key: value} added to or replacing [agent] keys (None removes a key)."""
+    extra: {key: value} added to or replacing [agent] keys (None removes a key); keys
+    written "upload.interval" or "spool.fsync" go to the [upload] or [spool] section."""
     if collector_url is None:
         collector_url = f"http://127.0.0.1:{free_port('tcp')}"
     env.write("token", token + "\n", mode=0o600)
     agent = {"site": site, "id": agent_id, "collector_url": collector_url,
              "token_file": "token", "state_dir": "state",
              "profiles_dir": str(profiles_dir or PROFILES), "interval": "2s",
-             "timeout": "1s", "retries": "1", "upload_interval": "2s", "log_level": "info"}
+             "timeout": "1s", "retries": "1", "upload.interval": "2s", "log_level": "info"}
     for k, v in (extra or {}).items():
+        if k == "upload_interval":
+            k = "upload.interval"
         if v is None:
             agent.pop(k, None)
         else:
             agent[k] = str(v)
-    lines = ["[agent]"] + [f"{k} = {v}" for k, v in agent.items()]
+    # "upload.interval" / "spool.fsync" style keys go to their own [upload] / [spool] sections.
+    sections = {"agent": {}}
+    for k, v in agent.items():
+        sec, _, key = k.rpartition(".")
+        sections.setdefault(sec or "agent", {})[key] = v
+    lines = []
+    for sec, keys in sections.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{sec}]")
+        lines += [f"{k} = {v}" for k, v in keys.items()]
     for d in devices:
         lines.append("")
         lines.append(f'[device "{d["id"]}"]')
