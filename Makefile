@@ -3,6 +3,8 @@
 #   make         build libcinemon.a, cinemon-agent, cinemon-collector into $(B)/
 #   make test    build and run every test (unit, end-to-end) on the plain and the ASan/UBSan build
 #   make asan    build everything under AddressSanitizer + UBSan into build-asan/ and run the suite
+#   make test-faults  the fault suite (kills, outages, full disk, corruption) three times
+#   make bench   benchmarks: figures and ratios, never timed tests
 #   make demo    start snmpsim/snmpd, a collector on SQLite and an agent; print the URLs
 #   make install PREFIX=/usr/local DESTDIR=   install binaries, profiles and example configs
 #   make fmt     clang-format every C file
@@ -33,19 +35,21 @@ COMMON_SRC    := $(wildcard common/*.c)
 AGENT_SRC     := $(filter-out agent/main.c,$(wildcard agent/*.c))
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
 UNIT_SRC      := $(wildcard tests/unit/test_*.c)
+BENCH_SRC     := $(wildcard bench/*.c)
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(B)/%.o)
 AGENT_OBJ     := $(AGENT_SRC:%.c=$(B)/%.o)
 COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+BENCH_BIN     := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 LIBCM   := $(B)/libcinemon.a
 LIBAG   := $(B)/libagent.a
 LIBCO   := $(B)/libcollector.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
-.PHONY: all deps test test-unit asan demo demo-stop install clean fmt check-deps
-all: $(BINS) $(UNIT_BIN)
+.PHONY: all deps test test-unit test-faults asan bench demo demo-stop install clean fmt
+all: $(BINS) $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -77,6 +81,10 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(LIBCO) $(LIBAG) $(LIBCM)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(B)/bench/%: $(B)/bench/%.o $(LIBCO) $(LIBAG) $(LIBCM)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The whole suite: the plain build, then the same suite under ASan + UBSan.
 test: deps
 	@$(MAKE) --no-print-directory all >/dev/null
@@ -85,6 +93,16 @@ test: deps
 
 test-unit: deps all
 	@$(PYTHON) tests/run.py --build $(B) --only unit
+
+# The fault suite of the delivery guarantee, three times in a row.
+test-faults: deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@$(PYTHON) tests/faults/run_faults.py --build $(B) --repeat 3
+
+# Benchmarks print figures; they are never timed tests.
+bench: deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
 asan: deps
 	@$(MAKE) --no-print-directory B=build-asan SAN=1 all >/dev/null

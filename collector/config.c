@@ -114,41 +114,6 @@ int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
-int co_config_parse_size(const char *s, uint64_t *out)
-{
-    if (*s < '0' || *s > '9') return -1;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) return -1;
-    unsigned shift = 0;
-    switch (*end) {
-    case '\0':
-        break;
-    case 'k':
-    case 'K':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        shift = 30;
-        end++;
-        break;
-    default:
-        return -1;
-    }
-    if (shift && (*end == 'i' || *end == 'I')) end++;
-    if (shift && (*end == 'b' || *end == 'B')) end++;
-    if (*end != '\0' || v > (UINT64_MAX >> shift)) return -1;
-    *out = (uint64_t)v << shift;
-    return 0;
-}
 
 char *co_config_resolve_path(const char *ini_path, const char *p)
 {
@@ -216,18 +181,9 @@ static int load_collector(co_config *c, cm_conf *cf, char *err, size_t errlen)
     if (cm_conf_duration(cf, s, "timeout", 1000, 3600000, &c->timeout_ms, err, errlen) < 0)
         return -1;
 
-    if ((r = cm_conf_str(cf, s, "max_body_bytes", &str, err, errlen)) < 0) return -1;
-    if (r == 1) {
-        uint64_t n;
-        if (co_config_parse_size(str, &n) != 0 || n < 1024 || n > (1ull << 30)) {
-            cm_conf_errf(cf, find_entry(s, "max_body_bytes")->line, err, errlen,
-                         "key 'max_body_bytes' in [collector]: '%s' is not a size between 1k "
-                         "and 1G (e.g. 16M)",
-                         str);
-            return -1;
-        }
-        c->max_body_bytes = (size_t)n;
-    }
+    uint64_t body = c->max_body_bytes;
+    if (cm_conf_size(cf, s, "max_body_bytes", 1024, 1ull << 30, &body, err, errlen) < 0) return -1;
+    c->max_body_bytes = (size_t)body;
     v = (int64_t)c->max_json_depth;
     if (cm_conf_int(cf, s, "max_json_depth", 4, 64, &v, err, errlen) < 0) return -1;
     c->max_json_depth = (size_t)v;

@@ -36,8 +36,6 @@ void co_config_free(co_config *c);
  * numeric address or "localhost". Returns 0, or -1 with the reason in err. */
 int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
                            size_t errlen);
-/* Parse a byte size "16777216", "64k", "16M", "1G" (binary units). 0 or -1. */
-int co_config_parse_size(const char *s, uint64_t *out);
 /* p unchanged when absolute (or ":memory:"), else joined to the folder of ini_path.
  * Returns a new string (caller frees) or NULL when out of memory. */
 char *co_config_resolve_path(const char *ini_path, const char *p);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "conf.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,18 +174,18 @@ static void test_sizes(void **st)
 {
     (void)st;
     uint64_t v;
-    assert_int_equal(co_config_parse_size("1024", &v), 0);
+    assert_int_equal(cm_parse_size("1024", &v), 0);
     assert_int_equal(v, 1024);
-    assert_int_equal(co_config_parse_size("64k", &v), 0);
+    assert_int_equal(cm_parse_size("64k", &v), 0);
     assert_int_equal(v, 65536);
-    assert_int_equal(co_config_parse_size("16MiB", &v), 0);
+    assert_int_equal(cm_parse_size("16MiB", &v), 0);
     assert_int_equal(v, 16u << 20);
-    assert_int_equal(co_config_parse_size("1G", &v), 0);
+    assert_int_equal(cm_parse_size("1G", &v), 0);
     assert_int_equal(v, 1u << 30);
-    assert_int_equal(co_config_parse_size("", &v), -1);
-    assert_int_equal(co_config_parse_size("-1", &v), -1);
-    assert_int_equal(co_config_parse_size("1T", &v), -1);
-    assert_int_equal(co_config_parse_size("99999999999999999999", &v), -1);
+    assert_int_equal(cm_parse_size("", &v), -1);
+    assert_int_equal(cm_parse_size("-1", &v), -1);
+    assert_int_equal(cm_parse_size("1T", &v), -1);
+    assert_int_equal(cm_parse_size("99999999999999999999", &v), -1);
 }
 
 static void test_relative_path(void **st)
