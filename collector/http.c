@@ -37,14 +37,16 @@ static const route routes[] = {
     {"/api/v1/devices", H_QUERY, co_query_devices},
     {"/api/v1/latest", H_QUERY, co_query_latest},
     {"/api/v1/series", H_QUERY, co_query_series},
+    {"/api/v1/agents", H_QUERY, co_query_agents},
+    {"/api/v1/gaps", H_QUERY, co_query_gaps},
     {"/healthz", H_QUERY, co_query_health},
     {"/metrics", H_METRICS, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 static const char *const route_paths[NROUTES] = {
-    "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest",
-    "/api/v1/series", "/healthz",      "/metrics",
+    "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest", "/api/v1/series",
+    "/api/v1/agents", "/api/v1/gaps",  "/healthz",        "/metrics",
 };
 
 struct co_http {
@@ -278,9 +280,9 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
 {
     if (!r->rt) {
         *status = 404;
-        *body =
-            error_json("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
-                           "/api/v1/latest, /api/v1/series, /api/v1/ingest, /healthz, /metrics)");
+        *body = error_json("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
+                               "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, "
+                               "/api/v1/ingest, /healthz, /metrics)");
         return 1;
     }
     bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);

@@ -183,6 +183,27 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
         status = 503;
         goto out;
     }
+    if (result == CO_BATCH_OVERLAP) {
+        /* Tell the agent where we are: it moves its cursor to L and re-batches from L + 1.
+         * L is read after the commit, so it is at least the value that caused the overlap. */
+        uint64_t last = 0;
+        if (co_store_last_seq(ing->store, b.agent_id, &last, err, sizeof err) < 0) {
+            cm_log_limited("ingest-last-seq", 10, CM_LOG_ERROR, "ingest: last_seq of agent %s: %s",
+                           b.agent_id, err);
+            co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
+            *body = error_body("", "store unavailable, retry later");
+            status = 503;
+            goto out;
+        }
+        co_metrics_ingest(ing->metrics, CO_INGEST_OVERLAP, 0);
+        cm_debug("ingest: batch %llu..%llu of agent %s overlaps last_seq %llu",
+                 (unsigned long long)b.first_seq, (unsigned long long)b.seq, b.agent_id,
+                 (unsigned long long)last);
+        *body = json_pack("{s:s, s:s, s:I}", "error", "batch overlaps records already stored", "at",
+                          "first_seq", "last_seq", (json_int_t)last);
+        status = 409;
+        goto out;
+    }
     if (result == CO_BATCH_DUPLICATE) {
         co_metrics_ingest(ing->metrics, CO_INGEST_DUPLICATE, 0);
         cm_debug("ingest: batch %llu of agent %s already stored", (unsigned long long)b.seq,
@@ -190,7 +211,10 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
     } else {
         co_metrics_ingest(ing->metrics, CO_INGEST_STORED, cm_batch_points(&b));
     }
-    *body = json_pack("{s:I}", "ack", (json_int_t)b.seq);
+    if (result == CO_BATCH_DUPLICATE)
+        *body = json_pack("{s:I, s:b}", "ack", (json_int_t)b.seq, "duplicate", 1);
+    else
+        *body = json_pack("{s:I}", "ack", (json_int_t)b.seq);
     status = 200;
 out:
     cm_batch_free(&b);

@@ -32,8 +32,10 @@ void co_ingest_free(co_ingest *ing);
  * Counts unauthorized attempts. Thread-safe. */
 unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, json_t **body);
 /* Decode, validate and commit the (inflated) body for who. Returns the status (200, 400, 403,
- * 503) and sets *body: {"ack": seq} or {"error": ..., "at": ...} (caller decrefs). Blocks
- * until the writer committed the batch. Thread-safe. */
+ * 409, 503) and sets *body: {"ack": seq}, {"ack": seq, "duplicate": true} for a batch stored
+ * before, {"error", "at": "first_seq", "last_seq": L} (409) for a batch that overlaps what is
+ * stored, or {"error": ..., "at": ...} (caller decrefs). Blocks until the writer committed
+ * the batch. Thread-safe. */
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body);
 

@@ -8,11 +8,11 @@
 #include "log.h"
 
 /* Status codes the collector answers with; anything else is counted as "other". */
-static const unsigned codes[] = {200, 400, 401, 403, 404, 405, 413, 415, 500, 503};
+static const unsigned codes[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 
-static const char *const result_names[CO_INGEST_NRESULTS] = {"stored", "duplicate", "rejected",
-                                                             "unauthorized", "failed"};
+static const char *const result_names[CO_INGEST_NRESULTS] = {
+    "stored", "duplicate", "rejected", "unauthorized", "failed", "overlap"};
 
 struct co_metrics {
     const char *const *paths;

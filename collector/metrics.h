@@ -16,6 +16,7 @@ typedef enum {
     CO_INGEST_REJECTED,     /* 400, 403, 413, 415: the batch will never be accepted */
     CO_INGEST_UNAUTHORIZED, /* 401 */
     CO_INGEST_FAILED,       /* 503: store failure, the agent retries */
+    CO_INGEST_OVERLAP,      /* 409: partly stored already, the agent re-batches */
     CO_INGEST_NRESULTS
 } co_ingest_result;
 

@@ -137,6 +137,27 @@ unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, js
                   "latest", err, body);
 }
 
+unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    char err[256] = "";
+    return answer(co_store_agents(q->store, err, sizeof err), "agents", err, body);
+}
+
+unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"agent", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("agent", p.values[0], 1, body)))
+        return st;
+    char err[256] = "";
+    return answer(co_store_gaps(q->store, p.values[0], err, sizeof err), "gaps", err, body);
+}
+
 static unsigned time_param(const char *name, const char *v, int64_t *out, json_t **body)
 {
     if (co_query_parse_time(v, out) != 0)

@@ -1,4 +1,5 @@
-/* query.h — the read-only JSON API: sites, devices, latest values, series, health.
+/* query.h — the read-only JSON API: sites, devices, latest values, series, agents, gaps,
+ * health.
  * HTTP-agnostic: a handler gets the request's query parameters and returns the status and the
  * JSON body. Successful answers are {"data": [...]}; errors {"error": ..., "at": <parameter>}. */
 #ifndef CO_QUERY_H
@@ -35,6 +36,10 @@ unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, j
 unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /api/v1/series?device=&metric=&from=&to=&site=&limit=  (device, metric required) */
 unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/agents: every agent with its last_seq and audit totals. */
+unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/gaps?agent=  (agent required): the agent's lost records, by from_seq. */
+unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /healthz: {"status": "ok"} after a trivial store query, else 503. */
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 

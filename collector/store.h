@@ -13,7 +13,11 @@
 typedef struct co_store co_store;
 
 /* What happened to one batch of a commit. */
-typedef enum { CO_BATCH_STORED = 0, CO_BATCH_DUPLICATE = 1 } co_batch_result;
+typedef enum {
+    CO_BATCH_STORED = 0,
+    CO_BATCH_DUPLICATE = 1, /* seq <= the agent's last_seq: stored before, nothing written */
+    CO_BATCH_OVERLAP = 2    /* first_seq <= last_seq < seq: partly stored, nothing written */
+} co_batch_result;
 
 /* A series query's bounds: [from_ms, to_ms], at most `limit` points (newest kept). */
 typedef struct co_range {
@@ -25,14 +29,21 @@ typedef struct co_range {
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen);
 void co_store_close(co_store *s);
 
-/* Write n batches in ONE transaction (group commit). For each batch: when its seq is
- * <= the agent's last_seq, result[i] = CO_BATCH_DUPLICATE and nothing of it is written;
- * else its devices (inventory upsert), series, points and events are written and the
- * agent's last_seq advanced in the same transaction, result[i] = CO_BATCH_STORED.
+/* Write n batches in ONE transaction (group commit). For each batch (records first_seq..seq,
+ * first_seq 0 = seq) against its agent's last_seq L: seq <= L gives CO_BATCH_DUPLICATE and
+ * first_seq <= L < seq CO_BATCH_OVERLAP, nothing of it written; else result[i] =
+ * CO_BATCH_STORED and, in the same transaction: its devices (inventory upsert), series,
+ * points and events; a "missing" gap L+1..first_seq-1 when first_seq > L+1 (unless a gap
+ * with that from_seq is known); its own gaps (each replacing the gap of its from_seq); an
+ * audit row (agent, first_seq, seq, points, now); L = seq and the agent's running totals.
  * Batches of one agent must be given in seq order. Returns 0 after a durable commit, or
  * -1 with err (nothing written). Writer thread only. */
 int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
                    char *err, size_t errlen);
+
+/* The agent's last stored seq (0 when none): 1 known agent, 0 unknown (*last_seq = 0), -1
+ * error. Reads the committed state, so after an overlap it is at least the L that caused it. */
+int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *err, size_t errlen);
 
 /* Tokens: only the SHA-256 hex of a token is stored. */
 int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
@@ -51,6 +62,11 @@ json_t *co_store_latest(co_store *s, const char *site, const char *device, const
 /* Points of every series of (device, metric) within range. */
 json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
                         const co_range *r, char *err, size_t errlen);
+/* Every agent: [{"id","site","version","last_seq","last_seen_ms","batches","samples"}] by id;
+ * batches and samples are the count and the sum of samples of its audit rows. */
+json_t *co_store_agents(co_store *s, char *err, size_t errlen);
+/* Gaps of one agent: [{"agent","from_seq","to_seq","reason","reported_ms"}] by from_seq. */
+json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);

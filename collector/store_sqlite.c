@@ -140,6 +140,9 @@ enum {
     ST_CHUNK_ADD,
     ST_CHUNK_ROWS,
     ST_TOKEN_ADD,
+    ST_BATCH_AUDIT,
+    ST_GAP_IMPLICIT,
+    ST_GAP_UPSERT,
     ST_COUNT
 };
 
@@ -149,9 +152,11 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_AGENT_SEQ] = "SELECT last_seq FROM agents WHERE id = ?1",
     [ST_AGENT_UPSERT] =
-        "INSERT INTO agents(id, site, last_seq, last_seen_ms, version) VALUES(?1, ?2, ?3, ?4, ?5) "
+        "INSERT INTO agents(id, site, last_seq, last_seen_ms, version, batches, samples) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, 1, ?6) "
         "ON CONFLICT(id) DO UPDATE SET site = excluded.site, last_seq = excluded.last_seq, "
-        "last_seen_ms = excluded.last_seen_ms, version = coalesce(excluded.version, version)",
+        "last_seen_ms = excluded.last_seen_ms, version = coalesce(excluded.version, version), "
+        "batches = batches + 1, samples = samples + excluded.samples",
     [ST_SITE_ADD] =
         "INSERT INTO sites(code, created_ms) VALUES(?1, ?2) ON CONFLICT(code) DO NOTHING",
     [ST_DEVICE_UPSERT] =
@@ -180,6 +185,17 @@ static const char *const st_sql[ST_COUNT] = {
                      "ON CONFLICT(day) DO NOTHING",
     [ST_CHUNK_ROWS] = "UPDATE chunks SET rows = rows + ?2 WHERE day = ?1",
     [ST_TOKEN_ADD] = "INSERT INTO tokens(hash, agent_id, site, created_ms) VALUES(?1, ?2, ?3, ?4)",
+    /* no ON CONFLICT: a second row for the same (agent, first_seq) is a bug, never stored */
+    [ST_BATCH_AUDIT] = "INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5)",
+    /* seqs that never arrived: an explicit report for the same from_seq wins, before or after */
+    [ST_GAP_IMPLICIT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
+                        "VALUES(?1, ?2, ?3, 'missing', ?4) ON CONFLICT(agent_id, from_seq) DO "
+                        "NOTHING",
+    [ST_GAP_UPSERT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(agent_id, from_seq) DO UPDATE SET "
+                      "to_seq = excluded.to_seq, reason = excluded.reason, "
+                      "reported_ms = excluded.reported_ms",
 };
 
 /* Schema migrations: migration[i] takes user_version i to i + 1, run in one transaction. */
@@ -206,6 +222,17 @@ static const char *const migration[] = {
     "CREATE INDEX events_by_site ON events(site, ts_ms);"
     "CREATE TABLE chunks(day INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
     " rows INTEGER NOT NULL DEFAULT 0);",
+    /* 1 -> 2: exactly-once audit. One row per stored batch (its seq range never overlaps
+     * another row of the agent), records lost for good, and per-agent running totals that
+     * equal the sums over the agent's audit rows (0 for batches stored before version 2). */
+    "CREATE TABLE batches(agent_id TEXT NOT NULL, first_seq INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL, samples INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(agent_id, first_seq)) WITHOUT ROWID;"
+    "CREATE TABLE gaps(agent_id TEXT NOT NULL, from_seq INTEGER NOT NULL,"
+    " to_seq INTEGER NOT NULL, reason TEXT NOT NULL, reported_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(agent_id, from_seq)) WITHOUT ROWID;"
+    "ALTER TABLE agents ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN samples INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -716,6 +743,32 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
     return step_done(s->w, st, "latest upsert", err, errlen);
 }
 
+/* Seqs last+1 .. first-1 never arrived (an implicit "missing" gap); then the batch's own
+ * reports, each replacing what is known for its from_seq. */
+static int gaps_write(co_store *s, const cm_batch *b, int64_t last, uint64_t first, int64_t now,
+                      char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if ((int64_t)first > last + 1) {
+        st = s->st[ST_GAP_IMPLICIT];
+        bind_text(st, 1, b->agent_id);
+        sqlite3_bind_int64(st, 2, last + 1);
+        sqlite3_bind_int64(st, 3, (int64_t)first - 1);
+        sqlite3_bind_int64(st, 4, now);
+        if (step_done(s->w, st, "gap insert", err, errlen) < 0) return -1;
+    }
+    st = s->st[ST_GAP_UPSERT];
+    for (size_t i = 0; i < b->ngaps; i++) {
+        bind_text(st, 1, b->agent_id);
+        sqlite3_bind_int64(st, 2, (int64_t)b->gaps[i].from_seq);
+        sqlite3_bind_int64(st, 3, (int64_t)b->gaps[i].to_seq);
+        bind_text(st, 4, b->gaps[i].reason);
+        sqlite3_bind_int64(st, 5, now);
+        if (step_done(s->w, st, "gap upsert", err, errlen) < 0) return -1;
+    }
+    return 0;
+}
+
 static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_result *res, char *err,
                        size_t errlen)
 {
@@ -723,19 +776,30 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
         seterr(err, errlen, "batch without agent id or site");
         return -1;
     }
-    if (b->seq > (uint64_t)INT64_MAX) {
-        seterr(err, errlen, "agent %s: seq %llu out of range", b->agent_id,
-               (unsigned long long)b->seq);
+    uint64_t first = b->first_seq ? b->first_seq : b->seq;
+    if (b->seq > (uint64_t)INT64_MAX || first > b->seq) {
+        seterr(err, errlen, "agent %s: seq range %llu..%llu out of range", b->agent_id,
+               (unsigned long long)first, (unsigned long long)b->seq);
         return -1;
     }
+    for (size_t i = 0; i < b->ngaps; i++)
+        if (!b->gaps[i].reason || b->gaps[i].from_seq < 1 ||
+            b->gaps[i].to_seq < b->gaps[i].from_seq || b->gaps[i].to_seq > (uint64_t)INT64_MAX) {
+            seterr(err, errlen, "agent %s: gaps[%zu] is not a valid seq range", b->agent_id, i);
+            return -1;
+        }
     sqlite3_stmt *st = s->st[ST_AGENT_SEQ];
     bind_text(st, 1, b->agent_id);
     int rc = sqlite3_step(st);
-    int dup = rc == SQLITE_ROW && (int64_t)b->seq <= sqlite3_column_int64(st, 0);
+    int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return dberr(s->w, "agent lookup", err, errlen);
-    if (dup) {
+    if ((int64_t)b->seq <= last) {
         *res = CO_BATCH_DUPLICATE;
+        return 0;
+    }
+    if ((int64_t)first <= last) { /* partly stored already: the agent must re-batch */
+        *res = CO_BATCH_OVERLAP;
         return 0;
     }
 
@@ -780,12 +844,23 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
         if (step_done(s->w, st, "device last_seen", err, errlen) < 0) return -1;
     }
 
+    if (gaps_write(s, b, last, first, now, err, errlen) < 0) return -1;
+    int64_t samples = (int64_t)cm_batch_points(b);
+    st = s->st[ST_BATCH_AUDIT];
+    bind_text(st, 1, b->agent_id);
+    sqlite3_bind_int64(st, 2, (int64_t)first);
+    sqlite3_bind_int64(st, 3, (int64_t)b->seq);
+    sqlite3_bind_int64(st, 4, samples);
+    sqlite3_bind_int64(st, 5, now);
+    if (step_done(s->w, st, "batch audit", err, errlen) < 0) return -1;
+
     st = s->st[ST_AGENT_UPSERT];
     bind_text(st, 1, b->agent_id);
     bind_text(st, 2, b->site);
     sqlite3_bind_int64(st, 3, (int64_t)b->seq);
     sqlite3_bind_int64(st, 4, now);
     bind_text(st, 5, b->agent_version);
+    sqlite3_bind_int64(st, 6, samples);
     if (step_done(s->w, st, "agent update", err, errlen) < 0) return -1;
     *res = CO_BATCH_STORED;
     return 0;
@@ -1033,6 +1108,86 @@ json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen
     if (st) {
         bind_text(st, 1, site);
         res = q_rows(&q, st, device_row);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *err, size_t errlen)
+{
+    *last_seq = 0;
+    if (!agent) {
+        seterr(err, errlen, "last_seq: an agent is required");
+        return -1;
+    }
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return -1;
+    int ret = -1;
+    sqlite3_stmt *st = q_prepare(&q, "SELECT last_seq FROM agents WHERE id = ?1");
+    if (st) {
+        bind_text(st, 1, agent);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            int64_t v = sqlite3_column_int64(st, 0);
+            *last_seq = v > 0 ? (uint64_t)v : 0;
+            ret = 1;
+        } else if (rc == SQLITE_DONE) {
+            ret = 0;
+        } else {
+            dberr(q.db, "last_seq", err, errlen);
+        }
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return ret;
+}
+
+static json_t *agent_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "id", col_json_str(st, 0), "site",
+                     col_json_str(st, 1), "version", col_json_str(st, 2), "last_seq",
+                     (json_int_t)sqlite3_column_int64(st, 3), "last_seen_ms",
+                     (json_int_t)sqlite3_column_int64(st, 4), "batches",
+                     (json_int_t)sqlite3_column_int64(st, 5), "samples",
+                     (json_int_t)sqlite3_column_int64(st, 6));
+}
+
+json_t *co_store_agents(co_store *s, char *err, size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st = q_prepare(&q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
+                                     " samples FROM agents ORDER BY id");
+    if (st) res = q_rows(&q, st, agent_row);
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+static json_t *gap_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:o, s:I, s:I, s:o, s:I}", "agent", col_json_str(st, 0), "from_seq",
+                     (json_int_t)sqlite3_column_int64(st, 1), "to_seq",
+                     (json_int_t)sqlite3_column_int64(st, 2), "reason", col_json_str(st, 3),
+                     "reported_ms", (json_int_t)sqlite3_column_int64(st, 4));
+}
+
+json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
+{
+    if (!agent) {
+        seterr(err, errlen, "gaps: an agent is required");
+        return NULL;
+    }
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st = q_prepare(&q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms"
+                                     " FROM gaps WHERE agent_id = ?1 ORDER BY from_seq");
+    if (st) {
+        bind_text(st, 1, agent);
+        res = q_rows(&q, st, gap_row);
     }
     sqlite3_finalize(st);
     q_end(&q);

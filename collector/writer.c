@@ -76,7 +76,7 @@ static void commit_group(co_writer *w, slot **g, size_t n, co_writer_stats *d)
         d->batches++;
         if (w->results[i] == CO_BATCH_DUPLICATE)
             d->duplicates++;
-        else
+        else if (w->results[i] == CO_BATCH_STORED)
             d->samples += cm_batch_points(g[i]->b);
     }
 }

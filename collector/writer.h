@@ -19,7 +19,8 @@ typedef struct co_writer_stats {
 /* Start the writer thread on store s (not owned). max_group: most batches in one commit
  * (default 256). 0 or -1 with err. */
 int co_writer_start(co_writer **out, co_store *s, size_t max_group, char *err, size_t errlen);
-/* Queue b and block until it is committed (result filled, 0) or the commit failed (-1, err).
+/* Queue b and block until it is committed (result filled: stored, duplicate or overlap; 0)
+ * or the commit failed (-1, err).
  * b stays owned by the caller and is not touched after return. Thread-safe. */
 int co_writer_submit(co_writer *w, cm_batch *b, co_batch_result *result, char *err,
                      size_t errlen);

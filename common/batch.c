@@ -134,6 +134,32 @@ int cm_batch_add_event(cm_batch *b, const cm_event *e)
     return 0;
 }
 
+/* Gap reasons: snake_case words of at most this many bytes (the wire's limit too). */
+#define GAP_REASON_MAX 64
+
+static int valid_reason(const char *r)
+{
+    size_t n = r ? strnlen(r, GAP_REASON_MAX + 1) : 0;
+    if (n == 0 || n > GAP_REASON_MAX) return 0;
+    if (!((r[0] >= 'a' && r[0] <= 'z') || r[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((r[i] >= 'a' && r[i] <= 'z') || (r[i] >= '0' && r[i] <= '9') || r[i] == '_'))
+            return 0;
+    return 1;
+}
+
+int cm_batch_add_gap(cm_batch *b, uint64_t from_seq, uint64_t to_seq, const char *reason)
+{
+    if (from_seq < 1 || to_seq < from_seq || to_seq > (uint64_t)INT64_MAX || !valid_reason(reason))
+        return -1;
+    int fail = 0;
+    cm_gap g = {from_seq, to_seq, copy_name(b, reason, GAP_REASON_MAX, &fail)};
+    if (fail) return -1;
+    if (grow(b, (void **)&b->gaps, &b->gaps_cap, sizeof *b->gaps, b->ngaps + 1, 4)) return -1;
+    b->gaps[b->ngaps++] = g;
+    return 0;
+}
+
 /* ---- series index ----
  * index has 2 * index_cap uint32 words: slot i holds (series number + 1, 32-bit hash);
  * 0 marks an empty slot. Linear probing, load factor at most 1/2. */
@@ -299,5 +325,5 @@ size_t cm_batch_points(const cm_batch *b)
 
 int cm_batch_empty(const cm_batch *b)
 {
-    return b->nseries == 0 && b->nevents == 0 && b->ndevices == 0;
+    return b->nseries == 0 && b->nevents == 0 && b->ndevices == 0 && b->ngaps == 0;
 }

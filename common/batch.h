@@ -108,7 +108,7 @@ cm_series *cm_batch_series(cm_batch *b, const char *device, const char *metric, 
 cm_point *cm_batch_extend_points(cm_batch *b, cm_series *s, size_t n);
 /* Number of points across all series. */
 size_t cm_batch_points(const cm_batch *b);
-/* True when the batch holds no series, events or devices. */
+/* True when the batch holds no series, events, devices or gaps. */
 int cm_batch_empty(const cm_batch *b);
 
 #endif

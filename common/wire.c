@@ -220,8 +220,8 @@ static void ob_opt(obuf *o, const char *key_lit, size_t key_len, const char *val
 char *cm_wire_encode(const cm_batch *b, size_t *len_out)
 {
     obuf o = {0};
-    size_t guess =
-        256 + b->ndevices * 256 + b->nseries * 160 + b->npoints_total * 36 + b->nevents * 320;
+    size_t guess = 256 + b->ngaps * 96 + b->ndevices * 256 + b->nseries * 160 +
+                   b->npoints_total * 36 + b->nevents * 320;
     if (ob_reserve(&o, guess)) return NULL;
 
     OB_LIT(&o, "{\"v\":");
@@ -232,8 +232,26 @@ char *cm_wire_encode(const cm_batch *b, size_t *len_out)
     OB_OPT(&o, ",\"site\":", b->site);
     OB_LIT(&o, "},\"seq\":");
     ob_u64(&o, b->seq);
+    if (b->first_seq != 0 && b->first_seq != b->seq) {
+        OB_LIT(&o, ",\"first_seq\":");
+        ob_u64(&o, b->first_seq);
+    }
     OB_LIT(&o, ",\"sent_ms\":");
     ob_i64(&o, b->sent_ms);
+    if (b->ngaps) {
+        OB_LIT(&o, ",\"gaps\":[");
+        for (size_t i = 0; i < b->ngaps; i++) {
+            if (i) OB_LIT(&o, ",");
+            OB_LIT(&o, "{\"from_seq\":");
+            ob_u64(&o, b->gaps[i].from_seq);
+            OB_LIT(&o, ",\"to_seq\":");
+            ob_u64(&o, b->gaps[i].to_seq);
+            OB_LIT(&o, ",\"reason\":");
+            ob_str(&o, b->gaps[i].reason);
+            OB_LIT(&o, "}");
+        }
+        OB_LIT(&o, "]");
+    }
 
     OB_LIT(&o, ",\"devices\":[");
     for (size_t i = 0; i < b->ndevices; i++) {
@@ -701,6 +719,52 @@ static int decode_event(dctx *c, json_t *obj)
     return 0;
 }
 
+/* A positive integer member `key` of the current object (v may be NULL: missing). */
+static int member_seq(dctx *c, const char *key, const json_t *v, json_int_t min, uint64_t *out)
+{
+    if (!v) return fail_missing(c, key);
+    push_key(c, key);
+    json_int_t n = 0;
+    if (want_integer(c, v, &n)) return -1;
+    if (n < min) return fail(c, "must be >= %lld (got %lld)", (long long)min, (long long)n);
+    pop(c);
+    *out = (uint64_t)n;
+    return 0;
+}
+
+static int decode_gap(dctx *c, json_t *obj)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    json_t *from = NULL, *to = NULL, *reason = NULL, *v;
+    const char *key;
+    json_object_foreach(obj, key, v)
+    {
+        if (!strcmp(key, "from_seq"))
+            from = v;
+        else if (!strcmp(key, "to_seq"))
+            to = v;
+        else if (!strcmp(key, "reason"))
+            reason = v;
+        else
+            return fail_unknown(c, key);
+    }
+    uint64_t f = 0, t = 0;
+    const char *r;
+    if (member_seq(c, "from_seq", from, 1, &f) || member_seq(c, "to_seq", to, 1, &t)) return -1;
+    if (t < f) {
+        push_key(c, "to_seq");
+        return fail(c, "must be >= from_seq %llu (got %llu)", (unsigned long long)f,
+                    (unsigned long long)t);
+    }
+    if (member_string(c, "reason", reason, 1, 1, CM_WIRE_MAX_REASON, &r)) return -1;
+    if (!cm_wire_valid_name(r)) {
+        push_key(c, "reason");
+        return fail(c, "reason must match [a-z_][a-z0-9_]*");
+    }
+    if (cm_batch_add_gap(c->b, f, t, r)) return fail(c, "out of memory");
+    return 0;
+}
+
 /* An array member of the root: every element decoded by fn. */
 static int decode_list(dctx *c, json_t *arr, int (*fn)(dctx *, json_t *))
 {
@@ -728,8 +792,9 @@ static int decode_root(dctx *c, json_t *root)
     pop(c);
     c->b->v = CM_WIRE_VERSION;
 
-    json_t *devices = NULL, *series = NULL, *events = NULL;
+    json_t *devices = NULL, *series = NULL, *events = NULL, *gaps = NULL;
     int have_agent = 0, have_seq = 0, have_sent = 0;
+    uint64_t first_seq = 0;
     const char *key;
     json_object_foreach(root, key, v)
     {
@@ -744,6 +809,16 @@ static int decode_root(dctx *c, json_t *root)
             if (seq < 1) return fail(c, "must be >= 1 (got %lld)", (long long)seq);
             c->b->seq = (uint64_t)seq;
             have_seq = 1;
+        } else if (!strcmp(key, "first_seq")) {
+            json_int_t fs = 0;
+            if (want_integer(c, v, &fs)) return -1;
+            if (fs < 1) return fail(c, "must be >= 1 (got %lld)", (long long)fs);
+            first_seq = (uint64_t)fs;
+        } else if (!strcmp(key, "gaps")) {
+            if (want_kind(c, v, 0)) return -1;
+            if (json_array_size(v) > CM_WIRE_MAX_GAPS)
+                return fail(c, "more than %d gaps (%zu)", CM_WIRE_MAX_GAPS, json_array_size(v));
+            gaps = v;
         } else if (!strcmp(key, "sent_ms")) {
             json_int_t ms = 0;
             if (want_integer(c, v, &ms)) return -1;
@@ -770,6 +845,17 @@ static int decode_root(dctx *c, json_t *root)
     if (!have_agent) return fail_missing(c, "agent");
     if (!have_seq) return fail_missing(c, "seq");
     if (!have_sent) return fail_missing(c, "sent_ms");
+    if (first_seq > c->b->seq) {
+        push_key(c, "first_seq");
+        return fail(c, "must be <= seq %llu (got %llu)", (unsigned long long)c->b->seq,
+                    (unsigned long long)first_seq);
+    }
+    c->b->first_seq = first_seq;
+    if (gaps) {
+        push_key(c, "gaps");
+        if (decode_list(c, gaps, decode_gap)) return -1;
+        pop(c);
+    }
 
     if (cm_batch_reserve(c->b, json_array_size(devices), json_array_size(series),
                          json_array_size(events)))

@@ -4,13 +4,30 @@
  * out-of-range numbers, names that are not snake_case, more than CM_MAX_LABELS labels,
  * timestamps outside 2000..2100, strings longer than the limits in batch.h. On the first
  * error it fills `at` with the JSON path of the offending value, e.g. "series[3].points[0][1]",
- * and `err` with what is wrong. */
+ * and `err` with what is wrong.
+ *
+ * Exactly-once additions (still version 1; both keys optional, so older agents and
+ * collectors interoperate):
+ *   "first_seq": integer, 1 <= first_seq <= seq. The batch carries the agent's spool records
+ *       first_seq..seq. Absent means first_seq = seq (one record); cm_batch.first_seq is then 0.
+ *       Encoded only when first_seq != 0 && first_seq != seq.
+ *   "gaps": [{"from_seq": int >= 1, "to_seq": int >= from_seq, "reason": "spool_full"}, ...]
+ *       at most CM_WIRE_MAX_GAPS entries: records the agent lost for good. reason is
+ *       snake_case, at most CM_WIRE_MAX_REASON bytes; agents use spool_full, corrupt, rejected,
+ *       disk_error (the collector itself records "missing" for seqs that never arrived).
+ *       Encoded only when the batch has gaps. Unknown keys are refused ("gaps[0].until").
+ * The collector answers a batch with seq <= its last_seq L as a duplicate (200, nothing
+ * stored), one with first_seq <= L < seq with 409 {"error", "at": "first_seq", "last_seq": L}
+ * (the agent moves its cursor to L and re-batches from L + 1), and stores any other. */
 #ifndef CM_WIRE_H
 #define CM_WIRE_H
 
 #include <stddef.h>
 
 #include "batch.h"
+
+#define CM_WIRE_MAX_GAPS 1000 /* gap reports per batch */
+#define CM_WIRE_MAX_REASON 64 /* bytes of a gap reason */
 
 typedef struct cm_wire_limits {
     size_t max_depth;  /* JSON nesting depth (default 8) */

@@ -134,7 +134,7 @@ def test_ingest_valid_batch_and_duplicate():
     s, j = st.coll.ingest(b, st.tok_a)
     assert (s, j) == (200, {"ack": seq}), f"valid batch: {s} {j}"
     s, j = st.coll.ingest(b, st.tok_a)
-    assert (s, j) == (200, {"ack": seq}), f"the same batch again: {s} {j}"
+    assert (s, j) == (200, {"ack": seq, "duplicate": True}), f"the same batch again: {s} {j}"
     _still_serving(st, "a duplicate batch")
 
 

@@ -235,6 +235,46 @@ static void test_batch_devices_and_cuts(void **st)
     assert_true(cm_batch_empty(&b));
 }
 
+static void test_batch_gaps(void **st)
+{
+    (void)st;
+    cm_batch b;
+    cm_batch_init(&b);
+    assert_int_equal(b.first_seq, 0);
+    assert_int_equal(b.ngaps, 0);
+    char reason[64];
+    for (int i = 0; i < 20; i++) { /* grows past the first block, keeps order and copies */
+        snprintf(reason, sizeof reason, "spool_full_%d", i);
+        assert_int_equal(cm_batch_add_gap(&b, (uint64_t)i * 10 + 1, (uint64_t)i * 10 + 5, reason),
+                         0);
+    }
+    memset(reason, 0, sizeof reason);
+    assert_int_equal(b.ngaps, 20);
+    assert_int_equal(b.gaps[0].from_seq, 1);
+    assert_int_equal(b.gaps[19].to_seq, 195);
+    assert_string_equal(b.gaps[19].reason, "spool_full_19");
+    assert_string_equal(b.gaps[0].reason, "spool_full_0");
+    assert_int_equal(cm_batch_add_gap(&b, 7, 7, "corrupt"), 0); /* one record */
+
+    assert_int_equal(cm_batch_add_gap(&b, 0, 3, "corrupt"), -1); /* seqs start at 1 */
+    assert_int_equal(cm_batch_add_gap(&b, 5, 4, "corrupt"), -1); /* upside down */
+    assert_int_equal(cm_batch_add_gap(&b, 1, UINT64_MAX, "corrupt"), -1);
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, NULL), -1);
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, ""), -1);
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, "Spool-Full"), -1); /* not snake_case */
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, "9lives"), -1);
+    char lng[66];
+    memset(lng, 'x', 65);
+    lng[65] = '\0';
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, lng), -1); /* 65 bytes */
+    lng[64] = '\0';
+    assert_int_equal(cm_batch_add_gap(&b, 1, 2, lng), 0); /* 64 bytes */
+    assert_int_equal(b.ngaps, 22);
+    cm_batch_free(&b);
+    assert_int_equal(b.ngaps, 0);
+    assert_null(b.gaps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_batch_many_series),
         cmocka_unit_test(test_batch_rejects),
         cmocka_unit_test(test_batch_devices_and_cuts),
+        cmocka_unit_test(test_batch_gaps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

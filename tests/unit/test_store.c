@@ -1,5 +1,6 @@
 /* test_store.c — the SQLite store: write batches, read them back exactly, exactly-once by
- * seq, day chunks across midnight, canonical labels, persistence, tokens, rollback. */
+ * seq (duplicates, overlaps, gaps, audit rows), day chunks across midnight, canonical labels,
+ * persistence, the schema migration, tokens, rollback. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,14 +92,16 @@ static co_batch_result write1(co_store *s, cm_batch *b)
     return r;
 }
 
-static void counts(co_store *s, int64_t samples, int64_t series, int64_t devices)
+#define counts(s, a, b, c) counts_at(s, a, b, c, __LINE__)
+static void counts_at(co_store *s, int64_t samples, int64_t series, int64_t devices, int line)
 {
     int64_t a = -1, b = -1, c = -1;
     char err[256] = "";
     assert_int_equal(co_store_counts(s, &a, &b, &c, err, sizeof err), 0);
-    assert_int_equal(a, samples);
-    assert_int_equal(b, series);
-    assert_int_equal(c, devices);
+    if (a != samples || b != series || c != devices)
+        fail_msg("line %d: samples, series, devices = %lld, %lld, %lld; want %lld, %lld, %lld",
+                 line, (long long)a, (long long)b, (long long)c, (long long)samples,
+                 (long long)series, (long long)devices);
 }
 
 /* Compare a JSON value with the JSON text `want`. */
@@ -399,8 +402,278 @@ static void test_reopen_persists(void **state)
     drop(b);
     counts(f->s, 4, 2, 1);
     assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
+}
+
+/* A batch carrying records first..seq of agent-1 with one point per record. */
+static cm_batch *range_batch(uint64_t first, uint64_t seq)
+{
+    cm_batch *b = mk("agent-1", "S1", seq);
+    b->first_seq = first;
+    for (uint64_t r = first ? first : seq; r <= seq; r++)
+        pt(b, "hall1/projector", "up", NULL, NULL, 0, T0 + (int64_t)r * 1000, (double)r);
+    return b;
+}
+
+static co_batch_result write_range(fx *f, uint64_t first, uint64_t seq)
+{
+    cm_batch *b = range_batch(first, seq);
+    co_batch_result r = write1(f->s, b);
+    drop(b);
+    return r;
+}
+
+static uint64_t last_seq(co_store *s, const char *agent)
+{
+    uint64_t v = 12345;
+    char err[256] = "";
+    int rc = co_store_last_seq(s, agent, &v, err, sizeof err);
+    if (rc < 0) fail_msg("last_seq: %s", err);
+    if (rc == 0) assert_int_equal(v, 0);
+    return v;
+}
+
+/* The agent's gaps as compact JSON without reported_ms (checked to be set). */
+static void gaps_are(co_store *s, const char *agent, const char *want)
+{
+    char err[256] = "";
+    json_t *j = co_store_gaps(s, agent, err, sizeof err);
+    if (!j) fail_msg("gaps: %s", err);
+    size_t i;
+    json_t *g;
+    json_array_foreach(j, i, g)
+    {
+        assert_true(json_integer_value(json_object_get(g, "reported_ms")) > T0);
+        json_object_del(g, "reported_ms");
+    }
+    json_is(j, want);
+    json_decref(j);
+}
+
+/* No two audit rows of an agent share a record. */
+static void audit_disjoint(const char *path)
+{
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM batches a JOIN batches b"
+                                   " ON a.agent_id = b.agent_id AND a.first_seq < b.first_seq"
+                                   " AND a.last_seq >= b.first_seq"),
+                     0);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM batches WHERE first_seq > last_seq"), 0);
+}
+
+static void test_overlap_gaps_audit(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(last_seq(f->s, "agent-1"), 0);
+    for (uint64_t i = 1; i <= 3; i++)
+        assert_int_equal(write_range(f, 0, i), CO_BATCH_STORED); /* first_seq absent = seq */
+    assert_int_equal(last_seq(f->s, "agent-1"), 3);
+    counts(f->s, 3, 1, 1);
+
+    /* a duplicate and an overlap write nothing; the overlap learns L = 3 */
+    assert_int_equal(write_range(f, 2, 2), CO_BATCH_DUPLICATE);
+    assert_int_equal(write_range(f, 1, 3), CO_BATCH_DUPLICATE);
+    assert_int_equal(write_range(f, 3, 5), CO_BATCH_OVERLAP);
+    assert_int_equal(write_range(f, 1, 4), CO_BATCH_OVERLAP);
+    assert_int_equal(last_seq(f->s, "agent-1"), 3);
+    counts(f->s, 3, 1, 1);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 3);
+
+    /* re-batched from L + 1: stored, no gap */
+    assert_int_equal(write_range(f, 4, 5), CO_BATCH_STORED);
+    assert_int_equal(last_seq(f->s, "agent-1"), 5);
+    gaps_are(f->s, "agent-1", "[]");
+
+    /* 6 never arrives: an implicit gap */
+    assert_int_equal(write_range(f, 7, 8), CO_BATCH_STORED);
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":6,\"to_seq\":6,\"reason\":\"missing\"}]");
+
+    /* the agent explains it later: the explicit report replaces the implicit one */
+    cm_batch *b = range_batch(9, 9);
+    assert_int_equal(cm_batch_add_gap(b, 6, 6, "spool_full"), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":6,\"to_seq\":6,\"reason\":\"spool_full\"}]");
+
+    /* an explicit report first: a later implicit gap of the same from_seq does not replace it */
+    b = range_batch(10, 10);
+    assert_int_equal(cm_batch_add_gap(b, 11, 12, "corrupt"), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    assert_int_equal(write_range(f, 13, 13), CO_BATCH_STORED);
+    /* a duplicate's and an overlap's gaps are not stored either */
+    b = range_batch(13, 13);
+    assert_int_equal(cm_batch_add_gap(b, 100, 100, "disk_error"), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_DUPLICATE);
+    b->seq = 14;
+    assert_int_equal(write1(f->s, b), CO_BATCH_OVERLAP);
+    drop(b);
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":6,\"to_seq\":6,\"reason\":\"spool_full\"},"
+             "{\"agent\":\"agent-1\",\"from_seq\":11,\"to_seq\":12,\"reason\":\"corrupt\"}]");
+
+    /* one group commit: the second batch overlaps the first, the third is a duplicate */
+    cm_batch *g[3] = {range_batch(14, 16), range_batch(16, 17), range_batch(15, 15)};
+    co_batch_result r[3];
+    char err[256] = "";
+    assert_int_equal(co_store_write(f->s, g, 3, r, err, sizeof err), 0);
+    assert_int_equal(r[0], CO_BATCH_STORED);
+    assert_int_equal(r[1], CO_BATCH_OVERLAP);
+    assert_int_equal(r[2], CO_BATCH_DUPLICATE);
+    for (int i = 0; i < 3; i++)
+        drop(g[i]);
+    assert_int_equal(last_seq(f->s, "agent-1"), 16);
+
+    /* a new agent starting beyond 1: what came before never arrived */
+    b = mk("agent-2", "S1", 5);
+    b->first_seq = 4;
+    pt(b, "hall2/projector", "up", NULL, NULL, 0, T0, 1);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    gaps_are(f->s, "agent-2",
+             "[{\"agent\":\"agent-2\",\"from_seq\":1,\"to_seq\":3,\"reason\":\"missing\"}]");
+    gaps_are(f->s, "nobody", "[]");
+    assert_int_equal(last_seq(f->s, "nobody"), 0);
+
+    /* the audit: one row per stored batch, ranges disjoint, totals equal the sums */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches WHERE agent_id = 'agent-1'"),
+                     9);
+    assert_int_equal(sql_int(f->path, "SELECT sum(samples) FROM batches"
+                                      " WHERE agent_id = 'agent-1'"),
+                     3 + 2 + 2 + 1 + 1 + 1 + 3);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM agents a WHERE samples !="
+                                      " (SELECT sum(samples) FROM batches b"
+                                      " WHERE b.agent_id = a.id) OR batches !="
+                                      " (SELECT count(*) FROM batches b WHERE b.agent_id = a.id)"),
+                     0);
+    assert_int_equal(sql_int(f->path,
+                             "SELECT first_seq * 1000 + last_seq FROM batches"
+                             " WHERE agent_id = 'agent-1' ORDER BY first_seq DESC LIMIT 1"),
+                     14016);
+    audit_disjoint(f->path);
+    counts(f->s, 3 + 2 + 2 + 1 + 1 + 1 + 3 + 1, 2, 2);
+
+    json_t *j = co_store_agents(f->s, err, sizeof err);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *a = json_array_get(j, i);
+        assert_true(json_integer_value(json_object_get(a, "last_seen_ms")) > T0);
+        json_object_del(a, "last_seen_ms");
+    }
+    json_is(j, "[{\"id\":\"agent-1\",\"site\":\"S1\",\"version\":\"1.0.0\",\"last_seq\":16,"
+               "\"batches\":9,\"samples\":13},"
+               "{\"id\":\"agent-2\",\"site\":\"S1\",\"version\":\"1.0.0\",\"last_seq\":5,"
+               "\"batches\":1,\"samples\":1}]");
+    json_decref(j);
+
+    /* everything survives a reopen */
+    reopen(f);
+    assert_int_equal(last_seq(f->s, "agent-1"), 16);
+    assert_int_equal(write_range(f, 16, 18), CO_BATCH_OVERLAP);
+    assert_int_equal(write_range(f, 17, 18), CO_BATCH_STORED);
+    audit_disjoint(f->path);
+
+    /* a batch whose range is upside down is an error, not a result */
+    b = range_batch(30, 30);
+    b->first_seq = 31;
+    assert_int_equal(co_store_write(f->s, &b, 1, r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "out of range"));
+    drop(b);
+    assert_int_equal(last_seq(f->s, "agent-1"), 18);
+}
+
+/* The schema of version 1, as collectors before the exactly-once audit created it. */
+static const char v1_ddl[] =
+    "CREATE TABLE sites(code TEXT PRIMARY KEY, name TEXT, province TEXT, city TEXT,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE agents(id TEXT PRIMARY KEY, site TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL, version TEXT);"
+    "CREATE INDEX agents_by_site ON agents(site);"
+    "CREATE TABLE tokens(hash TEXT PRIMARY KEY, agent_id TEXT NOT NULL, site TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE devices(id INTEGER PRIMARY KEY, site TEXT NOT NULL, device_id TEXT NOT NULL,"
+    " screen TEXT, kind TEXT, vendor TEXT, model TEXT, serial TEXT, firmware TEXT, profile TEXT,"
+    " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, UNIQUE(site, device_id));"
+    "CREATE INDEX devices_by_device_id ON devices(device_id);"
+    "CREATE TABLE series(id INTEGER PRIMARY KEY, device_ref INTEGER NOT NULL, metric TEXT NOT NULL,"
+    " labels TEXT NOT NULL, unit TEXT, UNIQUE(device_ref, metric, labels));"
+    "CREATE TABLE latest(series_id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, value REAL NOT "
+    "NULL);"
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, site TEXT NOT NULL, device_ref INTEGER,"
+    " ts_ms INTEGER NOT NULL, severity TEXT, code TEXT, text TEXT, source TEXT);"
+    "CREATE INDEX events_by_device ON events(device_ref, ts_ms);"
+    "CREATE INDEX events_by_site ON events(site, ts_ms);"
+    "CREATE TABLE chunks(day INTEGER PRIMARY KEY, table_name TEXT NOT NULL,"
+    " rows INTEGER NOT NULL DEFAULT 0);"
+    /* what a version-1 collector had stored: agent-1 at seq 7 with one sample */
+    "INSERT INTO sites(code, created_ms) VALUES('S1', 1764082800000);"
+    "INSERT INTO agents(id, site, last_seq, last_seen_ms, version)"
+    " VALUES('agent-1', 'S1', 7, 1764082800000, '0.1.0');"
+    "INSERT INTO tokens VALUES('9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',"
+    " 'agent-1', 'S1', 1764082800000);"
+    "INSERT INTO devices(id, site, device_id, first_seen_ms, last_seen_ms)"
+    " VALUES(1, 'S1', 'hall1/projector', 1764082800000, 1764082800000);"
+    "INSERT INTO series(id, device_ref, metric, labels, unit) VALUES(1, 1, 'up', '{}', NULL);"
+    "INSERT INTO latest VALUES(1, 1764082800000, 1);"
+    "CREATE TABLE samples_20251125(series_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
+    " value REAL NOT NULL, PRIMARY KEY(series_id, ts_ms)) WITHOUT ROWID;"
+    "INSERT INTO samples_20251125 VALUES(1, 1764082800000, 1);"
+    "INSERT INTO chunks VALUES(20417, 'samples_20251125', 1);"
+    "PRAGMA user_version = 1;";
+
+static void test_migration_from_v1(void **state)
+{
+    fx *f = *state;
+    co_store_close(f->s); /* replace the fixture's fresh database by a version-1 one */
+    f->s = NULL;
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, v1_ddl, NULL, NULL, &msg) != SQLITE_OK) fail_msg("v1 ddl: %s", msg);
+    sqlite3_close(db);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 1);
+
+    char err[256] = "";
+    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 0);
+    assert_int_equal(sql_int(f->path, "SELECT batches * 1000 + samples FROM agents"), 0);
+    /* what was there is still there */
+    assert_int_equal(last_seq(f->s, "agent-1"), 7);
+    counts(f->s, 1, 1, 1);
+    char agent[CM_MAX_NAME + 1], site[CM_MAX_NAME + 1];
+    assert_int_equal(co_store_token_lookup(
+                         f->s, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                         agent, sizeof agent, site, sizeof site, err, sizeof err),
+                     1);
+    /* and the exactly-once rules apply from the stored last_seq on */
+    assert_int_equal(write_range(f, 7, 7), CO_BATCH_DUPLICATE);
+    assert_int_equal(write_range(f, 6, 8), CO_BATCH_OVERLAP);
+    assert_int_equal(write_range(f, 8, 9), CO_BATCH_STORED);
+    counts(f->s, 3, 1, 1);
+    json_t *j = co_store_agents(f->s, err, sizeof err);
+    assert_non_null(j);
+    json_t *a = json_array_get(j, 0);
+    assert_int_equal(json_integer_value(json_object_get(a, "last_seq")), 9);
+    assert_int_equal(json_integer_value(json_object_get(a, "batches")), 1);
+    assert_int_equal(json_integer_value(json_object_get(a, "samples")), 2);
+    assert_string_equal(json_string_value(json_object_get(a, "version")), "1.0.0");
+    json_decref(j);
+    gaps_are(f->s, "agent-1", "[]");
+    /* opening again does not migrate twice */
+    reopen(f);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
 static void test_tokens(void **state)
@@ -512,6 +785,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_midnight_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_order_insensitive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_gaps_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
         cmocka_unit_test(test_open_errors),

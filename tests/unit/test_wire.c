@@ -34,7 +34,16 @@ static void assert_batches_equal(const cm_batch *a, const cm_batch *b)
     streq_or_null(a->agent_version, b->agent_version);
     streq_or_null(a->site, b->site);
     assert_int_equal(a->seq, b->seq);
+    /* 0 and seq both mean "this record only"; the encoder writes neither */
+    assert_int_equal(a->first_seq == a->seq ? 0 : a->first_seq,
+                     b->first_seq == b->seq ? 0 : b->first_seq);
     assert_int_equal(a->sent_ms, b->sent_ms);
+    assert_int_equal(a->ngaps, b->ngaps);
+    for (size_t i = 0; i < a->ngaps; i++) {
+        assert_int_equal(a->gaps[i].from_seq, b->gaps[i].from_seq);
+        assert_int_equal(a->gaps[i].to_seq, b->gaps[i].to_seq);
+        assert_string_equal(a->gaps[i].reason, b->gaps[i].reason);
+    }
     assert_int_equal(a->ndevices, b->ndevices);
     for (size_t i = 0; i < a->ndevices; i++) {
         const cm_device_info *x = &a->devices[i], *y = &b->devices[i];
@@ -84,7 +93,11 @@ static void fill_batch(cm_batch *b)
     cm_batch_init(b);
     assert_int_equal(cm_batch_set_agent(b, "agent-CN-1101", "0.3.1", "CN-1101"), 0);
     b->seq = 1234;
+    b->first_seq = 1201;
     b->sent_ms = 1764082800123;
+    assert_int_equal(cm_batch_add_gap(b, 1190, 1200, "spool_full"), 0);
+    assert_int_equal(cm_batch_add_gap(b, 1210, 1210, "corrupt"), 0);
+    assert_int_equal(cm_batch_add_gap(b, 1, 1, "disk_error"), 0);
     cm_device_info d1 = {.id = "hall3/projector",
                          .screen = "hall3",
                          .kind = "projector",
@@ -302,6 +315,42 @@ static const bad_case bad_cases[] = {
      0, "events[0].text", "missing"},
     {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1,\"sent_ms\":2}", 0, "",
      "duplicate"},
+    /* exactly-once additions */
+    {HEAD "\"first_seq\":0}", 0, "first_seq", "must be >= 1"},
+    {HEAD "\"first_seq\":-3}", 0, "first_seq", "must be >= 1"},
+    {HEAD "\"first_seq\":2}", 0, "first_seq", "must be <= seq 1"},
+    {"{\"v\":1,\"first_seq\":8,\"agent\":{\"id\":\"a\"},\"seq\":7,\"sent_ms\":1}", 0, "first_seq",
+     "must be <= seq 7"},
+    {HEAD "\"first_seq\":\"1\"}", 0, "first_seq", "expected an integer"},
+    {HEAD "\"first_seq\":1.0}", 0, "first_seq", "expected an integer"},
+    {HEAD "\"first_seq\":null}", 0, "first_seq", "got null"},
+    {HEAD "\"gaps\":{}}", 0, "gaps", "expected an array"},
+    {HEAD "\"gaps\":[1]}", 0, "gaps[0]", "expected an object"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"until\":2,\"reason\":\"corrupt\"}]}", 0, "gaps[0].until",
+     "unknown key 'until'"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2,\"reason\":\"corrupt\"},"
+          "{\"to_seq\":2,\"reason\":\"corrupt\"}]}",
+     0, "gaps[1].from_seq", "missing required key 'from_seq'"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"reason\":\"corrupt\"}]}", 0, "gaps[0].to_seq",
+     "missing required key 'to_seq'"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2}]}", 0, "gaps[0].reason",
+     "missing required key 'reason'"},
+    {HEAD "\"gaps\":[{\"from_seq\":0,\"to_seq\":2,\"reason\":\"corrupt\"}]}", 0, "gaps[0].from_seq",
+     "must be >= 1"},
+    {HEAD "\"gaps\":[{\"from_seq\":\"1\",\"to_seq\":2,\"reason\":\"corrupt\"}]}", 0,
+     "gaps[0].from_seq", "expected an integer"},
+    {HEAD "\"gaps\":[{\"from_seq\":5,\"to_seq\":4,\"reason\":\"corrupt\"}]}", 0, "gaps[0].to_seq",
+     "must be >= from_seq 5"},
+    {HEAD "\"gaps\":[{\"from_seq\":5,\"to_seq\":2.5,\"reason\":\"corrupt\"}]}", 0, "gaps[0].to_seq",
+     "expected an integer"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2,\"reason\":\"Spool Full\"}]}", 0,
+     "gaps[0].reason", "must match [a-z_][a-z0-9_]*"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2,\"reason\":\"\"}]}", 0, "gaps[0].reason",
+     "must not be empty"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2,\"reason\":7}]}", 0, "gaps[0].reason",
+     "expected a string"},
+    {HEAD "\"gaps\":[{\"from_seq\":1,\"to_seq\":2,\"reason\":\"%s\"}]}", 65, "gaps[0].reason",
+     "longer than 64"},
     {HEAD "\"series\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"a\":\"1\",\"a\":\"2\"},"
           "\"points\":[[1764082790000,1]]}]}",
      0, "", "duplicate object key"},
@@ -331,6 +380,86 @@ static void test_malformed_table(void **st)
             fail_msg("case %zu: at '%s', want '%s' (err: %s)", i, at, t->at, err);
         if (!strstr(err, t->err)) fail_msg("case %zu: error '%s' lacks '%s'", i, err, t->err);
     }
+}
+
+static void test_first_seq_and_gaps(void **st)
+{
+    (void)st;
+    cm_batch b;
+    cm_batch_init(&b);
+    assert_int_equal(cm_batch_set_agent(&b, "a", NULL, NULL), 0);
+    b.seq = 9;
+    b.first_seq = 7;
+    b.sent_ms = 1764082800123;
+    assert_int_equal(cm_batch_add_gap(&b, 3, 6, "spool_full"), 0);
+    char *json = cm_wire_encode(&b, NULL);
+    assert_non_null(json);
+    assert_string_equal(json, "{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":9,\"first_seq\":7,"
+                              "\"sent_ms\":1764082800123,\"gaps\":[{\"from_seq\":3,\"to_seq\":6,"
+                              "\"reason\":\"spool_full\"}],\"devices\":[],\"series\":[],"
+                              "\"events\":[]}");
+    free(json);
+    /* first_seq equal to seq, or 0, is not written; neither are empty gaps */
+    const char *plain = "{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":9,\"sent_ms\":1764082800123,"
+                        "\"devices\":[],\"series\":[],\"events\":[]}";
+    b.ngaps = 0;
+    b.first_seq = 9;
+    json = cm_wire_encode(&b, NULL);
+    assert_string_equal(json, plain);
+    free(json);
+    b.first_seq = 0;
+    json = cm_wire_encode(&b, NULL);
+    assert_string_equal(json, plain);
+    free(json);
+    cm_batch_free(&b);
+
+    /* decoding: absent first_seq stays 0 (= seq); present is kept; gaps in order */
+    char err[256], at[128];
+    cm_batch_init(&b);
+    assert_int_equal(cm_wire_decode(plain, strlen(plain), NULL, &b, err, sizeof err, at, sizeof at),
+                     0);
+    assert_int_equal(b.first_seq, 0);
+    assert_int_equal(b.ngaps, 0);
+    cm_batch_free(&b);
+    const char *body = HEAD "\"first_seq\":1,\"gaps\":[{\"reason\":\"corrupt\",\"to_seq\":1,"
+                            "\"from_seq\":1},{\"from_seq\":2,\"to_seq\":9007199254740993,"
+                            "\"reason\":\"_x\"}]}";
+    cm_batch_init(&b);
+    if (cm_wire_decode(body, strlen(body), NULL, &b, err, sizeof err, at, sizeof at) != 0)
+        fail_msg("at %s: %s", at, err);
+    assert_int_equal(b.first_seq, 1);
+    assert_int_equal(b.ngaps, 2);
+    assert_int_equal(b.gaps[0].from_seq, 1);
+    assert_int_equal(b.gaps[0].to_seq, 1);
+    assert_string_equal(b.gaps[0].reason, "corrupt");
+    assert_true(b.gaps[1].to_seq == 9007199254740993ULL);
+    cm_batch_free(&b);
+
+    /* the limit on the number of gaps: 1000 pass, 1001 do not */
+    size_t cap = 64 + 1001 * 48;
+    char *big = malloc(cap);
+    assert_non_null(big);
+    for (int n = 1000; n <= 1001; n++) {
+        size_t len = (size_t)snprintf(big, cap, "%s\"gaps\":[", HEAD);
+        for (int i = 0; i < n; i++)
+            len += (size_t)snprintf(big + len, cap - len,
+                                    "%s{\"from_seq\":%d,\"to_seq\":%d,\"reason\":\"r\"}",
+                                    i ? "," : "", i + 1, i + 1);
+        len += (size_t)snprintf(big + len, cap - len, "]}");
+        assert_true(len < cap);
+        cm_batch_init(&b);
+        int rc = cm_wire_decode(big, len, NULL, &b, err, sizeof err, at, sizeof at);
+        if (n == 1000) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(b.ngaps, 1000);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(at, "gaps");
+            assert_non_null(strstr(err, "more than 1000 gaps"));
+        }
+        cm_batch_free(&b);
+    }
+    free(big);
 }
 
 static void test_valid_minimal(void **st)
@@ -558,7 +687,7 @@ int main(void)
         cmocka_unit_test(test_valid_minimal),  cmocka_unit_test(test_series_merge_on_decode),
         cmocka_unit_test(test_depth_limit),    cmocka_unit_test(test_label_and_size_limits),
         cmocka_unit_test(test_valid_names),    cmocka_unit_test(test_decode_with_arena_hooks),
-        cmocka_unit_test(test_decode_threads),
+        cmocka_unit_test(test_decode_threads), cmocka_unit_test(test_first_seq_and_gaps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
