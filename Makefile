@@ -14,6 +14,7 @@ DESTDIR ?=
 B       ?= build
 SAN     ?=
 PYTHON  ?= /usr/bin/python3
+VERSION ?= 0.1.0
 
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
@@ -24,6 +25,7 @@ PKGS := netsnmp jansson libuv libcurl libmicrohttpd sqlite3 inih zlib libcrypto
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wno-missing-field-initializers -I. -Icommon -MMD -MP \
+	-DCINEMON_VERSION='"$(VERSION)"' -DCINEMON_PROFILES_DIR='"$(PREFIX)/share/cinemon/profiles"' \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(SAN),1)
