@@ -7,7 +7,9 @@
  *   rejected/                          bodies the collector refused for good (400), kept for people
  * A record on disk: u32 magic "CMR1", u32 payload length, u32 CRC32C (of seq, type and payload),
  * u32 type, u64 seq, payload; little-endian. Records are written with write(), never mmap.
+ * (The CRC runs over the 12 header bytes type, seq, then the payload.)
  * A zero magic marks the pre-allocated, unwritten end of a segment.
+ * The folder is locked (flock) while a spool has it open: a second one is refused.
  *
  * Seqs are assigned by the spool: strictly increasing, never reused, also across restarts
  * (the next seq is above every seq in the segments and the ack cursor). */
@@ -29,6 +31,8 @@ typedef struct cm_spool_opts {
     uint64_t segment_bytes;  /* default 4 MiB; a record larger than this gets its own segment */
     uint64_t max_bytes;      /* default 256 MiB: above it the oldest segments are dropped */
     uint64_t min_free_bytes; /* default 64 MiB: the filesystem keeps at least this much free */
+    /* (segment_bytes, max_bytes, memory_ring_bytes: 0 = the default; min_free_bytes 0 = no
+     * floor. Both bounds are checked when a new segment is started.) */
     cm_fsync_policy fsync;   /* default CM_FSYNC_CYCLE */
     size_t memory_ring_bytes; /* default 8 MiB: records kept in memory while the disk fails */
 } cm_spool_opts;
@@ -81,13 +85,19 @@ uint64_t cm_spool_next_seq(const cm_spool *s);
  * Returns 0, or -1 only when the record could be kept nowhere (ring full too), with err. */
 int cm_spool_append(cm_spool *s, uint32_t type, const void *data, size_t len, uint64_t *seq_out,
                     char *err, size_t errlen);
-/* fdatasync what was appended since the last sync (policy CYCLE: call once per loop tick). */
+/* fdatasync what was appended since the last sync (policy CYCLE: call once per loop tick).
+ * Also retries a failing disk. 0, or -1 with err when the sync failed or the disk still fails
+ * (records then wait in the memory ring). */
 int cm_spool_sync(cm_spool *s, char *err, size_t errlen);
 /* Read the first record with seq >= from_seq that is not acknowledged. 1 = rec filled,
- * 0 = nothing there (yet), -1 = I/O error (err). */
+ * 0 = nothing there (yet), -1 = I/O error (err). Policy CYCLE: a record not yet synced is
+ * synced before it is handed out (a record sent, then lost in a crash, would see its seq
+ * given out again). */
 int cm_spool_read(cm_spool *s, uint64_t from_seq, cm_spool_record *rec, char *err, size_t errlen);
 /* Acknowledge every record with seq <= seq: persist the cursor, delete segments that are
- * wholly acknowledged. 0 or -1 with err. */
+ * wholly acknowledged (the one being written goes when it is full or at close).
+ * 0 or -1 with err (seq beyond the last given out, or the cursor could not be persisted:
+ * then it is kept in memory and persisting is retried). */
 int cm_spool_ack(cm_spool *s, uint64_t seq, char *err, size_t errlen);
 /* Keep a refused body for people in rejected/<first>-<last>.json (bounded: the oldest files
  * go when rejected/ holds more than 16 MiB). 0 or -1. */
