@@ -33,7 +33,7 @@ RECORDED = [  # device id, kind, profile (None = by sysObjectID), recording
     ("hall2/projector", "projector", "epson-projector", "epson-projector_eb-4770w"),
     ("booth/ups-apc", "ups", "ups-apc", "apc_smt750x-nmc2"),
     ("booth/ups-generex", "ups", "ups-rfc1628", "generex-ups_cs141"),
-    ("booth/ups-delta", "ups", "ups-rfc1628", "deltaups_rfc1628string"),
+    ("booth/ups-delta", "ups", "ups-delta-rfc1628", "deltaups_rfc1628string"),
     ("booth/tms", "server", None, "linux_icecast"),
 ]
 
