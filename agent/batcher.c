@@ -1,23 +1,34 @@
-/* batcher.c — the batch being filled and the persisted sequence number that seals it. */
+/* batcher.c — the batch being filled during a loop tick and its sealing into the spool. */
 #include "batcher.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "timeutil.h"
 #include "wire.h"
 
+/* When appends keep failing the batch grows tick after tick; past this many points it is
+ * given up (counted and logged) rather than growing without bound. */
+#define MAX_KEPT_SAMPLES 200000
+#define LOG_EVERY_S 60
+
 struct ag_batcher {
+    uv_check_t check;
     cm_batch batch;
+    cm_spool *spool;
     char *agent_id, *version, *site;
-    char *state_dir, *seq_path, *tmp_path;
-    uint64_t last_seq; /* the highest seq ever persisted (0 = none yet) */
+    char *ledger_path;
+    int ledger_fd; /* -1 = no ledger */
+    int fsync;     /* cm_fsync_policy */
+    ag_batcher_record_cb on_record;
+    void *on_record_ud;
+    ag_batcher_stats stats;
 };
 
 static char *dup_str(const char *s)
@@ -25,25 +36,20 @@ static char *dup_str(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + 1 + strlen(name) + 1;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* mkdir -p with mode 0750 for every missing component. */
-static int make_dirs(const char *path, char *err, size_t errlen)
+/* mkdir -p (mode 0750) of the folder holding path. */
+static int make_parent_dirs(const char *path, char *err, size_t errlen)
 {
     char *p = strdup(path);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/')
-        p[--n] = '\0';
+    char *slash = strrchr(p, '/');
+    if (!slash || slash == p) {
+        free(p);
+        return 0;
+    }
+    *slash = '\0';
     for (char *s = p + 1;; s++) {
         int last = *s == '\0';
         if (*s != '/' && !last) continue;
@@ -56,97 +62,7 @@ static int make_dirs(const char *path, char *err, size_t errlen)
         if (last) break;
         *s = '/';
     }
-    struct stat st;
-    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a folder", p);
-        free(p);
-        return -1;
-    }
     free(p);
-    return 0;
-}
-
-/* Read the persisted seq: a missing file is 0; anything but one decimal number (optionally
- * followed by a newline) is an error naming the file. */
-static int read_seq(const char *path, uint64_t *out, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (errno == ENOENT) {
-            *out = 0;
-            return 0;
-        }
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    char buf[32];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int rerr = ferror(f), more = !feof(f) && fgetc(f) != EOF;
-    fclose(f);
-    if (rerr) {
-        snprintf(err, errlen, "%s: read error", path);
-        return -1;
-    }
-    buf[n] = '\0';
-    if (n > 0 && buf[n - 1] == '\n') buf[--n] = '\0';
-    uint64_t v = 0;
-    int ok = n > 0 && n <= 20 && !more;
-    for (size_t i = 0; ok && i < n; i++) {
-        if (buf[i] < '0' || buf[i] > '9') {
-            ok = 0;
-            break;
-        }
-        unsigned d = (unsigned)(buf[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            ok = 0;
-            break;
-        }
-        v = v * 10 + d;
-    }
-    if (!ok || v == UINT64_MAX) {
-        snprintf(err, errlen, "%s: malformed sequence number (expected one decimal number)", path);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Write seq to seq.tmp, fsync, rename over seq, fsync the folder. */
-static int write_seq(ag_batcher *b, uint64_t seq, char *err, size_t errlen)
-{
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long)seq);
-    int fd = open(b->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot create: %s", b->tmp_path, strerror(errno));
-        return -1;
-    }
-    ssize_t w = write(fd, buf, (size_t)n);
-    if (w != n || fsync(fd) != 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", b->tmp_path,
-                 w < 0 || w == n ? strerror(errno) : "short write");
-        close(fd);
-        unlink(b->tmp_path);
-        return -1;
-    }
-    if (close(fd) != 0) {
-        snprintf(err, errlen, "%s: cannot close: %s", b->tmp_path, strerror(errno));
-        unlink(b->tmp_path);
-        return -1;
-    }
-    if (rename(b->tmp_path, b->seq_path) != 0) {
-        snprintf(err, errlen, "%s: cannot rename to %s: %s", b->tmp_path, b->seq_path,
-                 strerror(errno));
-        unlink(b->tmp_path);
-        return -1;
-    }
-    int dfd = open(b->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        snprintf(err, errlen, "%s: cannot sync folder: %s", b->state_dir, strerror(errno));
-        if (dfd >= 0) close(dfd);
-        return -1;
-    }
-    close(dfd);
     return 0;
 }
 
@@ -157,13 +73,45 @@ static int reset_batch(ag_batcher *b)
     return cm_batch_set_agent(&b->batch, b->agent_id, b->version, b->site);
 }
 
-int ag_batcher_open(ag_batcher **out, const ag_config *cfg, const char *version, char *err,
-                    size_t errlen)
+/* Append "seq samples\n" with one write(); failures are counted and logged, never fatal. */
+static void ledger_line(ag_batcher *b, uint64_t seq, size_t samples)
+{
+    if (b->ledger_fd < 0) return;
+    char line[64];
+    int n = snprintf(line, sizeof line, "%llu %zu\n", (unsigned long long)seq, samples);
+    ssize_t w = write(b->ledger_fd, line, (size_t)n);
+    if (w != n) {
+        b->stats.ledger_errors++;
+        cm_log_limited("ledger", LOG_EVERY_S, CM_LOG_ERROR, "ledger %s: cannot append: %s",
+                       b->ledger_path, w < 0 ? strerror(errno) : "short write");
+    }
+}
+
+static void ledger_sync(ag_batcher *b)
+{
+    if (b->ledger_fd < 0) return;
+    if (fdatasync(b->ledger_fd) != 0) {
+        b->stats.ledger_errors++;
+        cm_log_limited("ledger-sync", LOG_EVERY_S, CM_LOG_ERROR, "ledger %s: cannot sync: %s",
+                       b->ledger_path, strerror(errno));
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    ag_batcher *b = h->data;
+    char err[256];
+    if (ag_batcher_seal(b, NULL, err, sizeof err) < 0)
+        cm_log_limited("seal", LOG_EVERY_S, CM_LOG_ERROR, "cannot spool samples: %s", err);
+}
+
+int ag_batcher_open(ag_batcher **out, uv_loop_t *loop, cm_spool *spool, const ag_config *cfg,
+                    const char *version, char *err, size_t errlen)
 {
     *out = NULL;
     const char *id = cfg->agent_id ? cfg->agent_id : cfg->site;
-    if (!id || !cfg->site || !cfg->state_dir || !*cfg->state_dir) {
-        snprintf(err, errlen, "batcher: agent id, site and state_dir are required");
+    if (!id || !cfg->site || !spool) {
+        snprintf(err, errlen, "batcher: agent id, site and a spool are required");
         return -1;
     }
     ag_batcher *b = calloc(1, sizeof *b);
@@ -171,28 +119,51 @@ int ag_batcher_open(ag_batcher **out, const ag_config *cfg, const char *version,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    b->ledger_fd = -1;
+    b->spool = spool;
+    b->fsync = cfg->spool_fsync;
     cm_batch_init(&b->batch);
     b->agent_id = dup_str(id);
     b->version = dup_str(version ? version : "unknown");
     b->site = dup_str(cfg->site);
-    b->state_dir = dup_str(cfg->state_dir);
-    b->seq_path = join_path(cfg->state_dir, "seq");
-    b->tmp_path = join_path(cfg->state_dir, "seq.tmp");
-    if (!b->agent_id || !b->version || !b->site || !b->state_dir || !b->seq_path || !b->tmp_path) {
+    b->ledger_path = dup_str(cfg->ledger_path);
+    if (!b->agent_id || !b->version || !b->site || (cfg->ledger_path && !b->ledger_path)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (make_dirs(cfg->state_dir, err, errlen) != 0) goto fail;
-    if (read_seq(b->seq_path, &b->last_seq, err, errlen) != 0) goto fail;
+    if (b->ledger_path) {
+        if (make_parent_dirs(b->ledger_path, err, errlen) != 0) goto fail;
+        b->ledger_fd = open(b->ledger_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (b->ledger_fd < 0) {
+            snprintf(err, errlen, "ledger %s: cannot open: %s", b->ledger_path, strerror(errno));
+            goto fail;
+        }
+    }
     if (reset_batch(b) != 0) {
         snprintf(err, errlen, "batcher: cannot set the agent identity");
         goto fail;
     }
+    uv_check_init(loop, &b->check); /* cannot fail */
+    b->check.data = b;
+    uv_check_start(&b->check, on_check);
+    uv_unref((uv_handle_t *)&b->check); /* sealing alone does not keep the loop running */
     *out = b;
     return 0;
 fail:
-    ag_batcher_close(b);
+    if (b->ledger_fd >= 0) close(b->ledger_fd);
+    cm_batch_free(&b->batch);
+    free(b->agent_id);
+    free(b->version);
+    free(b->site);
+    free(b->ledger_path);
+    free(b);
     return -1;
+}
+
+void ag_batcher_on_record(ag_batcher *b, ag_batcher_record_cb cb, void *ud)
+{
+    b->on_record = cb;
+    b->on_record_ud = ud;
 }
 
 cm_batch *ag_batcher_current(ag_batcher *b)
@@ -216,55 +187,84 @@ int ag_batcher_add_event(ag_batcher *b, const cm_event *e)
     return cm_batch_add_event(&b->batch, e);
 }
 
-uint64_t ag_batcher_last_seq(const ag_batcher *b)
+int ag_batcher_seal(ag_batcher *b, uint64_t *seq_out, char *err, size_t errlen)
 {
-    return b->last_seq;
-}
-
-int ag_batcher_seal(ag_batcher *b, char **body, size_t *len, uint64_t *seq, char *err,
-                    size_t errlen)
-{
-    *body = NULL;
-    *len = 0;
     if (cm_batch_empty(&b->batch)) return 0;
-    if (b->last_seq == UINT64_MAX - 1) {
-        snprintf(err, errlen, "%s: sequence numbers exhausted", b->seq_path);
-        return -1;
-    }
     if (!b->batch.agent_id && cm_batch_set_agent(&b->batch, b->agent_id, b->version, b->site)) {
         snprintf(err, errlen, "batcher: out of memory setting the agent identity");
         return -1;
     }
-    uint64_t next = b->last_seq + 1;
-    /* Persist first: once written, this seq is burnt even if we crash before the upload. */
-    if (write_seq(b, next, err, errlen) != 0) return -1;
-    b->last_seq = next;
-    b->batch.seq = next;
+    uint64_t seq = cm_spool_next_seq(b->spool);
+    size_t samples = cm_batch_points(&b->batch);
+    int has_events = b->batch.nevents > 0;
+    b->batch.seq = seq;
+    b->batch.first_seq = 0;
     b->batch.sent_ms = cm_now_ms();
-    size_t n = 0;
-    char *json = cm_wire_encode(&b->batch, &n);
+    size_t len = 0;
+    char *json = cm_wire_encode(&b->batch, &len);
     if (!json) {
-        snprintf(err, errlen, "batcher: out of memory encoding batch %llu",
-                 (unsigned long long)next);
+        snprintf(err, errlen, "batcher: out of memory encoding record %llu",
+                 (unsigned long long)seq);
+        b->stats.append_errors++;
         return -1;
     }
+    /* The ledger line goes first: a crash between the two leaves a line whose record may be
+     * missing, never a record the ledger does not know. */
+    ledger_line(b, seq, samples);
+    uint64_t got = 0;
+    int rc = cm_spool_append(b->spool, CM_REC_BATCH, json, len, &got, err, errlen);
+    free(json);
+    if (rc != 0) {
+        b->stats.append_errors++;
+        if (samples > MAX_KEPT_SAMPLES) {
+            cm_error("spool refuses records (%s): %zu samples given up", err, samples);
+            b->stats.dropped_samples += samples;
+            (void)reset_batch(b);
+        }
+        return -1;
+    }
+    if (got != seq)
+        cm_log_limited("seal-seq", LOG_EVERY_S, CM_LOG_ERROR,
+                       "spool gave record seq %llu, expected %llu", (unsigned long long)got,
+                       (unsigned long long)seq);
+    if (b->fsync == CM_FSYNC_CYCLE || has_events) {
+        char serr[256];
+        if (cm_spool_sync(b->spool, serr, sizeof serr) != 0)
+            cm_log_limited("spool-sync", LOG_EVERY_S, CM_LOG_ERROR, "spool: cannot sync: %s", serr);
+        ledger_sync(b);
+    } else if (b->fsync == CM_FSYNC_ALWAYS) {
+        ledger_sync(b); /* the spool synced the record itself */
+    }
+    b->stats.records++;
+    b->stats.samples += samples;
     /* On failure the new batch lacks its identity; the next seal sets it again. */
     (void)reset_batch(b);
-    *body = json;
-    *len = n;
-    *seq = next;
+    if (seq_out) *seq_out = got;
+    if (b->on_record) b->on_record(b->on_record_ud, got, len);
     return 1;
+}
+
+void ag_batcher_stats_get(const ag_batcher *b, ag_batcher_stats *out)
+{
+    *out = b->stats;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    ag_batcher *b = h->data;
+    cm_batch_free(&b->batch);
+    free(b->agent_id);
+    free(b->version);
+    free(b->site);
+    free(b->ledger_path);
+    free(b);
 }
 
 void ag_batcher_close(ag_batcher *b)
 {
     if (!b) return;
-    cm_batch_free(&b->batch);
-    free(b->agent_id);
-    free(b->version);
-    free(b->site);
-    free(b->state_dir);
-    free(b->seq_path);
-    free(b->tmp_path);
-    free(b);
+    if (b->ledger_fd >= 0) close(b->ledger_fd);
+    b->ledger_fd = -1;
+    uv_check_stop(&b->check);
+    uv_close((uv_handle_t *)&b->check, on_closed);
 }

@@ -1,4 +1,4 @@
-/* main.c — cinemon-agent: poll the devices of one cinema, batch, upload. */
+/* main.c — cinemon-agent: poll the devices of one cinema, spool, upload. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,8 @@
 #include "log.h"
 #include "poller.h"
 #include "profile.h"
+#include "selfmetrics.h"
+#include "spool.h"
 #include "timeutil.h"
 #include "uploader.h"
 
@@ -22,7 +24,8 @@
 #define CINEMON_VERSION "0.1.0"
 #endif
 
-/* How long a clean shutdown waits for the last batches to be acknowledged. */
+/* How long a clean shutdown tries to upload what the spool holds (nothing is lost either
+ * way: it stays on disk for the next start). */
 #define SHUTDOWN_FLUSH_MS 5000
 
 typedef struct agent {
@@ -30,9 +33,11 @@ typedef struct agent {
     ag_config cfg;
     ag_profile_set profiles;
     ag_poller *poller;
+    cm_spool *spool;
     ag_batcher *batcher;
     ag_uploader *uploader;
-    uv_timer_t upload_timer, stop_timer;
+    ag_selfmetrics self;
+    uv_timer_t self_timer, stop_timer;
     uv_signal_t sigterm, sigint;
     /* --once */
     int once;
@@ -43,12 +48,13 @@ typedef struct agent {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cinemon-agent -c agent.ini [--once | --check-config] [-v]\n"
-               "  -c, --config FILE   the agent's INI configuration\n"
-               "      --once          poll every device once, print one JSON object per sample, exit\n"
-               "      --check-config  validate the configuration and every profile it uses, exit\n"
-               "  -v, --verbose       debug logging\n"
-               "      --version       print the version\n");
+    fprintf(f,
+            "usage: cinemon-agent -c agent.ini [--once | --check-config] [-v]\n"
+            "  -c, --config FILE   the agent's INI configuration\n"
+            "      --once          poll every device once, print one JSON object per sample, exit\n"
+            "      --check-config  validate the configuration and every profile it uses, exit\n"
+            "  -v, --verbose       debug logging\n"
+            "      --version       print the version\n");
 }
 
 /* ---- --once: print every sample as a JSON line ---- */
@@ -59,7 +65,8 @@ static void once_point(void *ud, const ag_device *dev, const char *metric, const
     (void)ud;
     (void)unit;
     json_t *l = json_object();
-    for (size_t i = 0; i < nlabels; i++) json_object_set_new(l, labels[i].key, json_string(labels[i].value));
+    for (size_t i = 0; i < nlabels; i++)
+        json_object_set_new(l, labels[i].key, json_string(labels[i].value));
     json_t *o = json_pack("{s:s, s:s, s:o, s:f, s:I}", "device", dev->id, "metric", metric,
                           "labels", l, "value", value, "ts_ms", (json_int_t)ts_ms);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
@@ -86,11 +93,11 @@ static void batch_point(void *ud, const ag_device *dev, const char *metric, cons
                         const cm_label *labels, size_t nlabels, int64_t ts_ms, double value)
 {
     agent *a = ud;
-    if (cm_batch_add_point(ag_batcher_current(a->batcher), dev->id, metric, unit, labels, nlabels,
-                           ts_ms, value) != 0)
+    if (ag_batcher_add_point(a->batcher, dev->id, metric, unit, labels, nlabels, ts_ms, value) != 0)
         cm_log_limited("batch-add", 60, CM_LOG_WARN,
                        "device %s: sample %s refused (not a finite number, bad label or out of "
-                       "memory)", dev->id, metric);
+                       "memory)",
+                       dev->id, metric);
 }
 
 static void batch_inventory(void *ud, const ag_device *dev, const cm_device_info *info)
@@ -100,24 +107,37 @@ static void batch_inventory(void *ud, const ag_device *dev, const cm_device_info
     d.id = dev->id;
     if (!d.screen) d.screen = dev->screen;
     if (!d.kind) d.kind = dev->kind;
-    cm_batch_add_device(ag_batcher_current(a->batcher), &d);
+    ag_batcher_add_device(a->batcher, &d);
 }
 
-/* Seal the current batch and hand it to the uploader. */
-static void flush_batch(agent *a)
+/* A record reached the spool: the uploader decides whether it is time to send. */
+static void on_record(void *ud, uint64_t seq, size_t len)
 {
-    char *body;
-    size_t len;
-    uint64_t seq;
+    agent *a = ud;
+    (void)seq;
+    if (a->uploader) ag_uploader_notify(a->uploader, len);
+}
+
+/* Every upload interval: the agent's own health goes into the batch like any device's. */
+static void on_self_timer(uv_timer_t *t)
+{
+    agent *a = t->data;
+    cm_spool_stats sp;
+    ag_uploader_stats up;
+    cm_spool_stats_get(a->spool, &sp);
+    ag_uploader_stats_get(a->uploader, &up);
+    if (ag_selfmetrics_write(&a->self, ag_batcher_current(a->batcher), &sp, &up, cm_now_ms()) != 0)
+        cm_log_limited("self-metrics", 60, CM_LOG_WARN, "self-metrics: a sample was refused");
+}
+
+/* Seal what the batcher holds into the spool now (it is synced as the policy says). */
+static void seal_now(agent *a)
+{
     char err[256];
-    int r = ag_batcher_seal(a->batcher, &body, &len, &seq, err, sizeof err);
-    if (r < 0) cm_log_limited("seal", 60, CM_LOG_ERROR, "cannot seal batch: %s", err);
-    else if (r > 0) ag_uploader_enqueue(a->uploader, seq, body, len);
-}
-
-static void on_upload_timer(uv_timer_t *t)
-{
-    flush_batch(t->data);
+    if (a->batcher && ag_batcher_seal(a->batcher, NULL, err, sizeof err) < 0)
+        cm_error("cannot spool the last samples: %s", err);
+    if (a->spool && cm_spool_sync(a->spool, err, sizeof err) != 0)
+        cm_error("spool: cannot sync: %s", err);
 }
 
 static void close_all(agent *a)
@@ -126,24 +146,34 @@ static void close_all(agent *a)
     a->poller = NULL;
     if (a->uploader) ag_uploader_close(a->uploader);
     a->uploader = NULL;
-    uv_close((uv_handle_t *)&a->upload_timer, NULL);
+    seal_now(a);
+    if (a->batcher) ag_batcher_close(a->batcher);
+    a->batcher = NULL;
+    uv_close((uv_handle_t *)&a->self_timer, NULL);
     uv_close((uv_handle_t *)&a->stop_timer, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
 }
 
-/* While stopping: wait until the uploader has nothing left or the deadline passed. */
+/* While stopping: wait until the spool is uploaded or the deadline passed. */
 static void on_stop_timer(uv_timer_t *t)
 {
     agent *a = t->data;
     /* Closed here, never from inside a driver callback that may have called us. */
-    if (a->poller) ag_poller_close(a->poller);
-    a->poller = NULL;
-    size_t pending = a->uploader ? ag_uploader_pending(a->uploader) : 0;
+    if (a->poller) {
+        ag_poller_close(a->poller);
+        a->poller = NULL;
+        seal_now(a);
+        if (a->uploader) ag_uploader_flush(a->uploader);
+    }
+    cm_spool_stats sp = {0};
+    if (a->spool) cm_spool_stats_get(a->spool, &sp);
+    int pending = a->uploader && (sp.records > 0 || ag_uploader_busy(a->uploader));
     if (pending && cm_mono_ms() < a->stop_deadline_ms) return;
     if (pending)
-        cm_warn("stopping with %zu batch(es) not acknowledged by the collector (they are lost: "
-                "durable spooling comes with the spool)", pending);
+        cm_info("stopping with %llu record(s) not yet acknowledged by the collector; they stay "
+                "in the spool and are sent at the next start",
+                (unsigned long long)sp.records);
     uv_timer_stop(t);
     close_all(a);
 }
@@ -152,8 +182,8 @@ static void shutdown_agent(agent *a)
 {
     if (a->stopping) return;
     a->stopping = 1;
-    uv_timer_stop(&a->upload_timer);
-    if (!a->once && a->batcher) flush_batch(a);
+    uv_timer_stop(&a->self_timer);
+    if (!a->once) seal_now(a);
     a->stop_deadline_ms = cm_mono_ms() + SHUTDOWN_FLUSH_MS;
     uv_timer_start(&a->stop_timer, on_stop_timer, 0, 50);
 }
@@ -181,7 +211,8 @@ static char *read_token(const char *path, char *err, size_t errlen)
     fclose(f);
     buf[n] = '\0';
     char *s = buf;
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
     size_t l = strlen(s);
     while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
         s[--l] = '\0';
@@ -190,6 +221,30 @@ static char *read_token(const char *path, char *err, size_t errlen)
         return NULL;
     }
     return strdup(s);
+}
+
+/* Open the spool as [spool] says and tell what start-up recovery found. */
+static int open_spool(agent *a, char *err, size_t errlen)
+{
+    cm_spool_opts so = {.dir = a->cfg.spool_dir,
+                        .segment_bytes = a->cfg.spool_segment_bytes,
+                        .max_bytes = a->cfg.spool_max_bytes,
+                        .min_free_bytes = a->cfg.spool_min_free_bytes,
+                        .fsync = (cm_fsync_policy)a->cfg.spool_fsync};
+    cm_spool_recovery rep = {0};
+    if (cm_spool_open(&a->spool, &so, &rep, err, errlen) != 0) return -1;
+    if (rep.truncated_bytes || rep.corrupt_records)
+        cm_warn("spool %s: recovery cut %llu torn byte(s) and skipped %llu corrupt record(s) "
+                "(%llu gap record(s) tell the collector)",
+                a->cfg.spool_dir, (unsigned long long)rep.truncated_bytes,
+                (unsigned long long)rep.corrupt_records, (unsigned long long)rep.gaps);
+    cm_spool_stats st;
+    cm_spool_stats_get(a->spool, &st);
+    if (st.records) /* the spool logs its own summary; this adds where the upload resumes */
+        cm_info("spool %s: %llu record(s) waiting for upload, oldest seq %llu, next seq %llu",
+                a->cfg.spool_dir, (unsigned long long)st.records, (unsigned long long)st.first_seq,
+                (unsigned long long)st.next_seq);
+    return 0;
 }
 
 /* Every device must name a loaded profile (or none, for sysObjectID selection). */
@@ -219,13 +274,27 @@ int main(int argc, char **argv)
     int once = 0, check = 0, verbose = 0, c;
     while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cfg_path = optarg; break;
-        case 'o': once = 1; break;
-        case 'k': check = 1; break;
-        case 'v': verbose = 1; break;
-        case 'V': printf("cinemon-agent %s\n", CINEMON_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'c':
+            cfg_path = optarg;
+            break;
+        case 'o':
+            once = 1;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'V':
+            printf("cinemon-agent %s\n", CINEMON_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!cfg_path || optind != argc || (once && check)) {
@@ -269,9 +338,9 @@ int main(int argc, char **argv)
     a.once = once;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     uv_loop_init(&a.loop);
-    uv_timer_init(&a.loop, &a.upload_timer);
+    uv_timer_init(&a.loop, &a.self_timer);
     uv_timer_init(&a.loop, &a.stop_timer);
-    a.upload_timer.data = a.stop_timer.data = &a;
+    a.self_timer.data = a.stop_timer.data = &a;
     uv_signal_init(&a.loop, &a.sigterm);
     uv_signal_init(&a.loop, &a.sigint);
     a.sigterm.data = a.sigint.data = &a;
@@ -295,18 +364,29 @@ int main(int argc, char **argv)
             goto stop;
         }
         if (!(token = read_token(a.cfg.token_file, err, sizeof err)) ||
-            ag_batcher_open(&a.batcher, &a.cfg, CINEMON_VERSION, err, sizeof err) != 0) {
+            open_spool(&a, err, sizeof err) != 0 ||
+            ag_batcher_open(&a.batcher, &a.loop, a.spool, &a.cfg, CINEMON_VERSION, err,
+                            sizeof err) != 0) {
             fprintf(stderr, "cinemon-agent: %s\n", err);
             rc = 1;
             goto stop;
         }
+        ag_batcher_on_record(a.batcher, on_record, &a);
+        ag_selfmetrics_init(&a.self, CINEMON_VERSION);
         char url[1024];
         size_t ul = strlen(a.cfg.collector_url);
         snprintf(url, sizeof url, "%.*s/api/v1/ingest",
-                 (int)(ul && a.cfg.collector_url[ul - 1] == '/' ? ul - 1 : ul), a.cfg.collector_url);
+                 (int)(ul && a.cfg.collector_url[ul - 1] == '/' ? ul - 1 : ul),
+                 a.cfg.collector_url);
         ag_uploader_opts uo = {.url = url,
                                .token = token,
-                               .timeout_ms = 30000,
+                               .agent_id = a.cfg.agent_id ? a.cfg.agent_id : a.cfg.site,
+                               .agent_version = CINEMON_VERSION,
+                               .site = a.cfg.site,
+                               .spool = a.spool,
+                               .interval_ms = a.cfg.upload_interval_ms,
+                               .max_batch_bytes = a.cfg.max_batch_bytes,
+                               .timeout_ms = a.cfg.upload_timeout_ms,
                                .backoff_base_ms = a.cfg.backoff_base_ms,
                                .backoff_cap_ms = a.cfg.backoff_cap_ms};
         if (ag_uploader_open(&a.uploader, &a.loop, &uo, err, sizeof err) != 0) {
@@ -315,12 +395,13 @@ int main(int argc, char **argv)
             goto stop;
         }
         sink = (ag_sink){.ud = &a, .point = batch_point, .inventory = batch_inventory};
-        uv_timer_start(&a.upload_timer, on_upload_timer, (uint64_t)a.cfg.upload_interval_ms,
+        uv_timer_start(&a.self_timer, on_self_timer, (uint64_t)a.cfg.upload_interval_ms,
                        (uint64_t)a.cfg.upload_interval_ms);
         cm_info("site %s, agent %s: polling %zu devices, uploading to %s every %.1f s", a.cfg.site,
                 a.cfg.agent_id, a.cfg.ndevices, url, (double)a.cfg.upload_interval_ms / 1000.0);
     }
-    if (ag_poller_open(&a.poller, &a.loop, &a.cfg, &a.profiles, &sink, once, err, sizeof err) != 0) {
+    if (ag_poller_open(&a.poller, &a.loop, &a.cfg, &a.profiles, &sink, once, err, sizeof err) !=
+        0) {
         fprintf(stderr, "cinemon-agent: %s\n", err);
         rc = 1;
         goto stop;
@@ -337,7 +418,7 @@ stop:
     uv_run(&a.loop, UV_RUN_DEFAULT);
 done:
     if (uv_loop_close(&a.loop) != 0) cm_warn("event loop closed with handles still open");
-    if (a.batcher) ag_batcher_close(a.batcher);
+    if (a.spool) cm_spool_close(a.spool); /* syncs and saves the acknowledged position */
     free(token);
     curl_global_cleanup();
     ag_profiles_free(&a.profiles);

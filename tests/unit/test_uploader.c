@@ -1,5 +1,5 @@
-/* test_uploader.c — the uploader against a scripted HTTP server on 127.0.0.1 (one thread,
- * blocking accept loop, one request per connection). */
+/* test_uploader.c — the uploader reading a real spool and sending to a scripted HTTP server on
+ * 127.0.0.1 (one thread, blocking accept loop, one request per connection). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -18,18 +19,23 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "agent/uploader.h"
+#include "batch.h"
 #include "log.h"
+#include "spool.h"
 #include "timeutil.h"
+#include "wire.h"
 
 #define TOKEN "s3cret-token-0123456789"
 #define BASE_MS 20
 #define CAP_MS 200
 #define SLACK_MS 250 /* scheduling slack for timing assertions (ASan, loaded CI) */
 #define MAX_RECS 32
+#define MAX_VALUES 64
 
 /* ---- the scripted server ---------------------------------------------------------------- */
 
@@ -47,7 +53,12 @@ typedef struct rec {
     char auth[256], ctype[128], cenc[64];
     char *body; /* decompressed */
     size_t body_len;
-    long long seq;
+    long long seq, first_seq; /* first_seq: as sent, or seq when absent */
+    size_t npoints;
+    double values[MAX_VALUES]; /* lamp_hours points in the order sent */
+    size_t ngaps;
+    long long gap_from, gap_to; /* the first gap */
+    char gap_reason[32];
     int status; /* what we answered, 0 = hung up */
 } rec;
 
@@ -164,8 +175,31 @@ static int read_request(int fd, rec *r)
     r->seq = -1;
     if (r->body) {
         json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
-        json_t *seq = json_object_get(root, "seq");
+        json_t *seq = json_object_get(root, "seq"), *fs = json_object_get(root, "first_seq");
         if (json_is_integer(seq)) r->seq = json_integer_value(seq);
+        r->first_seq = json_is_integer(fs) ? json_integer_value(fs) : r->seq;
+        size_t i, j;
+        json_t *se, *pt;
+        json_array_foreach(json_object_get(root, "series"), i, se)
+        {
+            json_t *pts = json_object_get(se, "points");
+            int lamp = strcmp(json_string_value(json_object_get(se, "metric")), "lamp_hours") == 0;
+            json_array_foreach(pts, j, pt)
+            {
+                if (lamp && r->npoints < MAX_VALUES)
+                    r->values[r->npoints] = json_number_value(json_array_get(pt, 1));
+                if (lamp) r->npoints++;
+            }
+        }
+        json_t *gaps = json_object_get(root, "gaps");
+        r->ngaps = json_array_size(gaps);
+        if (r->ngaps) {
+            json_t *g = json_array_get(gaps, 0);
+            r->gap_from = json_integer_value(json_object_get(g, "from_seq"));
+            r->gap_to = json_integer_value(json_object_get(g, "to_seq"));
+            snprintf(r->gap_reason, sizeof r->gap_reason, "%s",
+                     json_string_value(json_object_get(g, "reason")));
+        }
         json_decref(root);
     }
     return 0;
@@ -256,50 +290,97 @@ static void srv_free(srv *s)
         free(s->recs[i].body);
 }
 
-/* ---- driving the loop ------------------------------------------------------------------- */
+/* ---- the spool and the loop ------------------------------------------------------------- */
 
 typedef struct fixture {
     uv_loop_t loop;
     ag_uploader *u;
+    cm_spool *spool;
+    char dir[64];
     srv s;
-    char *bodies[8]; /* originals by seq */
-    size_t lens[8];
-    uint64_t want_done; /* acked + rejected to wait for */
-    uint64_t want_failures;
+    uint64_t want_acked;    /* spool cursor to wait for */
+    uint64_t want_failures; /* or this many failed attempts */
     int64_t deadline;
 } fixture;
 
-static char *make_body(uint64_t seq, size_t *len)
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
-    size_t cap = 4096;
-    char *b = malloc(cap);
-    int n = snprintf(b, cap, "{\"v\":1,\"seq\":%llu,\"pad\":\"", (unsigned long long)seq);
-    while ((size_t)n < cap - 64)
-        n += snprintf(b + n, cap - (size_t)n, "hall%llu-", (unsigned long long)seq);
-    n += snprintf(b + n, cap - (size_t)n, "\"}");
-    *len = (size_t)n;
-    return b;
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
 }
 
-static void open_uploader(fixture *f, int port, int64_t timeout_ms)
+static void spool_open(fixture *f)
+{
+    cm_spool_opts o = {.dir = f->dir,
+                       .segment_bytes = 64 << 10,
+                       .max_bytes = 16 << 20,
+                       .min_free_bytes = 1 << 20,
+                       .fsync = CM_FSYNC_CYCLE};
+    char err[256] = "";
+    if (cm_spool_open(&f->spool, &o, NULL, err, sizeof err) != 0) fail_msg("spool: %s", err);
+}
+
+/* Append one batch record: n lamp_hours points of value `value` (ts distinct); returns its
+ * seq and, in *len, its payload bytes. */
+static uint64_t put_record(fixture *f, double value, size_t n, size_t *len)
+{
+    cm_batch b;
+    cm_batch_init(&b);
+    assert_int_equal(cm_batch_set_agent(&b, "agent-7", "0.1.0", "1101001"), 0);
+    static int64_t ts = 1764082790000;
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(
+            cm_batch_add_point(&b, "hall1/projector", "lamp_hours", "h", NULL, 0, ts++, value), 0);
+    b.seq = cm_spool_next_seq(f->spool);
+    b.sent_ms = cm_now_ms();
+    size_t l = 0;
+    char *json = cm_wire_encode(&b, &l);
+    assert_non_null(json);
+    cm_batch_free(&b);
+    uint64_t seq = 0;
+    char err[256] = "";
+    if (cm_spool_append(f->spool, CM_REC_BATCH, json, l, &seq, err, sizeof err) != 0)
+        fail_msg("append: %s", err);
+    assert_int_equal(cm_spool_sync(f->spool, err, sizeof err), 0);
+    free(json);
+    if (len) *len = l;
+    return seq;
+}
+
+/* A record appended while the uploader runs: tell it, as the batcher does. */
+static uint64_t put_and_notify(fixture *f, double value)
+{
+    size_t len;
+    uint64_t seq = put_record(f, value, 1, &len);
+    ag_uploader_notify(f->u, len);
+    return seq;
+}
+
+static void open_uploader(fixture *f, int64_t timeout_ms, int64_t interval_ms, uint64_t max_bytes)
 {
     char url[128], err[256] = "";
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/ingest", port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/ingest", f->s.port);
     ag_uploader_opts o = {.url = url,
                           .token = TOKEN,
+                          .agent_id = "agent-7",
+                          .agent_version = "0.1.0",
+                          .site = "1101001",
+                          .spool = f->spool,
+                          .interval_ms = interval_ms,
+                          .max_batch_bytes = max_bytes,
                           .timeout_ms = timeout_ms,
                           .backoff_base_ms = BASE_MS,
                           .backoff_cap_ms = CAP_MS};
     assert_int_equal(ag_uploader_open(&f->u, &f->loop, &o, err, sizeof err), 0);
 }
 
-static void enqueue(fixture *f, uint64_t seq)
+static uint64_t acked_seq(fixture *f)
 {
-    size_t len;
-    char *b = make_body(seq, &len);
-    f->bodies[seq] = strdup(b);
-    f->lens[seq] = len;
-    ag_uploader_enqueue(f->u, seq, b, len);
+    cm_spool_stats st;
+    cm_spool_stats_get(f->spool, &st);
+    return st.acked_seq;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -307,16 +388,16 @@ static void on_tick(uv_timer_t *t)
     fixture *f = t->data;
     ag_uploader_stats st;
     ag_uploader_stats_get(f->u, &st);
-    int done = f->want_done
-                   ? (st.acked + st.rejected >= f->want_done && ag_uploader_pending(f->u) == 0)
-                   : st.failures >= f->want_failures;
+    int done = f->want_acked ? acked_seq(f) >= f->want_acked && !ag_uploader_busy(f->u)
+                             : st.failures >= f->want_failures;
     if (done || cm_mono_ms() > f->deadline) uv_stop(t->loop);
 }
 
-/* Run the loop until the uploader reached the wanted state (or 15 s passed). */
-static void run_until(fixture *f, uint64_t want_done, uint64_t want_failures)
+/* Run the loop until the spool's cursor reached want_acked (or, when 0, until want_failures
+ * attempts failed), at most 15 s. */
+static void run_until(fixture *f, uint64_t want_acked, uint64_t want_failures)
 {
-    f->want_done = want_done;
+    f->want_acked = want_acked;
     f->want_failures = want_failures;
     f->deadline = cm_mono_ms() + 15000;
     uv_timer_t tick;
@@ -328,33 +409,57 @@ static void run_until(fixture *f, uint64_t want_done, uint64_t want_failures)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
-static void fixture_begin(fixture *f, const step *script, size_t n, int listen_now,
-                          int64_t timeout_ms)
+/* Run the loop for ms milliseconds. */
+static void run_for(fixture *f, int64_t ms)
+{
+    f->want_acked = UINT64_MAX;
+    f->deadline = cm_mono_ms() + ms;
+    uv_timer_t tick;
+    uv_timer_init(&f->loop, &tick);
+    tick.data = f;
+    uv_timer_start(&tick, on_tick, 5, 5);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Loop, spool in a fresh folder, server bound (listening when listen_now). The uploader is
+ * opened by the test (after it put the records it wants found at start). */
+static void fixture_begin(fixture *f, const step *script, size_t n, int listen_now)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
+    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-upl-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    spool_open(f);
     srv_bind(&f->s, script, n);
     if (listen_now) srv_start(&f->s);
-    open_uploader(f, f->s.port, timeout_ms);
+}
+
+static void uploader_close(fixture *f)
+{
+    ag_uploader_close(f->u);
+    f->u = NULL;
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 }
 
 static void fixture_end(fixture *f)
 {
-    ag_uploader_close(f->u);
-    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    if (f->u) uploader_close(f);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     srv_join(&f->s);
+    cm_spool_close(f->spool);
+    f->spool = NULL;
 }
 
-/* After the checks: free what the server recorded and the original bodies. */
+/* After the checks: free what the server recorded and remove the spool folder. */
 static void fixture_free(fixture *f)
 {
     srv_free(&f->s);
-    for (size_t i = 0; i < 8; i++)
-        free(f->bodies[i]);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Every request is well-formed: token, content type, gzip body equal to the original. */
+/* Every request is well-formed: token, content type, gzip, a batch of this agent. */
 static void check_requests(fixture *f)
 {
     for (size_t i = 0; i < f->s.nrecs; i++) {
@@ -363,25 +468,10 @@ static void check_requests(fixture *f)
         assert_string_equal(r->ctype, "application/json");
         assert_string_equal(r->cenc, "gzip");
         assert_non_null(r->body);
-        assert_true(r->seq > 0 && r->seq < 8);
-        assert_int_equal(r->body_len, f->lens[r->seq]);
-        assert_memory_equal(r->body, f->bodies[r->seq], r->body_len);
-        if (i > 0) assert_true(r->seq >= f->s.recs[i - 1].seq); /* oldest first */
+        assert_non_null(strstr(r->body, "\"agent-7\""));
+        assert_true(r->seq > 0 && r->first_seq > 0 && r->first_seq <= r->seq);
+        if (i > 0) assert_true(r->first_seq >= f->s.recs[i - 1].first_seq); /* oldest first */
     }
-}
-
-/* Seqs acknowledged with 200, in order; each exactly once. */
-static void check_acked_once(fixture *f, const long long *want, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < f->s.nrecs; i++) {
-        rec *r = &f->s.recs[i];
-        if (r->status != 200 || f->s.script[i].kind != ACK) continue;
-        assert_true(k < n);
-        assert_int_equal(r->seq, want[k]);
-        k++;
-    }
-    assert_int_equal(k, n);
 }
 
 /* ---- capturing the log ------------------------------------------------------------------ */
@@ -416,38 +506,306 @@ static char *capture_end(capture *c)
 
 /* ---- tests ------------------------------------------------------------------------------ */
 
-/* 503 + Retry-After: 1, then 500, then 200 for batch 1; then 2 and 3 at once. */
+/* Three records waiting at start go out as ONE request: first_seq 1, seq 3, points in order;
+ * the 200 acknowledges all three in the spool. */
+static void test_merges_contiguous_records(void **state)
+{
+    (void)state;
+    static const step script[] = {{200, 0, ACK, NULL}};
+    fixture f;
+    fixture_begin(&f, script, 1, 1);
+    put_record(&f, 1, 2, NULL);
+    put_record(&f, 2, 1, NULL);
+    put_record(&f, 3, 3, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 3, 0);
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(st.acked, 1);
+    assert_int_equal(st.records_acked, 3);
+    assert_true(st.last_ack_ms > 0);
+    cm_spool_stats sp;
+    cm_spool_stats_get(f.spool, &sp);
+    assert_int_equal(sp.acked_seq, 3);
+    assert_int_equal(sp.records, 0);
+    fixture_end(&f);
+    assert_int_equal(f.s.nrecs, 1);
+    check_requests(&f);
+    rec *r = &f.s.recs[0];
+    assert_int_equal(r->first_seq, 1);
+    assert_int_equal(r->seq, 3);
+    assert_int_equal(r->npoints, 6);
+    const double want[] = {1, 1, 2, 3, 3, 3};
+    for (size_t i = 0; i < 6; i++)
+        assert_true(r->values[i] == want[i]);
+    assert_int_equal(r->ngaps, 0);
+    fixture_free(&f);
+}
+
+/* A record waits for the upload interval; a full max_batch_bytes goes at once, and what does
+ * not fit follows back to back. */
+static void test_interval_and_max_bytes(void **state)
+{
+    (void)state;
+    static const step script[] = {{200, 0, ACK, NULL}, {200, 0, ACK, NULL}, {200, 0, ACK, NULL}};
+    fixture f;
+    fixture_begin(&f, script, 3, 1);
+    size_t len;
+    put_record(&f, 7, 1, &len);       /* to learn a record's size */
+    uint64_t max = 2 * len + len / 2; /* two records fit, three do not */
+    cm_spool_close(f.spool);
+    nftw(f.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    assert_int_equal(mkdir(f.dir, 0700), 0);
+    spool_open(&f);
+
+    open_uploader(&f, 5000, 400, max);
+    run_for(&f, 30); /* nothing waiting: nothing sent */
+    int64_t t0 = cm_mono_ms();
+    put_and_notify(&f, 1);
+    run_until(&f, 1, 0);
+    int64_t waited = cm_mono_ms() - t0;
+    assert_true(waited >= 400 - 20);
+    assert_int_equal(f.s.nrecs, 1);
+
+    /* three records at once: more than max_batch_bytes is waiting, so no interval wait */
+    t0 = cm_mono_ms();
+    put_and_notify(&f, 2);
+    put_and_notify(&f, 3);
+    put_and_notify(&f, 4);
+    run_until(&f, 4, 0);
+    assert_true(cm_mono_ms() - t0 < 400);
+    fixture_end(&f);
+    assert_int_equal(f.s.nrecs, 3);
+    check_requests(&f);
+    assert_int_equal(f.s.recs[1].first_seq, 2);
+    assert_int_equal(f.s.recs[1].seq, 3);
+    assert_int_equal(f.s.recs[2].first_seq, 4);
+    assert_int_equal(f.s.recs[2].seq, 4);
+    fixture_free(&f);
+}
+
+/* 409 {"last_seq": 2}: records 1..2 are stored already; 3..4 go at once. */
+static void test_conflict_moves_cursor(void **state)
+{
+    (void)state;
+    static const step script[] = {{409, 0, ERR, "{\"error\": \"overlap\", \"last_seq\": 2}"},
+                                  {200, 0, ACK, NULL}};
+    fixture f;
+    fixture_begin(&f, script, 2, 1);
+    for (int i = 1; i <= 4; i++)
+        put_record(&f, i, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 4, 0);
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    assert_int_equal(st.conflicts, 1);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.acked, 1);
+    assert_int_equal(st.records_acked, 4);
+    fixture_end(&f);
+    assert_int_equal(f.s.nrecs, 2);
+    check_requests(&f);
+    assert_int_equal(f.s.recs[0].first_seq, 1);
+    assert_int_equal(f.s.recs[0].seq, 4);
+    assert_int_equal(f.s.recs[1].first_seq, 3);
+    assert_int_equal(f.s.recs[1].seq, 4);
+    assert_int_equal(f.s.recs[1].npoints, 2);
+    assert_true(f.s.recs[1].values[0] == 3 && f.s.recs[1].values[1] == 4);
+    /* the 409 came back at once, without a backoff */
+    assert_true(f.s.recs[1].t_req - f.s.recs[0].t_resp < BASE_MS * 8);
+    fixture_free(&f);
+}
+
+/* 413 halves the records per request until they pass; then the rest drains one by one. */
+static void test_too_large_halves(void **state)
+{
+    (void)state;
+    static const step script[] = {
+        {413, 0, ERR, "{\"error\": \"body too large\"}"},
+        {413, 0, ERR, "{\"error\": \"body too large\"}"},
+        {200, 0, ACK, NULL},
+        {200, 0, ACK, NULL},
+        {200, 0, ACK, NULL},
+        {200, 0, ACK, NULL},
+    };
+    fixture f;
+    fixture_begin(&f, script, 6, 1);
+    for (int i = 1; i <= 4; i++)
+        put_record(&f, i, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 4, 0);
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    assert_int_equal(st.splits, 2);
+    assert_int_equal(st.rejected, 0);
+    assert_int_equal(st.acked, 4);
+    fixture_end(&f);
+    assert_int_equal(f.s.nrecs, 6);
+    check_requests(&f);
+    const long long first[] = {1, 1, 1, 2, 3, 4}, last[] = {4, 2, 1, 2, 3, 4};
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(f.s.recs[i].first_seq, first[i]);
+        assert_int_equal(f.s.recs[i].seq, last[i]);
+    }
+    fixture_free(&f);
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* 400: the body is set aside in rejected/, logged with the collector's "at", a GAP record
+ * tells the collector, the next batch goes on. A single record still 413 is a 400 too. */
+static void test_rejected_gap_and_go_on(void **state)
+{
+    (void)state;
+    static const step script[] = {
+        {400, 0, ERR, "{\"error\": \"expected a number\", \"at\": \"series[0].points[0][1]\"}"},
+        {200, 0, ACK, NULL},
+        {413, 0, ERR, "{\"error\": \"body too large\"}"},
+        {200, 0, ACK, NULL},
+    };
+    fixture f;
+    capture c;
+    capture_begin(&c);
+    fixture_begin(&f, script, 4, 1);
+    put_record(&f, 1, 1, NULL);
+    put_record(&f, 2, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 3, 0); /* 1..2 rejected, the gap record (3) acknowledged */
+    put_and_notify(&f, 4);
+    run_until(&f, 5, 0); /* 4 refused as too large on its own: its gap (5) goes */
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    fixture_end(&f);
+    char *log = capture_end(&c);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.acked, 2);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(f.s.nrecs, 4);
+    check_requests(&f);
+    assert_int_equal(f.s.recs[0].first_seq, 1);
+    assert_int_equal(f.s.recs[0].seq, 2);
+    /* the gap record */
+    assert_int_equal(f.s.recs[1].first_seq, 3);
+    assert_int_equal(f.s.recs[1].seq, 3);
+    assert_int_equal(f.s.recs[1].npoints, 0);
+    assert_int_equal(f.s.recs[1].ngaps, 1);
+    assert_int_equal(f.s.recs[1].gap_from, 1);
+    assert_int_equal(f.s.recs[1].gap_to, 2);
+    assert_string_equal(f.s.recs[1].gap_reason, "rejected");
+    assert_int_equal(f.s.recs[2].seq, 4);
+    assert_int_equal(f.s.recs[3].seq, 5);
+    assert_int_equal(f.s.recs[3].gap_from, 4);
+    assert_int_equal(f.s.recs[3].gap_to, 4);
+    char rej[128];
+    snprintf(rej, sizeof rej, "%s/rejected", f.dir);
+    assert_true(file_exists(rej, "1-2.json"));
+    assert_true(file_exists(rej, "4-4.json"));
+    assert_non_null(strstr(log, "expected a number at series[0].points[0][1]"));
+    assert_non_null(strstr(log, "body too large"));
+    assert_null(strstr(log, TOKEN));
+    free(log);
+    fixture_free(&f);
+}
+
+/* A collector that refuses the gap report itself: no report about the report (that would loop
+ * forever); the next records go on. */
+static void test_refused_gap_report_not_repeated(void **state)
+{
+    (void)state;
+    static const step script[] = {
+        {400, 0, ERR, "{\"error\": \"bad value\", \"at\": \"series[0]\"}"},
+        {400, 0, ERR, "{\"error\": \"unknown key 'gaps'\", \"at\": \"gaps\"}"},
+        {200, 0, ACK, NULL},
+    };
+    fixture f;
+    capture c;
+    capture_begin(&c);
+    fixture_begin(&f, script, 3, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 2, 0); /* 1 rejected, its gap record 2 rejected */
+    run_for(&f, 100);    /* nothing more is sent */
+    assert_int_equal(f.s.nrecs, 2);
+    cm_spool_stats sp;
+    cm_spool_stats_get(f.spool, &sp);
+    assert_int_equal(sp.records, 0);
+    assert_int_equal(sp.next_seq, 3);
+    assert_int_equal(put_and_notify(&f, 3), 3);
+    run_until(&f, 3, 0);
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    fixture_end(&f);
+    char *log = capture_end(&c);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.acked, 1);
+    assert_int_equal(f.s.nrecs, 3);
+    assert_int_equal(f.s.recs[1].ngaps, 1);
+    assert_int_equal(f.s.recs[1].npoints, 0);
+    assert_int_equal(f.s.recs[2].first_seq, 3);
+    assert_int_equal(f.s.recs[2].ngaps, 0);
+    assert_non_null(strstr(log, "refuses our gap reports"));
+    free(log);
+    fixture_free(&f);
+}
+
+/* A record the spool holds but that is not a valid batch goes as a "corrupt" gap. */
+static void test_corrupt_record_becomes_gap(void **state)
+{
+    (void)state;
+    static const step script[] = {{200, 0, ACK, NULL}};
+    fixture f;
+    fixture_begin(&f, script, 1, 1);
+    put_record(&f, 1, 1, NULL);
+    uint64_t seq;
+    char err[256];
+    assert_int_equal(cm_spool_append(f.spool, CM_REC_BATCH, "{not json", 9, &seq, err, sizeof err),
+                     0);
+    put_record(&f, 3, 1, NULL);
+    capture c;
+    capture_begin(&c);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 3, 0);
+    fixture_end(&f);
+    free(capture_end(&c));
+    assert_int_equal(f.s.nrecs, 1);
+    rec *r = &f.s.recs[0];
+    assert_int_equal(r->first_seq, 1);
+    assert_int_equal(r->seq, 3);
+    assert_int_equal(r->npoints, 2);
+    assert_int_equal(r->ngaps, 1);
+    assert_int_equal(r->gap_from, 2);
+    assert_int_equal(r->gap_to, 2);
+    assert_string_equal(r->gap_reason, "corrupt");
+    fixture_free(&f);
+}
+
+/* 503 + Retry-After: 1, then 500, then 200. */
 static void test_retry_after_then_ack(void **state)
 {
     (void)state;
     static const step script[] = {
-        {503, 1, STATUS, NULL}, {500, 0, STATUS, NULL}, {200, 0, ACK, NULL},
-        {200, 0, ACK, NULL},    {200, 0, ACK, NULL},
-    };
+        {503, 1, STATUS, NULL}, {500, 0, STATUS, NULL}, {200, 0, ACK, NULL}};
     fixture f;
-    fixture_begin(&f, script, 5, 1, 5000);
-    enqueue(&f, 1);
-    enqueue(&f, 2);
-    enqueue(&f, 3);
-    assert_int_equal(ag_uploader_pending(f.u), 3);
-    run_until(&f, 3, 0);
+    fixture_begin(&f, script, 3, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 1, 0);
     ag_uploader_stats st;
     ag_uploader_stats_get(f.u, &st);
-    assert_int_equal(st.acked, 3);
+    assert_int_equal(st.acked, 1);
     assert_int_equal(st.failures, 2);
-    assert_int_equal(st.attempts, 5);
-    assert_int_equal(st.rejected, 0);
-    assert_true(st.last_ack_ms > 0);
-    assert_int_equal(ag_uploader_pending(f.u), 0);
+    assert_int_equal(st.attempts, 3);
     fixture_end(&f);
-
-    assert_int_equal(f.s.nrecs, 5);
+    assert_int_equal(f.s.nrecs, 3);
     check_requests(&f);
-    const long long want[] = {1, 2, 3};
-    check_acked_once(&f, want, 3);
-    assert_int_equal(f.s.recs[0].seq, 1);
-    assert_int_equal(f.s.recs[1].seq, 1);
-    assert_int_equal(f.s.recs[2].seq, 1);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(f.s.recs[i].seq, 1);
     /* Retry-After: 1 honoured, the plain 500 retried within the cap */
     assert_true(f.s.recs[1].t_req - f.s.recs[0].t_resp >= 1000);
     assert_true(f.s.recs[2].t_req - f.s.recs[1].t_resp <= CAP_MS + SLACK_MS);
@@ -464,8 +822,9 @@ static void test_backoff_capped(void **state)
         {500, 0, STATUS, NULL}, {200, 0, ACK, NULL},
     };
     fixture f;
-    fixture_begin(&f, script, 8, 1, 5000);
-    enqueue(&f, 1);
+    fixture_begin(&f, script, 8, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
     run_until(&f, 1, 0);
     ag_uploader_stats st;
     ag_uploader_stats_get(f.u, &st);
@@ -481,51 +840,11 @@ static void test_backoff_capped(void **state)
         assert_true(gap >= 0 && gap <= CAP_MS + SLACK_MS);
         total += gap;
     }
-    /* the sum of 7 capped waits cannot exceed 7 caps (plus slack) */
     assert_true(total <= 7 * CAP_MS + SLACK_MS);
     fixture_free(&f);
 }
 
-/* 400 sets batch 1 aside (logged with its path, not retried); 413 likewise; 3 goes through. */
-static void test_rejected_not_retried(void **state)
-{
-    (void)state;
-    static const step script[] = {
-        {400, 0, ERR, "{\"error\": \"expected a number\", \"at\": \"series[0].points[0][1]\"}"},
-        {413, 0, ERR, "{\"error\": \"body too large\"}"},
-        {200, 0, ACK, NULL},
-    };
-    fixture f;
-    capture c;
-    capture_begin(&c);
-    fixture_begin(&f, script, 3, 1, 5000);
-    enqueue(&f, 1);
-    enqueue(&f, 2);
-    enqueue(&f, 3);
-    run_until(&f, 3, 0);
-    ag_uploader_stats st;
-    ag_uploader_stats_get(f.u, &st);
-    fixture_end(&f);
-    char *log = capture_end(&c);
-    assert_int_equal(st.rejected, 2);
-    assert_int_equal(st.acked, 1);
-    assert_int_equal(st.failures, 0);
-    assert_int_equal(st.attempts, 3);
-    assert_int_equal(f.s.nrecs, 3);
-    check_requests(&f);
-    assert_int_equal(f.s.recs[0].seq, 1);
-    assert_int_equal(f.s.recs[1].seq, 2);
-    assert_int_equal(f.s.recs[2].seq, 3);
-    const long long want[] = {3};
-    check_acked_once(&f, want, 1);
-    assert_non_null(strstr(log, "expected a number at series[0].points[0][1]"));
-    assert_non_null(strstr(log, "body too large"));
-    assert_null(strstr(log, TOKEN));
-    free(log);
-    fixture_free(&f);
-}
-
-/* 401 and 403 keep the batch and retry at the cap; the token never reaches the log. */
+/* 401 and 403 keep the records and retry at the cap; the token never reaches the log. */
 static void test_auth_failure_retries_at_cap(void **state)
 {
     (void)state;
@@ -534,8 +853,9 @@ static void test_auth_failure_retries_at_cap(void **state)
     fixture f;
     capture c;
     capture_begin(&c);
-    fixture_begin(&f, script, 3, 1, 5000);
-    enqueue(&f, 1);
+    fixture_begin(&f, script, 3, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
     run_until(&f, 1, 0);
     ag_uploader_stats st;
     ag_uploader_stats_get(f.u, &st);
@@ -555,14 +875,15 @@ static void test_auth_failure_retries_at_cap(void **state)
     fixture_free(&f);
 }
 
-/* 200 with the wrong ack is a protocol error: the same batch is sent again. */
+/* 200 with the wrong ack is a protocol error: the same request is sent again. */
 static void test_wrong_ack_retried(void **state)
 {
     (void)state;
     static const step script[] = {{200, 0, ACK_WRONG, NULL}, {200, 0, ACK, NULL}};
     fixture f;
-    fixture_begin(&f, script, 2, 1, 5000);
-    enqueue(&f, 1);
+    fixture_begin(&f, script, 2, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
     run_until(&f, 1, 0);
     ag_uploader_stats st;
     ag_uploader_stats_get(f.u, &st);
@@ -576,31 +897,79 @@ static void test_wrong_ack_retried(void **state)
     fixture_free(&f);
 }
 
-/* Nothing listens at first: connection refused is retried until the server comes up. */
-static void test_connection_refused_then_up(void **state)
+/* Nothing listens: records pile up (one per request at this max_batch_bytes); once the server
+ * is up the backlog drains in order, each record exactly once. */
+static void test_backlog_drains_in_order(void **state)
+{
+    (void)state;
+    static const step script[] = {{200, 0, ACK, NULL},
+                                  {200, 0, ACK, NULL},
+                                  {200, 0, ACK, NULL},
+                                  {200, 0, ACK, NULL},
+                                  {200, 0, ACK, NULL}};
+    fixture f;
+    fixture_begin(&f, script, 5, 0);
+    open_uploader(&f, 5000, 0, 1);
+    put_and_notify(&f, 1);
+    run_until(&f, 0, 2);
+    put_and_notify(&f, 2);
+    put_and_notify(&f, 3);
+    run_until(&f, 0, 4);
+    put_and_notify(&f, 4);
+    put_and_notify(&f, 5);
+    ag_uploader_stats st;
+    ag_uploader_stats_get(f.u, &st);
+    assert_int_equal(st.acked, 0);
+    assert_int_equal(acked_seq(&f), 0);
+    srv_start(&f.s);
+    run_until(&f, 5, 0);
+    ag_uploader_stats_get(f.u, &st);
+    assert_int_equal(st.acked, 5);
+    assert_int_equal(st.attempts, st.failures + 5);
+    fixture_end(&f);
+    assert_int_equal(f.s.nrecs, 5);
+    check_requests(&f);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(f.s.recs[i].first_seq, (long long)i + 1);
+        assert_int_equal(f.s.recs[i].seq, (long long)i + 1);
+        assert_true(f.s.recs[i].values[0] == (double)(i + 1));
+        /* back to back: no interval, no backoff between them */
+        if (i) assert_true(f.s.recs[i].t_req - f.s.recs[i - 1].t_resp < CAP_MS);
+    }
+    fixture_free(&f);
+}
+
+/* The acknowledged cursor survives closing and reopening the spool: only what was not
+ * acknowledged is sent after the "restart". */
+static void test_cursor_survives_reopen(void **state)
 {
     (void)state;
     static const step script[] = {{200, 0, ACK, NULL}, {200, 0, ACK, NULL}};
     fixture f;
-    fixture_begin(&f, script, 2, 0, 5000);
-    enqueue(&f, 1);
-    enqueue(&f, 2);
-    run_until(&f, 0, 3);
-    ag_uploader_stats st;
-    ag_uploader_stats_get(f.u, &st);
-    assert_true(st.failures >= 3);
-    assert_int_equal(st.acked, 0);
-    assert_int_equal(ag_uploader_pending(f.u), 2);
-    srv_start(&f.s);
+    fixture_begin(&f, script, 2, 1);
+    put_record(&f, 1, 1, NULL);
+    put_record(&f, 2, 1, NULL);
+    open_uploader(&f, 5000, 0, 0);
     run_until(&f, 2, 0);
-    ag_uploader_stats_get(f.u, &st);
-    assert_int_equal(st.acked, 2);
-    assert_int_equal(st.attempts, st.failures + 2);
+    uploader_close(&f);
+    cm_spool_close(f.spool);
+    spool_open(&f);
+    cm_spool_stats sp;
+    cm_spool_stats_get(f.spool, &sp);
+    assert_int_equal(sp.acked_seq, 2);
+    assert_int_equal(sp.records, 0);
+    assert_int_equal(sp.next_seq, 3);
+    assert_int_equal(put_record(&f, 3, 1, NULL), 3);
+    open_uploader(&f, 5000, 0, 0);
+    run_until(&f, 3, 0);
     fixture_end(&f);
     assert_int_equal(f.s.nrecs, 2);
     check_requests(&f);
-    const long long want[] = {1, 2};
-    check_acked_once(&f, want, 2);
+    assert_int_equal(f.s.recs[0].first_seq, 1);
+    assert_int_equal(f.s.recs[0].seq, 2);
+    assert_int_equal(f.s.recs[1].first_seq, 3);
+    assert_int_equal(f.s.recs[1].seq, 3);
+    assert_int_equal(f.s.recs[1].npoints, 1);
     fixture_free(&f);
 }
 
@@ -610,8 +979,9 @@ static void test_timeout_retried(void **state)
     (void)state;
     static const step script[] = {{0, 0, HANG, NULL}, {200, 0, ACK, NULL}};
     fixture f;
-    fixture_begin(&f, script, 2, 1, 300);
-    enqueue(&f, 1);
+    fixture_begin(&f, script, 2, 1);
+    put_record(&f, 1, 1, NULL);
+    open_uploader(&f, 300, 0, 0);
     int64_t t0 = cm_mono_ms();
     run_until(&f, 1, 0);
     ag_uploader_stats st;
@@ -626,21 +996,26 @@ static void test_timeout_retried(void **state)
     fixture_free(&f);
 }
 
-/* Closing with a request in flight and batches queued frees everything (ASan checks). */
+/* Closing with a request in flight frees everything (ASan checks); the records stay. */
 static void test_close_in_flight(void **state)
 {
     (void)state;
     static const step script[] = {{0, 0, HANG, NULL}};
     fixture f;
-    fixture_begin(&f, script, 1, 1, 10000);
-    enqueue(&f, 1);
-    enqueue(&f, 2);
-    /* run until the server holds the request */
+    fixture_begin(&f, script, 1, 1);
+    put_record(&f, 1, 1, NULL);
+    put_record(&f, 2, 1, NULL);
+    open_uploader(&f, 10000, 0, 0);
     int64_t end = cm_mono_ms() + 5000;
     while (__atomic_load_n(&f.s.nrecs, __ATOMIC_ACQUIRE) == 0 && cm_mono_ms() < end)
         uv_run(&f.loop, UV_RUN_NOWAIT), usleep(1000);
-    assert_int_equal(ag_uploader_pending(f.u), 2);
-    fixture_end(&f); /* closes the connection, so the server thread ends */
+    assert_true(ag_uploader_busy(f.u));
+    uploader_close(&f); /* closes the connection, so the server thread ends */
+    cm_spool_stats sp;
+    cm_spool_stats_get(f.spool, &sp);
+    assert_int_equal(sp.records, 2);
+    assert_int_equal(sp.acked_seq, 0);
+    fixture_end(&f);
     assert_int_equal(f.s.nrecs, 1);
     fixture_free(&f);
 }
@@ -652,14 +1027,23 @@ static void test_open_rejects_bad_opts(void **state)
     uv_loop_init(&loop);
     ag_uploader *u = NULL;
     char err[256] = "";
-    ag_uploader_opts o = {.url = "http://127.0.0.1:1/x", .token = "a\r\nX-Evil: 1"};
+    cm_spool *dummy = (cm_spool *)&loop; /* never touched: open fails first */
+    ag_uploader_opts o = {.url = "http://127.0.0.1:1/x",
+                          .token = "a\r\nX-Evil: 1",
+                          .agent_id = "a",
+                          .site = "s",
+                          .spool = dummy};
     assert_int_equal(ag_uploader_open(&u, &loop, &o, err, sizeof err), -1);
     assert_null(u);
     assert_non_null(strstr(err, "token"));
     assert_null(strstr(err, "Evil"));
-    o.url = NULL;
     o.token = TOKEN;
+    o.url = NULL;
     assert_int_equal(ag_uploader_open(&u, &loop, &o, err, sizeof err), -1);
+    o.url = "http://127.0.0.1:1/x";
+    o.spool = NULL;
+    assert_int_equal(ag_uploader_open(&u, &loop, &o, err, sizeof err), -1);
+    assert_non_null(strstr(err, "spool"));
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -668,12 +1052,19 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cm_log_init("test_uploader", CM_LOG_INFO);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_merges_contiguous_records),
+        cmocka_unit_test(test_interval_and_max_bytes),
+        cmocka_unit_test(test_conflict_moves_cursor),
+        cmocka_unit_test(test_too_large_halves),
+        cmocka_unit_test(test_rejected_gap_and_go_on),
+        cmocka_unit_test(test_refused_gap_report_not_repeated),
+        cmocka_unit_test(test_corrupt_record_becomes_gap),
         cmocka_unit_test(test_retry_after_then_ack),
         cmocka_unit_test(test_backoff_capped),
-        cmocka_unit_test(test_rejected_not_retried),
         cmocka_unit_test(test_auth_failure_retries_at_cap),
         cmocka_unit_test(test_wrong_ack_retried),
-        cmocka_unit_test(test_connection_refused_then_up),
+        cmocka_unit_test(test_backlog_drains_in_order),
+        cmocka_unit_test(test_cursor_survives_reopen),
         cmocka_unit_test(test_timeout_retried),
         cmocka_unit_test(test_close_in_flight),
         cmocka_unit_test(test_open_rejects_bad_opts),
