@@ -134,7 +134,7 @@ static char *hall_batch(int hall, int64_t ts, size_t *len)
     cm_batch_init(&b);
     cm_batch_set_agent(&b, "cinema-4401", "0.1.0", "44010001");
     for (int d = 0; d < DEVICES; d++) {
-        char dev[64], idx[8];
+        char dev[64], idx[16];
         snprintf(dev, sizeof dev, "hall%d/%s", hall + 1, kinds[d]);
         for (int v = 0; v < VALUES; v++) {
             snprintf(idx, sizeof idx, "%d", v / 14 + 1);
