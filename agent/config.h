@@ -26,7 +26,7 @@ typedef struct ag_config {
     char *agent_id;      /* default: site code */
     char *collector_url; /* base URL, e.g. http://127.0.0.1:8080 */
     char *token_file;    /* file holding the bearer token; relative to the config's folder */
-    char *state_dir;     /* seq file (and the spool, later) */
+    char *state_dir;     /* the spool (by default) and the ledger live here */
     char *profiles_dir;  /* default: the installed profiles folder or ./profiles */
     char *log_level;
     int64_t interval_ms, timeout_ms; /* device defaults */
