@@ -512,7 +512,7 @@ static int resp_u64(ag_uploader *u, const char *key, uint64_t *out)
     return ok ? 0 : -1;
 }
 
-/* 400 (or 413 of one record): keep the body for people, say which seqs are lost, move on. */
+/* 400 or 413 of one record: keep the body for people, say which seqs are lost, move on. */
 static void reject(ag_uploader *u, long code)
 {
     outgoing *o = &u->out;
@@ -625,13 +625,17 @@ static void on_done(ag_uploader *u, CURLcode res)
         conflict(u);
         return;
     }
-    if (code == 413 && o->nrecs > 1) {
+    /* Too large, or refused: halve the request until the one record at fault is found, so a
+     * poison record costs only itself, never the good records sent with it. */
+    if ((code == 413 || (code == 400 && !o->only_gaps)) && o->nrecs > 1) {
         u->stats.splits++;
         u->rec_limit = o->nrecs / 2;
-        cm_log_limited("upload-413", LOG_EVERY_S, CM_LOG_WARN,
-                       "upload: records %llu..%llu too large for the collector (HTTP 413); "
-                       "sending at most %zu records per request",
-                       (unsigned long long)o->first, (unsigned long long)o->last, u->rec_limit);
+        cm_log_limited(code == 413 ? "upload-413" : "upload-400", LOG_EVERY_S, CM_LOG_WARN,
+                       "upload: records %llu..%llu %s (HTTP %ld); sending at most %zu records "
+                       "per request",
+                       (unsigned long long)o->first, (unsigned long long)o->last,
+                       code == 413 ? "too large for the collector" : "refused by the collector",
+                       code, u->rec_limit);
         finish(u);
         return;
     }

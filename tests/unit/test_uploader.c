@@ -658,12 +658,15 @@ static int file_exists(const char *dir, const char *name)
     return access(p, F_OK) == 0;
 }
 
-/* 400: the body is set aside in rejected/, logged with the collector's "at", a GAP record
- * tells the collector, the next batch goes on. A single record still 413 is a 400 too. */
+/* 400: the request is halved until the one refused record is found; it is set aside in
+ * rejected/, logged with the collector's "at", a GAP record tells the collector, the good
+ * record sent with it and the next batch go on. A single record still 413 is a 400 too. */
 static void test_rejected_gap_and_go_on(void **state)
 {
     (void)state;
     static const step script[] = {
+        {400, 0, ERR, "{\"error\": \"expected a number\", \"at\": \"series[0].points[0][1]\"}"},
+        {200, 0, ACK, NULL},
         {400, 0, ERR, "{\"error\": \"expected a number\", \"at\": \"series[0].points[0][1]\"}"},
         {200, 0, ACK, NULL},
         {413, 0, ERR, "{\"error\": \"body too large\"}"},
@@ -672,11 +675,11 @@ static void test_rejected_gap_and_go_on(void **state)
     fixture f;
     capture c;
     capture_begin(&c);
-    fixture_begin(&f, script, 4, 1);
+    fixture_begin(&f, script, 6, 1);
     put_record(&f, 1, 1, NULL);
     put_record(&f, 2, 1, NULL);
     open_uploader(&f, 5000, 0, 0);
-    run_until(&f, 3, 0); /* 1..2 rejected, the gap record (3) acknowledged */
+    run_until(&f, 3, 0); /* 1..2 refused; 1 alone stored; 2 alone rejected; its gap (3) goes */
     put_and_notify(&f, 4);
     run_until(&f, 5, 0); /* 4 refused as too large on its own: its gap (5) goes */
     ag_uploader_stats st;
@@ -684,27 +687,33 @@ static void test_rejected_gap_and_go_on(void **state)
     fixture_end(&f);
     char *log = capture_end(&c);
     assert_int_equal(st.rejected, 2);
-    assert_int_equal(st.acked, 2);
+    assert_int_equal(st.acked, 3);
+    assert_int_equal(st.splits, 1);
     assert_int_equal(st.failures, 0);
-    assert_int_equal(f.s.nrecs, 4);
+    assert_int_equal(f.s.nrecs, 6);
     check_requests(&f);
     assert_int_equal(f.s.recs[0].first_seq, 1);
     assert_int_equal(f.s.recs[0].seq, 2);
+    assert_int_equal(f.s.recs[1].first_seq, 1);
+    assert_int_equal(f.s.recs[1].seq, 1);
+    assert_int_equal(f.s.recs[2].first_seq, 2);
+    assert_int_equal(f.s.recs[2].seq, 2);
     /* the gap record */
-    assert_int_equal(f.s.recs[1].first_seq, 3);
-    assert_int_equal(f.s.recs[1].seq, 3);
-    assert_int_equal(f.s.recs[1].npoints, 0);
-    assert_int_equal(f.s.recs[1].ngaps, 1);
-    assert_int_equal(f.s.recs[1].gap_from, 1);
-    assert_int_equal(f.s.recs[1].gap_to, 2);
-    assert_string_equal(f.s.recs[1].gap_reason, "rejected");
-    assert_int_equal(f.s.recs[2].seq, 4);
-    assert_int_equal(f.s.recs[3].seq, 5);
-    assert_int_equal(f.s.recs[3].gap_from, 4);
-    assert_int_equal(f.s.recs[3].gap_to, 4);
+    assert_int_equal(f.s.recs[3].first_seq, 3);
+    assert_int_equal(f.s.recs[3].seq, 3);
+    assert_int_equal(f.s.recs[3].npoints, 0);
+    assert_int_equal(f.s.recs[3].ngaps, 1);
+    assert_int_equal(f.s.recs[3].gap_from, 2);
+    assert_int_equal(f.s.recs[3].gap_to, 2);
+    assert_string_equal(f.s.recs[3].gap_reason, "rejected");
+    assert_int_equal(f.s.recs[4].seq, 4);
+    assert_int_equal(f.s.recs[5].seq, 5);
+    assert_int_equal(f.s.recs[5].gap_from, 4);
+    assert_int_equal(f.s.recs[5].gap_to, 4);
     char rej[128];
     snprintf(rej, sizeof rej, "%s/rejected", f.dir);
-    assert_true(file_exists(rej, "1-2.json"));
+    assert_false(file_exists(rej, "1-2.json"));
+    assert_true(file_exists(rej, "2-2.json"));
     assert_true(file_exists(rej, "4-4.json"));
     assert_non_null(strstr(log, "expected a number at series[0].points[0][1]"));
     assert_non_null(strstr(log, "body too large"));
