@@ -727,9 +727,28 @@ static int due(ag_uploader *u)
 }
 
 /* Send what is due: the kept request, or a new one built from the spool. */
+/* True when the spool dropped (spool full, disk error) some of the records of the request
+ * kept for a retry: those are reported lost by a gap record, so they must not be sent too. */
+static int out_outdated(ag_uploader *u)
+{
+    cm_spool_stats st;
+    cm_spool_stats_get(u->spool, &st);
+    return st.first_seq == 0 || st.first_seq > u->out.first;
+}
+
 static void pump(ag_uploader *u)
 {
     if (u->closing || u->state != IDLE) return;
+    if (u->out.have && out_outdated(u)) {
+        cm_log_limited("upload-dropped", LOG_EVERY_S, CM_LOG_WARN,
+                       "upload: records %llu..%llu were dropped from the full spool before the "
+                       "collector took them; rebuilding the request",
+                       (unsigned long long)u->out.first, (unsigned long long)u->out.last);
+        outgoing_free(&u->out);
+        int r = build(u);
+        if (r < 0) wait_then_pump(u, u->base_ms);
+        if (r <= 0) return;
+    }
     if (!u->out.have) {
         if (!due(u)) return;
         if (u->due_armed) {

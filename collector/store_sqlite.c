@@ -141,8 +141,10 @@ enum {
     ST_CHUNK_ROWS,
     ST_TOKEN_ADD,
     ST_BATCH_AUDIT,
-    ST_GAP_IMPLICIT,
-    ST_GAP_UPSERT,
+    ST_AUDIT_BELOW,
+    ST_GAP_BELOW,
+    ST_GAP_DELETE,
+    ST_GAP_INSERT,
     ST_COUNT
 };
 
@@ -188,14 +190,15 @@ static const char *const st_sql[ST_COUNT] = {
     /* no ON CONFLICT: a second row for the same (agent, first_seq) is a bug, never stored */
     [ST_BATCH_AUDIT] = "INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms) "
                        "VALUES(?1, ?2, ?3, ?4, ?5)",
-    /* seqs that never arrived: an explicit report for the same from_seq wins, before or after */
-    [ST_GAP_IMPLICIT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
-                        "VALUES(?1, ?2, ?3, 'missing', ?4) ON CONFLICT(agent_id, from_seq) DO "
-                        "NOTHING",
-    [ST_GAP_UPSERT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(agent_id, from_seq) DO UPDATE SET "
-                      "to_seq = excluded.to_seq, reason = excluded.reason, "
-                      "reported_ms = excluded.reported_ms",
+    /* Stored ranges and gaps never overlap each other, so walking down from the top of a range
+     * can stop at the first row that ends below it (gap_put). */
+    [ST_AUDIT_BELOW] = "SELECT first_seq, last_seq FROM batches WHERE agent_id = ?1 AND "
+                       "first_seq <= ?2 ORDER BY first_seq DESC",
+    [ST_GAP_BELOW] = "SELECT from_seq, to_seq, reason, reported_ms FROM gaps WHERE agent_id = ?1 "
+                     "AND from_seq <= ?2 ORDER BY from_seq DESC",
+    [ST_GAP_DELETE] = "DELETE FROM gaps WHERE agent_id = ?1 AND from_seq = ?2",
+    [ST_GAP_INSERT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5)",
 };
 
 /* Schema migrations: migration[i] takes user_version i to i + 1, run in one transaction. */
@@ -745,27 +748,148 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
 
 /* Seqs last+1 .. first-1 never arrived (an implicit "missing" gap); then the batch's own
  * reports, each replacing what is known for its from_seq. */
+/* A seq range of one agent, with the reason and time of a gap row. */
+typedef struct seq_range {
+    int64_t from, to;
+    char *reason;
+    int64_t reported_ms;
+} seq_range;
+
+static void ranges_free(seq_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(r[i].reason);
+    free(r);
+}
+
+/* Rows of `st` (ST_AUDIT_BELOW or ST_GAP_BELOW) overlapping [a, b], ascending. 0 or -1. */
+static int ranges_overlapping(co_store *s, sqlite3_stmt *st, const char *agent, int64_t a,
+                              int64_t b, seq_range **out, size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cap = 0;
+    bind_text(st, 1, agent);
+    sqlite3_bind_int64(st, 2, b);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t from = sqlite3_column_int64(st, 0), to = sqlite3_column_int64(st, 1);
+        if (to < a) break; /* every lower row ends lower still */
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            seq_range *nr = realloc(*out, cap * sizeof *nr);
+            if (!nr) goto oom;
+            *out = nr;
+        }
+        seq_range *r = &(*out)[(*n)++];
+        *r = (seq_range){.from = from, .to = to};
+        if (sqlite3_column_count(st) > 2) {
+            const char *why = (const char *)sqlite3_column_text(st, 2);
+            r->reason = strdup(why ? why : "missing");
+            r->reported_ms = sqlite3_column_int64(st, 3);
+            if (!r->reason) goto oom;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        ranges_free(*out, *n);
+        return dberr(s->w, "gap ranges", err, errlen);
+    }
+    for (size_t i = 0; i < *n / 2; i++) { /* read descending: make it ascending */
+        seq_range t = (*out)[i];
+        (*out)[i] = (*out)[*n - 1 - i];
+        (*out)[*n - 1 - i] = t;
+    }
+    return 0;
+oom:
+    sqlite3_reset(st);
+    ranges_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    seterr(err, errlen, "out of memory");
+    return -1;
+}
+
+static int gap_insert(co_store *s, const char *agent, int64_t from, int64_t to, const char *reason,
+                      int64_t when, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st[ST_GAP_INSERT];
+    bind_text(st, 1, agent);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    bind_text(st, 4, reason);
+    sqlite3_bind_int64(st, 5, when);
+    return step_done(s->w, st, "gap insert", err, errlen);
+}
+
+/* Record that seqs [a, b] of agent are lost, except those stored (audit rows): a seq is
+ * either stored or inside a gap, never both. A reported reason (`weak` 0) replaces what was
+ * known for its seqs, splitting older gap rows around it; an inferred "missing" (`weak` 1)
+ * only fills seqs no gap row covers yet. */
+static int gap_put(co_store *s, const char *agent, int64_t a, int64_t b, const char *reason,
+                   int weak, int64_t now, char *err, size_t errlen)
+{
+    seq_range *stored, *gaps = NULL;
+    size_t nstored, ngaps = 0;
+    if (ranges_overlapping(s, s->st[ST_AUDIT_BELOW], agent, a, b, &stored, &nstored, err,
+                           errlen) < 0)
+        return -1;
+    int rc = 0;
+    int64_t p = a;
+    for (size_t i = 0; i <= nstored && rc == 0; i++) {
+        /* the piece [p, q] between stored ranges */
+        int64_t q = i < nstored ? stored[i].from - 1 : b;
+        if (q > b) q = b;
+        if (p <= q) {
+            rc = ranges_overlapping(s, s->st[ST_GAP_BELOW], agent, p, q, &gaps, &ngaps, err,
+                                    errlen);
+            if (rc < 0) break;
+            if (weak) {
+                int64_t x = p;
+                for (size_t j = 0; j <= ngaps && rc == 0; j++) {
+                    int64_t y = j < ngaps ? gaps[j].from - 1 : q;
+                    if (y > q) y = q;
+                    if (x <= y) rc = gap_insert(s, agent, x, y, reason, now, err, errlen);
+                    if (j < ngaps && gaps[j].to + 1 > x) x = gaps[j].to + 1;
+                }
+            } else {
+                sqlite3_stmt *del = s->st[ST_GAP_DELETE];
+                for (size_t j = 0; j < ngaps && rc == 0; j++) {
+                    seq_range *g = &gaps[j];
+                    bind_text(del, 1, agent);
+                    sqlite3_bind_int64(del, 2, g->from);
+                    rc = step_done(s->w, del, "gap delete", err, errlen);
+                    if (rc == 0 && g->from < p)
+                        rc = gap_insert(s, agent, g->from, p - 1, g->reason, g->reported_ms, err,
+                                        errlen);
+                    if (rc == 0 && g->to > q)
+                        rc = gap_insert(s, agent, q + 1, g->to, g->reason, g->reported_ms, err,
+                                        errlen);
+                }
+                if (rc == 0) rc = gap_insert(s, agent, p, q, reason, now, err, errlen);
+            }
+            ranges_free(gaps, ngaps);
+            gaps = NULL;
+            ngaps = 0;
+        }
+        if (i < nstored && stored[i].to + 1 > p) p = stored[i].to + 1;
+    }
+    ranges_free(stored, nstored);
+    return rc;
+}
+
+/* Seqs between the agent's last stored record and this batch never arrived ("missing" until
+ * the agent says why); then the gaps the batch reports. Runs after the batch's audit row, so
+ * nothing stored is ever called lost. */
 static int gaps_write(co_store *s, const cm_batch *b, int64_t last, uint64_t first, int64_t now,
                       char *err, size_t errlen)
 {
-    sqlite3_stmt *st;
-    if ((int64_t)first > last + 1) {
-        st = s->st[ST_GAP_IMPLICIT];
-        bind_text(st, 1, b->agent_id);
-        sqlite3_bind_int64(st, 2, last + 1);
-        sqlite3_bind_int64(st, 3, (int64_t)first - 1);
-        sqlite3_bind_int64(st, 4, now);
-        if (step_done(s->w, st, "gap insert", err, errlen) < 0) return -1;
-    }
-    st = s->st[ST_GAP_UPSERT];
-    for (size_t i = 0; i < b->ngaps; i++) {
-        bind_text(st, 1, b->agent_id);
-        sqlite3_bind_int64(st, 2, (int64_t)b->gaps[i].from_seq);
-        sqlite3_bind_int64(st, 3, (int64_t)b->gaps[i].to_seq);
-        bind_text(st, 4, b->gaps[i].reason);
-        sqlite3_bind_int64(st, 5, now);
-        if (step_done(s->w, st, "gap upsert", err, errlen) < 0) return -1;
-    }
+    if ((int64_t)first > last + 1 &&
+        gap_put(s, b->agent_id, last + 1, (int64_t)first - 1, "missing", 1, now, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < b->ngaps; i++)
+        if (gap_put(s, b->agent_id, (int64_t)b->gaps[i].from_seq, (int64_t)b->gaps[i].to_seq,
+                    b->gaps[i].reason, 0, now, err, errlen) < 0)
+            return -1;
     return 0;
 }
 
@@ -844,7 +968,6 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
         if (step_done(s->w, st, "device last_seen", err, errlen) < 0) return -1;
     }
 
-    if (gaps_write(s, b, last, first, now, err, errlen) < 0) return -1;
     int64_t samples = (int64_t)cm_batch_points(b);
     st = s->st[ST_BATCH_AUDIT];
     bind_text(st, 1, b->agent_id);
@@ -853,6 +976,7 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
     sqlite3_bind_int64(st, 4, samples);
     sqlite3_bind_int64(st, 5, now);
     if (step_done(s->w, st, "batch audit", err, errlen) < 0) return -1;
+    if (gaps_write(s, b, last, first, now, err, errlen) < 0) return -1;
 
     st = s->st[ST_AGENT_UPSERT];
     bind_text(st, 1, b->agent_id);

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """run.py - cinemon's test runner (standard library only).
 
-  tests/run.py --build build [--asan-build build-asan] [--only unit|e2e] [-k SUBSTRING]
+  tests/run.py --build build [--asan-build build-asan] [--only unit|e2e|faults] [-k SUBSTRING]
 
 (a) every <build>/tests/test_* binary (cmocka, TAP output) - each TAP line is a case;
     a crash, timeout or non-zero exit without a TAP failure is one failure named after
     the binary;
 (b) every tests/e2e/test_*.py module - each test_* function is a case; harness.Skip
-    skips it, any other exception fails it.
+    skips it, any other exception fails it;
+(c) the same for tests/faults/test_*.py, the delivery fault suite (make test-faults runs it
+    three times in a row through tests/faults/run_faults.py).
 With --asan-build both run a second time against that build, names suffixed " [asan]".
 Prints "PASS name" / "FAIL name" / "SKIP name (why)" per case and, last, exactly one line
 "N passed, N failed, N skipped". Exit status 1 when anything failed.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 E2E = REPO / "tests" / "e2e"
+FAULTS = REPO / "tests" / "faults"
 SHARED = Path(os.environ.get("CINEMON_SHARED") or (REPO.parent / "shared")).resolve()
 UNIT_TIMEOUT_S = 120
 E2E_CASE_TIMEOUT_S = 300
@@ -191,21 +194,23 @@ def _alarm(signum, frame):
     raise CaseTimeout(f"case took longer than {E2E_CASE_TIMEOUT_S}s")
 
 
-def e2e_modules():
-    return sorted(E2E.glob("test_*.py"))
+def suite_modules(folder):
+    return sorted(folder.glob("test_*.py"))
 
 
 def load_module(path):
-    name = f"cinemon_e2e_{path.stem}"
+    name = f"cinemon_{path.parent.name}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def run_e2e(build, suffix, asan, kfilter, res):
-    if str(E2E) not in sys.path:
-        sys.path.insert(0, str(E2E))
+def run_e2e(build, suffix, asan, kfilter, res, folder=E2E):
+    """The Python cases of folder (tests/e2e, or tests/faults: the delivery fault suite)."""
+    for d in (folder, E2E):
+        if str(d) not in sys.path:
+            sys.path.insert(0, str(d))
     import harness  # noqa: E402
     saved_env = {k: os.environ.get(k) for k in ASAN_ENV}
     if asan:
@@ -213,8 +218,8 @@ def run_e2e(build, suffix, asan, kfilter, res):
     harness.configure(build, asan)
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for path in e2e_modules():
-            prefix = f"e2e/{path.stem}"
+        for path in suite_modules(folder):
+            prefix = f"{folder.name}/{path.stem}"
             try:
                 mod = load_module(path)
             except Exception:  # noqa: BLE001
@@ -298,7 +303,7 @@ def main():
     ap = argparse.ArgumentParser(description="run cinemon's unit and end-to-end tests")
     ap.add_argument("--build", default="build", help="build folder (default build)")
     ap.add_argument("--asan-build", help="also run everything against this ASan/UBSan build")
-    ap.add_argument("--only", choices=("unit", "e2e"))
+    ap.add_argument("--only", choices=("unit", "e2e", "faults"))
     ap.add_argument("-k", dest="kfilter", help="run only cases whose name contains this")
     ap.add_argument("-j", dest="jobs", type=int, default=max(1, os.cpu_count() or 1),
                     help="unit test binaries run in parallel (default: cores)")
@@ -316,6 +321,8 @@ def main():
                 run_unit(build, suffix, asan, args.kfilter, res, args.jobs)
             if args.only in (None, "e2e"):
                 run_e2e(build, suffix, asan, args.kfilter, res)
+            if args.only in (None, "faults"):
+                run_e2e(build, suffix, asan, args.kfilter, res, FAULTS)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         res.failed += 1

@@ -624,6 +624,44 @@ static const char v1_ddl[] =
     "INSERT INTO chunks VALUES(20417, 'samples_20251125', 1);"
     "PRAGMA user_version = 1;";
 
+/* A seq is stored or inside a gap, never both: a reported gap is clipped to what was not
+ * stored, and splits an inferred "missing" gap instead of overlapping it. This is the spool
+ * filling up while the uploader still had some of the dropped records in flight. */
+static void test_gaps_never_cover_stored_records(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(write_range(f, 1, 19), CO_BATCH_STORED);  /* in flight when dropped */
+    assert_int_equal(write_range(f, 31, 40), CO_BATCH_STORED); /* 20..30 never came */
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":20,\"to_seq\":30,\"reason\":\"missing\"}]");
+    /* the agent reports 1..24 dropped: 1..19 are stored, so only 20..24 are lost to it */
+    cm_batch *b = range_batch(41, 41);
+    assert_int_equal(cm_batch_add_gap(b, 1, 24, "spool_full"), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":20,\"to_seq\":24,\"reason\":\"spool_full\"},"
+             "{\"agent\":\"agent-1\",\"from_seq\":25,\"to_seq\":30,\"reason\":\"missing\"}]");
+    /* a report in the middle of a known gap splits it; one over stored 31..40 and the
+     * batch's own seq is clipped away entirely */
+    b = range_batch(42, 42);
+    assert_int_equal(cm_batch_add_gap(b, 27, 28, "corrupt"), 0);
+    assert_int_equal(cm_batch_add_gap(b, 33, 42, "corrupt"), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    gaps_are(f->s, "agent-1",
+             "[{\"agent\":\"agent-1\",\"from_seq\":20,\"to_seq\":24,\"reason\":\"spool_full\"},"
+             "{\"agent\":\"agent-1\",\"from_seq\":25,\"to_seq\":26,\"reason\":\"missing\"},"
+             "{\"agent\":\"agent-1\",\"from_seq\":27,\"to_seq\":28,\"reason\":\"corrupt\"},"
+             "{\"agent\":\"agent-1\",\"from_seq\":29,\"to_seq\":30,\"reason\":\"missing\"}]");
+    /* gap rows never overlap each other nor a stored range */
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps g JOIN batches b"
+                                      " ON g.agent_id = b.agent_id AND g.from_seq <= b.last_seq"
+                                      " AND g.to_seq >= b.first_seq"),
+                     0);
+    audit_disjoint(f->path);
+}
+
 static void test_migration_from_v1(void **state)
 {
     fx *f = *state;
@@ -786,6 +824,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_labels_order_insensitive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_gaps_audit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_never_cover_stored_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
