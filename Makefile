@@ -99,7 +99,7 @@ test-unit: deps all
 # The fault suite of the delivery guarantee, three times in a row.
 test-faults: deps
 	@$(MAKE) --no-print-directory all >/dev/null
-	@$(PYTHON) tests/faults/run_faults.py --build $(B) --repeat 3
+	@$(PYTHON) tests/run.py --build $(B) --only faults --repeat 3
 
 # Benchmarks print figures; they are never timed tests.
 bench: deps

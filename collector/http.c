@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "apierror.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -81,17 +82,6 @@ const char *const *co_http_paths(size_t *n)
     return route_paths;
 }
 
-static json_t *error_json(const char *at, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static json_t *error_json(const char *at, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return json_pack("{s:s, s:s}", "error", msg, "at", at ? at : "");
-}
 
 /* json_dump_callback sink into a malloc'ed buffer that MHD will free(). */
 typedef struct outbuf {
@@ -219,12 +209,12 @@ static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **bo
     size_t max = h->max_body;
     r->wire_bytes += n;
     if (r->wire_bytes > max) {
-        *body = error_json("", "request body larger than %zu bytes", max);
+        *body = co_api_error("", "request body larger than %zu bytes", max);
         return 413;
     }
     if (!r->gzip) {
         if (grow(r, n, max) != 0) {
-            *body = error_json("", "out of memory for the request body");
+            *body = co_api_error("", "out of memory for the request body");
             return 503;
         }
         memcpy(r->buf + r->len, data, n);
@@ -232,7 +222,7 @@ static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **bo
         return 0;
     }
     if (r->z_end) {
-        *body = error_json("", "data after the end of the gzip stream");
+        *body = co_api_error("", "data after the end of the gzip stream");
         return 400;
     }
     r->z.next_in = (Bytef *)(uintptr_t)data;
@@ -240,10 +230,10 @@ static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **bo
     while (r->z.avail_in > 0) {
         if (r->len == r->cap && grow(r, 1, max) != 0) {
             if (r->len > max) {
-                *body = error_json("", "inflated request body larger than %zu bytes", max);
+                *body = co_api_error("", "inflated request body larger than %zu bytes", max);
                 return 413;
             }
-            *body = error_json("", "out of memory for the request body");
+            *body = co_api_error("", "out of memory for the request body");
             return 503;
         }
         r->z.next_out = (Bytef *)r->buf + r->len;
@@ -251,23 +241,23 @@ static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **bo
         int zr = inflate(&r->z, Z_NO_FLUSH);
         r->len = r->cap - r->z.avail_out;
         if (r->len > max) {
-            *body = error_json("", "inflated request body larger than %zu bytes", max);
+            *body = co_api_error("", "inflated request body larger than %zu bytes", max);
             return 413;
         }
         if (zr == Z_STREAM_END) {
             r->z_end = true;
             if (r->z.avail_in > 0) {
-                *body = error_json("", "data after the end of the gzip stream");
+                *body = co_api_error("", "data after the end of the gzip stream");
                 return 400;
             }
             break;
         }
         if (zr == Z_MEM_ERROR) {
-            *body = error_json("", "out of memory while inflating");
+            *body = co_api_error("", "out of memory while inflating");
             return 503;
         }
         if (zr != Z_OK && !(zr == Z_BUF_ERROR && r->z.avail_out == 0)) {
-            *body = error_json("", "body is not valid gzip (%s)", r->z.msg ? r->z.msg : "corrupt");
+            *body = co_api_error("", "body is not valid gzip (%s)", r->z.msg ? r->z.msg : "corrupt");
             return 400;
         }
     }
@@ -280,7 +270,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
 {
     if (!r->rt) {
         *status = 404;
-        *body = error_json("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
+        *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
                                "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, "
                                "/api/v1/ingest, /healthz, /metrics)");
         return 1;
@@ -289,7 +279,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
     bool ok = r->rt->kind == H_INGEST ? !strcmp(method, MHD_HTTP_METHOD_POST) : is_get;
     if (!ok) {
         *status = 405;
-        *body = error_json("", "method %s not allowed here (allowed: %s)", method,
+        *body = co_api_error("", "method %s not allowed here (allowed: %s)", method,
                            r->rt->kind == H_INGEST ? "POST" : GET_ALLOW);
         return 1;
     }
@@ -302,14 +292,14 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         r->gzip = true;
         if (inflateInit2(&r->z, 16 + MAX_WBITS) != Z_OK) {
             *status = 503;
-            *body = error_json("", "cannot start inflating");
+            *body = co_api_error("", "cannot start inflating");
             co_metrics_ingest(h->deps.metrics, CO_INGEST_FAILED, 0);
             return 1;
         }
         r->z_init = true;
     } else if (enc && strcasecmp(enc, "identity") != 0) {
         *status = 415;
-        *body = error_json("Content-Encoding",
+        *body = co_api_error("Content-Encoding",
                            "unsupported Content-Encoding '%.40s' (use gzip or none)", enc);
         co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
         return 1;
@@ -322,7 +312,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         unsigned long long n = strtoull(cl, &end, 10);
         if (errno == 0 && *end == '\0' && n > h->max_body) {
             *status = 413;
-            *body = error_json("", "request body of %llu bytes is larger than %zu bytes", n,
+            *body = co_api_error("", "request body of %llu bytes is larger than %zu bytes", n,
                                h->max_body);
             co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
             return 1;
@@ -330,7 +320,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         if (errno == 0 && *end == '\0' && !r->gzip && n > 0 &&
             grow(r, (size_t)n + 1, h->max_body) != 0) {
             *status = 503;
-            *body = error_json("", "out of memory for the request body");
+            *body = co_api_error("", "out of memory for the request body");
             return 1;
         }
     }
@@ -383,7 +373,7 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         co_metrics_ingest_bytes(h->deps.metrics, r->wire_bytes);
         if (r->gzip && !r->z_end) {
             co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
-            return respond(c, h, r, method, url, 400, error_json("", "truncated gzip body"));
+            return respond(c, h, r, method, url, 400, co_api_error("", "truncated gzip body"));
         }
         status = co_ingest_batch(h->deps.ingest, &r->who, r->buf ? r->buf : "", r->len, &body);
         return respond(c, h, r, method, url, status, body);
@@ -392,14 +382,14 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
         if (a.overflow)
             return respond(c, h, r, method, url, 400,
-                           error_json("", "more than %d query parameters", CO_QUERY_MAX_ARGS));
+                           co_api_error("", "more than %d query parameters", CO_QUERY_MAX_ARGS));
         status = r->rt->fn(h->deps.query, a.args, a.n, &body);
         return respond(c, h, r, method, url, status, body);
     }
     case H_METRICS: {
         size_t len = 0;
         char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
-        if (!text) return respond(c, h, r, method, url, 500, error_json("", "out of memory"));
+        if (!text) return respond(c, h, r, method, url, 500, co_api_error("", "out of memory"));
         log_request(r, method, url, 200, NULL);
         co_metrics_request(h->deps.metrics, r->route_idx, 200);
         enum MHD_Result ok = queue_text(c, r, 200, text, len, METRICS_TYPE);

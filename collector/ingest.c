@@ -2,6 +2,8 @@
  * per-request arena, site authorisation, group commit through the writer. */
 #include "ingest.h"
 
+#include "apierror.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,17 +34,6 @@ struct co_ingest {
     cache_slot cache[CACHE_SLOTS];
 };
 
-static json_t *error_body(const char *at, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static json_t *error_body(const char *at, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return json_pack("{s:s, s:s}", "error", msg, "at", at ? at : "");
-}
 
 co_ingest *co_ingest_new(co_store *s, co_writer *w, co_metrics *m, const cm_wire_limits *limits,
                          long token_ttl_ms)
@@ -111,12 +102,12 @@ unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, js
     size_t len;
     if (co_token_from_header(authz, &tok, &len) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_UNAUTHORIZED, 0);
-        *body = error_body("Authorization", "missing or malformed Authorization header");
+        *body = co_api_error("Authorization", "missing or malformed Authorization header");
         return 401;
     }
     char hash[CO_HASH_HEX_LEN + 1];
     if (co_token_hash(tok, len, hash) != 0) {
-        *body = error_body("", "cannot hash the token");
+        *body = co_api_error("", "cannot hash the token");
         co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
         return 503;
     }
@@ -125,12 +116,12 @@ unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, js
     if (r < 0) {
         cm_log_limited("ingest-token-store", 10, CM_LOG_ERROR, "ingest: token lookup: %s", err);
         co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
-        *body = error_body("", "store unavailable, retry later");
+        *body = co_api_error("", "store unavailable, retry later");
         return 503;
     }
     if (r == 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_UNAUTHORIZED, 0);
-        *body = error_body("Authorization", "unknown token");
+        *body = co_api_error("Authorization", "unknown token");
         return 401;
     }
     return 0;
@@ -146,13 +137,13 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
     unsigned status;
     if (cm_wire_decode(buf, len, &ing->limits, &b, err, sizeof err, at, sizeof at) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
-        *body = error_body(at, "%s", err[0] ? err : "invalid batch");
+        *body = co_api_error(at, "%s", err[0] ? err : "invalid batch");
         status = 400;
         goto out;
     }
     if (!b.agent_id || strcmp(b.agent_id, who->agent_id) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
-        *body = error_body("agent.id", "token of agent %s may not write as agent %s", who->agent_id,
+        *body = co_api_error("agent.id", "token of agent %s may not write as agent %s", who->agent_id,
                            b.agent_id ? b.agent_id : "(none)");
         status = 403;
         goto out;
@@ -160,14 +151,14 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
     if (!b.site) {
         b.site = cm_arena_strdup(&b.arena, who->site);
         if (!b.site) {
-            *body = error_body("", "out of memory");
+            *body = co_api_error("", "out of memory");
             co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
             status = 503;
             goto out;
         }
     } else if (strcmp(b.site, who->site) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
-        *body = error_body("agent.site", "token of agent %s may not write site %s", who->agent_id,
+        *body = co_api_error("agent.site", "token of agent %s may not write site %s", who->agent_id,
                            b.site);
         status = 403;
         goto out;
@@ -179,7 +170,7 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
                        "ingest: commit of batch %llu of agent %s failed: %s",
                        (unsigned long long)b.seq, b.agent_id, err);
         co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
-        *body = error_body("", "store unavailable, retry later");
+        *body = co_api_error("", "store unavailable, retry later");
         status = 503;
         goto out;
     }
@@ -191,7 +182,7 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
             cm_log_limited("ingest-last-seq", 10, CM_LOG_ERROR, "ingest: last_seq of agent %s: %s",
                            b.agent_id, err);
             co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
-            *body = error_body("", "store unavailable, retry later");
+            *body = co_api_error("", "store unavailable, retry later");
             status = 503;
             goto out;
         }

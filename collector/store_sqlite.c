@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "timeutil.h"
 
 #define DAY_MS 86400000LL
@@ -30,20 +31,10 @@
 
 /* ---------------------------------------------------------------- errors */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
-    seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
+    cm_seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
     return -1;
 }
 
@@ -312,7 +303,7 @@ static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        seterr(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+        cm_seterr(err, errlen, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         return -1;
     }
@@ -337,7 +328,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     int v = 0;
     if (user_version(db, &v, err, errlen) < 0) goto fail;
     if (v > SCHEMA_VERSION) {
-        seterr(err, errlen, "%s: schema version %d is newer than this collector's (%d)", path, v,
+        cm_seterr(err, errlen, "%s: schema version %d is newer than this collector's (%d)", path, v,
                SCHEMA_VERSION);
         goto fail;
     }
@@ -359,7 +350,7 @@ static sqlite3 *reader_open(const co_store *s, char *err, size_t errlen)
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        seterr(err, errlen, "sqlite: open %s read-only: %s", s->path,
+        cm_seterr(err, errlen, "sqlite: open %s read-only: %s", s->path,
                db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return NULL;
@@ -421,17 +412,17 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
 {
     *out = NULL;
     if (!path || !*path || strcmp(path, ":memory:") == 0) {
-        seterr(err, errlen, "sqlite: a database file path is required");
+        cm_seterr(err, errlen, "sqlite: a database file path is required");
         return -1;
     }
     if (!sqlite3_threadsafe()) {
-        seterr(err, errlen, "sqlite: library built without thread safety");
+        cm_seterr(err, errlen, "sqlite: library built without thread safety");
         return -1;
     }
     co_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
-        seterr(err, errlen, "out of memory");
+        cm_seterr(err, errlen, "out of memory");
         return -1;
     }
     pthread_mutex_init(&s->wmu, NULL);
@@ -440,7 +431,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
     if (sqlite3_open_v2(path, &s->w,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        seterr(err, errlen, "sqlite: open %s: %s", path,
+        cm_seterr(err, errlen, "sqlite: open %s: %s", path,
                s->w ? sqlite3_errmsg(s->w) : "out of memory");
         goto fail;
     }
@@ -457,7 +448,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
              strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
     sqlite3_finalize(st);
     if (!ok) {
-        seterr(err, errlen, "sqlite: %s: cannot switch to WAL journal mode", path);
+        cm_seterr(err, errlen, "sqlite: %s: cannot switch to WAL journal mode", path);
         goto fail;
     }
     if (exec_sql(
@@ -565,7 +556,7 @@ static int device_ref(co_store *s, const char *site, const cm_device_info *inven
     if (touch_add(s, *ref) < 0) goto oom;
     return 0;
 oom:
-    seterr(err, errlen, "out of memory");
+    cm_seterr(err, errlen, "out of memory");
     return -1;
 }
 
@@ -582,7 +573,7 @@ static int labels_json(co_store *s, const cm_series *se, char *err, size_t errle
         if (!se->labels[i].key || !se->labels[i].value ||
             json_object_set_new(o, se->labels[i].key, json_string(se->labels[i].value)) < 0) {
             json_decref(o);
-            seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
+            cm_seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
                    se->metric, i);
             return -1;
         }
@@ -590,14 +581,14 @@ static int labels_json(co_store *s, const cm_series *se, char *err, size_t errle
     size_t n = json_dumpb(o, s->labels, sizeof s->labels - 1, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     if (n == 0 || n >= sizeof s->labels) {
-        seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
+        cm_seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
                LABELS_MAX);
         return -1;
     }
     s->labels[n] = '\0';
     return 0;
 oom:
-    seterr(err, errlen, "out of memory");
+    cm_seterr(err, errlen, "out of memory");
     return -1;
 }
 
@@ -622,7 +613,7 @@ static int series_ref(co_store *s, const char *site, const cm_series *se, int64_
     if (idmap_put(&s->sermap, s->key, len, h, *sid) < 0) goto oom;
     return 0;
 oom:
-    seterr(err, errlen, "out of memory");
+    cm_seterr(err, errlen, "out of memory");
     return -1;
 }
 
@@ -719,13 +710,13 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
                         size_t errlen)
 {
     if (!se->device || !se->metric) {
-        seterr(err, errlen, "series without device or metric");
+        cm_seterr(err, errlen, "series without device or metric");
         return -1;
     }
     for (size_t j = 0; j < se->npoints; j++) {
         const cm_point *p = &se->points[j];
         if (p->ts_ms < TS_MIN_MS || p->ts_ms > TS_MAX_MS || !isfinite(p->value)) {
-            seterr(err, errlen, "series %s/%s: point %zu (%lld, %g) out of range", se->device,
+            cm_seterr(err, errlen, "series %s/%s: point %zu (%lld, %g) out of range", se->device,
                    se->metric, j, (long long)p->ts_ms, p->value);
             return -1;
         }
@@ -805,7 +796,7 @@ oom:
     ranges_free(*out, *n);
     *out = NULL;
     *n = 0;
-    seterr(err, errlen, "out of memory");
+    cm_seterr(err, errlen, "out of memory");
     return -1;
 }
 
@@ -897,19 +888,19 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
                        size_t errlen)
 {
     if (!b->agent_id || !b->site) {
-        seterr(err, errlen, "batch without agent id or site");
+        cm_seterr(err, errlen, "batch without agent id or site");
         return -1;
     }
     uint64_t first = b->first_seq ? b->first_seq : b->seq;
     if (b->seq > (uint64_t)INT64_MAX || first > b->seq) {
-        seterr(err, errlen, "agent %s: seq range %llu..%llu out of range", b->agent_id,
+        cm_seterr(err, errlen, "agent %s: seq range %llu..%llu out of range", b->agent_id,
                (unsigned long long)first, (unsigned long long)b->seq);
         return -1;
     }
     for (size_t i = 0; i < b->ngaps; i++)
         if (!b->gaps[i].reason || b->gaps[i].from_seq < 1 ||
             b->gaps[i].to_seq < b->gaps[i].from_seq || b->gaps[i].to_seq > (uint64_t)INT64_MAX) {
-            seterr(err, errlen, "agent %s: gaps[%zu] is not a valid seq range", b->agent_id, i);
+            cm_seterr(err, errlen, "agent %s: gaps[%zu] is not a valid seq range", b->agent_id, i);
             return -1;
         }
     sqlite3_stmt *st = s->st[ST_AGENT_SEQ];
@@ -936,7 +927,7 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
     int64_t ref;
     for (size_t i = 0; i < b->ndevices; i++) {
         if (!b->devices[i].id) {
-            seterr(err, errlen, "devices[%zu]: no id", i);
+            cm_seterr(err, errlen, "devices[%zu]: no id", i);
             return -1;
         }
         if (device_ref(s, b->site, &b->devices[i], b->devices[i].id, now, &ref, err, errlen) < 0)
@@ -1033,11 +1024,11 @@ int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, 
                        char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) {
-        seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
+        cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
     if (!agent_id || !*agent_id || !site || !*site) {
-        seterr(err, errlen, "token needs an agent id and a site");
+        cm_seterr(err, errlen, "token needs an agent id and a site");
         return -1;
     }
     pthread_mutex_lock(&s->wmu);
@@ -1049,7 +1040,7 @@ int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, 
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-        seterr(err, errlen, "token already exists");
+        cm_seterr(err, errlen, "token already exists");
     else if (rc != SQLITE_DONE)
         dberr(s->w, "token add", err, errlen);
     pthread_mutex_unlock(&s->wmu);
@@ -1085,7 +1076,7 @@ int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, siz
         ret = 0;
     } else if (rc == SQLITE_ROW) {
         if (copy_col(st, 0, agent_id, agent_len) < 0 || copy_col(st, 1, site, site_len) < 0)
-            seterr(err, errlen, "token lookup: agent id or site longer than the buffer");
+            cm_seterr(err, errlen, "token lookup: agent id or site longer than the buffer");
         else
             ret = 1;
     } else {
@@ -1166,13 +1157,13 @@ static json_t *q_rows(query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *)
     while (arr && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *o = row(st);
         if (!o || json_array_append_new(arr, o) < 0) {
-            seterr(q->err, q->errlen, "out of memory");
+            cm_seterr(q->err, q->errlen, "out of memory");
             json_decref(arr);
             return NULL;
         }
     }
     if (!arr) {
-        seterr(q->err, q->errlen, "out of memory");
+        cm_seterr(q->err, q->errlen, "out of memory");
         return NULL;
     }
     if (rc != SQLITE_DONE) {
@@ -1242,7 +1233,7 @@ int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *
 {
     *last_seq = 0;
     if (!agent) {
-        seterr(err, errlen, "last_seq: an agent is required");
+        cm_seterr(err, errlen, "last_seq: an agent is required");
         return -1;
     }
     query q;
@@ -1301,7 +1292,7 @@ static json_t *gap_row(sqlite3_stmt *st)
 json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
 {
     if (!agent) {
-        seterr(err, errlen, "gaps: an agent is required");
+        cm_seterr(err, errlen, "gaps: an agent is required");
         return NULL;
     }
     query q;
@@ -1331,7 +1322,7 @@ json_t *co_store_latest(co_store *s, const char *site, const char *device, const
                         char *err, size_t errlen)
 {
     if (!device) {
-        seterr(err, errlen, "latest: a device is required");
+        cm_seterr(err, errlen, "latest: a device is required");
         return NULL;
     }
     query q;
@@ -1415,7 +1406,7 @@ static int series_points(query *q, qseries *qs, size_t nqs, const co_range *r)
             while ((rc = sqlite3_step(st)) == SQLITE_ROW)
                 if (qseries_push(&qs[i], sqlite3_column_int64(st, 0),
                                  sqlite3_column_double(st, 1)) < 0) {
-                    seterr(q->err, q->errlen, "out of memory");
+                    cm_seterr(q->err, q->errlen, "out of memory");
                     ret = -1;
                     break;
                 }
@@ -1433,7 +1424,7 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
                         const co_range *r, char *err, size_t errlen)
 {
     if (!device || !r) {
-        seterr(err, errlen, "series: a device and a range are required");
+        cm_seterr(err, errlen, "series: a device and a range are required");
         return NULL;
     }
     query q;
@@ -1482,7 +1473,7 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
     }
     goto out;
 oom:
-    seterr(err, errlen, "out of memory");
+    cm_seterr(err, errlen, "out of memory");
     json_decref(res);
     res = NULL;
 out:

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -105,16 +106,6 @@ struct cm_spool {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void put32(unsigned char *p, uint32_t v)
 {
@@ -626,7 +617,7 @@ static int retry_ack(cm_spool *s, char *err, size_t errlen)
     if (s->acked_disk >= s->acked) return 0;
     if (write_ack(s) != 0) {
         s->disk_errors++;
-        seterr(err, errlen, "spool %s: cannot persist the ack cursor %llu: %s", s->dir,
+        cm_seterr(err, errlen, "spool %s: cannot persist the ack cursor %llu: %s", s->dir,
                (unsigned long long)s->acked, strerror(errno));
         return -1;
     }
@@ -916,7 +907,7 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     *out = NULL;
     if (rep) memset(rep, 0, sizeof *rep);
     if (!opts || !opts->dir || !*opts->dir) {
-        seterr(err, errlen, "spool: no folder given");
+        cm_seterr(err, errlen, "spool: no folder given");
         return -1;
     }
     uint64_t segb = opts->segment_bytes ? opts->segment_bytes : 4ull << 20;
@@ -924,7 +915,7 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     if (segb < 256 || segb > MAX_SEGMENT || maxb < segb ||
         (opts->fsync != CM_FSYNC_ALWAYS && opts->fsync != CM_FSYNC_CYCLE &&
          opts->fsync != CM_FSYNC_NONE)) {
-        seterr(err, errlen,
+        cm_seterr(err, errlen,
                "spool %s: segment_bytes must be 256 B..2 GiB and at most max_bytes, fsync "
                "always|cycle|none",
                opts->dir);
@@ -933,7 +924,7 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     cm_spool *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = strdup(opts->dir))) {
         free(s);
-        seterr(err, errlen, "spool %s: out of memory", opts->dir);
+        cm_seterr(err, errlen, "spool %s: out of memory", opts->dir);
         return -1;
     }
     s->seg_bytes = segb;
@@ -946,13 +937,13 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     s->disk_ok = 1;
     s->dfd = -1;
     if (mkdir_p(s->dir) != 0 || (s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        seterr(err, errlen, "spool %s: cannot create or open the folder: %s", s->dir,
+        cm_seterr(err, errlen, "spool %s: cannot create or open the folder: %s", s->dir,
                strerror(errno));
         cm_spool_close(s);
         return -1;
     }
     if (flock(s->dfd, LOCK_EX | LOCK_NB) != 0) {
-        seterr(err, errlen, "spool %s: %s", s->dir,
+        cm_seterr(err, errlen, "spool %s: %s", s->dir,
                errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
         close(s->dfd);
         s->dfd = -1;
@@ -963,7 +954,7 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     uint64_t *names = NULL;
     size_t nn = 0;
     if (list_segments(s, &names, &nn) != 0) {
-        seterr(err, errlen, "spool %s: cannot list the folder: %s", s->dir, strerror(errno));
+        cm_seterr(err, errlen, "spool %s: cannot list the folder: %s", s->dir, strerror(errno));
         cm_spool_close(s);
         return -1;
     }
@@ -1031,7 +1022,7 @@ int cm_spool_append(cm_spool *s, uint32_t type, const void *data, size_t len, ui
                     char *err, size_t errlen)
 {
     if (type == 0 || len > MAX_PAYLOAD || (len && !data)) {
-        seterr(err, errlen, "spool %s: bad record (type %u, %zu bytes; at most %u)", s->dir, type,
+        cm_seterr(err, errlen, "spool %s: bad record (type %u, %zu bytes; at most %u)", s->dir, type,
                len, MAX_PAYLOAD);
         return -1;
     }
@@ -1039,7 +1030,7 @@ int cm_spool_append(cm_spool *s, uint32_t type, const void *data, size_t len, ui
     retry_ack(s, NULL, 0);
     uint64_t seq = s->next_seq;
     if (put(s, type, data, len, seq, cm_now_ms()) != 0) {
-        seterr(err, errlen,
+        cm_seterr(err, errlen,
                "spool %s: record %llu (%zu bytes) kept nowhere: disk failing (%s) and memory "
                "ring (%zu bytes) full",
                s->dir, (unsigned long long)seq, len, s->disk_why, s->ring_cap);
@@ -1058,11 +1049,11 @@ int cm_spool_sync(cm_spool *s, char *err, size_t errlen)
     int rc = retry_ack(s, err, errlen);
     if (s->policy != CM_FSYNC_NONE && sync_data(s) != 0) {
         disk_fail(s, "fdatasync", errno);
-        seterr(err, errlen, "spool %s: %s", s->dir, s->disk_why);
+        cm_seterr(err, errlen, "spool %s: %s", s->dir, s->disk_why);
         return -1;
     }
     if (!s->disk_ok) {
-        seterr(err, errlen, "spool %s: disk failing (%s); %zu records kept in memory", s->dir,
+        cm_seterr(err, errlen, "spool %s: disk failing (%s); %zu records kept in memory", s->dir,
                s->disk_why, s->rn);
         return -1;
     }
@@ -1110,7 +1101,7 @@ static int read_disk(cm_spool *s, size_t i, size_t k, cm_spool_record *rec, char
     if (s->rfd < 0 || s->rname != g->name) {
         reader_forget(s);
         if ((s->rfd = openat(s->dfd, nm, O_RDONLY | O_CLOEXEC)) < 0) {
-            seterr(err, errlen, "spool %s: cannot open %s: %s", s->dir, nm, strerror(errno));
+            cm_seterr(err, errlen, "spool %s: cannot open %s: %s", s->dir, nm, strerror(errno));
             return -1;
         }
         s->rname = g->name;
@@ -1125,7 +1116,7 @@ static int read_disk(cm_spool *s, size_t i, size_t k, cm_spool_record *rec, char
         if (r == 0 && get32(p + 8) != frame_crc(p, p + HDR, len)) r = 1;
     }
     if (r < 0) {
-        seterr(err, errlen, "spool %s: cannot read %s at offset %u: %s", s->dir, nm, e.off,
+        cm_seterr(err, errlen, "spool %s: cannot read %s at offset %u: %s", s->dir, nm, e.off,
                strerror(errno));
         return -1;
     }
@@ -1201,7 +1192,7 @@ int cm_spool_read(cm_spool *s, uint64_t from_seq, cm_spool_record *rec, char *er
 int cm_spool_ack(cm_spool *s, uint64_t seq, char *err, size_t errlen)
 {
     if (seq >= s->next_seq) {
-        seterr(err, errlen, "spool %s: cannot acknowledge %llu: the last seq given out is %llu",
+        cm_seterr(err, errlen, "spool %s: cannot acknowledge %llu: the last seq given out is %llu",
                s->dir, (unsigned long long)seq, (unsigned long long)(s->next_seq - 1));
         return -1;
     }
@@ -1269,12 +1260,12 @@ int cm_spool_reject(cm_spool *s, uint64_t first_seq, uint64_t last_seq, const vo
                     size_t len, char *err, size_t errlen)
 {
     if (mkdirat(s->dfd, "rejected", 0750) != 0 && errno != EEXIST) {
-        seterr(err, errlen, "spool %s: cannot create rejected/: %s", s->dir, strerror(errno));
+        cm_seterr(err, errlen, "spool %s: cannot create rejected/: %s", s->dir, strerror(errno));
         return -1;
     }
     int rfd = openat(s->dfd, "rejected", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rfd < 0) {
-        seterr(err, errlen, "spool %s: cannot open rejected/: %s", s->dir, strerror(errno));
+        cm_seterr(err, errlen, "spool %s: cannot open rejected/: %s", s->dir, strerror(errno));
         return -1;
     }
     char nm[64];
@@ -1284,7 +1275,7 @@ int cm_spool_reject(cm_spool *s, uint64_t first_seq, uint64_t last_seq, const vo
     int fd = openat(rfd, nm, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     int rc = 0;
     if (fd < 0 || (len && write_all(fd, body, len) != 0)) {
-        seterr(err, errlen, "spool %s: cannot write rejected/%s: %s", s->dir, nm, strerror(errno));
+        cm_seterr(err, errlen, "spool %s: cannot write rejected/%s: %s", s->dir, nm, strerror(errno));
         rc = -1;
     }
     if (fd >= 0) close(fd);

@@ -9,7 +9,8 @@
 (b) every tests/e2e/test_*.py module - each test_* function is a case; harness.Skip
     skips it, any other exception fails it;
 (c) the same for tests/faults/test_*.py, the delivery fault suite (make test-faults runs it
-    three times in a row through tests/faults/run_faults.py).
+    three times in a row: --only faults --repeat 3).
+--repeat N runs the whole selection N times in a row (names suffixed " #round").
 With --asan-build both run a second time against that build, names suffixed " [asan]".
 Prints "PASS name" / "FAIL name" / "SKIP name (why)" per case and, last, exactly one line
 "N passed, N failed, N skipped". Exit status 1 when anything failed.
@@ -305,6 +306,7 @@ def main():
     ap.add_argument("--asan-build", help="also run everything against this ASan/UBSan build")
     ap.add_argument("--only", choices=("unit", "e2e", "faults"))
     ap.add_argument("-k", dest="kfilter", help="run only cases whose name contains this")
+    ap.add_argument("--repeat", type=int, default=1, help="run everything N times in a row")
     ap.add_argument("-j", dest="jobs", type=int, default=max(1, os.cpu_count() or 1),
                     help="unit test binaries run in parallel (default: cores)")
     args = ap.parse_args()
@@ -315,14 +317,17 @@ def main():
     res = Results()
     t0 = time.monotonic()
     try:
-        for build, suffix, asan in builds:
-            # A plain --build build-asan run (make asan) needs the sanitizer options too.
-            if args.only in (None, "unit"):
-                run_unit(build, suffix, asan, args.kfilter, res, args.jobs)
-            if args.only in (None, "e2e"):
-                run_e2e(build, suffix, asan, args.kfilter, res)
-            if args.only in (None, "faults"):
-                run_e2e(build, suffix, asan, args.kfilter, res, FAULTS)
+        for rnd in range(1, args.repeat + 1):
+            for build, suffix, asan in builds:
+                if args.repeat > 1:
+                    suffix = f"{suffix} #{rnd}"
+                # A plain --build build-asan run (make asan) needs the sanitizer options too.
+                if args.only in (None, "unit"):
+                    run_unit(build, suffix, asan, args.kfilter, res, args.jobs)
+                if args.only in (None, "e2e"):
+                    run_e2e(build, suffix, asan, args.kfilter, res)
+                if args.only in (None, "faults"):
+                    run_e2e(build, suffix, asan, args.kfilter, res, FAULTS)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         res.failed += 1
