@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gzip.h"
 #include "log.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -212,7 +213,16 @@ int ag_batcher_seal(ag_batcher *b, uint64_t *seq_out, char *err, size_t errlen)
      * missing, never a record the ledger does not know. */
     ledger_line(b, seq, samples);
     uint64_t got = 0;
-    int rc = cm_spool_append(b->spool, CM_REC_BATCH, json, len, &got, err, errlen);
+    /* Compressed on disk: a spool of max_bytes then holds a day's backlog of a large cinema. */
+    char *gz;
+    size_t gzlen;
+    int rc;
+    if (cm_gzip(json, len, 6, &gz, &gzlen) == 0) {
+        rc = cm_spool_append(b->spool, CM_REC_BATCH_GZ, gz, gzlen, &got, err, errlen);
+        free(gz);
+    } else {
+        rc = cm_spool_append(b->spool, CM_REC_BATCH, json, len, &got, err, errlen);
+    }
     free(json);
     if (rc != 0) {
         b->stats.append_errors++;

@@ -132,7 +132,7 @@ static int load_upload(ag_config *c, cm_conf *cf, char *err, size_t errlen)
 static int load_spool(ag_config *c, cm_conf *cf, char *err, size_t errlen)
 {
     c->spool_fsync = 1;
-    c->spool_max_bytes = 256ull << 20;
+    c->spool_max_bytes = 1ull << 30;
     c->spool_min_free_bytes = 64ull << 20;
     c->spool_segment_bytes = 4ull << 20;
     cm_conf_section *s = cm_conf_find(cf, "spool", NULL);

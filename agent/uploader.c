@@ -16,9 +16,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "batch.h"
+#include "gzip.h"
 #include "log.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -30,6 +30,7 @@
 #define MAX_RETRY_AFTER_S 3600 /* a collector asking for more is clamped to this */
 #define MAX_RESPONSE 65536     /* bytes of answer kept; the rest is ignored */
 #define LOG_EVERY_S 60
+#define MAX_RECORD_JSON (256u << 20) /* a record inflating beyond this is corrupt */
 
 typedef struct sock_ctx {
     uv_poll_t poll;
@@ -111,34 +112,6 @@ static int64_t backoff_ms(ag_uploader *u)
     return (int64_t)(rng_next(u) % ((uint64_t)ceil + 1));
 }
 
-static int gzip_body(const char *in, size_t len, char **out, size_t *outlen)
-{
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return -1;
-    uLong bound = deflateBound(&zs, (uLong)len);
-    char *buf = len <= UINT_MAX && bound <= UINT_MAX ? malloc(bound ? bound : 1) : NULL;
-    if (!buf) {
-        deflateEnd(&zs);
-        return -1;
-    }
-    zs.next_in = (Bytef *)(uintptr_t)in;
-    zs.avail_in = (uInt)len;
-    zs.next_out = (Bytef *)buf;
-    zs.avail_out = (uInt)bound;
-    int rc = deflate(&zs, Z_FINISH);
-    size_t n = zs.total_out;
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *outlen = n;
-    return 0;
-}
 
 /* Copy an untrusted string for a log line: printable ASCII only, bounded. */
 static void sanitize(const char *s, char *out, size_t outlen)
@@ -336,15 +309,23 @@ static int add_record(ag_uploader *u, cm_batch *out, const cm_spool_record *rec)
         set_aside_corrupt(u, rec, "malformed gap record");
         return cm_batch_add_gap(out, rec->seq, rec->seq, "corrupt");
     }
-    if (rec->type != CM_REC_BATCH) {
+    if (rec->type != CM_REC_BATCH && rec->type != CM_REC_BATCH_GZ) {
         set_aside_corrupt(u, rec, "unknown record type");
         return cm_batch_add_gap(out, rec->seq, rec->seq, "corrupt");
     }
     cm_batch in;
     cm_batch_init(&in);
-    char err[256], at[128];
-    int rc = 0;
-    if (cm_wire_decode(rec->data, rec->len, NULL, &in, err, sizeof err, at, sizeof at) == 0) {
+    char err[256], at[128] = "";
+    const char *json = rec->data;
+    size_t json_len = rec->len;
+    char *plain = NULL;
+    int rc = 0, ok;
+    if (rec->type == CM_REC_BATCH_GZ)
+        ok = cm_gunzip(rec->data, rec->len, MAX_RECORD_JSON, &plain, &json_len, err, sizeof err) == 0;
+    else
+        ok = 1;
+    if (plain) json = plain;
+    if (ok && cm_wire_decode(json, json_len, NULL, &in, err, sizeof err, at, sizeof at) == 0) {
         rc = merge_batch(out, &in);
     } else {
         char why[400];
@@ -352,8 +333,17 @@ static int add_record(ag_uploader *u, cm_batch *out, const cm_spool_record *rec)
         set_aside_corrupt(u, rec, why);
         rc = cm_batch_add_gap(out, rec->seq, rec->seq, "corrupt");
     }
+    free(plain);
     cm_batch_free(&in);
     return rc;
+}
+
+/* The JSON bytes a record holds (what max_batch_bytes counts), without inflating it. */
+static size_t record_json_len(const cm_spool_record *rec)
+{
+    if (rec->type != CM_REC_BATCH_GZ) return rec->len;
+    size_t n = cm_gzip_stated_size(rec->data, rec->len);
+    return n ? n : rec->len;
 }
 
 static uint64_t read_from(ag_uploader *u)
@@ -388,16 +378,17 @@ static int build(ag_uploader *u)
             break;
         }
         if (r == 0) break;
-        if (n > 0 && (rec.seq != last + 1 || bytes + rec.len > u->max_bytes ||
+        size_t json_len = record_json_len(&rec);
+        if (n > 0 && (rec.seq != last + 1 || bytes + json_len > u->max_bytes ||
                       (u->rec_limit && n >= u->rec_limit))) {
             more = 1;
             break;
         }
-        if (rec.type == CM_REC_BATCH) only_gaps = 0;
+        if (rec.type != CM_REC_GAP) only_gaps = 0;
         if (add_record(u, &b, &rec) != 0) goto oom;
         if (n == 0) first = rec.seq;
         last = rec.seq;
-        bytes += rec.len;
+        bytes += json_len;
         n++;
         from = rec.seq + 1;
     }
@@ -424,7 +415,7 @@ static int build(ag_uploader *u)
                        (unsigned long long)first, (unsigned long long)last);
         return -1;
     }
-    if (gzip_body(o->json, o->json_len, &o->data, &o->len) == 0) {
+    if (cm_gzip(o->json, o->json_len, -1, &o->data, &o->len) == 0) {
         o->gzipped = 1;
     } else {
         o->data = o->json;

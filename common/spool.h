@@ -24,6 +24,8 @@ typedef enum { CM_FSYNC_ALWAYS = 0, CM_FSYNC_CYCLE = 1, CM_FSYNC_NONE = 2 } cm_f
 typedef enum {
     CM_REC_BATCH = 1, /* payload: a JSON batch (wire.h) whose "seq" is the record's seq */
     CM_REC_GAP = 2,   /* payload: JSON {"from_seq","to_seq","reason"}: records that are lost */
+    CM_REC_BATCH_GZ = 3, /* payload: a CM_REC_BATCH payload, gzip-compressed (the agent's
+                            default: a spool then holds about ten times as many samples) */
 } cm_record_type;
 
 typedef struct cm_spool_opts {

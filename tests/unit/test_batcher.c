@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/batcher.h"
+#include "gzip.h"
 #include "spool.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -108,9 +109,16 @@ static cm_spool_record read_record(fx *f, uint64_t seq, cm_batch *out)
     char err[256] = "", at[128] = "";
     assert_int_equal(cm_spool_read(f->spool, seq, &rec, err, sizeof err), 1);
     assert_int_equal(rec.seq, seq);
-    assert_int_equal(rec.type, CM_REC_BATCH);
+    /* stored gzip-compressed; the stated size in its trailer is the JSON's */
+    assert_int_equal(rec.type, CM_REC_BATCH_GZ);
+    char *json;
+    size_t len;
+    if (cm_gunzip(rec.data, rec.len, 1 << 24, &json, &len, err, sizeof err) != 0)
+        fail_msg("gunzip record %llu: %s", (unsigned long long)seq, err);
+    assert_int_equal(cm_gzip_stated_size(rec.data, rec.len), len);
     cm_batch_init(out);
-    int rc = cm_wire_decode(rec.data, rec.len, NULL, out, err, sizeof err, at, sizeof at);
+    int rc = cm_wire_decode(json, len, NULL, out, err, sizeof err, at, sizeof at);
+    free(json);
     if (rc != 0) fail_msg("decode record %llu: %s at %s", (unsigned long long)seq, err, at);
     return rec;
 }

@@ -26,6 +26,7 @@
 #include "agent/uploader.h"
 #include "batch.h"
 #include "log.h"
+#include "gzip.h"
 #include "spool.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -341,8 +342,14 @@ static uint64_t put_record(fixture *f, double value, size_t n, size_t *len)
     cm_batch_free(&b);
     uint64_t seq = 0;
     char err[256] = "";
-    if (cm_spool_append(f->spool, CM_REC_BATCH, json, l, &seq, err, sizeof err) != 0)
-        fail_msg("append: %s", err);
+    /* even seqs gzip-compressed as the batcher writes them, odd ones plain: both are read */
+    char *gz = NULL;
+    size_t gzlen = 0;
+    if (b.seq % 2 == 0) assert_int_equal(cm_gzip(json, l, 6, &gz, &gzlen), 0);
+    int rc = gz ? cm_spool_append(f->spool, CM_REC_BATCH_GZ, gz, gzlen, &seq, err, sizeof err)
+                : cm_spool_append(f->spool, CM_REC_BATCH, json, l, &seq, err, sizeof err);
+    free(gz);
+    if (rc != 0) fail_msg("append: %s", err);
     assert_int_equal(cm_spool_sync(f->spool, err, sizeof err), 0);
     free(json);
     if (len) *len = l;
