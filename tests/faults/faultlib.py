@@ -131,7 +131,8 @@ def read_ledger(path):
 
 REC_HDR = struct.Struct("<4sIIIQ")  # magic, payload length, crc32c, type, seq
 MAGICS = (b"CMR1", b"1RMC")         # "CMR1" as bytes, or as a u32 'CMR1' little-endian
-REC_BATCH, REC_GAP = 1, 2
+REC_BATCH, REC_GAP, REC_BATCH_GZ = 1, 2, 3  # record types of common/spool.h
+BATCH_TYPES = (REC_BATCH, REC_BATCH_GZ)
 
 
 class SpoolRecord:

@@ -42,7 +42,7 @@ def _restart_and_check(st, lost, why):
 
 def _batch_seqs(st, recs):
     led = st.ledger()
-    return {r.seq for r in recs if r.type == faultlib.REC_BATCH and r.seq in led}
+    return {r.seq for r in recs if r.type in faultlib.BATCH_TYPES and r.seq in led}
 
 
 def test_flipped_byte_in_oldest_segment(env):
