@@ -16,7 +16,12 @@
 static const char *const KINDS[] = {"projector",   "led_screen",   "media_block", "audio_processor",
                                     "light_sensor", "sound_sensor", "ups",         "server",
                                     "agent",       "other",        NULL};
-static const char *const SNMP_VERSIONS[] = {"1", "2c", NULL};
+static const char *const SNMP_VERSIONS[] = {"1", "2c", "3", NULL};
+static const char *const PROTOCOLS[] = {"snmp", "pjlink", "http", "text", NULL};
+static const int DEFAULT_PORTS[] = {161, 4352, 80, 0};
+static const char *const V3_LEVELS[] = {"noAuthNoPriv", "authNoPriv", "authPriv", NULL};
+static const char *const V3_AUTH[] = {"SHA", "SHA-256", "MD5", NULL};
+static const char *const V3_PRIV[] = {"AES", "DES", NULL};
 
 /* Resolve p against the folder of the config file unless it is absolute. */
 static char *resolve(const char *cfg_path, const char *p)
@@ -182,24 +187,71 @@ static int load_device(ag_config *c, cm_conf *cf, cm_conf_section *s, ag_device 
         if (slash && !(d->screen = strndup(d->id, (size_t)(slash - d->id)))) return -1;
     }
     if (get_str(cf, s, "profile", &d->profile, 0, err, errlen) < 0) return -1;
-    static const char *const PROTOCOLS[] = {"snmp", NULL};
     int proto = 0;
     if (cm_conf_enum(cf, s, "protocol", PROTOCOLS, &proto, err, errlen) < 0) return -1;
+    if (!(d->protocol = strdup(PROTOCOLS[proto]))) return -1;
     if (get_str(cf, s, "address", &d->address, 0, err, errlen) < 0) return -1;
     if (!d->address) {
         cm_conf_errf(cf, s->line, err, errlen, "[device \"%s\"] needs 'address'", d->id);
         return -1;
     }
+    bool tls = false;
+    d->tls_verify = 1;
+    bool verify = true;
+    if (cm_conf_bool(cf, s, "tls", &tls, err, errlen) < 0 ||
+        cm_conf_bool(cf, s, "tls_verify", &verify, err, errlen) < 0)
+        return -1;
+    d->tls = tls;
+    d->tls_verify = verify;
     int64_t v;
-    d->port = 161;
+    d->port = tls && proto == 2 ? 443 : DEFAULT_PORTS[proto];
     int r = cm_conf_int(cf, s, "port", 1, 65535, &v, err, errlen);
     if (r < 0) return -1;
     if (r > 0) d->port = (int)v;
+    if (d->port == 0) {
+        cm_conf_errf(cf, s->line, err, errlen, "[device \"%s\"] needs 'port' for protocol %s",
+                     d->id, d->protocol);
+        return -1;
+    }
     int ver = 1;
     if (cm_conf_enum(cf, s, "snmp_version", SNMP_VERSIONS, &ver, err, errlen) < 0) return -1;
-    d->snmp_version = ver == 0 ? 1 : 2;
+    d->snmp_version = ver + 1; /* "1", "2c", "3" */
     if (get_str(cf, s, "community", &d->community, 0, err, errlen) < 0) return -1;
     if (!d->community && !(d->community = strdup("public"))) return -1;
+    int level = 2, auth = 0, priv = 0;
+    if (get_str(cf, s, "v3_user", &d->v3_user, 0, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_level", V3_LEVELS, &level, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_auth_protocol", V3_AUTH, &auth, err, errlen) < 0 ||
+        get_str(cf, s, "v3_auth_password", &d->v3_auth_password, 0, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_priv_protocol", V3_PRIV, &priv, err, errlen) < 0 ||
+        get_str(cf, s, "v3_priv_password", &d->v3_priv_password, 0, err, errlen) < 0 ||
+        get_str(cf, s, "username", &d->username, 0, err, errlen) < 0 ||
+        get_str(cf, s, "password", &d->password, 0, err, errlen) < 0)
+        return -1;
+    d->v3_level = level;
+    if (!(d->v3_auth_protocol = strdup(V3_AUTH[auth])) ||
+        !(d->v3_priv_protocol = strdup(V3_PRIV[priv])))
+        return -1;
+    if (d->snmp_version == 3) {
+        const char *missing = !d->v3_user                                ? "v3_user"
+                              : level >= 1 && !d->v3_auth_password       ? "v3_auth_password"
+                              : level == 2 && !d->v3_priv_password       ? "v3_priv_password"
+                                                                          : NULL;
+        if (missing) {
+            cm_conf_errf(cf, s->line, err, errlen, "[device \"%s\"] with snmp_version 3 needs '%s'",
+                         d->id, missing);
+            return -1;
+        }
+        const char *shortpw = level >= 1 && strlen(d->v3_auth_password) < 8 ? "v3_auth_password"
+                              : level == 2 && strlen(d->v3_priv_password) < 8 ? "v3_priv_password"
+                                                                               : NULL;
+        if (shortpw) {
+            cm_conf_errf(cf, s->line, err, errlen,
+                         "[device \"%s\"]: %s must have at least 8 characters (RFC 3414)",
+                         d->id, shortpw);
+            return -1;
+        }
+    }
     d->interval_ms = c->interval_ms;
     d->timeout_ms = c->timeout_ms;
     d->retries = c->retries;
@@ -258,8 +310,16 @@ void ag_config_free(ag_config *c)
         free(d->screen);
         free(d->kind);
         free(d->profile);
+        free(d->protocol);
         free(d->address);
         free(d->community);
+        free(d->v3_user);
+        free(d->v3_auth_protocol);
+        free(d->v3_auth_password);
+        free(d->v3_priv_protocol);
+        free(d->v3_priv_password);
+        free(d->username);
+        free(d->password);
     }
     free(c->devices);
     free(c->path);

@@ -11,10 +11,23 @@ typedef struct ag_device {
     char *kind;      /* projector, led_screen, media_block, audio_processor, light_sensor,
                         sound_sensor, ups, server, other */
     char *profile;   /* profile name; NULL = choose by sysObjectID */
+    char *protocol;  /* snmp (default), pjlink, http, text */
     char *address;   /* host name or IPv4/IPv6 literal */
-    int port;        /* default 161 */
-    int snmp_version; /* 1 or 2 (v2c) */
-    char *community; /* never logged */
+    int port;        /* default by protocol: snmp 161, pjlink 4352, http 80 (443 with https) */
+    int snmp_version; /* 1, 2 (v2c) or 3 */
+    char *community; /* v1/v2c; never logged */
+    /* SNMPv3 USM (snmp_version 3); passwords never logged */
+    char *v3_user;
+    int v3_level;          /* 0 noAuthNoPriv, 1 authNoPriv, 2 authPriv */
+    char *v3_auth_protocol; /* SHA (default), SHA-256, MD5 */
+    char *v3_auth_password;
+    char *v3_priv_protocol; /* AES (default, AES-128), DES */
+    char *v3_priv_password;
+    /* other protocols */
+    char *username;   /* http basic auth */
+    char *password;   /* pjlink password, http basic auth; never logged */
+    int tls;          /* http: 1 = https */
+    int tls_verify;   /* http: verify the certificate (default 1) */
     int64_t interval_ms, timeout_ms;
     int retries;
     int line; /* line of the section header, for errors */

@@ -12,6 +12,7 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "driver.h"
 #include "log.h"
 #include "poller.h"
 #include "profile.h"
@@ -252,7 +253,18 @@ static int check_profiles(const agent *a, char *err, size_t errlen)
 {
     for (size_t i = 0; i < a->cfg.ndevices; i++) {
         const ag_device *d = &a->cfg.devices[i];
-        if (d->profile && !ag_profile_find(&a->profiles, d->profile)) {
+        if (!ag_driver_find(d->protocol)) {
+            snprintf(err, errlen, "%s:%d: [device \"%s\"]: protocol '%s' is not supported by this "
+                     "build", a->cfg.path, d->line, d->id, d->protocol);
+            return -1;
+        }
+        const ag_profile *p = d->profile ? ag_profile_find(&a->profiles, d->profile) : NULL;
+        if (p && strcmp(p->protocol, d->protocol) != 0) {
+            snprintf(err, errlen, "%s:%d: [device \"%s\"]: profile '%s' speaks %s, the device %s",
+                     a->cfg.path, d->line, d->id, d->profile, p->protocol, d->protocol);
+            return -1;
+        }
+        if (d->profile && !p) {
             snprintf(err, errlen, "%s:%d: [device \"%s\"]: profile '%s' not found in %s",
                      a->cfg.path, d->line, d->id, d->profile, a->cfg.profiles_dir);
             return -1;

@@ -127,7 +127,14 @@ int ag_poller_open(ag_poller **out, uv_loop_t *loop, const ag_config *cfg,
         dev_slot *s = &p->slots[i];
         s->p = p;
         s->dev = &cfg->devices[i];
-        s->ops = &ag_snmp_driver;
+        s->ops = ag_driver_find(s->dev->protocol);
+        if (!s->ops) {
+            snprintf(err, errlen, "device %s: no driver for protocol '%s'", s->dev->id,
+                     s->dev->protocol);
+            p->nslots = i;
+            ag_poller_close(p);
+            return -1;
+        }
         if (s->ops->open(loop, s->dev, profiles, &p->inner, &s->state, err, errlen) != 0) {
             p->nslots = i;
             ag_poller_close(p);

@@ -143,14 +143,40 @@ static void test_agent_config_ok(void **st)
                               "address = ::1\n"
                               "snmp_version = 1\n"
                               "interval = 1m\n"
-                              "retries = 3\n");
+                              "retries = 3\n"
+                              "[device \"hall3/projector\"]\n"
+                              "protocol = pjlink\n"
+                              "address = 127.0.0.1\n"
+                              "password = JBMIAProjectorLink\n"
+                              "[device \"hall3/sensor\"]\n"
+                              "protocol = http\n"
+                              "tls = yes\n"
+                              "address = sensor.local\n"
+                              "[device \"hall4/projector\"]\n"
+                              "snmp_version = 3\n"
+                              "v3_user = cinemon\n"
+                              "v3_auth_protocol = SHA-256\n"
+                              "v3_auth_password = authpass123\n"
+                              "v3_priv_password = privpass123\n"
+                              "address = 127.0.0.1\n");
     ag_config c;
     char err[512] = "";
     if (ag_config_load(&c, p, err, sizeof err) != 0) fail_msg("%s", err);
     assert_string_equal(c.site, "CN-1101-01");
     assert_string_equal(c.agent_id, "CN-1101-01");
     assert_non_null(strstr(c.token_file, "/tmp/token"));
-    assert_int_equal(c.ndevices, 2);
+    assert_int_equal(c.ndevices, 5);
+    assert_string_equal(c.devices[2].protocol, "pjlink");
+    assert_int_equal(c.devices[2].port, 4352);
+    assert_string_equal(c.devices[2].password, "JBMIAProjectorLink");
+    assert_int_equal(c.devices[3].port, 443);
+    assert_int_equal(c.devices[3].tls, 1);
+    assert_int_equal(c.devices[3].tls_verify, 1);
+    assert_int_equal(c.devices[4].snmp_version, 3);
+    assert_int_equal(c.devices[4].v3_level, 2);
+    assert_string_equal(c.devices[4].v3_auth_protocol, "SHA-256");
+    assert_string_equal(c.devices[4].v3_priv_protocol, "AES");
+    assert_string_equal(c.devices[0].protocol, "snmp");
     ag_device *d = &c.devices[0];
     assert_string_equal(d->id, "hall1/projector");
     assert_string_equal(d->screen, "hall1");
@@ -190,6 +216,15 @@ static void test_agent_config_errors(void **st)
     expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\n[device \"a\"]\naddress = b\n",
                        ":5: section [device \"a\"] repeated (first at line 3)");
     expect_agent_error("[device \"a\"]\naddress = a\n", "missing [agent] section");
+    expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nsnmp_version = 3\n",
+                       ":3: [device \"a\"] with snmp_version 3 needs 'v3_user'");
+    expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nsnmp_version = 3\n"
+                       "v3_user = u\nv3_level = authNoPriv\nv3_auth_password = short\n",
+                       "v3_auth_password must have at least 8 characters");
+    expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nprotocol = text\n",
+                       ":3: [device \"a\"] needs 'port' for protocol text");
+    expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nprotocol = telnet\n",
+                       ":5: key 'protocol' in [device \"a\"]: expected one of: snmp pjlink http text");
 }
 
 int main(void)
