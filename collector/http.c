@@ -148,7 +148,10 @@ static enum MHD_Result respond(struct MHD_Connection *c, co_http *h, req *r, con
                                const char *url, unsigned status, json_t *body)
 {
     outbuf o = {0};
-    if (!body || json_dump_callback(body, out_append, &o, JSON_COMPACT) != 0 ||
+    /* 15 significant digits: every device reading exactly, without binary noise (0.013, not
+     * 0.012999999999999999). */
+    if (!body ||
+        json_dump_callback(body, out_append, &o, JSON_COMPACT | JSON_REAL_PRECISION(15)) != 0 ||
         out_append("\n", 1, &o) != 0) {
         free(o.p);
         o = (outbuf){0};
