@@ -8,6 +8,7 @@
  *    it with a cold page cache, and the drain an uploader does (read records up to 1 MiB,
  *    acknowledge, repeat), cold cache again. */
 #include <dirent.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "gzip.h"
 #include "log.h"
 #include "spool.h"
 #include "timeutil.h"
@@ -26,6 +28,7 @@
 #define VALUES 140    /* samples per device per poll */
 #define INTERVAL_S 60 /* poll interval */
 #define HOURS 24
+#define VARIANTS 60 /* distinct poll rounds generated per hall, used in turn */
 #define UPLOAD_BYTES (1u << 20) /* the uploader's default request size */
 
 static double now_s(void)
@@ -139,8 +142,14 @@ static char *hall_batch(int hall, int64_t ts, size_t *len)
         for (int v = 0; v < VALUES; v++) {
             snprintf(idx, sizeof idx, "%d", v / 14 + 1);
             cm_label l = {"sensor", idx};
+            /* a reading with noise in its last digits, as real sensors give */
+            uint64_t x = (uint64_t)ts * 2654435761u ^ (uint64_t)(hall * 1000003 + d * 7919 + v);
+            x ^= x >> 29;
+            x *= 0xbf58476d1ce4e5b9ULL;
+            x ^= x >> 32;
             cm_batch_add_point(&b, dev, metrics[v % 14], NULL, &l, 1, ts,
-                               20.0 + (double)((hall * 31 + d * 7 + v) % 997) / 10.0);
+                               20.0 + (double)((hall * 31 + d * 7 + v) % 997) / 10.0 +
+                                   (double)(x % 1000) / 1000.0);
         }
     }
     b.seq = 1;
@@ -155,22 +164,31 @@ static int bench_backlog(const char *base, int quick)
     int hours = quick ? 1 : HOURS;
     uint64_t per_min = HALLS, minutes = (uint64_t)hours * 60 * 60 / INTERVAL_S;
     uint64_t total = per_min * minutes;
-    char *js[HALLS];
-    size_t len[HALLS], avg = 0;
-    for (int h = 0; h < HALLS; h++) {
-        js[h] = hall_batch(h, 1764082800000, &len[h]);
-        if (!js[h]) return -1;
-        avg += len[h];
-    }
+    /* VARIANTS poll rounds per hall with their own timestamps and readings, reused in turn */
+    char *gz[HALLS][VARIANTS];
+    size_t gzlen[HALLS][VARIANTS], avg = 0, gzavg = 0;
+    for (int h = 0; h < HALLS; h++)
+        for (int k = 0; k < VARIANTS; k++) {
+            size_t len;
+            char *js = hall_batch(h, 1764082800000 + (int64_t)k * INTERVAL_S * 1000, &len);
+            if (!js || cm_gzip(js, len, 6, &gz[h][k], &gzlen[h][k]) != 0) return -1;
+            avg += len;
+            gzavg += gzlen[h][k];
+            free(js);
+        }
+    avg /= VARIANTS;
+    gzavg /= VARIANTS;
     avg /= HALLS;
-    double per_day = (double)avg * HALLS * 1440;
+    gzavg /= HALLS;
+    double per_day = (double)avg * HALLS * 1440, gz_per_day = (double)gzavg * HALLS * 1440;
     printf("\nBacklog: %d halls x %d devices x %d values every %d s; one record per hall per poll "
-           "round (%d samples, JSON as cm_wire_encode writes it: %zu bytes)\n"
-           "  = %llu records/day, %.2f GB/day uncompressed; default max_bytes 256 MiB holds "
-           "%.1f h of it\n",
-           HALLS, DEVICES, VALUES, INTERVAL_S, DEVICES * VALUES, avg,
-           (unsigned long long)(per_min * 1440), per_day / 1e9,
-           (double)(256u << 20) / per_day * 24);
+           "round (%d samples: %zu bytes of JSON, %zu bytes gzip-compressed as the agent spools "
+           "it, %.1fx)\n"
+           "  = %llu records/day, %.2f GB/day of JSON, %.2f GB/day spooled; the agent's default "
+           "max_bytes (1 GiB) holds %.1f h of it\n",
+           HALLS, DEVICES, VALUES, INTERVAL_S, DEVICES * VALUES, avg, gzavg,
+           (double)avg / (double)gzavg, (unsigned long long)(per_min * 1440), per_day / 1e9,
+           gz_per_day / 1e9, (double)(1u << 30) / gz_per_day * 24);
     char dir[600];
     snprintf(dir, sizeof dir, "%s/backlog", base);
     cm_spool *s = open_spool(dir, CM_FSYNC_CYCLE, 64ull << 30, NULL);
@@ -180,22 +198,25 @@ static int bench_backlog(const char *base, int quick)
     double t0 = now_s();
     for (uint64_t m = 0; m < minutes; m++) {
         for (int h = 0; h < HALLS; h++) {
-            if (cm_spool_append(s, CM_REC_BATCH, js[h], len[h], NULL, err, sizeof err) != 0) {
+            const int k = (int)(m % VARIANTS);
+            if (cm_spool_append(s, CM_REC_BATCH_GZ, gz[h][k], gzlen[h][k], NULL, err,
+                                sizeof err) != 0) {
                 fprintf(stderr, "spool_bench: %s\n", err);
                 return -1;
             }
-            bytes += len[h];
+            bytes += gzlen[h][k];
         }
         cm_spool_sync(s, err, sizeof err); /* one tick per minute of the cinema */
     }
     double t = now_s() - t0;
-    printf("  generated %d h: %llu records, %.2f GB in %.1f s (%.0f records/s, %.0f MB/s, policy "
-           "cycle, a sync per %d records)\n",
+    printf("  generated %d h: %llu records, %.2f GB on disk in %.1f s (%.0f records/s, %.0f MB/s, "
+           "policy cycle, a sync per %d records)\n",
            hours, (unsigned long long)total, (double)bytes / 1e9, t, (double)total / t,
            (double)bytes / t / 1e6, HALLS);
     cm_spool_close(s);
     for (int h = 0; h < HALLS; h++)
-        free(js[h]);
+        for (int k = 0; k < VARIANTS; k++)
+            free(gz[h][k]);
 
     cold_cache(dir);
     cm_spool_recovery rep;
@@ -207,21 +228,55 @@ static int bench_backlog(const char *base, int quick)
            "and CRC-checked)\n",
            (unsigned long long)rep.records, t, (double)bytes / t / 1e6);
 
-    /* drain like the uploader: records up to 1 MiB per request, then acknowledge */
+    /* drain like the uploader: contiguous records up to 1 MiB of JSON per request, each
+     * gunzipped, decoded and merged into one batch, encoded and gzipped, then acknowledged */
     cold_cache(dir);
-    uint64_t from = 1, n = 0, rbytes = 0, acks = 0;
+    uint64_t from = 1, n = 0, rbytes = 0, acks = 0, points = 0;
     t0 = now_s();
     for (;;) {
-        uint64_t req = 0, last = 0;
+        uint64_t req = 0, first = 0, last = 0;
         cm_spool_record rec;
+        cm_batch out;
+        cm_batch_init(&out);
+        cm_batch_set_agent(&out, "cinema-4401", "0.1.0", "44010001");
         int r;
         while (req < UPLOAD_BYTES && (r = cm_spool_read(s, from, &rec, err, sizeof err)) == 1) {
-            req += rec.len;
+            char *json, at[64];
+            size_t jl;
+            cm_batch in;
+            cm_batch_init(&in);
+            if (cm_gunzip(rec.data, rec.len, 64u << 20, &json, &jl, err, sizeof err) != 0 ||
+                cm_wire_decode(json, jl, NULL, &in, err, sizeof err, at, sizeof at) != 0) {
+                fprintf(stderr, "spool_bench: record %llu: %s\n", (unsigned long long)rec.seq, err);
+                return -1;
+            }
+            free(json);
+            for (size_t i = 0; i < in.nseries; i++) {
+                const cm_series *se = &in.series[i];
+                for (size_t k = 0; k < se->npoints; k++)
+                    cm_batch_add_point(&out, se->device, se->metric, se->unit, se->labels,
+                                       se->nlabels, se->points[k].ts_ms, se->points[k].value);
+            }
+            cm_batch_free(&in);
+            req += jl;
+            if (!first) first = rec.seq;
             last = rec.seq;
             from = rec.seq + 1;
             n++;
         }
-        if (!last) break;
+        if (!last) {
+            cm_batch_free(&out);
+            break;
+        }
+        out.first_seq = first;
+        out.seq = last;
+        size_t bl, gl;
+        char *body = cm_wire_encode(&out, &bl), *gbody;
+        if (!body || cm_gzip(body, bl, -1, &gbody, &gl) != 0) return -1;
+        points += cm_batch_points(&out);
+        free(body);
+        free(gbody);
+        cm_batch_free(&out);
         rbytes += req;
         if (cm_spool_ack(s, last, err, sizeof err) != 0) {
             fprintf(stderr, "spool_bench: %s\n", err);
@@ -232,11 +287,12 @@ static int bench_backlog(const char *base, int quick)
     t = now_s() - t0;
     cm_spool_stats st;
     cm_spool_stats_get(s, &st);
-    printf("  drain (cold cache, read + ack per %u KiB request): %llu records, %.2f GB in %.2f s "
-           "= %.0f records/s, %.0f MB/s, %llu acks (%.0f acks/s); left %llu records, %llu bytes\n",
-           UPLOAD_BYTES >> 10, (unsigned long long)n, (double)rbytes / 1e9, t, (double)n / t,
-           (double)rbytes / t / 1e6, (unsigned long long)acks, (double)acks / t,
-           (unsigned long long)st.records, (unsigned long long)st.bytes);
+    printf("  drain (cold cache; per request of %u KiB JSON: read, gunzip, decode, merge, encode, "
+           "gzip, ack — the agent's side of an upload): %llu records, %llu samples, %.2f GB of "
+           "JSON in %.2f s = %.0f records/s, %.0f samples/s, %llu requests; left %llu records\n",
+           UPLOAD_BYTES >> 10, (unsigned long long)n, (unsigned long long)points,
+           (double)rbytes / 1e9, t, (double)n / t, (double)points / t, (unsigned long long)acks,
+           (unsigned long long)st.records);
     cm_spool_close(s);
     rm_rf(dir);
     return n == total ? 0 : -1;
