@@ -38,20 +38,23 @@ AGENT_SRC     := $(filter-out agent/main.c,$(wildcard agent/*.c))
 COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c))
 UNIT_SRC      := $(wildcard tests/unit/test_*.c)
 BENCH_SRC     := $(wildcard bench/*.c)
+SIM_SRC       := $(wildcard sim/*.c)
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(B)/%.o)
 AGENT_OBJ     := $(AGENT_SRC:%.c=$(B)/%.o)
 COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(B)/%.o)
 UNIT_BIN      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_BIN     := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+SIM_OBJ       := $(filter-out $(B)/sim/main.o,$(SIM_SRC:%.c=$(B)/%.o))
 
 LIBCM   := $(B)/libcinemon.a
 LIBAG   := $(B)/libagent.a
 LIBCO   := $(B)/libcollector.a
+LIBSIM  := $(B)/libsim.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
 .PHONY: all deps test test-unit test-faults asan bench demo demo-stop install clean fmt
-all: $(BINS) $(UNIT_BIN) $(BENCH_BIN)
+all: $(BINS) $(B)/cinemon-sim $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -74,12 +77,16 @@ $(LIBAG): $(AGENT_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
 $(LIBCO): $(COLLECTOR_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
+$(LIBSIM): $(SIM_OBJ)
+	@rm -f $@; $(AR) rcs $@ $^
 
 $(B)/cinemon-agent: $(B)/agent/main.o $(LIBAG) $(LIBCM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/cinemon-collector: $(B)/collector/main.o $(LIBCO) $(LIBCM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/tests/%: $(B)/tests/unit/%.o $(LIBCO) $(LIBAG) $(LIBCM)
+$(B)/cinemon-sim: $(B)/sim/main.o $(LIBSIM) $(LIBCM)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIBCO) $(LIBAG) $(LIBSIM) $(LIBCM)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 

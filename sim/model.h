@@ -1,0 +1,50 @@
+/* model.h — simulated SNMP device models (a Christie CP Series 2 projector, a Linux media
+ * server) and the state of one simulated device. Values are computed lazily from the time
+ * elapsed since the start, so a thousand devices need no timers. */
+#ifndef SIM_MODEL_H
+#define SIM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ber.h"
+#include "fault.h"
+#include "mib.h"
+
+typedef enum { SIM_MODEL_CHRISTIE = 0, SIM_MODEL_HOST = 1, SIM_NMODELS } sim_model_id;
+
+typedef struct sim_model {
+    const char *name;    /* "christie-cp2220" */
+    const char *profile; /* agent profile that reads it */
+    const char *kind;    /* agent device kind */
+    const char *role;    /* device name in the hall: "projector", "ims" */
+    sim_mib mib;
+} sim_model;
+
+typedef struct sim_device {
+    sim_model_id model;
+    int hall;       /* 1-based */
+    uint64_t seed;  /* per device */
+    int64_t start_ms;
+    double speed;   /* simulated seconds per real second */
+    double lamp_hours0, uptime0_s;
+    int variant;    /* model variant (CP2210/CP2220/CP2230) */
+    sim_fault_state fault;
+    uint64_t requests, answered, dropped;
+} sim_device;
+
+/* Build every model's OID table. 0 or -1 with err. */
+int sim_models_init(char *err, size_t errlen);
+/* Free the tables. */
+void sim_models_free(void);
+/* The model, or NULL. */
+const sim_model *sim_model_get(sim_model_id id);
+
+/* Set up a device of model m in hall (1-based) from the run seed, started at start_ms. */
+void sim_device_init(sim_device *d, sim_model_id m, int hall, uint64_t seed, int64_t start_ms,
+                     double speed);
+/* The value of entry e at now_ms; strings go to scratch (scratchlen bytes). */
+void sim_device_value(const sim_device *d, const sim_entry *e, int64_t now_ms, sim_value *out,
+                      char *scratch, size_t scratchlen);
+
+#endif

@@ -1,0 +1,315 @@
+/* test_sim_ber.c — the simulator's BER codec and SNMP responder: round trips, GET/GETNEXT/
+ * GETBULK semantics, and a table of malformed packets that must be rejected in bounds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sim/ber.h"
+#include "sim/model.h"
+#include "sim/responder.h"
+
+static size_t make_req(uint8_t *out, size_t cap, int version, const char *comm, int pdu,
+                       int32_t reqid, int32_t f2, int32_t f3, const char *const *oids,
+                       size_t n)
+{
+    uint8_t vb[4096];
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        sim_oid o;
+        assert_int_equal(sim_oid_parse(oids[i], &o), 0);
+        sim_value v = {.tag = SIM_TAG_NULL};
+        assert_int_equal(sim_ber_put_varbind(vb, sizeof vb, &pos, &o, &v), 0);
+    }
+    return sim_ber_encode_message(out, cap, version, (const uint8_t *)comm, strlen(comm), pdu,
+                                  reqid, f2, f3, vb, pos);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    const char *oids[] = {"1.3.6.1.2.1.1.3.0", "1.3.6.1.4.1.25766.1.12.1.1.3.5.1.6.1",
+                          "2.999.4294967295"};
+    uint8_t buf[512];
+    static const int32_t ids[] = {0, 1, -1, 127, 128, -129, 0x7fffffff, INT32_MIN};
+    for (size_t k = 0; k < sizeof ids / sizeof *ids; k++) {
+        size_t n = make_req(buf, sizeof buf, 1, "public", SIM_PDU_GETBULK, ids[k], 1, 25, oids, 3);
+        assert_true(n > 0);
+        static sim_request r;
+        assert_int_equal(sim_ber_decode_request(buf, n, &r), 0);
+        assert_int_equal(r.version, 1);
+        assert_int_equal(r.pdu, SIM_PDU_GETBULK);
+        assert_int_equal(r.request_id, ids[k]);
+        assert_int_equal(r.field2, 1);
+        assert_int_equal(r.field3, 25);
+        assert_int_equal(r.community_len, 6);
+        assert_memory_equal(r.community, "public", 6);
+        assert_int_equal(r.noids, 3);
+        sim_oid o;
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal(sim_oid_parse(oids[i], &o), 0);
+            assert_int_equal(sim_oid_cmp(&o, &r.oids[i]), 0);
+        }
+    }
+}
+
+static void test_oid_128(void **state)
+{
+    (void)state;
+    /* 128 sub-identifiers decode; 129 are rejected */
+    for (int subs = 128; subs <= 129; subs++) {
+        uint8_t pkt[1024];
+        uint8_t vb[600];
+        size_t k = 0;
+        size_t ol = (size_t)subs - 1; /* first octet holds two */
+        vb[k++] = 0x30;
+        vb[k++] = 0x82;
+        vb[k++] = (uint8_t)((ol + 3 + 2) >> 8);
+        vb[k++] = (uint8_t)(ol + 3 + 2);
+        vb[k++] = 0x06;
+        vb[k++] = 0x81;
+        vb[k++] = (uint8_t)ol;
+        vb[k++] = 0x2b;
+        for (size_t i = 1; i < ol; i++) vb[k++] = 5;
+        vb[k++] = 0x05;
+        vb[k++] = 0x00;
+        size_t n = sim_ber_encode_message(pkt, sizeof pkt, 1, (const uint8_t *)"public", 6,
+                                          SIM_PDU_GET, 7, 0, 0, vb, k);
+        assert_true(n > 0);
+        static sim_request r;
+        int rc = sim_ber_decode_request(pkt, n, &r);
+        if (subs == 128) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(r.oids[0].len, 128);
+        } else {
+            assert_int_equal(rc, -1);
+        }
+    }
+}
+
+/* Every malformed packet is copied into a heap buffer of exactly its size, so ASan catches
+ * any read beyond it. */
+typedef struct bad {
+    const char *what;
+    const uint8_t *b;
+    size_t n;
+} bad;
+
+#define B(what, ...) {what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})}
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    const bad cases[] = {
+        B("empty sequence", 0x30, 0x00),
+        B("truncated length", 0x30),
+        B("long length without octets", 0x30, 0x82, 0x01),
+        B("length beyond buffer", 0x30, 0x10, 0x02, 0x01, 0x01),
+        B("huge length", 0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x01),
+        B("5-octet length", 0x30, 0x85, 0x00, 0x00, 0x00, 0x00, 0x05),
+        B("indefinite length", 0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00),
+        B("wrong outer tag", 0x31, 0x03, 0x02, 0x01, 0x01),
+        B("version not integer", 0x30, 0x03, 0x04, 0x01, 0x01),
+        B("version 3", 0x30, 0x03, 0x02, 0x01, 0x03),
+        B("negative version", 0x30, 0x03, 0x02, 0x01, 0xff),
+        B("empty integer", 0x30, 0x02, 0x02, 0x00),
+        B("oversized integer", 0x30, 0x07, 0x02, 0x05, 0x00, 0x00, 0x00, 0x00, 0x01),
+        B("missing community", 0x30, 0x03, 0x02, 0x01, 0x01),
+        B("community length beyond", 0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x7f, 0x61),
+        B("bad pdu tag", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa7, 0x03, 0x02,
+          0x01, 0x01),
+        B("pdu truncated", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x03, 0x02,
+          0x01, 0x01),
+        B("reqid oversized", 0x30, 0x1a, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x12, 0x02,
+          0x06, 1, 2, 3, 4, 5, 6, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00),
+        B("varbind list wrong tag", 0x30, 0x14, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x0c,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x31, 0x00),
+        B("varbind without value", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06,
+          0x02, 0x2b, 0x06),
+        B("empty oid", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11, 0x02, 0x01,
+          0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06, 0x00, 0x05,
+          0x00),
+        B("oid continuation at end", 0x30, 0x1b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x13,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x08, 0x30, 0x06, 0x06,
+          0x02, 0x2b, 0x86, 0x05, 0x00),
+        B("oid subid over 32 bits", 0x30, 0x20, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x18,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x30, 0x0b, 0x06,
+          0x07, 0x2b, 0x90, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05, 0x00),
+        B("oid non-minimal subid", 0x30, 0x1c, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x14,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x09, 0x30, 0x07, 0x06,
+          0x03, 0x2b, 0x80, 0x01, 0x05, 0x00),
+        B("value length beyond varbind", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0,
+          0x11, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04,
+          0x06, 0x01, 0x2b, 0x05, 0x09),
+        B("multi-byte tag", 0x30, 0x05, 0x1f, 0x81, 0x01, 0x01, 0x00),
+        B("trailing garbage", 0x30, 0x18, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x0c, 0x02,
+          0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00,
+          0x00),
+    };
+    static sim_request r;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        uint8_t *p = malloc(cases[i].n);
+        assert_non_null(p);
+        memcpy(p, cases[i].b, cases[i].n);
+        int rc = sim_ber_decode_request(p, cases[i].n, &r);
+        if (rc == 0) fail_msg("accepted malformed packet: %s", cases[i].what);
+        /* every prefix of it is rejected too, in bounds */
+        for (size_t k = 0; k < cases[i].n; k++) {
+            uint8_t *q = malloc(k ? k : 1);
+            memcpy(q, p, k);
+            assert_true(sim_ber_decode_request(q, k, &r) != 0);
+            free(q);
+        }
+        free(p);
+    }
+}
+
+static void test_truncations_of_valid(void **state)
+{
+    (void)state;
+    const char *oids[] = {"1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.2.2.1.10.2"};
+    uint8_t buf[512];
+    size_t n = make_req(buf, sizeof buf, 1, "public", SIM_PDU_GET, 42, 0, 0, oids, 2);
+    static sim_request r;
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *q = malloc(k ? k : 1);
+        memcpy(q, buf, k);
+        assert_int_not_equal(sim_ber_decode_request(q, k, &r), 0);
+        free(q);
+    }
+    assert_int_equal(sim_ber_decode_request(buf, n, &r), 0);
+}
+
+/* ---- responder ---- */
+
+static sim_device DEV;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[128];
+    if (sim_models_init(err, sizeof err) != 0) return -1;
+    sim_device_init(&DEV, SIM_MODEL_CHRISTIE, 1, 1, 0, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    sim_models_free();
+    return 0;
+}
+
+/* Decode a response; returns error-status, fills r. Value tags are found by re-walking. */
+static int respond(int version, const char *comm, int pdu, int32_t f2, int32_t f3,
+                   const char *const *oids, size_t n, sim_request *r, size_t *outlen,
+                   uint8_t *out)
+{
+    uint8_t req[1024];
+    size_t rl = make_req(req, sizeof req, version, comm, pdu, 0x1234567, f2, f3, oids, n);
+    sim_snmp_stats st = {0};
+    size_t m = sim_snmp_respond(&DEV, "public", req, rl, out, SIM_MAX_RESPONSE, 1000, &st);
+    *outlen = m;
+    if (m == 0) return -100;
+    assert_int_equal(sim_ber_decode_request(out, m, r), 0);
+    assert_int_equal(r->pdu, SIM_PDU_RESPONSE);
+    assert_int_equal(r->request_id, 0x1234567);
+    return r->field2;
+}
+
+static int has_byte_seq(const uint8_t *b, size_t n, const uint8_t *s, size_t k)
+{
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(b + i, s, k) == 0) return 1;
+    return 0;
+}
+
+static void test_get_semantics(void **state)
+{
+    (void)state;
+    static sim_request r;
+    uint8_t out[SIM_MAX_RESPONSE];
+    size_t n;
+    const char *ok[] = {"1.3.6.1.4.1.25766.1.12.1.1.3.5.1.6.1"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GET, 0, 0, ok, 1, &r, &n, out), 0);
+    assert_int_equal(r.noids, 1);
+    /* v2c: missing instance of an existing object, and a missing object */
+    const char *miss[] = {"1.3.6.1.2.1.1.3.5", "1.3.6.1.2.1.99.1.0"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GET, 0, 0, miss, 2, &r, &n, out), 0);
+    assert_true(has_byte_seq(out, n, (const uint8_t[]){0x81, 0x00}, 2));
+    assert_true(has_byte_seq(out, n, (const uint8_t[]){0x80, 0x00}, 2));
+    /* v1: noSuchName with the index of the first missing varbind */
+    const char *v1[] = {"1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.99.1.0"};
+    assert_int_equal(respond(0, "public", SIM_PDU_GET, 0, 0, v1, 2, &r, &n, out),
+                     SIM_ERR_NOSUCHNAME);
+    assert_int_equal(r.field3, 2);
+    /* wrong community: no answer */
+    assert_int_equal(respond(1, "private", SIM_PDU_GET, 0, 0, ok, 1, &r, &n, out), -100);
+    /* GETNEXT past the end: endOfMibView (v2c), noSuchName (v1) */
+    const char *end[] = {"1.3.6.1.4.1.99999"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GETNEXT, 0, 0, end, 1, &r, &n, out), 0);
+    assert_true(has_byte_seq(out, n, (const uint8_t[]){0x82, 0x00}, 2));
+    assert_int_equal(respond(0, "public", SIM_PDU_GETNEXT, 0, 0, end, 1, &r, &n, out),
+                     SIM_ERR_NOSUCHNAME);
+    /* GETBULK in v1 is not answered */
+    assert_int_equal(respond(0, "public", SIM_PDU_GETBULK, 0, 5, ok, 1, &r, &n, out), -100);
+}
+
+static void test_getbulk(void **state)
+{
+    (void)state;
+    static sim_request r;
+    uint8_t out[SIM_MAX_RESPONSE];
+    size_t n;
+    /* one non-repeater + the temperature value column, 5 repetitions */
+    const char *oids[] = {"1.3.6.1.2.1.1.3", "1.3.6.1.4.1.25766.1.12.1.4.2.2.1.1.6"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 1, 5, oids, 2, &r, &n, out), 0);
+    assert_int_equal(r.noids, 6);
+    sim_oid want;
+    assert_int_equal(sim_oid_parse("1.3.6.1.2.1.1.3.0", &want), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[0], &want), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.25766.1.12.1.4.2.2.1.1.6.5", &want), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[5], &want), 0);
+    /* max-repetitions 0: only the non-repeater */
+    assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 1, 0, oids, 2, &r, &n, out), 0);
+    assert_int_equal(r.noids, 1);
+    /* a huge max-repetitions is cut at the size limit, never beyond */
+    assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 0, 100000, oids + 1, 1, &r, &n, out),
+                     0);
+    assert_true(n <= SIM_MAX_RESPONSE);
+    assert_true(r.noids > 10);
+}
+
+static void test_lamp_hours_grow(void **state)
+{
+    (void)state;
+    const sim_model *m = sim_model_get(SIM_MODEL_CHRISTIE);
+    sim_oid o;
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.25766.1.12.1.1.3.5.1.6.1", &o), 0);
+    long i = sim_mib_find(&m->mib, &o);
+    assert_true(i >= 0);
+    sim_value a, b;
+    char s[64];
+    sim_device_value(&DEV, &m->mib.e[i], 0, &a, s, sizeof s);
+    sim_device_value(&DEV, &m->mib.e[i], 100LL * 3600 * 1000, &b, s, sizeof s);
+    assert_true(b.num > a.num + 50);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_oid_128),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_truncations_of_valid),
+        cmocka_unit_test(test_get_semantics),
+        cmocka_unit_test(test_getbulk),
+        cmocka_unit_test(test_lamp_hours_grow),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
