@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* Every protocol driver, by the name a device's `protocol` and a profile's "protocol" use. */
-static const ag_driver_ops *const drivers[] = {&ag_snmp_driver};
+static const ag_driver_ops *const drivers[] = {&ag_snmp_driver, &ag_pjlink_driver};
 
 const ag_driver_ops *ag_driver_find(const char *protocol)
 {

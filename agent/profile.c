@@ -23,6 +23,10 @@ static const char *const kinds[] = {
 static const char *const top_keys[] = {"name",     "description", "vendor",  "kind",
                                        "protocol", "match",       "sources", "confidence",
                                        "identity", "scalars",     "tables",  NULL};
+/* A pjlink profile only names and documents the device family: the driver knows the commands. */
+static const char *const pjlink_top_keys[] = {"name",    "description", "vendor",     "kind",
+                                              "protocol", "sources",    "confidence", "note",
+                                              NULL};
 static const char *const match_keys[] = {"sysObjectID", NULL};
 static const char *const identity_keys[] = {"model", "serial", "firmware", "vendor", NULL};
 static const char *const scalar_keys[] = {"oid",    "metric", "unit", "labels", "scale",
@@ -585,7 +589,9 @@ static int valid_profile_name(const char *s)
 
 static int parse_profile(pctx *c, json_t *root, ag_profile *p)
 {
-    if (check_object(c, root, "$", top_keys) < 0 ||
+    json_t *proto = json_object_get(root, "protocol");
+    int pjlink = json_is_string(proto) && strcmp(json_string_value(proto), "pjlink") == 0;
+    if (check_object(c, root, "$", pjlink ? pjlink_top_keys : top_keys) < 0 ||
         get_string(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
         get_string(c, root, "description", "$", 0, 1024, &p->description) < 0 ||
         get_string(c, root, "vendor", "$", 0, CM_MAX_VALUE - 1, &p->vendor) < 0 ||
@@ -600,8 +606,13 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
     if (strcmp(base, p->name) != 0)
         return fail(c, "$.name", "'%s' differs from the file name '%s'", p->name, base);
     if (!in_list(p->kind, kinds)) return fail(c, "$.kind", "unknown kind '%s'", p->kind);
+    if (pjlink) return parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
+                       get_note(c, root, "$") < 0
+                           ? -1
+                           : 0;
     if (strcmp(p->protocol, "snmp") != 0)
-        return fail(c, "$.protocol", "unsupported protocol '%s' (only \"snmp\")", p->protocol);
+        return fail(c, "$.protocol", "unsupported protocol '%s' (\"snmp\" or \"pjlink\")",
+                    p->protocol);
     if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
         parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0)
         return -1;
