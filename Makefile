@@ -5,6 +5,7 @@
 #   make asan    build everything under AddressSanitizer + UBSan into build-asan/ and run the suite
 #   make test-faults  the fault suite (kills, outages, full disk, corruption) three times
 #   make bench   benchmarks: figures and ratios, never timed tests
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 60) each
 #   make demo    start snmpsim/snmpd, a collector on SQLite and an agent; print the URLs
 #   make install PREFIX=/usr/local DESTDIR=   install binaries, profiles and example configs
 #   make fmt     clang-format every C file
@@ -19,6 +20,11 @@ VERSION ?= 0.1.0
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
 	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format
+
+# Only `make fuzz` needs these (libFuzzer comes with clang's runtime).
+FUZZ_PKGS := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 PKGS := netsnmp jansson libuv libcurl libmicrohttpd sqlite3 inih zlib libcrypto
 
@@ -53,7 +59,7 @@ LIBCO   := $(B)/libcollector.a
 LIBSIM  := $(B)/libsim.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
-.PHONY: all deps test test-unit test-faults asan bench demo demo-stop install clean fmt
+.PHONY: all deps test test-unit test-faults asan bench fuzz demo demo-stop install clean fmt
 all: $(BINS) $(B)/cinemon-sim $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
@@ -113,6 +119,24 @@ bench: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
+# Every tests/fuzz/fuzz_*.c is a libFuzzer target over one parser of outside input; each runs
+# FUZZ_SECONDS (default 60) and stops at the first crash, leak or sanitizer report.
+# A target names the sources it needs on a line "// fuzz-sources: a.c b.c".
+fuzz: deps
+	@$(MAKE) --no-print-directory DEB_PKGS="$(FUZZ_PKGS)" deps
+	@mkdir -p build-fuzz
+	@set -e; for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  srcs=$$(sed -n 's|^// fuzz-sources:||p' $$f); \
+	  clang -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	    -I. -Icommon -Iagent -Icollector -Isim $$f $$srcs -o build-fuzz/$$n $(LDLIBS); \
+	  mkdir -p build-fuzz/$$n.corpus; \
+	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/$$n.corpus \
+	    >build-fuzz/$$n.log 2>&1 || { tail -40 build-fuzz/$$n.log; echo "fuzz: $$n failed"; exit 1; }; \
+	  tail -4 build-fuzz/$$n.log; \
+	done
+
 asan: deps
 	@$(MAKE) --no-print-directory B=build-asan SAN=1 all >/dev/null
 	@$(PYTHON) tests/run.py --build build-asan
@@ -133,6 +157,6 @@ fmt:
 	clang-format -i $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] sim/*.[ch] tests/unit/*.[ch])
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

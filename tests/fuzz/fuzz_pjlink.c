@@ -4,7 +4,9 @@
  * line (as received, without its CR). Every value parser runs on whatever value comes out,
  * and the greeting parser on the whole line. Nothing may crash, hang or read out of bounds.
  *   clang -fsanitize=fuzzer,address,undefined -I. -Icommon -Iagent \
- *       tests/fuzz/fuzz_pjlink.c agent/pjlink_parse.c -o build/fuzz_pjlink */
+ *       tests/fuzz/fuzz_pjlink.c agent/pjlink_parse.c -o build/fuzz_pjlink
+ * (make fuzz builds it from the line below.) */
+// fuzz-sources: agent/pjlink_parse.c
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
