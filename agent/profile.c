@@ -655,7 +655,7 @@ int ag_profile_load(const char *path, ag_profile *out, char *err, size_t errlen)
         return -1;
     }
     int rc = parse_profile(&c, root, out);
-    json_decref(root);
+    out->doc = root; /* kept: freed by ag_profile_free */
     if (rc == 0) {
         out->path = strdup(path);
         if (!out->path) rc = fail(&c, "$", "out of memory");
@@ -667,6 +667,7 @@ int ag_profile_load(const char *path, ag_profile *out, char *err, size_t errlen)
 void ag_profile_free(ag_profile *p)
 {
     if (!p) return;
+    json_decref(p->doc);
     free(p->name);
     free(p->path);
     free(p->description);

@@ -79,6 +79,9 @@ typedef struct ag_profile {
     size_t nscalars;
     ag_table *tables;
     size_t ntables;
+    /* The whole document (owned). Drivers of other protocols read their own keys from it at
+     * open(); their parsers check it when the profile is loaded (ag_profile_load). */
+    struct json_t *doc;
 } ag_profile;
 
 typedef struct ag_profile_set {
