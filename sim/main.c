@@ -33,6 +33,7 @@ typedef struct sim {
     uint64_t faults[5], send_fail;
     size_t pending; /* slow replies in flight */
     int halls, base;
+    const char *pj_password; /* PJLink password, NULL = no authentication */
     sim_pjlink *pj;     /* one per hall, slot 2 */
     sim_cp750 *cp;      /* one per hall, slot 3 */
     sim_tcpserv *tcp;   /* 2 per hall: PJLink, CP750 */
@@ -170,7 +171,7 @@ static int write_config(const sim *s, const char *path, const char *listen)
         perror(path);
         return -1;
     }
-    fprintf(f, "; cinemon-sim: %zu SNMP devices\n", s->ndevs);
+    fprintf(f, "; cinemon-sim: %zu SNMP devices, %d PJLink projectors\n", s->ndevs, s->halls);
     for (size_t i = 0; i < s->ndevs; i++) {
         const sim_snmp_dev *sd = &s->devs[i];
         const sim_model *m = sim_model_get(sd->dev.model);
@@ -179,13 +180,17 @@ static int write_config(const sim *s, const char *path, const char *listen)
                 "snmp_version = 2c\ncommunity = %s\n",
                 sd->dev.hall, m->role, m->kind, m->profile, listen, sd->port, s->community);
     }
-    for (int h = 1; h <= s->halls; h++)
+    for (int h = 1; h <= s->halls; h++) {
         fprintf(f,
-                "\n; not polled yet (no agent driver for these protocols):\n"
-                ";[device \"hall%d/lobby-projector\"] protocol = pjlink, address = %s, port = %d\n"
+                "\n[device \"hall%d/lobby-projector\"]\nkind = projector\nprotocol = pjlink\n"
+                "profile = pjlink-class1-2\naddress = %s\nport = %d\n",
+                h, listen, s->base + (h - 1) * SLOTS_PER_HALL + 2);
+        if (s->pj_password) fprintf(f, "password = %s\n", s->pj_password);
+        fprintf(f,
+                "\n; not polled yet (no agent driver for this protocol):\n"
                 ";[device \"hall%d/audio\"] protocol = text (Dolby CP750), address = %s, port = %d\n",
-                h, listen, s->base + (h - 1) * SLOTS_PER_HALL + 2, h, listen,
-                s->base + (h - 1) * SLOTS_PER_HALL + 3);
+                h, listen, s->base + (h - 1) * SLOTS_PER_HALL + 3);
+    }
     int rc = fflush(f) == 0 ? 0 : -1;
     if (f != stdout && fclose(f) != 0) rc = -1;
     return rc;
@@ -267,6 +272,7 @@ int main(int argc, char **argv)
     }
     for (int h = 1; h <= halls; h++) {
         sim_pjlink_init(&s.pj[h - 1], h, seed, now, speed, pj_password);
+        s.pj_password = pj_password;
         sim_cp750_init(&s.cp[h - 1], h, seed);
         for (int k = 0; k < 2; k++) {
             int port = (int)base + (h - 1) * SLOTS_PER_HALL + 2 + k;

@@ -4,7 +4,6 @@ once with `cinemon-agent --once` using the config the simulator printed."""
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 
@@ -112,13 +111,8 @@ def test_snmp_values_and_tables(env):
 
 def test_agent_once_reads_every_metric(env):
     base, frag, proc = _start(env)
-    # only the profiles the simulator needs: other profiles in the tree are not our concern
-    pdir = env.path("profiles")
-    pdir.mkdir()
-    for name in ("christie-cp-series2", "generic-snmp-host"):
-        shutil.copy(harness.PROFILES / f"{name}.json", pdir / f"{name}.json")
     ini = env.write("agent.ini", "[agent]\nsite = sim\nstate_dir = state\n"
-                    f"profiles_dir = {pdir}\ntimeout = 2s\nretries = 1\n\n"
+                    f"profiles_dir = {harness.PROFILES}\ntimeout = 2s\nretries = 1\n\n"
                     + frag.read_text())
     r = harness.agent_once(env, ini)
     assert r.returncode == 0, f"agent --once failed ({r.returncode}): {r.stderr}"
@@ -137,6 +131,10 @@ def test_agent_once_reads_every_metric(env):
         assert not missing, f"hall{hall}/projector lacks {sorted(missing)}"
         missing = want_host - got.get(f"hall{hall}/ims", set())
         assert not missing, f"hall{hall}/ims lacks {sorted(missing)}"
+        # the PJLink lobby projector, polled by the agent's PJLink driver
+        want_pj = {"power_state", "error_status", "light_source_hours", "input_source"}
+        missing = want_pj - got.get(f"hall{hall}/lobby-projector", set())
+        assert not missing, f"hall{hall}/lobby-projector lacks {sorted(missing)}"
     assert env.stop(proc) is None
 
 
