@@ -6,7 +6,9 @@
 
 Starts in the background: snmpsimd serving the recorded devices of ../shared/fixtures
 (when present), a local net-snmp snmpd, a collector on SQLite at 127.0.0.1:8080 (or the
-next free port) and an agent polling every device each 10 s. Everything lives under
+next free port) and an agent polling every device each 10 s (site demo-cinema); and
+cinemon-sim, a virtual 12-hall multiplex (SNMP projectors and media servers, PJLink
+projectors), with its own agent (site demo-multiplex). Everything lives under
 ./demo-run/ (logs *.out/*.err, configs, database); the PIDs are in demo-run/pids.
 Started again while running, it stops the old demo first.
 """
@@ -28,6 +30,10 @@ import harness  # noqa: E402
 
 SITE = "demo-cinema"
 AGENT = "demo-agent"
+SIM_SITE = "demo-multiplex"
+SIM_AGENT = "demo-multiplex-agent"
+SIM_HALLS = 12
+SIM_SLOTS = 8  # ports per hall (sim/README.md)
 RECORDED = [  # device id, kind, profile (None = by sysObjectID), recording
     ("hall1/projector", "projector", "christie-cp-series2", "christie-projector_cp"),
     ("hall2/projector", "projector", "epson-projector", "epson-projector_eb-4770w"),
@@ -98,6 +104,48 @@ def _port_from(start, n=20):
     return harness.free_port("tcp")
 
 
+def _free_range(n):
+    """A base port whose n ports are all free for UDP and TCP right now."""
+    for _ in range(50):
+        base = harness.free_port("udp")
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} free consecutive ports")
+
+
+def _start_multiplex(env, coll):
+    """cinemon-sim --halls 12 and an agent of its own polling everything it prints."""
+    base = _free_range(SIM_HALLS * SIM_SLOTS)
+    frag = env.path("multiplex-devices.ini")
+    env.start("cinemon-sim", [harness.binary("cinemon-sim"), "--halls", str(SIM_HALLS),
+                              "--base-port", str(base), "--print-config", str(frag)])
+    harness.wait_until(lambda: frag.exists() and frag.stat().st_size > 0, 20, 0.1,
+                       "cinemon-sim's device list")
+    token = coll.add_token(SIM_AGENT, SIM_SITE)
+    env.write("multiplex-token", token + "\n", mode=0o600)
+    ini = env.write("multiplex-agent.ini",
+                    f"[agent]\nsite = {SIM_SITE}\nid = {SIM_AGENT}\n"
+                    f"collector_url = {coll.base_url}\ntoken_file = multiplex-token\n"
+                    f"state_dir = multiplex-state\nprofiles_dir = {harness.PROFILES}\n"
+                    "interval = 10s\ntimeout = 2s\n\n[upload]\ninterval = 5s\n\n"
+                    + frag.read_text())
+    env.start("multiplex-agent", [harness.binary("cinemon-agent"), "-c", str(ini)])
+    return base
+
+
 def _record(env):
     PIDS.write_text("".join(f"{p.name} {p.pid}\n" for p in env.procs))
 
@@ -133,6 +181,8 @@ def start(build):
         harness.agent(env, devices, coll, site=SITE, agent_id=AGENT,
                       extra={"interval": "10s", "upload_interval": "5s", "timeout": "2s"})
         _record(env)
+        sim_base = _start_multiplex(env, coll)
+        _record(env)
         want = min(4, len(devices))
         print(f"demo: collector at {coll.base_url}; waiting for data from {want} devices ...",
               flush=True)
@@ -142,6 +192,8 @@ def start(build):
                     if coll.data("/api/v1/latest", device=d["id"], site=SITE))
             return n if n >= want else None
         harness.wait_until(with_data, 120, 1.0, f"data from {want} devices in the API")
+        harness.wait_until(lambda: len(coll.data("/api/v1/devices", site=SIM_SITE)) >= 4, 120,
+                           1.0, f"data from the {SIM_HALLS}-hall multiplex in the API")
     except BaseException as e:
         print(f"demo: failed: {e}", file=sys.stderr)
         logs = env.logs(20)
@@ -156,10 +208,14 @@ def start(build):
     metric = "light_source_hours" if first == "hall1/projector" else "uptime_seconds"
     q = f"site={SITE}&device={first}"
     print(f"""
-cinemon demo is running: {len(devices)} devices polled every 10 s (site {SITE}).
+cinemon demo is running: {len(devices)} recorded and live devices (site {SITE}) and a
+{SIM_HALLS}-hall virtual multiplex from cinemon-sim on ports {sim_base}.. (site {SIM_SITE}),
+all polled every 10 s.
   sites    {u}/api/v1/sites
   devices  {u}/api/v1/devices?site={SITE}
+           {u}/api/v1/devices?site={SIM_SITE}
   latest   {u}/api/v1/latest?{q}
+           {u}/api/v1/latest?site={SIM_SITE}&device=hall7/lobby-projector
   series   {u}/api/v1/series?{q}&metric={metric}
   metrics  {u}/metrics
   health   {u}/healthz
