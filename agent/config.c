@@ -208,9 +208,11 @@ static int load_device(ag_config *c, cm_conf *cf, cm_conf_section *s, ag_device 
     int r = cm_conf_int(cf, s, "port", 1, 65535, &v, err, errlen);
     if (r < 0) return -1;
     if (r > 0) d->port = (int)v;
-    if (d->port == 0) {
-        cm_conf_errf(cf, s->line, err, errlen, "[device \"%s\"] needs 'port' for protocol %s",
-                     d->id, d->protocol);
+    /* port 0 (text protocols): the profile's "port" is used */
+    if (d->port == 0 && !d->profile) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "[device \"%s\"] needs 'profile' (or 'port') for protocol %s", d->id,
+                     d->protocol);
         return -1;
     }
     int ver = 1;

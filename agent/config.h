@@ -13,7 +13,8 @@ typedef struct ag_device {
     char *profile;   /* profile name; NULL = choose by sysObjectID */
     char *protocol;  /* snmp (default), pjlink, http, text */
     char *address;   /* host name or IPv4/IPv6 literal */
-    int port;        /* default by protocol: snmp 161, pjlink 4352, http 80 (443 with https) */
+    int port;        /* default by protocol: snmp 161, pjlink 4352, http 80 (443 with tls),
+                        text 0 = the profile's "port" */
     int snmp_version; /* 1, 2 (v2c) or 3 */
     char *community; /* v1/v2c; never logged */
     /* SNMPv3 USM (snmp_version 3); passwords never logged */

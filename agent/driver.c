@@ -4,7 +4,8 @@
 #include <string.h>
 
 /* Every protocol driver, by the name a device's `protocol` and a profile's "protocol" use. */
-static const ag_driver_ops *const drivers[] = {&ag_snmp_driver, &ag_pjlink_driver};
+static const ag_driver_ops *const drivers[] = {&ag_snmp_driver, &ag_pjlink_driver,
+                                                &ag_http_driver, &ag_text_driver};
 
 const ag_driver_ops *ag_driver_find(const char *protocol)
 {

@@ -52,6 +52,8 @@ typedef struct ag_driver_ops {
 
 extern const ag_driver_ops ag_snmp_driver;
 extern const ag_driver_ops ag_pjlink_driver;
+extern const ag_driver_ops ag_http_driver;
+extern const ag_driver_ops ag_text_driver;
 
 /* The driver for a protocol name ("snmp", ...), or NULL when none is built in. */
 const ag_driver_ops *ag_driver_find(const char *protocol);

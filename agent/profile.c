@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_profile.h"
+#include "text_profile.h"
 #include "wire.h"
 
 #define PATH_MAX_LEN 256
@@ -27,6 +29,14 @@ static const char *const top_keys[] = {"name",     "description", "vendor",  "ki
 static const char *const pjlink_top_keys[] = {"name",    "description", "vendor",     "kind",
                                               "protocol", "sources",    "confidence", "note",
                                               NULL};
+/* A text profile also carries its commands (checked by text_profile.c). */
+static const char *const text_top_keys[] = {"name",    "description", "vendor",   "kind",
+                                            "protocol", "sources",    "confidence", "note",
+                                            "port",    "line_end",    "commands", NULL};
+/* An http profile also carries its requests (checked by http_profile.c). */
+static const char *const http_top_keys[] = {"name",     "description", "vendor",     "kind",
+                                            "protocol", "sources",     "confidence", "note",
+                                            "requests", NULL};
 static const char *const match_keys[] = {"sysObjectID", NULL};
 static const char *const identity_keys[] = {"model", "serial", "firmware", "vendor", NULL};
 static const char *const scalar_keys[] = {"oid",    "metric", "unit", "labels", "scale",
@@ -319,6 +329,21 @@ static int get_map(pctx *c, json_t *obj, const char *path, ag_value_map *m)
     return 0;
 }
 
+int ag_value_map_parse(struct json_t *obj, const char *file, const char *path, ag_value_map *m,
+                       char *err, size_t errlen)
+{
+    pctx c = {file, err, errlen};
+    memset(m, 0, sizeof *m);
+    if (get_map(&c, obj, path, m) == 0) return 0;
+    free_map(m);
+    return -1;
+}
+
+void ag_value_map_free(ag_value_map *m)
+{
+    if (m) free_map(m);
+}
+
 static int get_note(pctx *c, json_t *obj, const char *path)
 {
     json_t *v = json_object_get(obj, "note");
@@ -591,7 +616,13 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *proto = json_object_get(root, "protocol");
     int pjlink = json_is_string(proto) && strcmp(json_string_value(proto), "pjlink") == 0;
-    if (check_object(c, root, "$", pjlink ? pjlink_top_keys : top_keys) < 0 ||
+    int text = json_is_string(proto) && strcmp(json_string_value(proto), "text") == 0;
+    int http = json_is_string(proto) && strcmp(json_string_value(proto), "http") == 0;
+    if (check_object(c, root, "$",
+                     pjlink ? pjlink_top_keys
+                     : text ? text_top_keys
+                     : http ? http_top_keys
+                            : top_keys) < 0 ||
         get_string(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
         get_string(c, root, "description", "$", 0, 1024, &p->description) < 0 ||
         get_string(c, root, "vendor", "$", 0, CM_MAX_VALUE - 1, &p->vendor) < 0 ||
@@ -610,8 +641,18 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
                        get_note(c, root, "$") < 0
                            ? -1
                            : 0;
+    if (text) return parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
+                     get_note(c, root, "$") < 0 ||
+                     ag_text_profile_check(root, c->file, c->err, c->errlen) < 0
+                         ? -1
+                         : 0;
+    if (http) return parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
+                     get_note(c, root, "$") < 0 ||
+                     ag_http_profile_check(c->file, root, c->err, c->errlen) < 0
+                         ? -1
+                         : 0;
     if (strcmp(p->protocol, "snmp") != 0)
-        return fail(c, "$.protocol", "unsupported protocol '%s' (\"snmp\" or \"pjlink\")",
+        return fail(c, "$.protocol", "unsupported protocol '%s' (snmp, pjlink, text or http)",
                     p->protocol);
     if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
         parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0)

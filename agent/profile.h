@@ -118,5 +118,11 @@ void ag_oid_format(const ag_oid *o, char *buf, size_t len);
  * number, a raw value missing from the enum), with the reason in err. */
 int ag_value_map_apply(const ag_value_map *m, const ag_raw *raw, double *out, char *err,
                        size_t errlen);
+/* Parse obj's "scale", "offset" and "enum" into m (errors "file: path.key: what"); for drivers
+ * whose profiles carry their own value maps. 0, or -1 with m empty. */
+int ag_value_map_parse(struct json_t *obj, const char *file, const char *path, ag_value_map *m,
+                       char *err, size_t errlen);
+/* Free what ag_value_map_parse allocated. */
+void ag_value_map_free(ag_value_map *m);
 
 #endif

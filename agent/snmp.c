@@ -1,4 +1,4 @@
-/* snmp.c — the SNMP v1/v2c driver: net-snmp's single-session API on the agent's libuv loop.
+/* snmp.c — the SNMP v1/v2c/v3 driver: net-snmp's single-session API on the agent's libuv loop.
  *
  * One state per device holds one net-snmp session (opened at the first poll, after an
  * asynchronous DNS lookup when the address is a name). Its socket is watched with uv_poll;
@@ -7,7 +7,20 @@
  *   [GET sysObjectID → choose profile] → GET identity + scalars (≤ 32 varbinds per PDU)
  *   → for each table: GETBULK (v2c) / GETNEXT (v1) walks of the wanted columns → done.
  * Every answer is handled in net-snmp's callback; the next request is sent from there.
- * done() is always delivered from a zero-delay timer, never from inside poll(). */
+ * done() is always delivered from a zero-delay timer, never from inside poll().
+ *
+ * SNMPv3 (USM): net-snmp discovers the engine ID inside snmp_sess_open with a synchronous
+ * request (usm_discover_engineid → snmp_sess_synch_response), which would stall the loop for
+ * timeout × tries on a dead device. So the session is opened with SNMP_FLAGS_DONT_PROBE and
+ * the discovery is an ordinary asynchronous request: the first poll sends the RFC 3414 probe
+ * (an empty noAuthNoPriv GET with an empty user); the agent's usmStatsUnknownEngineIDs report
+ * carries its engine ID, which goes into the session before the USM user is created
+ * (usm_create_user_from_session localizes the keys). The engine boots/time are then learnt
+ * by net-snmp itself from the notInTimeWindow report to the first authenticated request,
+ * which it resends on its own (asynchronously). Report PDUs for unknown user, wrong digest,
+ * decryption error and unsupported level end the poll as AG_POLL_AUTH. net-snmp keeps one
+ * USM user per (engine ID, user name) in the process: devices sharing both must share the
+ * passwords too (the last opened wins). */
 #include <net-snmp/net-snmp-config.h>
 #include <net-snmp/net-snmp-includes.h>
 #include <net-snmp/library/large_fd_set.h>
@@ -26,7 +39,13 @@
 #define MAP_LOG_EVERY_S 600
 #define SYSOBJECTID_OID "1.3.6.1.2.1.1.2.0"
 
-typedef enum { PH_IDLE, PH_SYSOID, PH_GET, PH_WALK, PH_DONE } phase;
+/* v3: the engine ID a session holds until discovery. With none at all, net-snmp runs its own
+ * synchronous probe inside the first send ("delayed probe for engineID"), blocking the loop.
+ * An ID no device has (RFC 3411 format, enterprise 0, text) gets the answer we want from the
+ * agent: a usmStatsUnknownEngineIDs report that names its real engine ID. */
+static const u_char placeholder_engine[] = {0x80, 0x00, 0x00, 0x00, 0x04, 'c', 'i', 'n', 'e', '?'};
+
+typedef enum { PH_IDLE, PH_PROBE, PH_SYSOID, PH_GET, PH_WALK, PH_DONE } phase;
 
 enum { INV_VENDOR, INV_MODEL, INV_SERIAL, INV_FIRMWARE, INV_N };
 static const char *const inv_fields[INV_N] = {"vendor", "model", "serial", "firmware"};
@@ -69,6 +88,8 @@ typedef struct snmp_state {
     uv_timer_t done_h;  /* deferred done() */
     uv_getaddrinfo_t gai;
     int poll_inited, gai_pending, busy, closing, refs;
+    int reqid;           /* of the request in flight: other answers are stale */
+    int v3_engine_known; /* v3: the engine ID was discovered and the USM user created */
 
     phase ph;
     int64_t ts_ms;
@@ -368,7 +389,8 @@ static int send_pdu(snmp_state *st, netsnmp_pdu *pdu)
         finish(st, AG_POLL_PROTOCOL, "out of memory building a request");
         return -1;
     }
-    if (!snmp_sess_async_send(st->sessp, pdu, on_response, st)) {
+    int reqid = snmp_sess_async_send(st->sessp, pdu, on_response, st);
+    if (!reqid) {
         int liberr = 0, syserr = 0;
         char *msg = NULL;
         snmp_sess_error(st->sessp, &liberr, &syserr, &msg);
@@ -378,6 +400,7 @@ static int send_pdu(snmp_state *st, netsnmp_pdu *pdu)
         free(msg);
         return -1;
     }
+    st->reqid = reqid;
     schedule_timer(st);
     return 0;
 }
@@ -416,8 +439,38 @@ static void start_get(snmp_state *st);
 static void send_get_batch(snmp_state *st);
 static void start_table(snmp_state *st);
 
+static int set_engine(netsnmp_session *sess, const u_char *id, size_t len);
+
+/* v3: the engine-ID discovery probe of RFC 3414 §4, sent like any other request. */
+static void send_probe(snmp_state *st)
+{
+    st->ph = PH_PROBE;
+    netsnmp_pdu *pdu = snmp_pdu_create(SNMP_MSG_GET);
+    if (pdu) {
+        pdu->version = SNMP_VERSION_3;
+        pdu->securityModel = SNMP_SEC_MODEL_USM;
+        pdu->securityLevel = SNMP_SEC_LEVEL_NOAUTH;
+        pdu->securityName = strdup("");
+        pdu->securityNameLen = 0;
+        if (!pdu->securityName) {
+            snmp_free_pdu(pdu);
+            pdu = NULL;
+        }
+    }
+    send_pdu(st, pdu);
+}
+
 static void start_requests(snmp_state *st)
 {
+    if (st->dev->snmp_version == 3 && !st->v3_engine_known) {
+        netsnmp_session *sess = snmp_sess_session(st->sessp);
+        if (!sess || set_engine(sess, placeholder_engine, sizeof placeholder_engine) != 0) {
+            finish(st, AG_POLL_PROTOCOL, "out of memory");
+            return;
+        }
+        send_probe(st);
+        return;
+    }
     if (st->fixed) {
         st->prof = st->fixed;
         start_get(st);
@@ -836,14 +889,115 @@ static void handle_walk(snmp_state *st, netsnmp_pdu *pdu)
     send_walk(st);
 }
 
+/* Set the security and context engine IDs of a v3 session. 0, or -1 out of memory. */
+static int set_engine(netsnmp_session *sess, const u_char *id, size_t len)
+{
+    u_char *a = netsnmp_memdup(id, len), *b = netsnmp_memdup(id, len);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return -1;
+    }
+    free(sess->securityEngineID);
+    free(sess->contextEngineID);
+    sess->securityEngineID = a;
+    sess->securityEngineIDLen = len;
+    sess->contextEngineID = b;
+    sess->contextEngineIDLen = len;
+    return 0;
+}
+
+/* Forget net-snmp's USM user (engine ID, name), if there is one. */
+static void drop_user(const u_char *engine, size_t len, const char *name)
+{
+    struct usmUser *u = usm_get_user(engine, len, name);
+    if (!u) return;
+    usm_remove_user(u); /* returns the list head, not u */
+    usm_free_user(u);
+}
+
+/* The report answering the probe: take the engine ID, create the USM user, go on. */
+static void handle_probe_report(snmp_state *st, netsnmp_session *sess, netsnmp_pdu *pdu)
+{
+    if (!pdu->securityEngineID || pdu->securityEngineIDLen == 0 ||
+        snmpv3_get_report_type(pdu) != SNMPERR_UNKNOWN_ENG_ID) {
+        finish(st, AG_POLL_PROTOCOL, "SNMPv3 engine-ID discovery: unexpected report (%s)",
+               snmp_api_errstring(snmpv3_get_report_type(pdu)));
+        return;
+    }
+    drop_user(placeholder_engine, sizeof placeholder_engine, sess->securityName);
+    if (set_engine(sess, pdu->securityEngineID, pdu->securityEngineIDLen) != 0) {
+        finish(st, AG_POLL_PROTOCOL, "out of memory");
+        return;
+    }
+    /* One USM user per (engine ID, name) in the process: replace an older one so that this
+     * session's keys are the ones used. */
+    drop_user(sess->securityEngineID, sess->securityEngineIDLen, sess->securityName);
+    sess->flags &= ~SNMP_FLAGS_USER_CREATED;
+    if (usm_create_user_from_session(sess) != SNMPERR_SUCCESS) {
+        finish(st, AG_POLL_CONFIG, "cannot create the SNMPv3 user for %s", st->dev->id);
+        return;
+    }
+    st->v3_engine_known = 1;
+    st->ph = PH_IDLE;
+    start_requests(st);
+}
+
+/* A report PDU to a request (v3): why the device would not answer. */
+static void handle_report(snmp_state *st, netsnmp_pdu *pdu)
+{
+    int type = snmpv3_get_report_type(pdu);
+    switch (type) {
+    case SNMPERR_UNKNOWN_USER_NAME:
+        finish(st, AG_POLL_AUTH, "SNMPv3: device does not know the user (usmStatsUnknownUserNames)");
+        break;
+    case SNMPERR_AUTHENTICATION_FAILURE:
+        finish(st, AG_POLL_AUTH, "SNMPv3: wrong authentication password or protocol "
+                                 "(usmStatsWrongDigests)");
+        break;
+    case SNMPERR_DECRYPTION_ERR:
+        finish(st, AG_POLL_AUTH, "SNMPv3: wrong privacy password or protocol "
+                                 "(usmStatsDecryptionErrors)");
+        break;
+    case SNMPERR_UNSUPPORTED_SEC_LEVEL:
+        finish(st, AG_POLL_AUTH, "SNMPv3: security level not supported for the user "
+                                 "(usmStatsUnsupportedSecLevels)");
+        break;
+    case SNMPERR_UNKNOWN_ENG_ID:
+        st->v3_engine_known = 0; /* the device changed its engine ID: discover it again */
+        finish(st, AG_POLL_AUTH, "SNMPv3: device does not know the engine ID "
+                                 "(usmStatsUnknownEngineIDs); rediscovering at the next poll");
+        break;
+    case SNMPERR_NOT_IN_TIME_WINDOW:
+        finish(st, AG_POLL_AUTH, "SNMPv3: not in the time window (usmStatsNotInTimeWindows)");
+        break;
+    default:
+        finish(st, AG_POLL_PROTOCOL, "SNMPv3: device answered a report (%s)",
+               snmp_api_errstring(type));
+        break;
+    }
+}
+
 static int on_response(int op, netsnmp_session *sess, int reqid, netsnmp_pdu *pdu, void *magic)
 {
     snmp_state *st = magic;
-    (void)sess;
-    (void)reqid;
     if (st->closing || !st->busy || st->ph == PH_DONE) return 1;
+    /* An answer to an earlier request is stale. v3 reports to a PDU the agent could not
+     * authenticate or decrypt carry request-id 0; net-snmp matched them by msgID. */
+    if (reqid != st->reqid && reqid != 0) return 1;
     switch (op) {
     case NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE:
+        if (pdu && pdu->command == SNMP_MSG_REPORT) {
+            if (st->ph == PH_PROBE)
+                handle_probe_report(st, sess, pdu);
+            else
+                handle_report(st, pdu);
+            break;
+        }
+        if (st->ph == PH_PROBE) {
+            finish(st, AG_POLL_PROTOCOL, "SNMPv3 engine-ID discovery: answer is not a report");
+            break;
+        }
         if (!pdu || pdu->command != SNMP_MSG_RESPONSE) {
             finish(st, AG_POLL_PROTOCOL, "malformed answer (not a response PDU)");
             break;
@@ -864,6 +1018,13 @@ static int on_response(int op, netsnmp_session *sess, int reqid, netsnmp_pdu *pd
         finish(st, AG_POLL_REFUSED, "sending to %s:%d failed", st->dev->address, st->dev->port);
         break;
     case NETSNMP_CALLBACK_OP_SEC_ERROR:
+        if (pdu && pdu->command == SNMP_MSG_REPORT) {
+            if (st->ph == PH_PROBE)
+                handle_probe_report(st, sess, pdu);
+            else
+                handle_report(st, pdu);
+            break;
+        }
         finish(st, AG_POLL_AUTH, "security error from %s:%d", st->dev->address, st->dev->port);
         break;
     default: /* RESEND, CONNECT: nothing to do */
@@ -873,6 +1034,76 @@ static int on_response(int op, netsnmp_session *sess, int reqid, netsnmp_pdu *pd
 }
 
 /* ---- session, DNS, driver ops ----------------------------------------------------- */
+
+/* Wipe the key material of a session template. */
+static void wipe_keys(netsnmp_session *s)
+{
+    volatile u_char *a = s->securityAuthKey, *p = s->securityPrivKey;
+    for (size_t i = 0; i < sizeof s->securityAuthKey; i++)
+        a[i] = 0;
+    for (size_t i = 0; i < sizeof s->securityPrivKey; i++)
+        p[i] = 0;
+}
+
+/* v3: the USM part of the session. 0, or -1 with err. Passwords only go to generate_Ku. */
+static int setup_usm(const ag_device *d, netsnmp_session *s, char *err, size_t errlen)
+{
+    s->version = SNMP_VERSION_3;
+    s->securityModel = SNMP_SEC_MODEL_USM;
+    s->securityName = d->v3_user;
+    s->securityNameLen = d->v3_user ? strlen(d->v3_user) : 0;
+    s->securityLevel = d->v3_level == 2   ? SNMP_SEC_LEVEL_AUTHPRIV
+                       : d->v3_level == 1 ? SNMP_SEC_LEVEL_AUTHNOPRIV
+                                          : SNMP_SEC_LEVEL_NOAUTH;
+    s->flags |= SNMP_FLAGS_DONT_PROBE; /* discovery is our own async probe (see the top) */
+    if (d->v3_level < 1) return 0;
+    const char *ap = d->v3_auth_protocol ? d->v3_auth_protocol : "SHA";
+    if (strcasecmp(ap, "SHA") == 0 || strcasecmp(ap, "SHA-1") == 0) {
+        s->securityAuthProto = usmHMACSHA1AuthProtocol;
+        s->securityAuthProtoLen = OID_LENGTH(usmHMACSHA1AuthProtocol);
+    } else if (strcasecmp(ap, "SHA-256") == 0 || strcasecmp(ap, "SHA256") == 0) {
+        s->securityAuthProto = usmHMAC192SHA256AuthProtocol;
+        s->securityAuthProtoLen = OID_LENGTH(usmHMAC192SHA256AuthProtocol);
+#ifndef NETSNMP_DISABLE_MD5
+    } else if (strcasecmp(ap, "MD5") == 0) {
+        s->securityAuthProto = usmHMACMD5AuthProtocol;
+        s->securityAuthProtoLen = OID_LENGTH(usmHMACMD5AuthProtocol);
+#endif
+    } else {
+        snprintf(err, errlen, "unsupported SNMPv3 auth protocol '%s'", ap);
+        return -1;
+    }
+    const char *apw = d->v3_auth_password ? d->v3_auth_password : "";
+    s->securityAuthKeyLen = USM_AUTH_KU_LEN;
+    if (generate_Ku(s->securityAuthProto, (u_int)s->securityAuthProtoLen, (const u_char *)apw,
+                    strlen(apw), s->securityAuthKey, &s->securityAuthKeyLen) != SNMPERR_SUCCESS) {
+        snprintf(err, errlen, "cannot derive the SNMPv3 auth key (password too short?)");
+        return -1;
+    }
+    if (d->v3_level < 2) return 0;
+    const char *pp = d->v3_priv_protocol ? d->v3_priv_protocol : "AES";
+    if (strcasecmp(pp, "AES") == 0 || strcasecmp(pp, "AES-128") == 0 ||
+        strcasecmp(pp, "AES128") == 0) {
+        s->securityPrivProto = usmAESPrivProtocol;
+        s->securityPrivProtoLen = OID_LENGTH(usmAESPrivProtocol);
+#ifndef NETSNMP_DISABLE_DES
+    } else if (strcasecmp(pp, "DES") == 0) {
+        s->securityPrivProto = usmDESPrivProtocol;
+        s->securityPrivProtoLen = OID_LENGTH(usmDESPrivProtocol);
+#endif
+    } else {
+        snprintf(err, errlen, "unsupported SNMPv3 privacy protocol '%s'", pp);
+        return -1;
+    }
+    const char *ppw = d->v3_priv_password ? d->v3_priv_password : "";
+    s->securityPrivKeyLen = USM_PRIV_KU_LEN;
+    if (generate_Ku(s->securityAuthProto, (u_int)s->securityAuthProtoLen, (const u_char *)ppw,
+                    strlen(ppw), s->securityPrivKey, &s->securityPrivKeyLen) != SNMPERR_SUCCESS) {
+        snprintf(err, errlen, "cannot derive the SNMPv3 privacy key (password too short?)");
+        return -1;
+    }
+    return 0;
+}
 
 static int open_session(snmp_state *st, const char *numeric, int v6)
 {
@@ -887,7 +1118,19 @@ static int open_session(snmp_state *st, const char *numeric, int v6)
     s.community_len = strlen(community);
     s.timeout = (long)(st->dev->timeout_ms > 0 ? st->dev->timeout_ms : 1000) * 1000L;
     s.retries = st->dev->retries >= 0 ? st->dev->retries : 0;
+    if (st->dev->snmp_version == 3) {
+        s.community = NULL;
+        s.community_len = 0;
+        char uerr[160];
+        int rc = setup_usm(st->dev, &s, uerr, sizeof uerr);
+        if (rc != 0) {
+            wipe_keys(&s);
+            finish(st, AG_POLL_CONFIG, "device %s: %s", st->dev->id, uerr);
+            return -1;
+        }
+    }
     void *sp = snmp_sess_open(&s);
+    wipe_keys(&s); /* the session holds its own copy */
     if (!sp) {
         finish(st, AG_POLL_CONFIG, "cannot open an SNMP session to %s:%d", st->dev->address,
                st->dev->port);
@@ -955,10 +1198,26 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
         snprintf(err, errlen, "snmp: device without id, address or sink");
         return -1;
     }
-    if (dev->snmp_version != 1 && dev->snmp_version != 2) {
-        snprintf(err, errlen, "device %s: snmp version %d is not supported (1 or 2)", dev->id,
+    if (dev->snmp_version != 1 && dev->snmp_version != 2 && dev->snmp_version != 3) {
+        snprintf(err, errlen, "device %s: snmp version %d is not supported (1, 2 or 3)", dev->id,
                  dev->snmp_version);
         return -1;
+    }
+    if (dev->snmp_version == 3 && (!dev->v3_user || !dev->v3_user[0])) {
+        snprintf(err, errlen, "device %s: SNMPv3 without a user", dev->id);
+        return -1;
+    }
+    if (dev->snmp_version == 3) { /* check protocols and passwords now, not at the first poll */
+        netsnmp_session s;
+        memset(&s, 0, sizeof s);
+        char uerr[160];
+        snmp_lib_init();
+        int rc = setup_usm(dev, &s, uerr, sizeof uerr);
+        wipe_keys(&s);
+        if (rc != 0) {
+            snprintf(err, errlen, "device %s: %s", dev->id, uerr);
+            return -1;
+        }
     }
     if (dev->port < 1 || dev->port > 65535) {
         snprintf(err, errlen, "device %s: port %d out of range", dev->id, dev->port);

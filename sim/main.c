@@ -171,7 +171,8 @@ static int write_config(const sim *s, const char *path, const char *listen)
         perror(path);
         return -1;
     }
-    fprintf(f, "; cinemon-sim: %zu SNMP devices, %d PJLink projectors\n", s->ndevs, s->halls);
+    fprintf(f, "; cinemon-sim: %zu SNMP devices, %d PJLink projectors, %d CP750-like processors\n",
+            s->ndevs, s->halls, s->halls);
     for (size_t i = 0; i < s->ndevs; i++) {
         const sim_snmp_dev *sd = &s->devs[i];
         const sim_model *m = sim_model_get(sd->dev.model);
@@ -187,8 +188,8 @@ static int write_config(const sim *s, const char *path, const char *listen)
                 h, listen, s->base + (h - 1) * SLOTS_PER_HALL + 2);
         if (s->pj_password) fprintf(f, "password = %s\n", s->pj_password);
         fprintf(f,
-                "\n; not polled yet (no agent driver for this protocol):\n"
-                ";[device \"hall%d/audio\"] protocol = text (Dolby CP750), address = %s, port = %d\n",
+                "\n[device \"hall%d/audio\"]\nkind = audio_processor\nprotocol = text\n"
+                "profile = dolby-cp750\naddress = %s\nport = %d\n",
                 h, listen, s->base + (h - 1) * SLOTS_PER_HALL + 3);
     }
     int rc = fflush(f) == 0 ? 0 : -1;

@@ -135,6 +135,9 @@ def test_agent_once_reads_every_metric(env):
         want_pj = {"power_state", "error_status", "light_source_hours", "input_source"}
         missing = want_pj - got.get(f"hall{hall}/lobby-projector", set())
         assert not missing, f"hall{hall}/lobby-projector lacks {sorted(missing)}"
+        # the CP750-like processor, polled by the text-protocol driver
+        missing = {"audio_fader_level", "audio_mute"} - got.get(f"hall{hall}/audio", set())
+        assert not missing, f"hall{hall}/audio lacks {sorted(missing)}"
     assert env.stop(proc) is None
 
 

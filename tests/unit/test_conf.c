@@ -222,7 +222,7 @@ static void test_agent_config_errors(void **st)
                        "v3_user = u\nv3_level = authNoPriv\nv3_auth_password = short\n",
                        "v3_auth_password must have at least 8 characters");
     expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nprotocol = text\n",
-                       ":3: [device \"a\"] needs 'port' for protocol text");
+                       ":3: [device \"a\"] needs 'profile' (or 'port') for protocol text");
     expect_agent_error("[agent]\nsite = X\n[device \"a\"]\naddress = a\nprotocol = telnet\n",
                        ":5: key 'protocol' in [device \"a\"]: expected one of: snmp pjlink http text");
 }

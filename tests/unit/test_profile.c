@@ -312,7 +312,7 @@ static void test_malformed(void **st)
         {"{\"name\": \"bad\", \"kind\": \"toaster\", \"protocol\": \"snmp\", \"sources\": [\"x\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.kind: unknown kind 'toaster'"},
-        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"http\", \"sources\": "
+        {"{\"name\": \"bad\", \"kind\": \"projector\", \"protocol\": \"modbus\", \"sources\": "
          "[\"x\"], "
          "\"scalars\": [" SCALAR "]}",
          "$.protocol: unsupported protocol"},

@@ -714,13 +714,327 @@ static void test_open_errors(void **st)
     assert_non_null(strstr(err, "no-such-profile"));
     assert_null(strstr(err, "secret-community"));
     d.profile = NULL;
-    d.snmp_version = 3;
+    d.snmp_version = 3; /* v3 without a user */
+    assert_int_equal(ag_snmp_driver.open(&g_loop, &d, &g_profiles, &sink, &state, err, sizeof err),
+                     -1);
+    assert_null(state);
+    assert_non_null(strstr(err, "user"));
+    d.v3_user = (char *)"u";
+    d.v3_level = 1;
+    d.v3_auth_protocol = (char *)"SHA-512-nope";
+    d.v3_auth_password = (char *)"secret-auth-password";
+    assert_int_equal(ag_snmp_driver.open(&g_loop, &d, &g_profiles, &sink, &state, err, sizeof err),
+                     -1);
+    assert_null(state);
+    assert_non_null(strstr(err, "SHA-512-nope"));
+    assert_null(strstr(err, "secret-auth-password"));
+    d.snmp_version = 4;
     assert_int_equal(ag_snmp_driver.open(&g_loop, &d, &g_profiles, &sink, &state, err, sizeof err),
                      -1);
     assert_null(state);
     assert_string_equal(ag_poll_status_name(AG_POLL_TIMEOUT), "timeout");
     assert_string_equal(ag_poll_status_name(AG_POLL_OK), "ok");
     assert_string_equal(ag_poll_status_name(AG_POLL_CONFIG), "config");
+}
+
+
+/* ---- SNMPv3 against Debian's snmpd ----------------------------------------------------- */
+
+static pid_t g_snmpd = -1;
+static int g_snmpd_pipe = -1;
+static int g_v3port;
+static char g_v3dir[64];
+static int g_v3skip;
+static char g_v3skip_why[256];
+
+/* A v3 device of snmpd: user, level, auth protocol/password, priv password (AES). */
+static ag_device make_v3(const char *id, const char *user, int level, const char *auth_proto,
+                         const char *auth_pw, const char *priv_pw, int port)
+{
+    ag_device d = make_dev(id, NULL, "generic-snmp-host", port);
+    d.snmp_version = 3;
+    d.v3_user = (char *)user;
+    d.v3_level = level;
+    d.v3_auth_protocol = (char *)auth_proto;
+    d.v3_auth_password = (char *)auth_pw;
+    d.v3_priv_protocol = (char *)"AES";
+    d.v3_priv_password = (char *)priv_pw;
+    d.timeout_ms = 1000;
+    d.retries = 0;
+    return d;
+}
+
+static void poll_dev(const ag_device *d, rec *r, int64_t max_ms)
+{
+    memset(r, 0, sizeof *r);
+    void *s = open_dev(d, r);
+    assert_int_equal(ag_snmp_driver.poll(s), 0);
+    assert_int_equal(r->ndone, 0);
+    rec *rs[] = {r};
+    run_until_done(rs, 1, max_ms);
+    close_dev(s);
+    assert_int_equal(r->ndone, 1);
+}
+
+/* The first line of a command's output ("" when it fails). */
+static void run_cmd(const char *cmd, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (!fgets(out, (int)outlen, p)) out[0] = '\0';
+    pclose(p);
+}
+
+static int setup_v3(void **st)
+{
+    (void)st;
+    if (uv_loop_init(&g_loop) != 0) return -1;
+    char err[512] = "";
+    if (ag_profiles_load_dir("profiles", &g_profiles, err, sizeof err) != 0) {
+        fprintf(stderr, "profiles: %s\n", err);
+        return -1;
+    }
+    const char *snmpd = "/usr/sbin/snmpd";
+    if (access(snmpd, X_OK) != 0 || access("/usr/bin/snmpget", X_OK) != 0) {
+        g_v3skip = 1;
+        snprintf(g_v3skip_why, sizeof g_v3skip_why, "snmpd or snmpget not installed");
+        return 0;
+    }
+    snprintf(g_v3dir, sizeof g_v3dir, "/tmp/cinemon-test-snmpv3-XXXXXX");
+    if (!mkdtemp(g_v3dir)) return -1;
+    char conf[128], persist[128], pidf[128], ep[64];
+    snprintf(conf, sizeof conf, "%s/snmpd.conf", g_v3dir);
+    snprintf(persist, sizeof persist, "%s/state", g_v3dir);
+    snprintf(pidf, sizeof pidf, "%s/snmpd.pid", g_v3dir);
+    if (mkdir(persist, 0700) != 0) return -1;
+    FILE *f = fopen(conf, "w");
+    if (!f) return -1;
+    fprintf(f,
+            "createUser cinemonSHA SHA \"authpass123\" AES \"privpass123\"\n"
+            "createUser cinemonSHA256 SHA-256 \"authpass123\" AES \"privpass123\"\n"
+            "createUser cinemonAuth SHA \"authpass123\"\n"
+            "rouser cinemonSHA priv\n"
+            "rouser cinemonSHA256 priv\n"
+            "rouser cinemonAuth auth\n"
+            "sysName cinemon-v3\n"
+            "dontLogTCPWrappersConnects yes\n"
+            "[snmp] persistentDir %s\n",
+            persist);
+    fclose(f);
+    g_v3port = free_udp_port();
+    if (g_v3port <= 0) return -1;
+    snprintf(ep, sizeof ep, "udp:127.0.0.1:%d", g_v3port);
+    setenv("SNMP_PERSISTENT_DIR", persist, 1);
+    char *argv[] = {(char *)snmpd, (char *)"-f", (char *)"-Lo", (char *)"-C", (char *)"-c", conf,
+                    (char *)"-m", (char *)"", (char *)"-M", (char *)"/dev/null", (char *)"-p",
+                    pidf, ep, NULL};
+    pid_t saved = g_sim;
+    int saved_pipe = g_sim_pipe;
+    int rc = start_sim(snmpd, argv); /* the same watchdog as for snmpsimd */
+    g_snmpd = g_sim;
+    g_snmpd_pipe = g_sim_pipe;
+    g_sim = saved;
+    g_sim_pipe = saved_pipe;
+    unsetenv("SNMP_PERSISTENT_DIR");
+    if (rc != 0) return -1;
+    int64_t end = cm_mono_ms() + 20000;
+    while (cm_mono_ms() < end) {
+        int wst;
+        if (waitpid(g_snmpd, &wst, WNOHANG) == g_snmpd) {
+            g_snmpd = -1;
+            fprintf(stderr, "snmpd exited early\n");
+            return -1;
+        }
+        rec r;
+        ag_device d = make_v3("probe", "cinemonAuth", 1, "SHA", "authpass123", NULL, g_v3port);
+        d.timeout_ms = 300;
+        poll_dev(&d, &r, 5000);
+        if (r.status == AG_POLL_OK) return 0;
+        usleep(200 * 1000);
+    }
+    fprintf(stderr, "snmpd did not answer SNMPv3 on port %d\n", g_v3port);
+    return -1;
+}
+
+static int teardown_v3(void **st)
+{
+    (void)st;
+    if (g_snmpd > 0) {
+        close(g_snmpd_pipe);
+        int wst;
+        waitpid(g_snmpd, &wst, 0);
+        g_snmpd = -1;
+    }
+    if (g_v3dir[0]) nftw(g_v3dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ag_profiles_free(&g_profiles);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&g_loop);
+    if (rc != 0) fprintf(stderr, "loop still has handles: %s\n", uv_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}
+
+#define SKIP_IF_NO_SNMPD()                                                                         \
+    do {                                                                                           \
+        if (g_v3skip) {                                                                            \
+            fprintf(stderr, "skipped: %s\n", g_v3skip_why);                                        \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* memTotalReal (kB) as snmpget -v3 reads it with the same user. */
+static double snmpget_mem_total(const char *args)
+{
+    char cmd[512], out[256];
+    snprintf(cmd, sizeof cmd,
+             "MIBS= /usr/bin/snmpget -m '' -M /dev/null -v3 %s -Oqv -t 2 -r 1 127.0.0.1:%d "
+             "1.3.6.1.4.1.2021.4.5.0 2>/dev/null",
+             args, g_v3port);
+    run_cmd(cmd, out, sizeof out);
+    char *end = NULL;
+    double v = strtod(out, &end);
+    if (end == out) fail_msg("snmpget gave no number: '%s'", out);
+    return v;
+}
+
+static void test_v3_authpriv_sha_aes(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/sha", "cinemonSHA", 2, "SHA", "authpass123", "privpass123", g_v3port);
+    d.profile = NULL; /* chosen by sysObjectID, read over authPriv */
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_OK) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    assert_string_equal(r.profile, "generic-snmp-host");
+    double kb = snmpget_mem_total("-l authPriv -u cinemonSHA -a SHA -A authpass123 -x AES "
+                                  "-X privpass123");
+    assert_near(value_of(&r, "memory_total_bytes", ""), kb * 1024);
+    assert_true(value_of(&r, "uptime_seconds", "") > 0);
+}
+
+static void test_v3_authpriv_sha256_aes(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d =
+        make_v3("v3/sha256", "cinemonSHA256", 2, "SHA-256", "authpass123", "privpass123", g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_OK) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    double kb = snmpget_mem_total("-l authPriv -u cinemonSHA256 -a SHA-256 -A authpass123 -x AES "
+                                  "-X privpass123");
+    assert_near(value_of(&r, "memory_total_bytes", ""), kb * 1024);
+}
+
+static void test_v3_authnopriv(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/auth", "cinemonAuth", 1, "SHA", "authpass123", NULL, g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_OK) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    double kb = snmpget_mem_total("-l authNoPriv -u cinemonAuth -a SHA -A authpass123");
+    assert_near(value_of(&r, "memory_total_bytes", ""), kb * 1024);
+}
+
+static void test_v3_wrong_auth_password(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/badauth", "cinemonSHA", 2, "SHA", "wrong-auth-pw", "privpass123",
+                          g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_AUTH) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    assert_non_null(strstr(r.detail, "usmStatsWrongDigests"));
+    assert_null(strstr(r.detail, "wrong-auth-pw"));
+    assert_int_equal(r.npts, 0);
+    /* the right password again, same user and engine: the user's keys are replaced */
+    ag_device ok = make_v3("v3/sha", "cinemonSHA", 2, "SHA", "authpass123", "privpass123",
+                           g_v3port);
+    poll_dev(&ok, &r, 5000);
+    if (r.status != AG_POLL_OK) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+}
+
+/* A wrong privacy password: the digest is right, so snmpd cannot tell; it fails to parse
+ * the decrypted scoped PDU, counts snmpInASNParseErrs and answers nothing: a timeout. */
+static void test_v3_wrong_priv_password(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/badpriv", "cinemonSHA", 2, "SHA", "authpass123", "wrong-priv-pw",
+                          g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_TIMEOUT && r.status != AG_POLL_AUTH)
+        fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    fprintf(stderr, "wrong privacy password: %s (%s)\n", ag_poll_status_name(r.status), r.detail);
+    assert_null(strstr(r.detail, "wrong-priv-pw"));
+    assert_int_equal(r.npts, 0);
+}
+
+static void test_v3_unknown_user(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/nouser", "nobodyHere", 2, "SHA", "authpass123", "privpass123",
+                          g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_AUTH) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    assert_non_null(strstr(r.detail, "usmStatsUnknownUserNames"));
+    assert_int_equal(r.npts, 0);
+}
+
+/* A user asking for more security than it has keys for at the agent. */
+static void test_v3_unsupported_level(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec r;
+    ag_device d = make_v3("v3/level", "cinemonAuth", 2, "SHA", "authpass123", "privpass123",
+                          g_v3port);
+    poll_dev(&d, &r, 5000);
+    if (r.status != AG_POLL_AUTH) fail_msg("status %s: %s", ag_poll_status_name(r.status), r.detail);
+    assert_int_equal(r.npts, 0);
+}
+
+/* Engine discovery is asynchronous: a dead v3 device does not hold up a live one. */
+static void test_v3_dead_does_not_stall(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SNMPD();
+    static rec dead, live;
+    memset(&dead, 0, sizeof dead);
+    memset(&live, 0, sizeof live);
+    int port = free_udp_port();
+    assert_true(port > 0);
+    ag_device dd = make_v3("v3/dead", "cinemonSHA", 2, "SHA", "authpass123", "privpass123", port);
+    dd.timeout_ms = 1500;
+    dd.retries = 1;
+    ag_device ld =
+        make_v3("v3/live", "cinemonSHA256", 2, "SHA-256", "authpass123", "privpass123", g_v3port);
+    int64_t t0 = cm_mono_ms();
+    void *ds = open_dev(&dd, &dead);
+    void *ls = open_dev(&ld, &live);
+    assert_int_equal(ag_snmp_driver.poll(ds), 0);
+    assert_int_equal(ag_snmp_driver.poll(ls), 0);
+    int64_t after_poll = cm_mono_ms();
+    rec *rs[] = {&dead, &live};
+    run_until_done(rs, 2, 10000);
+    close_dev(ds);
+    close_dev(ls);
+    if (after_poll - t0 > 200) fail_msg("open+poll blocked for %lld ms", (long long)(after_poll - t0));
+    if (live.status != AG_POLL_OK)
+        fail_msg("live: %s: %s", ag_poll_status_name(live.status), live.detail);
+    assert_int_equal(dead.status, AG_POLL_TIMEOUT);
+    int64_t live_ms = live.done_mono - t0, dead_ms = dead.done_mono - t0;
+    if (live_ms > 800) fail_msg("live v3 device took %lld ms next to a dead one", (long long)live_ms);
+    if (dead_ms < 2800 || dead_ms > 4500)
+        fail_msg("dead v3 device timed out after %lld ms, want about 3000", (long long)dead_ms);
+    assert_true(count_of(&live, "memory_total_bytes") == 1);
 }
 
 int main(void)
@@ -743,5 +1057,17 @@ int main(void)
         cmocka_unit_test(test_dead_port_does_not_delay_others),
         cmocka_unit_test(test_close_in_flight),
     };
-    return cmocka_run_group_tests_name("snmp driver", tests, setup, teardown);
+    const struct CMUnitTest v3tests[] = {
+        cmocka_unit_test(test_v3_authpriv_sha_aes),
+        cmocka_unit_test(test_v3_authpriv_sha256_aes),
+        cmocka_unit_test(test_v3_authnopriv),
+        cmocka_unit_test(test_v3_wrong_auth_password),
+        cmocka_unit_test(test_v3_wrong_priv_password),
+        cmocka_unit_test(test_v3_unknown_user),
+        cmocka_unit_test(test_v3_unsupported_level),
+        cmocka_unit_test(test_v3_dead_does_not_stall),
+    };
+    int failed = cmocka_run_group_tests_name("snmp driver", tests, setup, teardown);
+    failed += cmocka_run_group_tests_name("snmp driver v3", v3tests, setup_v3, teardown_v3);
+    return failed;
 }
