@@ -167,6 +167,44 @@ static int load_spool(ag_config *c, cm_conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* [traps] listen = host:port ("[v6]:port" for IPv6), community = public. */
+static int load_traps(ag_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "traps", NULL);
+    if (!s) return 0;
+    if (get_str(cf, s, "listen", &c->traps_listen, 0, err, errlen) < 0 ||
+        get_str(cf, s, "community", &c->traps_community, 0, err, errlen) < 0)
+        return -1;
+    if (!c->traps_listen) {
+        cm_conf_errf(cf, s->line, err, errlen, "[traps] needs 'listen' (host:port)");
+        return -1;
+    }
+    if (!c->traps_community && !(c->traps_community = strdup("public"))) return -1;
+    const char *l = c->traps_listen, *colon, *hs = l;
+    size_t hl;
+    if (l[0] == '[') {
+        const char *rb = strchr(l, ']');
+        colon = rb ? rb + 1 : NULL;
+        if (!colon || *colon != ':') colon = NULL;
+        hs = l + 1;
+        hl = rb ? (size_t)(rb - hs) : 0;
+    } else {
+        colon = strrchr(l, ':');
+        hl = colon ? (size_t)(colon - l) : 0;
+        if (colon && memchr(l, ':', hl)) colon = NULL; /* bare IPv6 needs brackets */
+    }
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!colon || hl == 0 || !end || *end || end == colon + 1 || port < 1 || port > 65535) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "[traps] listen '%s' must be host:port (e.g. 127.0.0.1:1162, [::1]:1162)", l);
+        return -1;
+    }
+    if (!(c->traps_host = strndup(hs, hl))) return -1;
+    c->traps_port = (int)port;
+    return 0;
+}
+
 static int load_device(ag_config *c, cm_conf *cf, cm_conf_section *s, ag_device *d, char *err,
                        size_t errlen)
 {
@@ -277,16 +315,16 @@ int ag_config_load(ag_config *c, const char *path, char *err, size_t errlen)
     int rc = -1;
     if (!(c->path = strdup(path))) goto out;
     if (load_agent(c, &cf, err, errlen) != 0 || load_upload(c, &cf, err, errlen) != 0 ||
-        load_spool(c, &cf, err, errlen) != 0)
+        load_spool(c, &cf, err, errlen) != 0 || load_traps(c, &cf, err, errlen) != 0)
         goto out;
     for (size_t i = 0; i < cf.nsections; i++) {
         cm_conf_section *s = &cf.sections[i];
         if (!s->arg && (strcmp(s->name, "agent") == 0 || strcmp(s->name, "upload") == 0 ||
-                        strcmp(s->name, "spool") == 0))
+                        strcmp(s->name, "spool") == 0 || strcmp(s->name, "traps") == 0))
             continue;
         if (strcmp(s->name, "device") != 0) {
             cm_conf_errf(&cf, s->line, err, errlen,
-                         "unknown section [%s] (expected [agent], [upload], [spool] or [device \"id\"])", s->name);
+                         "unknown section [%s] (expected [agent], [upload], [spool], [traps] or [device \"id\"])", s->name);
             goto out;
         }
         ag_device *nd = realloc(c->devices, (c->ndevices + 1) * sizeof *nd);
@@ -334,5 +372,8 @@ void ag_config_free(ag_config *c)
     free(c->log_level);
     free(c->spool_dir);
     free(c->ledger_path);
+    free(c->traps_listen);
+    free(c->traps_host);
+    free(c->traps_community);
     memset(c, 0, sizeof *c);
 }

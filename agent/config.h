@@ -57,6 +57,11 @@ typedef struct ag_config {
     char *ledger_path;           /* optional audit ledger: "seq samples" per record, NULL = none */
     ag_device *devices;
     size_t ndevices;
+    /* [traps]: the SNMP trap receiver; traps_listen NULL = no receiver */
+    char *traps_listen;    /* "host:port" as written, e.g. "127.0.0.1:1162" or "[::1]:1162" */
+    char *traps_host;      /* the host part (IPv4/IPv6 literal) */
+    int traps_port;
+    char *traps_community; /* default "public"; never logged */
 } ag_config;
 
 /* Load and validate the file. Returns 0, or -1 with "file:line: what" in err.

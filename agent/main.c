@@ -19,6 +19,7 @@
 #include "selfmetrics.h"
 #include "spool.h"
 #include "timeutil.h"
+#include "traps.h"
 #include "uploader.h"
 
 #ifndef CINEMON_VERSION
@@ -34,6 +35,7 @@ typedef struct agent {
     ag_config cfg;
     ag_profile_set profiles;
     ag_poller *poller;
+    ag_traps *traps; /* [traps]: NULL = no receiver */
     cm_spool *spool;
     ag_batcher *batcher;
     ag_uploader *uploader;
@@ -111,6 +113,15 @@ static void batch_inventory(void *ud, const ag_device *dev, const cm_device_info
     ag_batcher_add_device(a->batcher, &d);
 }
 
+/* A trap from a device became an event: into the batch like the samples. */
+static void batch_event(void *ud, const cm_event *e)
+{
+    agent *a = ud;
+    if (a->batcher && ag_batcher_add_event(a->batcher, e) != 0)
+        cm_log_limited("batch-event", 60, CM_LOG_WARN, "device %s: trap event %s refused",
+                       e->device, e->code);
+}
+
 /* A record reached the spool: the uploader decides whether it is time to send. */
 static void on_record(void *ud, uint64_t seq, size_t len)
 {
@@ -143,6 +154,8 @@ static void seal_now(agent *a)
 
 static void close_all(agent *a)
 {
+    if (a->traps) ag_traps_close(a->traps);
+    a->traps = NULL;
     if (a->poller) ag_poller_close(a->poller);
     a->poller = NULL;
     if (a->uploader) ag_uploader_close(a->uploader);
@@ -161,6 +174,10 @@ static void on_stop_timer(uv_timer_t *t)
 {
     agent *a = t->data;
     /* Closed here, never from inside a driver callback that may have called us. */
+    if (a->traps) {
+        ag_traps_close(a->traps);
+        a->traps = NULL;
+    }
     if (a->poller) {
         ag_poller_close(a->poller);
         a->poller = NULL;
@@ -417,6 +434,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cinemon-agent: %s\n", err);
         rc = 1;
         goto stop;
+    }
+    if (!once && a.cfg.traps_listen) {
+        if (ag_traps_open(&a.traps, &a.loop, &a.cfg, &a.profiles, batch_event, &a, err,
+                          sizeof err) != 0) {
+            fprintf(stderr, "cinemon-agent: %s\n", err);
+            rc = 1;
+            goto stop;
+        }
+        cm_info("receiving SNMP traps on %s", a.cfg.traps_listen);
     }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     if (once && a.polls_ok == 0) {

@@ -24,7 +24,7 @@ static const char *const kinds[] = {
     "sound_sensor", "ups",        "server",      "other",           NULL};
 static const char *const top_keys[] = {"name",     "description", "vendor",  "kind",
                                        "protocol", "match",       "sources", "confidence",
-                                       "identity", "scalars",     "tables",  NULL};
+                                       "identity", "scalars",     "tables",  "traps", NULL};
 /* A pjlink profile only names and documents the device family: the driver knows the commands. */
 static const char *const pjlink_top_keys[] = {"name",    "description", "vendor",     "kind",
                                               "protocol", "sources",    "confidence", "note",
@@ -46,6 +46,8 @@ static const char *const column_keys[] = {"column", "metric", "unit", "labels", 
 static const char *const table_keys[] = {
     "oid", "index_label", "label_columns", "columns", "max_rows", "note", NULL};
 static const char *const label_column_keys[] = {"column", "label", NULL};
+static const char *const trap_keys[] = {"code", "severity", "text", "note", NULL};
+static const char *const severities[] = {"info", "warning", "critical", NULL};
 
 /* Where we are: the file for messages and the caller's error buffer. */
 typedef struct pctx {
@@ -571,6 +573,55 @@ static int parse_identity(pctx *c, json_t *root, ag_profile *p)
     return 0;
 }
 
+/* "traps": {"<trap OID>": {"code": "fan", "severity": "critical", "text": "..."}} */
+static int parse_traps(pctx *c, json_t *root, ag_profile *p)
+{
+    json_t *t = json_object_get(root, "traps");
+    if (!t) return 0;
+    if (!json_is_object(t)) return fail(c, "$.traps", "expected an object");
+    size_t n = json_object_size(t);
+    if (n == 0) return 0;
+    p->traps = calloc(n, sizeof *p->traps);
+    if (!p->traps) return fail(c, "$.traps", "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach(t, key, v)
+    {
+        char ip[PATH_MAX_LEN];
+        path_key(ip, "$.traps", key);
+        ag_trap_map *m = &p->traps[p->ntraps++];
+        json_t *ks = json_string(key);
+        int r = ks ? parse_oid_value(c, ks, ip, 0, &m->oid) : fail(c, ip, "out of memory");
+        json_decref(ks);
+        if (r < 0) return -1;
+        for (size_t i = 0; i + 1 < p->ntraps; i++)
+            if (p->traps[i].oid.len == m->oid.len &&
+                memcmp(p->traps[i].oid.sub, m->oid.sub, m->oid.len * sizeof m->oid.sub[0]) == 0)
+                return fail(c, ip, "the same trap OID appears twice");
+        if (check_object(c, v, ip, trap_keys) < 0 ||
+            get_name(c, v, "code", ip, 1, &m->code) < 0 ||
+            get_string(c, v, "severity", ip, 1, 16, &m->severity) < 0 ||
+            get_string(c, v, "text", ip, 0, CM_MAX_TEXT, &m->text) < 0 || get_note(c, v, ip) < 0)
+            return -1;
+        if (!in_list(m->severity, severities)) {
+            char sp[PATH_MAX_LEN];
+            path_key(sp, ip, "severity");
+            return fail(c, sp, "'%s' must be info, warning or critical", m->severity);
+        }
+    }
+    return 0;
+}
+
+const ag_trap_map *ag_profile_trap(const ag_profile *p, const ag_oid *trap_oid)
+{
+    for (size_t i = 0; p && i < p->ntraps; i++)
+        if (p->traps[i].oid.len == trap_oid->len &&
+            memcmp(p->traps[i].oid.sub, trap_oid->sub, trap_oid->len * sizeof trap_oid->sub[0]) ==
+                0)
+            return &p->traps[i];
+    return NULL;
+}
+
 static int parse_array_of(pctx *c, json_t *root, const char *key, size_t elem, void **arr,
                           size_t *n)
 {
@@ -655,7 +706,8 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
         return fail(c, "$.protocol", "unsupported protocol '%s' (snmp, pjlink, text or http)",
                     p->protocol);
     if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
-        parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0)
+        parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0 ||
+        parse_traps(c, root, p) < 0)
         return -1;
 
     if (parse_array_of(c, root, "scalars", sizeof *p->scalars, (void **)&p->scalars, &p->nscalars) <
@@ -725,6 +777,12 @@ void ag_profile_free(ag_profile *p)
     for (size_t i = 0; p->tables && i < p->ntables; i++)
         free_table(&p->tables[i]);
     free(p->tables);
+    for (size_t i = 0; p->traps && i < p->ntraps; i++) {
+        free(p->traps[i].code);
+        free(p->traps[i].severity);
+        free(p->traps[i].text);
+    }
+    free(p->traps);
     memset(p, 0, sizeof *p);
 }
 

@@ -69,6 +69,14 @@ typedef struct ag_identity {
     ag_oid oid;
 } ag_identity;
 
+/* One entry of an SNMP profile's "traps": the trap OID and the event it becomes. */
+typedef struct ag_trap_map {
+    ag_oid oid;     /* snmpTrapOID (v1 traps converted as RFC 3584 says) */
+    char *code;     /* event code, a name like "fan" */
+    char *severity; /* info, warning, critical */
+    char *text;     /* event text; NULL = "trap <code>" */
+} ag_trap_map;
+
 typedef struct ag_profile {
     char *name, *path, *description, *vendor, *kind, *protocol;
     ag_oid *match; /* sysObjectID prefixes */
@@ -79,6 +87,8 @@ typedef struct ag_profile {
     size_t nscalars;
     ag_table *tables;
     size_t ntables;
+    ag_trap_map *traps; /* optional "traps" {oid: {code, severity, text}} */
+    size_t ntraps;
     /* The whole document (owned). Drivers of other protocols read their own keys from it at
      * open(); their parsers check it when the profile is loaded (ag_profile_load). */
     struct json_t *doc;
@@ -108,6 +118,9 @@ void ag_profiles_free(ag_profile_set *set);
 const ag_profile *ag_profile_find(const ag_profile_set *set, const char *name);
 /* Profile whose match prefix is the longest prefix of sysObjectID, or NULL. */
 const ag_profile *ag_profile_match(const ag_profile_set *set, const ag_oid *sysobjectid);
+
+/* The trap mapping of p for this trap OID, or NULL. */
+const ag_trap_map *ag_profile_trap(const ag_profile *p, const ag_oid *trap_oid);
 
 /* Parse "1.3.6.1.2.1.1.3.0" (a leading '.' is allowed). 0 or -1. */
 int ag_oid_parse(const char *s, ag_oid *out);

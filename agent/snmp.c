@@ -32,6 +32,7 @@
 
 #include "driver.h"
 #include "log.h"
+#include "snmplib.h"
 #include "timeutil.h"
 
 #define MAX_VARBINDS 32  /* varbinds per request PDU */
@@ -111,25 +112,6 @@ typedef struct snmp_state {
     size_t nrows, rows_cap, hint;
 } snmp_state;
 
-static int inited;
-
-/* net-snmp once per process: no MIB files (fast start, no warnings), no config files, no
- * persistent state under /var/lib/snmp. */
-static void snmp_lib_init(void)
-{
-    if (inited) return;
-    inited = 1;
-    setenv("MIBS", "", 1);
-    setenv("MIBDIRS", "", 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_PERSIST_STATE, 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_READ_CONFIGS, 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DONT_LOAD_HOST_FILES, 1);
-    netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_ALARM_DONT_USE_SIG, 1);
-    netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
-    init_snmp("cinemon");
-}
 
 /* ---- small conversions ------------------------------------------------------------ */
 
@@ -1211,7 +1193,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
         netsnmp_session s;
         memset(&s, 0, sizeof s);
         char uerr[160];
-        snmp_lib_init();
+        ag_snmp_lib_init();
         int rc = setup_usm(dev, &s, uerr, sizeof uerr);
         wipe_keys(&s);
         if (rc != 0) {
@@ -1231,7 +1213,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
             return -1;
         }
     }
-    snmp_lib_init();
+    ag_snmp_lib_init();
     snmp_state *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
