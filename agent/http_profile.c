@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile_json.h"
 #include "wire.h"
 
-#define PATH_LEN 256
 #define MAX_DEPTH 4 /* nested "each" */
 #define MAX_BODY 65536
 
@@ -21,75 +21,7 @@ static const char *const leaf_keys[] = {"pointer", "metric", "labels", "unit", "
 static const char *const each_keys[] = {"each", "label", "values", "note", NULL};
 static const char *const identity_keys[] = {"vendor", "model", "serial", "firmware", NULL};
 
-typedef struct pctx {
-    const char *file;
-    char *err;
-    size_t errlen;
-} pctx;
-
-static int fail(pctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(pctx *c, const char *path, const char *fmt, ...)
-{
-    char msg[384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s: %s: %s", c->file, path, msg);
-    return -1;
-}
-
-static void sub_key(char *out, const char *base, const char *key)
-{
-    if (snprintf(out, PATH_LEN, "%s.%.64s", base, key) >= PATH_LEN) out[PATH_LEN - 1] = '\0';
-}
-
-static void sub_idx(char *out, const char *base, const char *key, size_t i)
-{
-    if (snprintf(out, PATH_LEN, "%s.%s[%zu]", base, key, i) >= PATH_LEN) out[PATH_LEN - 1] = '\0';
-}
-
-static int in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0) return 1;
-    return 0;
-}
-
-static int check_keys(pctx *c, json_t *v, const char *path, const char *const *allowed)
-{
-    if (!json_is_object(v)) return fail(c, path, "expected an object");
-    const char *key;
-    json_t *val;
-    json_object_foreach(v, key, val)
-    {
-        if (!in_list(key, allowed)) {
-            char p[PATH_LEN];
-            sub_key(p, path, key);
-            return fail(c, p, "unknown key");
-        }
-    }
-    return 0;
-}
-
-/* A string member: required or optional, 1..maxlen bytes without NUL, copied into *out. */
-static int get_str(pctx *c, json_t *obj, const char *key, const char *path, int required,
-                   size_t maxlen, char **out)
-{
-    char p[PATH_LEN];
-    sub_key(p, path, key);
-    json_t *v = json_object_get(obj, key);
-    if (!v) return required ? fail(c, p, "missing") : 0;
-    if (!json_is_string(v)) return fail(c, p, "expected a string");
-    size_t len = json_string_length(v);
-    if (len == 0) return fail(c, p, "must not be empty");
-    if (len > maxlen) return fail(c, p, "longer than %zu bytes", maxlen);
-    if (strlen(json_string_value(v)) != len) return fail(c, p, "contains a NUL byte");
-    *out = strdup(json_string_value(v));
-    return *out ? 0 : fail(c, p, "out of memory");
-}
+typedef ag_pj pctx;
 
 int ag_json_pointer_check(const char *s)
 {
@@ -105,16 +37,16 @@ int ag_json_pointer_check(const char *s)
 /* A pointer member: must be a valid RFC 6901 pointer. */
 static int get_pointer(pctx *c, json_t *v, const char *p, char **out)
 {
-    if (!json_is_string(v)) return fail(c, p, "expected a JSON pointer string (\"/a/b\")");
+    if (!json_is_string(v)) return ag_pj_fail(c, p, "expected a JSON pointer string (\"/a/b\")");
     const char *s = json_string_value(v);
-    if (strlen(s) != json_string_length(v)) return fail(c, p, "contains a NUL byte");
+    if (strlen(s) != json_string_length(v)) return ag_pj_fail(c, p, "contains a NUL byte");
     if (ag_json_pointer_check(s) < 0)
-        return fail(c, p,
+        return ag_pj_fail(c, p,
                     "'%.80s' is not a JSON pointer (RFC 6901: \"\" or \"/a/0/b\", '~' only as "
                     "~0 or ~1, at most %d bytes)",
                     s, AG_HTTP_MAX_POINTER);
     *out = strdup(s);
-    return *out ? 0 : fail(c, p, "out of memory");
+    return *out ? 0 : ag_pj_fail(c, p, "out of memory");
 }
 
 static void free_labels(cm_label *l, size_t n)
@@ -130,35 +62,35 @@ static void free_labels(cm_label *l, size_t n)
 static int get_label_obj(pctx *c, json_t *v, const char *p, int ptrs, cm_label **out,
                          size_t *nout)
 {
-    if (!json_is_object(v)) return fail(c, p, "expected an object");
+    if (!json_is_object(v)) return ag_pj_fail(c, p, "expected an object");
     size_t n = json_object_size(v);
-    if (n > CM_MAX_LABELS) return fail(c, p, "more than %d labels", CM_MAX_LABELS);
-    if (n == 0) return ptrs ? fail(c, p, "must not be empty") : 0;
+    if (n > CM_MAX_LABELS) return ag_pj_fail(c, p, "more than %d labels", CM_MAX_LABELS);
+    if (n == 0) return ptrs ? ag_pj_fail(c, p, "must not be empty") : 0;
     *out = calloc(n, sizeof **out);
-    if (!*out) return fail(c, p, "out of memory");
+    if (!*out) return ag_pj_fail(c, p, "out of memory");
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val)
     {
-        char kp[PATH_LEN];
-        sub_key(kp, p, key);
+        char kp[AG_PJ_PATH];
+        ag_pj_key(kp, p, key);
         if (!cm_wire_valid_name(key))
-            return fail(c, kp, "'%.64s' is not a valid label name ([a-z_][a-z0-9_]*)", key);
+            return ag_pj_fail(c, kp, "'%.64s' is not a valid label name ([a-z_][a-z0-9_]*)", key);
         char *s = NULL;
         if (ptrs) {
             if (get_pointer(c, val, kp, &s) < 0) return -1;
         } else {
-            if (!json_is_string(val)) return fail(c, kp, "expected a string");
+            if (!json_is_string(val)) return ag_pj_fail(c, kp, "expected a string");
             size_t len = json_string_length(val);
             if (len == 0 || len >= CM_MAX_VALUE || strlen(json_string_value(val)) != len)
-                return fail(c, kp, "label value must be 1..%d bytes without NUL",
+                return ag_pj_fail(c, kp, "label value must be 1..%d bytes without NUL",
                             CM_MAX_VALUE - 1);
             s = strdup(json_string_value(val));
         }
         (*out)[*nout].key = strdup(key);
         (*out)[*nout].value = s;
         (*nout)++;
-        if (!(*out)[*nout - 1].key || !s) return fail(c, kp, "out of memory");
+        if (!(*out)[*nout - 1].key || !s) return ag_pj_fail(c, kp, "out of memory");
     }
     return 0;
 }
@@ -183,45 +115,45 @@ static int parse_values(pctx *c, json_t *obj, const char *path, size_t nlabels_a
 static int parse_value(pctx *c, json_t *v, const char *path, size_t nlabels_above, int depth,
                        ag_http_value *out)
 {
-    if (!json_is_object(v)) return fail(c, path, "expected an object");
-    char p[PATH_LEN];
+    if (!json_is_object(v)) return ag_pj_fail(c, path, "expected an object");
+    char p[AG_PJ_PATH];
     if (json_object_get(v, "each")) {
         out->each = 1;
-        if (depth >= MAX_DEPTH) return fail(c, path, "\"each\" nested deeper than %d", MAX_DEPTH);
-        if (check_keys(c, v, path, each_keys) < 0) return -1;
-        sub_key(p, path, "each");
+        if (depth >= MAX_DEPTH) return ag_pj_fail(c, path, "\"each\" nested deeper than %d", MAX_DEPTH);
+        if (ag_pj_check_keys(c, v, path, each_keys) < 0) return -1;
+        ag_pj_key(p, path, "each");
         if (get_pointer(c, json_object_get(v, "each"), p, &out->pointer) < 0) return -1;
         json_t *l = json_object_get(v, "label");
         if (l) {
-            sub_key(p, path, "label");
+            ag_pj_key(p, path, "label");
             if (get_label_obj(c, l, p, 1, &out->label_ptrs, &out->nlabel_ptrs) < 0) return -1;
         }
         return parse_values(c, v, path, nlabels_above + out->nlabel_ptrs, depth + 1, &out->values,
                             &out->nvalues);
     }
-    if (check_keys(c, v, path, leaf_keys) < 0) return -1;
-    sub_key(p, path, "pointer");
+    if (ag_pj_check_keys(c, v, path, leaf_keys) < 0) return -1;
+    ag_pj_key(p, path, "pointer");
     json_t *ptr = json_object_get(v, "pointer");
-    if (!ptr) return fail(c, p, "missing");
+    if (!ptr) return ag_pj_fail(c, p, "missing");
     if (get_pointer(c, ptr, p, &out->pointer) < 0) return -1;
-    if (get_str(c, v, "metric", path, 1, CM_MAX_NAME, &out->metric) < 0) return -1;
+    if (ag_pj_get_str(c, v, "metric", path, 1, CM_MAX_NAME, &out->metric) < 0) return -1;
     if (!cm_wire_valid_name(out->metric)) {
-        sub_key(p, path, "metric");
-        return fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", out->metric);
+        ag_pj_key(p, path, "metric");
+        return ag_pj_fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", out->metric);
     }
-    if (get_str(c, v, "unit", path, 0, 32, &out->unit) < 0) return -1;
+    if (ag_pj_get_str(c, v, "unit", path, 0, 32, &out->unit) < 0) return -1;
     json_t *l = json_object_get(v, "labels");
     if (l) {
-        sub_key(p, path, "labels");
+        ag_pj_key(p, path, "labels");
         if (get_label_obj(c, l, p, 0, &out->labels, &out->nlabels) < 0) return -1;
     }
     if (out->nlabels + nlabels_above > CM_MAX_LABELS)
-        return fail(c, path, "more than %d labels with those of the enclosing \"each\"",
+        return ag_pj_fail(c, path, "more than %d labels with those of the enclosing \"each\"",
                     CM_MAX_LABELS);
     json_t *note = json_object_get(v, "note");
     if (note && !json_is_string(note)) {
-        sub_key(p, path, "note");
-        return fail(c, p, "expected a string");
+        ag_pj_key(p, path, "note");
+        return ag_pj_fail(c, p, "expected a string");
     }
     /* scale, offset or enum: parsed exactly as in SNMP profiles */
     return ag_value_map_parse(v, c->file, path, &out->map, c->err, c->errlen);
@@ -230,18 +162,18 @@ static int parse_value(pctx *c, json_t *v, const char *path, size_t nlabels_abov
 static int parse_values(pctx *c, json_t *obj, const char *path, size_t nlabels_above, int depth,
                         ag_http_value **out, size_t *nout)
 {
-    char p[PATH_LEN];
-    sub_key(p, path, "values");
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, "values");
     json_t *a = json_object_get(obj, "values");
     if (!a) return 0;
-    if (!json_is_array(a)) return fail(c, p, "expected an array");
+    if (!json_is_array(a)) return ag_pj_fail(c, p, "expected an array");
     size_t n = json_array_size(a);
     if (n == 0) return 0;
     *out = calloc(n, sizeof **out);
-    if (!*out) return fail(c, p, "out of memory");
+    if (!*out) return ag_pj_fail(c, p, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_LEN];
-        sub_idx(ip, path, "values", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, path, "values", i);
         (*nout)++;
         if (parse_value(c, json_array_get(a, i), ip, nlabels_above, depth, &(*out)[i]) < 0)
             return -1;
@@ -260,60 +192,60 @@ static int valid_path(const char *s)
 
 static int parse_request(pctx *c, json_t *v, const char *path, ag_http_request *r)
 {
-    char p[PATH_LEN];
-    if (check_keys(c, v, path, request_keys) < 0) return -1;
+    char p[AG_PJ_PATH];
+    if (ag_pj_check_keys(c, v, path, request_keys) < 0) return -1;
     char *method = NULL;
-    if (get_str(c, v, "method", path, 0, 8, &method) < 0) return -1;
+    if (ag_pj_get_str(c, v, "method", path, 0, 8, &method) < 0) return -1;
     if (method) {
         int get = strcmp(method, "GET") == 0;
         r->post = strcmp(method, "POST") == 0;
         free(method);
         if (!get && !r->post) {
-            sub_key(p, path, "method");
-            return fail(c, p, "expected \"GET\" or \"POST\"");
+            ag_pj_key(p, path, "method");
+            return ag_pj_fail(c, p, "expected \"GET\" or \"POST\"");
         }
     }
-    if (get_str(c, v, "path", path, 1, 1024, &r->path) < 0) return -1;
+    if (ag_pj_get_str(c, v, "path", path, 1, 1024, &r->path) < 0) return -1;
     if (!valid_path(r->path)) {
-        sub_key(p, path, "path");
-        return fail(c, p, "'%.80s' must start with '/' and hold printable ASCII without spaces",
+        ag_pj_key(p, path, "path");
+        return ag_pj_fail(c, p, "'%.80s' must start with '/' and hold printable ASCII without spaces",
                     r->path);
     }
     json_t *body = json_object_get(v, "body");
     if (body) {
-        sub_key(p, path, "body");
-        if (!r->post) return fail(c, p, "a body needs \"method\": \"POST\"");
+        ag_pj_key(p, path, "body");
+        if (!r->post) return ag_pj_fail(c, p, "a body needs \"method\": \"POST\"");
         r->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!r->body) return fail(c, p, "cannot be encoded");
-        if (strlen(r->body) > MAX_BODY) return fail(c, p, "longer than %d bytes", MAX_BODY);
+        if (!r->body) return ag_pj_fail(c, p, "cannot be encoded");
+        if (strlen(r->body) > MAX_BODY) return ag_pj_fail(c, p, "longer than %d bytes", MAX_BODY);
     }
     json_t *bt = json_object_get(v, "bearer_token");
     if (bt) {
-        sub_key(p, path, "bearer_token");
-        if (!json_is_boolean(bt)) return fail(c, p, "expected true or false");
+        ag_pj_key(p, path, "bearer_token");
+        if (!json_is_boolean(bt)) return ag_pj_fail(c, p, "expected true or false");
         r->bearer_token = json_is_true(bt);
     }
     json_t *note = json_object_get(v, "note");
     if (note && !json_is_string(note)) {
-        sub_key(p, path, "note");
-        return fail(c, p, "expected a string");
+        ag_pj_key(p, path, "note");
+        return ag_pj_fail(c, p, "expected a string");
     }
     json_t *id = json_object_get(v, "identity");
     if (id) {
-        sub_key(p, path, "identity");
-        if (check_keys(c, id, p, identity_keys) < 0) return -1;
+        ag_pj_key(p, path, "identity");
+        if (ag_pj_check_keys(c, id, p, identity_keys) < 0) return -1;
         char *const *dst[4] = {&r->id_vendor, &r->id_model, &r->id_serial, &r->id_firmware};
         for (size_t k = 0; identity_keys[k]; k++) {
             json_t *x = json_object_get(id, identity_keys[k]);
             if (!x) continue;
-            char kp[PATH_LEN];
-            sub_key(kp, p, identity_keys[k]);
+            char kp[AG_PJ_PATH];
+            ag_pj_key(kp, p, identity_keys[k]);
             if (get_pointer(c, x, kp, (char **)dst[k]) < 0) return -1;
         }
     }
     if (parse_values(c, v, path, 0, 0, &r->values, &r->nvalues) < 0) return -1;
     if (r->nvalues == 0 && !r->id_vendor && !r->id_model && !r->id_serial && !r->id_firmware)
-        return fail(c, path, "request reads nothing (no values, no identity)");
+        return ag_pj_fail(c, path, "request reads nothing (no values, no identity)");
     return 0;
 }
 
@@ -323,16 +255,16 @@ int ag_http_profile_parse(const char *file, json_t *doc, ag_http_profile *out, c
     pctx c = {file ? file : "profile", err, errlen};
     memset(out, 0, sizeof *out);
     json_t *a = json_object_get(doc, "requests");
-    if (!a) return fail(&c, "$.requests", "missing (an http profile lists its requests)");
+    if (!a) return ag_pj_fail(&c, "$.requests", "missing (an http profile lists its requests)");
     if (!json_is_array(a) || json_array_size(a) == 0)
-        return fail(&c, "$.requests", "expected a non-empty array");
+        return ag_pj_fail(&c, "$.requests", "expected a non-empty array");
     size_t n = json_array_size(a);
-    if (n > 64) return fail(&c, "$.requests", "more than 64 requests");
+    if (n > 64) return ag_pj_fail(&c, "$.requests", "more than 64 requests");
     out->reqs = calloc(n, sizeof *out->reqs);
-    if (!out->reqs) return fail(&c, "$.requests", "out of memory");
+    if (!out->reqs) return ag_pj_fail(&c, "$.requests", "out of memory");
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_LEN];
-        sub_idx(ip, "$", "requests", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, "$", "requests", i);
         out->nreqs++;
         if (parse_request(&c, json_array_get(a, i), ip, &out->reqs[i]) < 0) {
             ag_http_profile_free(out);

@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "http_profile.h"
+#include "profile_json.h"
 #include "text_profile.h"
 #include "wire.h"
 
-#define PATH_MAX_LEN 256
 #define MAX_PROFILE_NAME 64
 #define DEFAULT_MAX_ROWS 256
 #define MAX_MAX_ROWS 65535
@@ -49,104 +49,16 @@ static const char *const label_column_keys[] = {"column", "label", NULL};
 static const char *const trap_keys[] = {"code", "severity", "text", "note", NULL};
 static const char *const severities[] = {"info", "warning", "critical", NULL};
 
-/* Where we are: the file for messages and the caller's error buffer. */
-typedef struct pctx {
-    const char *file;
-    char *err;
-    size_t errlen;
-} pctx;
-
-static int fail(pctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(pctx *c, const char *path, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s: %s: %s", c->file, path, msg);
-    return -1;
-}
-
-/* path + ".key" (or "['key']" when key is not a plain identifier). */
-static void path_key(char *out, const char *base, const char *key)
-{
-    int plain = (*key != '\0');
-    for (const char *p = key; *p; p++) {
-        char ch = *p;
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-                 (p != key && ch >= '0' && ch <= '9');
-        if (!ok) {
-            plain = 0;
-            break;
-        }
-    }
-    int n = plain ? snprintf(out, PATH_MAX_LEN, "%s.%.64s", base, key)
-                  : snprintf(out, PATH_MAX_LEN, "%s['%.64s']", base, key);
-    if (n >= PATH_MAX_LEN) out[PATH_MAX_LEN - 1] = '\0'; /* truncated path, still readable */
-}
-
-static void path_idx(char *out, const char *base, const char *key, size_t i)
-{
-    if (snprintf(out, PATH_MAX_LEN, "%s.%s[%zu]", base, key, i) >= PATH_MAX_LEN)
-        out[PATH_MAX_LEN - 1] = '\0'; /* truncated path, still readable */
-}
-
-static int in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0) return 1;
-    return 0;
-}
-
-static int check_object(pctx *c, json_t *v, const char *path, const char *const *allowed)
-{
-    if (!json_is_object(v)) return fail(c, path, "expected an object");
-    const char *key;
-    json_t *val;
-    json_object_foreach(v, key, val)
-    {
-        if (!in_list(key, allowed)) {
-            char p[PATH_MAX_LEN];
-            path_key(p, path, key);
-            return fail(c, p, "unknown key");
-        }
-    }
-    return 0;
-}
-
+typedef ag_pj pctx;
 /* Optional string member; required ones fail when absent. maxlen 0 = no limit but 4096. */
-static int get_string(pctx *c, json_t *obj, const char *key, const char *path, int required,
-                      size_t maxlen, char **out)
-{
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
-    json_t *v = json_object_get(obj, key);
-    if (!v) {
-        if (required) return fail(c, p, "missing");
-        return 0;
-    }
-    if (!json_is_string(v)) return fail(c, p, "expected a string");
-    size_t len = json_string_length(v);
-    if (len == 0) return fail(c, p, "must not be empty");
-    if (len > (maxlen ? maxlen : 4096))
-        return fail(c, p, "longer than %zu bytes", maxlen ? maxlen : (size_t)4096);
-    if (strlen(json_string_value(v)) != len) return fail(c, p, "contains a NUL byte");
-    *out = strdup(json_string_value(v));
-    if (!*out) return fail(c, p, "out of memory");
-    return 0;
-}
-
 static int get_name(pctx *c, json_t *obj, const char *key, const char *path, int required,
                     char **out)
 {
-    if (get_string(c, obj, key, path, required, CM_MAX_NAME, out) < 0) return -1;
+    if (ag_pj_get_str(c, obj, key, path, required, CM_MAX_NAME, out) < 0) return -1;
     if (*out && !cm_wire_valid_name(*out)) {
-        char p[PATH_MAX_LEN];
-        path_key(p, path, key);
-        return fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", *out);
+        char p[AG_PJ_PATH];
+        ag_pj_key(p, path, key);
+        return ag_pj_fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", *out);
     }
     return 0;
 }
@@ -155,11 +67,11 @@ static int get_number(pctx *c, json_t *obj, const char *key, const char *path, d
 {
     json_t *v = json_object_get(obj, key);
     if (!v) return 0;
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
-    if (!json_is_number(v)) return fail(c, p, "expected a number");
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, key);
+    if (!json_is_number(v)) return ag_pj_fail(c, p, "expected a number");
     double d = json_number_value(v);
-    if (!isfinite(d)) return fail(c, p, "expected a finite number");
+    if (!isfinite(d)) return ag_pj_fail(c, p, "expected a finite number");
     *out = d;
     return 0;
 }
@@ -167,17 +79,17 @@ static int get_number(pctx *c, json_t *obj, const char *key, const char *path, d
 static int get_uint(pctx *c, json_t *obj, const char *key, const char *path, int required,
                     uint32_t min, uint32_t max, uint32_t *out)
 {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, key);
     json_t *v = json_object_get(obj, key);
     if (!v) {
-        if (required) return fail(c, p, "missing");
+        if (required) return ag_pj_fail(c, p, "missing");
         return 0;
     }
-    if (!json_is_integer(v)) return fail(c, p, "expected an integer");
+    if (!json_is_integer(v)) return ag_pj_fail(c, p, "expected an integer");
     json_int_t i = json_integer_value(v);
     if (i < (json_int_t)min || i > (json_int_t)max)
-        return fail(c, p, "out of range %u..%u", (unsigned)min, (unsigned)max);
+        return ag_pj_fail(c, p, "out of range %u..%u", (unsigned)min, (unsigned)max);
     *out = (uint32_t)i;
     return 0;
 }
@@ -220,25 +132,25 @@ void ag_oid_format(const ag_oid *o, char *buf, size_t len)
 /* Parse an OID string value v at path p. trailing_dot: "1.3.6.1.4.1.25766." allowed. */
 static int parse_oid_value(pctx *c, json_t *v, const char *p, int trailing_dot, ag_oid *out)
 {
-    if (!json_is_string(v)) return fail(c, p, "expected an OID string");
+    if (!json_is_string(v)) return ag_pj_fail(c, p, "expected an OID string");
     char buf[AG_MAX_OID * 11 + 2];
     size_t len = json_string_length(v);
-    if (len >= sizeof buf) return fail(c, p, "OID too long");
+    if (len >= sizeof buf) return ag_pj_fail(c, p, "OID too long");
     memcpy(buf, json_string_value(v), len + 1);
     if (trailing_dot && len > 1 && buf[len - 1] == '.') buf[len - 1] = '\0';
     if (ag_oid_parse(buf, out) < 0)
-        return fail(c, p, "'%s' is not a numeric OID (like 1.3.6.1.2.1.1.3.0)",
+        return ag_pj_fail(c, p, "'%s' is not a numeric OID (like 1.3.6.1.2.1.1.3.0)",
                     json_string_value(v));
-    if (out->len < 2) return fail(c, p, "OID '%s' is too short", json_string_value(v));
+    if (out->len < 2) return ag_pj_fail(c, p, "OID '%s' is too short", json_string_value(v));
     return 0;
 }
 
 static int get_oid_member(pctx *c, json_t *obj, const char *key, const char *path, ag_oid *out)
 {
-    char p[PATH_MAX_LEN];
-    path_key(p, path, key);
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, key);
     json_t *v = json_object_get(obj, key);
-    if (!v) return fail(c, p, "missing");
+    if (!v) return ag_pj_fail(c, p, "missing");
     return parse_oid_value(c, v, p, 0, out);
 }
 
@@ -255,31 +167,31 @@ static int get_labels(pctx *c, json_t *obj, const char *path, cm_label **out, si
 {
     json_t *v = json_object_get(obj, "labels");
     if (!v) return 0;
-    char p[PATH_MAX_LEN];
-    path_key(p, path, "labels");
-    if (!json_is_object(v)) return fail(c, p, "expected an object");
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, "labels");
+    if (!json_is_object(v)) return ag_pj_fail(c, p, "expected an object");
     size_t n = json_object_size(v);
-    if (n > CM_MAX_LABELS) return fail(c, p, "more than %d labels", CM_MAX_LABELS);
+    if (n > CM_MAX_LABELS) return ag_pj_fail(c, p, "more than %d labels", CM_MAX_LABELS);
     if (n == 0) return 0;
     *out = calloc(n, sizeof **out);
-    if (!*out) return fail(c, p, "out of memory");
+    if (!*out) return ag_pj_fail(c, p, "out of memory");
     *nout = n;
     size_t i = 0;
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val)
     {
-        char kp[PATH_MAX_LEN];
-        path_key(kp, p, key);
+        char kp[AG_PJ_PATH];
+        ag_pj_key(kp, p, key);
         if (!cm_wire_valid_name(key))
-            return fail(c, kp, "'%s' is not a valid label name ([a-z_][a-z0-9_]*)", key);
-        if (!json_is_string(val)) return fail(c, kp, "expected a string");
+            return ag_pj_fail(c, kp, "'%s' is not a valid label name ([a-z_][a-z0-9_]*)", key);
+        if (!json_is_string(val)) return ag_pj_fail(c, kp, "expected a string");
         size_t len = json_string_length(val);
         if (len == 0 || len >= CM_MAX_VALUE || strlen(json_string_value(val)) != len)
-            return fail(c, kp, "label value must be 1..%d bytes without NUL", CM_MAX_VALUE - 1);
+            return ag_pj_fail(c, kp, "label value must be 1..%d bytes without NUL", CM_MAX_VALUE - 1);
         (*out)[i].key = strdup(key);
         (*out)[i].value = strdup(json_string_value(val));
-        if (!(*out)[i].key || !(*out)[i].value) return fail(c, kp, "out of memory");
+        if (!(*out)[i].key || !(*out)[i].value) return ag_pj_fail(c, kp, "out of memory");
         i++;
     }
     return 0;
@@ -303,28 +215,28 @@ static int get_map(pctx *c, json_t *obj, const char *path, ag_value_map *m)
         return -1;
     json_t *e = json_object_get(obj, "enum");
     if (!e) return 0;
-    char p[PATH_MAX_LEN];
-    path_key(p, path, "enum");
-    if (!json_is_object(e)) return fail(c, p, "expected an object of raw value -> number");
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, path, "enum");
+    if (!json_is_object(e)) return ag_pj_fail(c, p, "expected an object of raw value -> number");
     size_t n = json_object_size(e);
-    if (n == 0) return fail(c, p, "must not be empty");
+    if (n == 0) return ag_pj_fail(c, p, "must not be empty");
     if (json_object_get(obj, "scale") || json_object_get(obj, "offset"))
-        return fail(c, p, "enum and scale/offset exclude each other");
+        return ag_pj_fail(c, p, "enum and scale/offset exclude each other");
     m->enums = calloc(n, sizeof *m->enums);
-    if (!m->enums) return fail(c, p, "out of memory");
+    if (!m->enums) return ag_pj_fail(c, p, "out of memory");
     m->nenums = n;
     size_t i = 0;
     const char *key;
     json_t *val;
     json_object_foreach(e, key, val)
     {
-        char kp[PATH_MAX_LEN];
-        path_key(kp, p, key);
-        if (*key == '\0') return fail(c, kp, "empty raw value");
+        char kp[AG_PJ_PATH];
+        ag_pj_key(kp, p, key);
+        if (*key == '\0') return ag_pj_fail(c, kp, "empty raw value");
         if (!json_is_number(val) || !isfinite(json_number_value(val)))
-            return fail(c, kp, "expected a number");
+            return ag_pj_fail(c, kp, "expected a number");
         m->enums[i].raw = strdup(key);
-        if (!m->enums[i].raw) return fail(c, kp, "out of memory");
+        if (!m->enums[i].raw) return ag_pj_fail(c, kp, "out of memory");
         m->enums[i].value = json_number_value(val);
         i++;
     }
@@ -350,9 +262,9 @@ static int get_note(pctx *c, json_t *obj, const char *path)
 {
     json_t *v = json_object_get(obj, "note");
     if (v && !json_is_string(v)) {
-        char p[PATH_MAX_LEN];
-        path_key(p, path, "note");
-        return fail(c, p, "expected a string");
+        char p[AG_PJ_PATH];
+        ag_pj_key(p, path, "note");
+        return ag_pj_fail(c, p, "expected a string");
     }
     return 0;
 }
@@ -387,10 +299,10 @@ static void free_table(ag_table *t)
 static int parse_scalar(pctx *c, json_t *v, const char *path, ag_scalar *s)
 {
     s->map.scale = 1;
-    if (check_object(c, v, path, scalar_keys) < 0 ||
+    if (ag_pj_check_keys(c, v, path, scalar_keys) < 0 ||
         get_oid_member(c, v, "oid", path, &s->oid) < 0 ||
         get_name(c, v, "metric", path, 1, &s->metric) < 0 ||
-        get_string(c, v, "unit", path, 0, 32, &s->unit) < 0 ||
+        ag_pj_get_str(c, v, "unit", path, 0, 32, &s->unit) < 0 ||
         get_labels(c, v, path, &s->labels, &s->nlabels) < 0 || get_map(c, v, path, &s->map) < 0 ||
         get_note(c, v, path) < 0)
         return -1;
@@ -400,10 +312,10 @@ static int parse_scalar(pctx *c, json_t *v, const char *path, ag_scalar *s)
 static int parse_column(pctx *c, json_t *v, const char *path, ag_column *col)
 {
     col->map.scale = 1;
-    if (check_object(c, v, path, column_keys) < 0 ||
+    if (ag_pj_check_keys(c, v, path, column_keys) < 0 ||
         get_uint(c, v, "column", path, 1, 1, UINT32_MAX, &col->column) < 0 ||
         get_name(c, v, "metric", path, 1, &col->metric) < 0 ||
-        get_string(c, v, "unit", path, 0, 32, &col->unit) < 0 ||
+        ag_pj_get_str(c, v, "unit", path, 0, 32, &col->unit) < 0 ||
         get_labels(c, v, path, &col->labels, &col->nlabels) < 0 ||
         get_map(c, v, path, &col->map) < 0 || get_note(c, v, path) < 0)
         return -1;
@@ -415,27 +327,27 @@ static int check_table_labels(pctx *c, const ag_table *t, const char *path)
 {
     for (size_t i = 0; i < t->ncolumns; i++) {
         const ag_column *col = &t->columns[i];
-        char p[PATH_MAX_LEN];
-        path_idx(p, path, "columns", i);
+        char p[AG_PJ_PATH];
+        ag_pj_idx(p, path, "columns", i);
         size_t total = col->nlabels + t->nlabel_columns + (t->index_label ? 1 : 0);
         if (total > CM_MAX_LABELS)
-            return fail(c, p, "more than %d labels with the table's labels", CM_MAX_LABELS);
+            return ag_pj_fail(c, p, "more than %d labels with the table's labels", CM_MAX_LABELS);
         for (size_t j = 0; j < col->nlabels; j++) {
             const char *k = col->labels[j].key;
             int dup = t->index_label && strcmp(k, t->index_label) == 0;
             for (size_t l = 0; !dup && l < t->nlabel_columns; l++)
                 dup = strcmp(k, t->label_columns[l].label) == 0;
-            if (dup) return fail(c, p, "label '%s' is also a table label", k);
+            if (dup) return ag_pj_fail(c, p, "label '%s' is also a table label", k);
         }
     }
     for (size_t i = 0; i < t->nlabel_columns; i++) {
-        char p[PATH_MAX_LEN];
-        path_idx(p, path, "label_columns", i);
+        char p[AG_PJ_PATH];
+        ag_pj_idx(p, path, "label_columns", i);
         if (t->index_label && strcmp(t->index_label, t->label_columns[i].label) == 0)
-            return fail(c, p, "label '%s' is also the index_label", t->index_label);
+            return ag_pj_fail(c, p, "label '%s' is also the index_label", t->index_label);
         for (size_t j = 0; j < i; j++)
             if (strcmp(t->label_columns[j].label, t->label_columns[i].label) == 0)
-                return fail(c, p, "label '%s' appears twice", t->label_columns[i].label);
+                return ag_pj_fail(c, p, "label '%s' appears twice", t->label_columns[i].label);
     }
     return 0;
 }
@@ -443,50 +355,50 @@ static int check_table_labels(pctx *c, const ag_table *t, const char *path)
 static int parse_table(pctx *c, json_t *v, const char *path, ag_table *t)
 {
     t->max_rows = DEFAULT_MAX_ROWS;
-    if (check_object(c, v, path, table_keys) < 0 ||
+    if (ag_pj_check_keys(c, v, path, table_keys) < 0 ||
         get_oid_member(c, v, "oid", path, &t->entry) < 0 ||
         get_name(c, v, "index_label", path, 0, &t->index_label) < 0 ||
         get_uint(c, v, "max_rows", path, 0, 1, MAX_MAX_ROWS, &t->max_rows) < 0 ||
         get_note(c, v, path) < 0)
         return -1;
     if (t->entry.len + 1 > AG_MAX_OID) {
-        char p[PATH_MAX_LEN];
-        path_key(p, path, "oid");
-        return fail(c, p, "OID too long for a table entry");
+        char p[AG_PJ_PATH];
+        ag_pj_key(p, path, "oid");
+        return ag_pj_fail(c, p, "OID too long for a table entry");
     }
-    char p[PATH_MAX_LEN];
+    char p[AG_PJ_PATH];
     json_t *lc = json_object_get(v, "label_columns");
     if (lc) {
-        path_key(p, path, "label_columns");
-        if (!json_is_array(lc)) return fail(c, p, "expected an array");
+        ag_pj_key(p, path, "label_columns");
+        if (!json_is_array(lc)) return ag_pj_fail(c, p, "expected an array");
         size_t n = json_array_size(lc);
         if (n) {
             t->label_columns = calloc(n, sizeof *t->label_columns);
-            if (!t->label_columns) return fail(c, p, "out of memory");
+            if (!t->label_columns) return ag_pj_fail(c, p, "out of memory");
             t->nlabel_columns = n;
         }
         for (size_t i = 0; i < n; i++) {
-            char ip[PATH_MAX_LEN];
-            path_idx(ip, path, "label_columns", i);
+            char ip[AG_PJ_PATH];
+            ag_pj_idx(ip, path, "label_columns", i);
             json_t *e = json_array_get(lc, i);
-            if (check_object(c, e, ip, label_column_keys) < 0 ||
+            if (ag_pj_check_keys(c, e, ip, label_column_keys) < 0 ||
                 get_uint(c, e, "column", ip, 1, 1, UINT32_MAX, &t->label_columns[i].column) < 0 ||
                 get_name(c, e, "label", ip, 1, &t->label_columns[i].label) < 0)
                 return -1;
         }
     }
     json_t *cols = json_object_get(v, "columns");
-    path_key(p, path, "columns");
-    if (!cols) return fail(c, p, "missing");
-    if (!json_is_array(cols)) return fail(c, p, "expected an array");
+    ag_pj_key(p, path, "columns");
+    if (!cols) return ag_pj_fail(c, p, "missing");
+    if (!json_is_array(cols)) return ag_pj_fail(c, p, "expected an array");
     size_t n = json_array_size(cols);
-    if (n == 0) return fail(c, p, "must not be empty");
+    if (n == 0) return ag_pj_fail(c, p, "must not be empty");
     t->columns = calloc(n, sizeof *t->columns);
-    if (!t->columns) return fail(c, p, "out of memory");
+    if (!t->columns) return ag_pj_fail(c, p, "out of memory");
     t->ncolumns = n;
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_MAX_LEN];
-        path_idx(ip, path, "columns", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, path, "columns", i);
         if (parse_column(c, json_array_get(cols, i), ip, &t->columns[i]) < 0) return -1;
     }
     return check_table_labels(c, t, path);
@@ -495,15 +407,15 @@ static int parse_table(pctx *c, json_t *v, const char *path, ag_table *t)
 static int parse_sources(pctx *c, json_t *root)
 {
     json_t *v = json_object_get(root, "sources");
-    if (!v) return fail(c, "$.sources", "missing (every profile cites where its facts come from)");
+    if (!v) return ag_pj_fail(c, "$.sources", "missing (every profile cites where its facts come from)");
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(c, "$.sources", "expected a non-empty array of strings");
+        return ag_pj_fail(c, "$.sources", "expected a non-empty array of strings");
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *s = json_array_get(v, i);
         if (!json_is_string(s) || json_string_length(s) == 0) {
-            char p[PATH_MAX_LEN];
-            path_idx(p, "$", "sources", i);
-            return fail(c, p, "expected a non-empty string");
+            char p[AG_PJ_PATH];
+            ag_pj_idx(p, "$", "sources", i);
+            return ag_pj_fail(c, p, "expected a non-empty string");
         }
     }
     return 0;
@@ -514,15 +426,15 @@ static int parse_confidence(pctx *c, json_t *root)
     json_t *v = json_object_get(root, "confidence");
     if (!v || json_is_string(v)) return 0;
     if (!json_is_object(v))
-        return fail(c, "$.confidence", "expected a string or an object of strings");
+        return ag_pj_fail(c, "$.confidence", "expected a string or an object of strings");
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val)
     {
         if (!json_is_string(val)) {
-            char p[PATH_MAX_LEN];
-            path_key(p, "$.confidence", key);
-            return fail(c, p, "expected a string");
+            char p[AG_PJ_PATH];
+            ag_pj_key(p, "$.confidence", key);
+            return ag_pj_fail(c, p, "expected a string");
         }
     }
     return 0;
@@ -532,18 +444,18 @@ static int parse_match(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *m = json_object_get(root, "match");
     if (!m) return 0;
-    if (check_object(c, m, "$.match", match_keys) < 0) return -1;
+    if (ag_pj_check_keys(c, m, "$.match", match_keys) < 0) return -1;
     json_t *a = json_object_get(m, "sysObjectID");
-    if (!a) return fail(c, "$.match.sysObjectID", "missing");
+    if (!a) return ag_pj_fail(c, "$.match.sysObjectID", "missing");
     if (!json_is_array(a) || json_array_size(a) == 0)
-        return fail(c, "$.match.sysObjectID", "expected a non-empty array of OID prefixes");
+        return ag_pj_fail(c, "$.match.sysObjectID", "expected a non-empty array of OID prefixes");
     size_t n = json_array_size(a);
     p->match = calloc(n, sizeof *p->match);
-    if (!p->match) return fail(c, "$.match.sysObjectID", "out of memory");
+    if (!p->match) return ag_pj_fail(c, "$.match.sysObjectID", "out of memory");
     p->nmatch = n;
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_MAX_LEN];
-        path_idx(ip, "$.match", "sysObjectID", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, "$.match", "sysObjectID", i);
         if (parse_oid_value(c, json_array_get(a, i), ip, 1, &p->match[i]) < 0) return -1;
     }
     return 0;
@@ -553,20 +465,20 @@ static int parse_identity(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *id = json_object_get(root, "identity");
     if (!id) return 0;
-    if (check_object(c, id, "$.identity", identity_keys) < 0) return -1;
+    if (ag_pj_check_keys(c, id, "$.identity", identity_keys) < 0) return -1;
     size_t n = json_object_size(id);
     if (n == 0) return 0;
     p->identity = calloc(n, sizeof *p->identity);
-    if (!p->identity) return fail(c, "$.identity", "out of memory");
+    if (!p->identity) return ag_pj_fail(c, "$.identity", "out of memory");
     /* Keep the fixed order of identity_keys so polls read them predictably. */
     for (size_t k = 0; identity_keys[k]; k++) {
         json_t *v = json_object_get(id, identity_keys[k]);
         if (!v) continue;
-        char ip[PATH_MAX_LEN];
-        path_key(ip, "$.identity", identity_keys[k]);
+        char ip[AG_PJ_PATH];
+        ag_pj_key(ip, "$.identity", identity_keys[k]);
         ag_identity *e = &p->identity[p->nidentity];
         e->field = strdup(identity_keys[k]);
-        if (!e->field) return fail(c, ip, "out of memory");
+        if (!e->field) return ag_pj_fail(c, ip, "out of memory");
         p->nidentity++;
         if (parse_oid_value(c, v, ip, 0, &e->oid) < 0) return -1;
     }
@@ -578,35 +490,35 @@ static int parse_traps(pctx *c, json_t *root, ag_profile *p)
 {
     json_t *t = json_object_get(root, "traps");
     if (!t) return 0;
-    if (!json_is_object(t)) return fail(c, "$.traps", "expected an object");
+    if (!json_is_object(t)) return ag_pj_fail(c, "$.traps", "expected an object");
     size_t n = json_object_size(t);
     if (n == 0) return 0;
     p->traps = calloc(n, sizeof *p->traps);
-    if (!p->traps) return fail(c, "$.traps", "out of memory");
+    if (!p->traps) return ag_pj_fail(c, "$.traps", "out of memory");
     const char *key;
     json_t *v;
     json_object_foreach(t, key, v)
     {
-        char ip[PATH_MAX_LEN];
-        path_key(ip, "$.traps", key);
+        char ip[AG_PJ_PATH];
+        ag_pj_key(ip, "$.traps", key);
         ag_trap_map *m = &p->traps[p->ntraps++];
         json_t *ks = json_string(key);
-        int r = ks ? parse_oid_value(c, ks, ip, 0, &m->oid) : fail(c, ip, "out of memory");
+        int r = ks ? parse_oid_value(c, ks, ip, 0, &m->oid) : ag_pj_fail(c, ip, "out of memory");
         json_decref(ks);
         if (r < 0) return -1;
         for (size_t i = 0; i + 1 < p->ntraps; i++)
             if (p->traps[i].oid.len == m->oid.len &&
                 memcmp(p->traps[i].oid.sub, m->oid.sub, m->oid.len * sizeof m->oid.sub[0]) == 0)
-                return fail(c, ip, "the same trap OID appears twice");
-        if (check_object(c, v, ip, trap_keys) < 0 ||
+                return ag_pj_fail(c, ip, "the same trap OID appears twice");
+        if (ag_pj_check_keys(c, v, ip, trap_keys) < 0 ||
             get_name(c, v, "code", ip, 1, &m->code) < 0 ||
-            get_string(c, v, "severity", ip, 1, 16, &m->severity) < 0 ||
-            get_string(c, v, "text", ip, 0, CM_MAX_TEXT, &m->text) < 0 || get_note(c, v, ip) < 0)
+            ag_pj_get_str(c, v, "severity", ip, 1, 16, &m->severity) < 0 ||
+            ag_pj_get_str(c, v, "text", ip, 0, CM_MAX_TEXT, &m->text) < 0 || get_note(c, v, ip) < 0)
             return -1;
-        if (!in_list(m->severity, severities)) {
-            char sp[PATH_MAX_LEN];
-            path_key(sp, ip, "severity");
-            return fail(c, sp, "'%s' must be info, warning or critical", m->severity);
+        if (!ag_pj_in_list(m->severity, severities)) {
+            char sp[AG_PJ_PATH];
+            ag_pj_key(sp, ip, "severity");
+            return ag_pj_fail(c, sp, "'%s' must be info, warning or critical", m->severity);
         }
     }
     return 0;
@@ -627,13 +539,13 @@ static int parse_array_of(pctx *c, json_t *root, const char *key, size_t elem, v
 {
     json_t *a = json_object_get(root, key);
     if (!a) return 0;
-    char p[PATH_MAX_LEN];
-    path_key(p, "$", key);
-    if (!json_is_array(a)) return fail(c, p, "expected an array");
+    char p[AG_PJ_PATH];
+    ag_pj_key(p, "$", key);
+    if (!json_is_array(a)) return ag_pj_fail(c, p, "expected an array");
     size_t cnt = json_array_size(a);
     if (cnt == 0) return 0;
     *arr = calloc(cnt, elem);
-    if (!*arr) return fail(c, p, "out of memory");
+    if (!*arr) return ag_pj_fail(c, p, "out of memory");
     *n = cnt;
     return 0;
 }
@@ -669,25 +581,25 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
     int pjlink = json_is_string(proto) && strcmp(json_string_value(proto), "pjlink") == 0;
     int text = json_is_string(proto) && strcmp(json_string_value(proto), "text") == 0;
     int http = json_is_string(proto) && strcmp(json_string_value(proto), "http") == 0;
-    if (check_object(c, root, "$",
+    if (ag_pj_check_keys(c, root, "$",
                      pjlink ? pjlink_top_keys
                      : text ? text_top_keys
                      : http ? http_top_keys
                             : top_keys) < 0 ||
-        get_string(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
-        get_string(c, root, "description", "$", 0, 1024, &p->description) < 0 ||
-        get_string(c, root, "vendor", "$", 0, CM_MAX_VALUE - 1, &p->vendor) < 0 ||
-        get_string(c, root, "kind", "$", 1, 32, &p->kind) < 0 ||
-        get_string(c, root, "protocol", "$", 1, 16, &p->protocol) < 0)
+        ag_pj_get_str(c, root, "name", "$", 1, MAX_PROFILE_NAME, &p->name) < 0 ||
+        ag_pj_get_str(c, root, "description", "$", 0, 1024, &p->description) < 0 ||
+        ag_pj_get_str(c, root, "vendor", "$", 0, CM_MAX_VALUE - 1, &p->vendor) < 0 ||
+        ag_pj_get_str(c, root, "kind", "$", 1, 32, &p->kind) < 0 ||
+        ag_pj_get_str(c, root, "protocol", "$", 1, 16, &p->protocol) < 0)
         return -1;
     if (!valid_profile_name(p->name))
-        return fail(c, "$.name", "'%s' is not a valid profile name ([a-z0-9][a-z0-9_.-]*)",
+        return ag_pj_fail(c, "$.name", "'%s' is not a valid profile name ([a-z0-9][a-z0-9_.-]*)",
                     p->name);
     char base[MAX_PROFILE_NAME + 8];
     base_name(c->file, base, sizeof base);
     if (strcmp(base, p->name) != 0)
-        return fail(c, "$.name", "'%s' differs from the file name '%s'", p->name, base);
-    if (!in_list(p->kind, kinds)) return fail(c, "$.kind", "unknown kind '%s'", p->kind);
+        return ag_pj_fail(c, "$.name", "'%s' differs from the file name '%s'", p->name, base);
+    if (!ag_pj_in_list(p->kind, kinds)) return ag_pj_fail(c, "$.kind", "unknown kind '%s'", p->kind);
     if (pjlink) return parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
                        get_note(c, root, "$") < 0
                            ? -1
@@ -703,7 +615,7 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
                          ? -1
                          : 0;
     if (strcmp(p->protocol, "snmp") != 0)
-        return fail(c, "$.protocol", "unsupported protocol '%s' (snmp, pjlink, text or http)",
+        return ag_pj_fail(c, "$.protocol", "unsupported protocol '%s' (snmp, pjlink, text or http)",
                     p->protocol);
     if (parse_sources(c, root) < 0 || parse_confidence(c, root) < 0 ||
         parse_match(c, root, p) < 0 || parse_identity(c, root, p) < 0 ||
@@ -715,20 +627,20 @@ static int parse_profile(pctx *c, json_t *root, ag_profile *p)
         return -1;
     json_t *sc = json_object_get(root, "scalars");
     for (size_t i = 0; i < p->nscalars; i++) {
-        char ip[PATH_MAX_LEN];
-        path_idx(ip, "$", "scalars", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, "$", "scalars", i);
         if (parse_scalar(c, json_array_get(sc, i), ip, &p->scalars[i]) < 0) return -1;
     }
     if (parse_array_of(c, root, "tables", sizeof *p->tables, (void **)&p->tables, &p->ntables) < 0)
         return -1;
     json_t *tb = json_object_get(root, "tables");
     for (size_t i = 0; i < p->ntables; i++) {
-        char ip[PATH_MAX_LEN];
-        path_idx(ip, "$", "tables", i);
+        char ip[AG_PJ_PATH];
+        ag_pj_idx(ip, "$", "tables", i);
         if (parse_table(c, json_array_get(tb, i), ip, &p->tables[i]) < 0) return -1;
     }
     if (p->nidentity + p->nscalars + p->ntables == 0)
-        return fail(c, "$", "profile reads nothing (no identity, scalars or tables)");
+        return ag_pj_fail(c, "$", "profile reads nothing (no identity, scalars or tables)");
     return 0;
 }
 
@@ -751,7 +663,7 @@ int ag_profile_load(const char *path, ag_profile *out, char *err, size_t errlen)
     out->doc = root; /* kept: freed by ag_profile_free */
     if (rc == 0) {
         out->path = strdup(path);
-        if (!out->path) rc = fail(&c, "$", "out of memory");
+        if (!out->path) rc = ag_pj_fail(&c, "$", "out of memory");
     }
     if (rc < 0) ag_profile_free(out);
     return rc;

@@ -6,61 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile_json.h"
 #include "wire.h"
 
-#define PATH_LEN 256
 #define MAX_REPEAT 255 /* sum of the interval counts of one regex */
 
 static const char *const cmd_keys[] = {"send",  "expect", "metric", "identity", "unit",
                                        "scale", "offset", "enum",   "note",     NULL};
 static const char *const identity_fields[] = {"model", "serial", "firmware", "vendor", NULL};
 
-typedef struct tctx {
-    const char *file;
-    char *err;
-    size_t errlen;
-} tctx;
-
-static int fail(tctx *c, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(tctx *c, const char *path, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (c->err && c->errlen) snprintf(c->err, c->errlen, "%s: %s: %s", c->file, path, msg);
-    return -1;
-}
-
-static int in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0) return 1;
-    return 0;
-}
-
-/* A string member: absent → *out NULL (an error when required); otherwise non-empty, at most
- * maxlen bytes, no NUL. */
-static int get_str(tctx *c, json_t *obj, const char *key, const char *path, int required,
-                   size_t maxlen, char **out)
-{
-    char p[PATH_LEN];
-    snprintf(p, sizeof p, "%.160s.%.64s", path, key);
-    *out = NULL;
-    json_t *v = json_object_get(obj, key);
-    if (!v) return required ? fail(c, p, "missing") : 0;
-    if (!json_is_string(v)) return fail(c, p, "expected a string");
-    size_t len = json_string_length(v);
-    if (len == 0) return fail(c, p, "must not be empty");
-    if (len > maxlen) return fail(c, p, "longer than %zu bytes", maxlen);
-    if (strlen(json_string_value(v)) != len) return fail(c, p, "contains a NUL byte");
-    *out = strdup(json_string_value(v));
-    return *out ? 0 : fail(c, p, "out of memory");
-}
-
+typedef ag_pj tctx;
 /* The sum of the numbers in every {m} / {m,n} of a regex (a bound on what regcomp expands:
  * nested intervals multiply, so "(a{1000}){1000}" would build a million states). */
 static long repetitions(const char *re)
@@ -97,55 +52,55 @@ static void free_cmd(ag_text_cmd *t)
 static int parse_cmd(tctx *c, json_t *v, const char *path, ag_text_cmd *t)
 {
     t->map.scale = 1;
-    if (!json_is_object(v)) return fail(c, path, "expected an object");
+    if (!json_is_object(v)) return ag_pj_fail(c, path, "expected an object");
     const char *key;
     json_t *val;
     json_object_foreach(v, key, val)
     {
-        if (!in_list(key, cmd_keys)) {
-            char p[PATH_LEN];
+        if (!ag_pj_in_list(key, cmd_keys)) {
+            char p[AG_PJ_PATH];
             snprintf(p, sizeof p, "%.160s['%.64s']", path, key);
-            return fail(c, p, "unknown key");
+            return ag_pj_fail(c, p, "unknown key");
         }
     }
-    char p[PATH_LEN];
-    if (get_str(c, v, "send", path, 1, AG_TEXT_MAX_SEND, &t->send) < 0 ||
-        get_str(c, v, "expect", path, 1, 512, &t->expect) < 0 ||
-        get_str(c, v, "metric", path, 0, CM_MAX_NAME, &t->metric) < 0 ||
-        get_str(c, v, "identity", path, 0, 16, &t->identity) < 0 ||
-        get_str(c, v, "unit", path, 0, 32, &t->unit) < 0)
+    char p[AG_PJ_PATH];
+    if (ag_pj_get_str(c, v, "send", path, 1, AG_TEXT_MAX_SEND, &t->send) < 0 ||
+        ag_pj_get_str(c, v, "expect", path, 1, 512, &t->expect) < 0 ||
+        ag_pj_get_str(c, v, "metric", path, 0, CM_MAX_NAME, &t->metric) < 0 ||
+        ag_pj_get_str(c, v, "identity", path, 0, 16, &t->identity) < 0 ||
+        ag_pj_get_str(c, v, "unit", path, 0, 32, &t->unit) < 0)
         return -1;
     if (strpbrk(t->send, "\r\n")) {
         snprintf(p, sizeof p, "%.160s.send", path);
-        return fail(c, p, "must not contain CR or LF (the line end is added)");
+        return ag_pj_fail(c, p, "must not contain CR or LF (the line end is added)");
     }
     snprintf(p, sizeof p, "%.160s.expect", path);
     if (repetitions(t->expect) > MAX_REPEAT)
-        return fail(c, p, "interval counts {m,n} add up to more than %d", MAX_REPEAT);
+        return ag_pj_fail(c, p, "interval counts {m,n} add up to more than %d", MAX_REPEAT);
     int rc = regcomp(&t->re, t->expect, REG_EXTENDED);
     if (rc != 0) {
         char why[128];
         regerror(rc, &t->re, why, sizeof why);
-        return fail(c, p, "bad regular expression: %s", why);
+        return ag_pj_fail(c, p, "bad regular expression: %s", why);
     }
     t->re_ok = 1;
     if (t->re.re_nsub < 1)
-        return fail(c, p, "regular expression has no group (group 1 is the value)");
-    if (!t->metric == !t->identity) return fail(c, path, "needs exactly one of metric or identity");
+        return ag_pj_fail(c, p, "regular expression has no group (group 1 is the value)");
+    if (!t->metric == !t->identity) return ag_pj_fail(c, path, "needs exactly one of metric or identity");
     if (t->metric && !cm_wire_valid_name(t->metric)) {
         snprintf(p, sizeof p, "%.160s.metric", path);
-        return fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", t->metric);
+        return ag_pj_fail(c, p, "'%s' is not a valid name ([a-z_][a-z0-9_]*)", t->metric);
     }
     if (t->identity) {
-        if (!in_list(t->identity, identity_fields)) {
+        if (!ag_pj_in_list(t->identity, identity_fields)) {
             snprintf(p, sizeof p, "%.160s.identity", path);
-            return fail(c, p, "'%s' is not one of model, serial, firmware, vendor", t->identity);
+            return ag_pj_fail(c, p, "'%s' is not one of model, serial, firmware, vendor", t->identity);
         }
         static const char *const metric_only[] = {"unit", "scale", "offset", "enum", NULL};
         for (size_t i = 0; metric_only[i]; i++)
             if (json_object_get(v, metric_only[i])) {
                 snprintf(p, sizeof p, "%.160s.%s", path, metric_only[i]);
-                return fail(c, p, "only for a metric command");
+                return ag_pj_fail(c, p, "only for a metric command");
             }
         return 0;
     }
@@ -157,11 +112,11 @@ static int parse_line_end(tctx *c, json_t *doc, ag_text_profile *out)
     strcpy(out->line_end, "\r\n");
     json_t *v = json_object_get(doc, "line_end");
     if (!v) return 0;
-    if (!json_is_string(v)) return fail(c, "$.line_end", "expected a string");
+    if (!json_is_string(v)) return ag_pj_fail(c, "$.line_end", "expected a string");
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (len == 0 || len > 2 || strspn(s, "\r\n") != len)
-        return fail(c, "$.line_end", "expected \"\\r\\n\", \"\\n\" or \"\\r\"");
+        return ag_pj_fail(c, "$.line_end", "expected \"\\r\\n\", \"\\n\" or \"\\r\"");
     memcpy(out->line_end, s, len);
     out->line_end[len] = '\0';
     return 0;
@@ -172,27 +127,27 @@ int ag_text_profile_parse(json_t *doc, const char *file, ag_text_profile *out, c
 {
     tctx c = {file ? file : "profile", err, errlen};
     memset(out, 0, sizeof *out);
-    if (!json_is_object(doc)) return fail(&c, "$", "expected an object");
+    if (!json_is_object(doc)) return ag_pj_fail(&c, "$", "expected an object");
     json_t *port = json_object_get(doc, "port");
     if (port) {
         if (!json_is_integer(port) || json_integer_value(port) < 1 ||
             json_integer_value(port) > 65535)
-            return fail(&c, "$.port", "expected an integer 1..65535");
+            return ag_pj_fail(&c, "$.port", "expected an integer 1..65535");
         out->port = (int)json_integer_value(port);
     }
     if (parse_line_end(&c, doc, out) < 0) return -1;
     json_t *cmds = json_object_get(doc, "commands");
-    if (!cmds) return fail(&c, "$.commands", "missing");
+    if (!cmds) return ag_pj_fail(&c, "$.commands", "missing");
     if (!json_is_array(cmds) || json_array_size(cmds) == 0)
-        return fail(&c, "$.commands", "expected a non-empty array of commands");
+        return ag_pj_fail(&c, "$.commands", "expected a non-empty array of commands");
     size_t n = json_array_size(cmds);
     if (n > AG_TEXT_MAX_COMMANDS)
-        return fail(&c, "$.commands", "more than %d commands", AG_TEXT_MAX_COMMANDS);
+        return ag_pj_fail(&c, "$.commands", "more than %d commands", AG_TEXT_MAX_COMMANDS);
     out->cmds = calloc(n, sizeof *out->cmds);
-    if (!out->cmds) return fail(&c, "$.commands", "out of memory");
+    if (!out->cmds) return ag_pj_fail(&c, "$.commands", "out of memory");
     out->ncmds = n;
     for (size_t i = 0; i < n; i++) {
-        char p[PATH_LEN];
+        char p[AG_PJ_PATH];
         snprintf(p, sizeof p, "$.commands[%zu]", i);
         if (parse_cmd(&c, json_array_get(cmds, i), p, &out->cmds[i]) < 0) {
             ag_text_profile_free(out);

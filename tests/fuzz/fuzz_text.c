@@ -6,7 +6,7 @@
  * a fixed line. 2: the rest picks keys and values from a pool to build commands (reaches the
  * checks that random JSON rarely does), checked the same way.
  * (make fuzz builds it from the line below.) */
-// fuzz-sources: agent/text_profile.c agent/profile.c agent/http_profile.c
+// fuzz-sources: agent/text_profile.c agent/profile.c agent/http_profile.c agent/profile_json.c
 // fuzz-sources: common/wire.c common/batch.c common/arena.c common/errbuf.c
 #include <jansson.h>
 #include <stddef.h>
