@@ -169,6 +169,18 @@ static double show_load(const sim_device *d, double t)
     return x < 6000 ? 1.0 : 0.15;
 }
 
+double sim_device_lamp_hours(const sim_device *d, int64_t now_ms)
+{
+    /* the lamp burns during shows only (a dimmed standby otherwise) */
+    double burn = sim_s(d, now_ms) * (6000.0 / 7200.0);
+    return d->lamp_hours0 + burn / 3600.0;
+}
+
+double sim_device_load(const sim_device *d, int64_t now_ms)
+{
+    return show_load(d, sim_s(d, now_ms));
+}
+
 static void str_val(sim_value *o, const char *s)
 {
     o->tag = SIM_TAG_OCTETS;
@@ -238,12 +250,7 @@ void sim_device_value(const sim_device *d, const sim_entry *e, int64_t now_ms, s
         fmt_val(o, scratch, n, "SIM%08llu", (unsigned long long)(d->seed % 100000000ull));
         break;
     case V_C_FIRMWARE: str_val(o, "4.8.1.3"); break;
-    case V_C_LAMPHOURS: {
-        /* the lamp burns during shows only (a dimmed standby otherwise) */
-        double burn = t * (6000.0 / 7200.0);
-        num_val(o, SIM_TAG_INT, (int64_t)(d->lamp_hours0 + burn / 3600.0));
-        break;
-    }
+    case V_C_LAMPHOURS: num_val(o, SIM_TAG_INT, (int64_t)sim_device_lamp_hours(d, now_ms)); break;
     case V_C_ENCLOSURE: num_val(o, SIM_TAG_INT, 1); break; /* armed */
     case V_C_SECURITY: num_val(o, SIM_TAG_INT, 2); break;  /* secure */
     case V_C_MARRIAGE: num_val(o, SIM_TAG_INT, 1); break;  /* married */

@@ -46,5 +46,9 @@ void sim_device_init(sim_device *d, sim_model_id m, int hall, uint64_t seed, int
 /* The value of entry e at now_ms; strings go to scratch (scratchlen bytes). */
 void sim_device_value(const sim_device *d, const sim_entry *e, int64_t now_ms, sim_value *out,
                       char *scratch, size_t scratchlen);
+/* Lamp (light source) hours of a projector at now_ms: grows while shows run. */
+double sim_device_lamp_hours(const sim_device *d, int64_t now_ms);
+/* Load of the hall at now_ms, 0..1: 1 during a show, 0.15 in the breaks between shows. */
+double sim_device_load(const sim_device *d, int64_t now_ms);
 
 #endif
