@@ -40,6 +40,7 @@ static const route routes[] = {
     {"/api/v1/series", H_QUERY, co_query_series},
     {"/api/v1/agents", H_QUERY, co_query_agents},
     {"/api/v1/gaps", H_QUERY, co_query_gaps},
+    {"/api/v1/events", H_QUERY, co_query_events},
     {"/healthz", H_QUERY, co_query_health},
     {"/metrics", H_METRICS, NULL},
 };
@@ -47,7 +48,7 @@ static const route routes[] = {
 
 static const char *const route_paths[NROUTES] = {
     "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest", "/api/v1/series",
-    "/api/v1/agents", "/api/v1/gaps",  "/healthz",        "/metrics",
+    "/api/v1/agents", "/api/v1/gaps",  "/api/v1/events", "/healthz",        "/metrics",
 };
 
 struct co_http {
@@ -274,7 +275,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
     if (!r->rt) {
         *status = 404;
         *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
-                               "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, "
+                               "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, /api/v1/events, "
                                "/api/v1/ingest, /healthz, /metrics)");
         return 1;
     }

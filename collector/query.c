@@ -168,6 +168,48 @@ static unsigned time_param(const char *name, const char *v, int64_t *out, json_t
     return 0;
 }
 
+/* from/to/limit parameters into r (to defaults to now, from to `span` before to); r->limit
+ * holds the default limit on entry. 0 or the 400 status with *body set. */
+static unsigned range_params(const char *from, const char *to, const char *limit, int64_t span,
+                             co_range *r, json_t **body)
+{
+    unsigned st;
+    r->to_ms = cm_now_ms();
+    if (to && (st = time_param("to", to, &r->to_ms, body))) return st;
+    r->from_ms = r->to_ms - span;
+    if (from && (st = time_param("from", from, &r->from_ms, body))) return st;
+    if (r->from_ms > r->to_ms) return fail(body, 400, "from", "parameter 'from' is after 'to'");
+    if (limit) {
+        char *end;
+        long long n = (limit[0] >= '0' && limit[0] <= '9') ? strtoll(limit, &end, 10) : -1;
+        if (n < 1 || n > CO_SERIES_MAX_LIMIT || *end != '\0')
+            return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%d",
+                        CO_SERIES_MAX_LIMIT);
+        r->limit = (size_t)n;
+    }
+    return 0;
+}
+
+unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"site", "device", "severity", "from", "to", "limit", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)) ||
+        (st = check_name("device", p.values[1], 0, body)))
+        return st;
+    const char *sev = p.values[2];
+    if (sev && strcmp(sev, "info") && strcmp(sev, "warning") && strcmp(sev, "critical"))
+        return fail(body, 400, "severity",
+                    "parameter 'severity' must be info, warning or critical");
+    co_range r = {.limit = CO_EVENTS_DEFAULT_LIMIT};
+    if ((st = range_params(p.values[3], p.values[4], p.values[5], 24 * HOUR_MS, &r, body)))
+        return st;
+    char err[256] = "";
+    return answer(co_store_events(q->store, p.values[0], p.values[1], sev, &r, err, sizeof err),
+                  "events", err, body);
+}
+
 unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
 {
     static const char *const names[] = {"device", "metric", "from", "to", "site", "limit", NULL};
@@ -180,20 +222,8 @@ unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, js
     if (!cm_wire_valid_name(p.values[1]))
         return fail(body, 400, "metric",
                     "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
-    co_range r = {.to_ms = cm_now_ms(), .limit = CO_SERIES_DEFAULT_LIMIT};
-    if (p.values[3] && (st = time_param("to", p.values[3], &r.to_ms, body))) return st;
-    r.from_ms = r.to_ms - HOUR_MS;
-    if (p.values[2] && (st = time_param("from", p.values[2], &r.from_ms, body))) return st;
-    if (r.from_ms > r.to_ms) return fail(body, 400, "from", "parameter 'from' is after 'to'");
-    if (p.values[5]) {
-        const char *v = p.values[5];
-        char *end;
-        long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : -1;
-        if (n < 1 || n > CO_SERIES_MAX_LIMIT || *end != '\0')
-            return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%d",
-                        CO_SERIES_MAX_LIMIT);
-        r.limit = (size_t)n;
-    }
+    co_range r = {.limit = CO_SERIES_DEFAULT_LIMIT};
+    if ((st = range_params(p.values[2], p.values[3], p.values[5], HOUR_MS, &r, body))) return st;
     char err[256] = "";
     return answer(
         co_store_series(q->store, p.values[4], p.values[0], p.values[1], &r, err, sizeof err),

@@ -14,6 +14,7 @@
 #define CO_QUERY_MAX_ARGS 16
 #define CO_SERIES_DEFAULT_LIMIT 10000
 #define CO_SERIES_MAX_LIMIT 100000
+#define CO_EVENTS_DEFAULT_LIMIT 1000
 
 typedef struct co_query_arg {
     const char *key, *value; /* value "" when the parameter had none */
@@ -40,6 +41,9 @@ unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, js
 unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /api/v1/gaps?agent=  (agent required): the agent's lost records, by from_seq. */
 unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/events?site=&device=&severity=&from=&to=&limit=: events newest first; the
+ * range defaults to the last 24 hours, severity is the minimum (info|warning|critical). */
+unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /healthz: {"status": "ok"} after a trivial store query, else 503. */
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 

@@ -67,6 +67,11 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
 json_t *co_store_agents(co_store *s, char *err, size_t errlen);
 /* Gaps of one agent: [{"agent","from_seq","to_seq","reason","reported_ms"}] by from_seq. */
 json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen);
+/* Events within range, newest first, at most r->limit: [{"id","site","device","ts_ms",
+ * "severity","code","text","source"}]. site, device and min_severity (info < warning <
+ * critical) may be NULL = any. */
+json_t *co_store_events(co_store *s, const char *site, const char *device,
+                        const char *min_severity, const co_range *r, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);

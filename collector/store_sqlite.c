@@ -1309,6 +1309,56 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
     return res;
 }
 
+static json_t *event_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
+                     (json_int_t)sqlite3_column_int64(st, 0), "site", col_json_str(st, 1),
+                     "device", col_json_str(st, 2), "ts_ms",
+                     (json_int_t)sqlite3_column_int64(st, 3), "severity", col_json_str(st, 4),
+                     "code", col_json_str(st, 5), "text", col_json_str(st, 6), "source",
+                     col_json_str(st, 7));
+}
+
+/* Rank of a severity for filtering: info 0, warning 1, critical 2. */
+static int severity_rank(const char *sev)
+{
+    if (!sev) return 0;
+    if (!strcmp(sev, "critical")) return 2;
+    return !strcmp(sev, "warning");
+}
+
+json_t *co_store_events(co_store *s, const char *site, const char *device,
+                        const char *min_severity, const co_range *r, char *err, size_t errlen)
+{
+    if (!r) {
+        cm_seterr(err, errlen, "events: a range is required");
+        return NULL;
+    }
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st = q_prepare(
+        &q,
+        "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
+        " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
+        " WHERE e.ts_ms BETWEEN ?3 AND ?4 AND (?1 IS NULL OR e.site = ?1)"
+        " AND (?2 IS NULL OR d.device_id = ?2)"
+        " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
+        " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
+    if (st) {
+        bind_text(st, 1, site);
+        bind_text(st, 2, device);
+        sqlite3_bind_int64(st, 3, r->from_ms);
+        sqlite3_bind_int64(st, 4, r->to_ms);
+        sqlite3_bind_int(st, 5, severity_rank(min_severity));
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)r->limit);
+        res = q_rows(&q, st, event_row);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
 static json_t *latest_row(sqlite3_stmt *st)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", col_json_str(st, 0), "device",

@@ -406,6 +406,51 @@ static void test_reopen_persists(void **state)
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
 }
 
+/* Events come back newest first, filtered by site, device, minimum severity and range. */
+static void test_events_query(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = sample_batch(1); /* one warning lamp_strike of hall1/projector */
+    cm_event e = {.device = "hall1/projector", .ts_ms = T0 + 5000, .severity = "info",
+                  .code = "door_open", .text = "booth door <open> & \"x\"", .source = "agent"};
+    assert_int_equal(cm_batch_add_event(b, &e), 0);
+    cm_event ghost = {.device = "hall2/ims", .ts_ms = T0 + 6000, .severity = "warning",
+                      .code = "raid_degraded", .text = "RAID degraded", .source = "snmp-trap"};
+    assert_int_equal(cm_batch_add_event(b, &ghost), 0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    char err[256] = "";
+    co_range all = {.from_ms = T0 - 3600000, .to_ms = T0 + 3600000, .limit = 100};
+    json_t *j = co_store_events(f->s, NULL, NULL, NULL, &all, err, sizeof err);
+    if (!j) fail_msg("events: %s", err);
+    assert_int_equal(json_array_size(j), 3);
+    /* newest first; an event's device is registered even with no inventory of its own */
+    json_t *first = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "code")), "raid_degraded");
+    assert_string_equal(json_string_value(json_object_get(first, "device")), "hall2/ims");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "text")),
+                        "booth door <open> & \"x\"");
+    json_decref(j);
+    j = co_store_events(f->s, "S1", "hall1/projector", "warning", &all, err, sizeof err);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "code")),
+                        "lamp_strike");
+    json_decref(j);
+    co_range one = all;
+    one.limit = 1;
+    j = co_store_events(f->s, "S1", NULL, NULL, &one, err, sizeof err);
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+    co_range none = {.from_ms = T0 + 7200000, .to_ms = T0 + 9000000, .limit = 100};
+    j = co_store_events(f->s, NULL, NULL, NULL, &none, err, sizeof err);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+    j = co_store_events(f->s, "other-site", NULL, NULL, &all, err, sizeof err);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+}
+
 /* A batch carrying records first..seq of agent-1 with one point per record. */
 static cm_batch *range_batch(uint64_t first, uint64_t seq)
 {
@@ -829,6 +874,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test_setup_teardown(test_events_query, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
