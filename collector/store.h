@@ -72,6 +72,8 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen);
  * critical) may be NULL = any. */
 json_t *co_store_events(co_store *s, const char *site, const char *device,
                         const char *min_severity, const co_range *r, char *err, size_t errlen);
+/* A trivial read of the database (for /healthz): 0, or -1 with err. */
+int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);

@@ -1309,6 +1309,24 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
     return res;
 }
 
+int co_store_ping(co_store *s, char *err, size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return -1;
+    sqlite3_stmt *st = q_prepare(&q, "SELECT 1 FROM agents LIMIT 1");
+    int rc = -1;
+    if (st) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW || r == SQLITE_DONE)
+            rc = 0;
+        else
+            dberr(q.db, "ping", err, errlen);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return rc;
+}
+
 static json_t *event_row(sqlite3_stmt *st)
 {
     return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",

@@ -420,6 +420,7 @@ static void test_events_query(void **state)
     assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
     drop(b);
     char err[256] = "";
+    assert_int_equal(co_store_ping(f->s, err, sizeof err), 0);
     co_range all = {.from_ms = T0 - 3600000, .to_ms = T0 + 3600000, .limit = 100};
     json_t *j = co_store_events(f->s, NULL, NULL, NULL, &all, err, sizeof err);
     if (!j) fail_msg("events: %s", err);
