@@ -72,6 +72,36 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen);
  * critical) may be NULL = any. */
 json_t *co_store_events(co_store *s, const char *site, const char *device,
                         const char *min_severity, const co_range *r, char *err, size_t errlen);
+/* A cinema: national cinema code, name, province, city (NULL = keep what is stored). */
+typedef struct co_site {
+    const char *code, *name, *province, *city;
+} co_site;
+
+/* A screen's settings; NULL fields keep what is stored (a new screen gets class theatre,
+ * display projection, spl_ref {}). spl_ref_json: {"L": 85.0, "C": 85.0, ...} in dBC. */
+typedef struct co_screen {
+    const char *site, *screen, *name, *class_, *display, *format, *spl_ref_json;
+} co_screen;
+
+/* 1 when c is a screen class (theatre, review). */
+int co_screen_class_valid(const char *c);
+/* 1 when d is a display type (projection, led). */
+int co_screen_display_valid(const char *d);
+/* Upsert sites and screens in ONE transaction (every screen's site is created if missing);
+ * by = who changed the screens (operator name or "import"). 0 or -1 with err (nothing written). */
+int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_screen *screens,
+                    size_t nscreens, const char *by, char *err, size_t errlen);
+/* Screens with their settings and device counts, by site and screen; site/screen NULL = all:
+ * [{"site","screen","name","class","display","format","spl_ref","devices","updated_ms",
+ * "updated_by"}]. */
+json_t *co_store_screens(co_store *s, const char *site, const char *screen, char *err,
+                         size_t errlen);
+/* Store an operator token's hash for name, allowed at site ('*' = every site). 0 or -1. */
+int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
+                          char *err, size_t errlen);
+/* Look an operator token's hash up: 1 found (name, site filled), 0 unknown, -1 error. */
+int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
+                             char *site, size_t site_len, char *err, size_t errlen);
 /* A trivial read of the database (for /healthz): 0, or -1 with err. */
 int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */

@@ -227,6 +227,15 @@ static const char *const migration[] = {
     " PRIMARY KEY(agent_id, from_seq)) WITHOUT ROWID;"
     "ALTER TABLE agents ADD COLUMN batches INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE agents ADD COLUMN samples INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: screen settings (class, display, format, per-channel SPL references set at
+     * commissioning) and operator tokens (people and tools allowed to change settings; kept
+     * apart from agent tokens so a leaked agent token cannot). site '*' = every site. */
+    "CREATE TABLE screens(site TEXT NOT NULL, screen TEXT NOT NULL, name TEXT,"
+    " class TEXT NOT NULL DEFAULT 'theatre', display TEXT NOT NULL DEFAULT 'projection',"
+    " format TEXT, spl_ref TEXT NOT NULL DEFAULT '{}', updated_ms INTEGER NOT NULL,"
+    " updated_by TEXT, PRIMARY KEY(site, screen)) WITHOUT ROWID;"
+    "CREATE TABLE operators(hash TEXT PRIMARY KEY, name TEXT NOT NULL, site TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -1325,6 +1334,222 @@ int co_store_ping(co_store *s, char *err, size_t errlen)
     sqlite3_finalize(st);
     q_end(&q);
     return rc;
+}
+
+/* ---------------------------------------------------------------- sites, screens, operators */
+
+int co_screen_class_valid(const char *c)
+{
+    return c && (!strcmp(c, "theatre") || !strcmp(c, "review"));
+}
+
+int co_screen_display_valid(const char *d)
+{
+    return d && (!strcmp(d, "projection") || !strcmp(d, "led"));
+}
+
+/* Run one prepared write on the writer connection (caller holds wmu). */
+static int write_stmt(co_store *s, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v2(s->w, sql, -1, out, NULL) != SQLITE_OK) {
+        dberr(s->w, "prepare", err, errlen);
+        sqlite3_finalize(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int check_screen(const co_screen *sc, size_t i, char *err, size_t errlen)
+{
+    if (!sc->site || !*sc->site || !sc->screen || !*sc->screen) {
+        cm_seterr(err, errlen, "screens[%zu]: a site and a screen are required", i);
+        return -1;
+    }
+    if (sc->class_ && !co_screen_class_valid(sc->class_)) {
+        cm_seterr(err, errlen, "screens[%zu].class: '%s' is not theatre or review", i, sc->class_);
+        return -1;
+    }
+    if (sc->display && !co_screen_display_valid(sc->display)) {
+        cm_seterr(err, errlen, "screens[%zu].display: '%s' is not projection or led", i,
+                  sc->display);
+        return -1;
+    }
+    return 0;
+}
+
+int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_screen *screens,
+                    size_t nscreens, const char *by, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < nsites; i++)
+        if (!sites[i].code || !*sites[i].code) {
+            cm_seterr(err, errlen, "sites[%zu]: a code is required", i);
+            return -1;
+        }
+    for (size_t i = 0; i < nscreens; i++)
+        if (check_screen(&screens[i], i, err, errlen) < 0) return -1;
+    int64_t now = cm_now_ms();
+    sqlite3_stmt *site_st = NULL, *scr_st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&s->wmu);
+    if (exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen) < 0) goto unlock;
+    /* A NULL field keeps what is stored (COALESCE), so a partial update changes only what it
+     * names; a new row gets the defaults. */
+    if (write_stmt(s,
+                   "INSERT INTO sites(code, name, province, city, created_ms) VALUES(?1,?2,?3,?4,?5)"
+                   " ON CONFLICT(code) DO UPDATE SET name = COALESCE(?2, name),"
+                   " province = COALESCE(?3, province), city = COALESCE(?4, city)",
+                   &site_st, err, errlen) < 0 ||
+        write_stmt(s,
+                   "INSERT INTO screens(site, screen, name, class, display, format, spl_ref,"
+                   " updated_ms, updated_by) VALUES(?1, ?2, ?3, COALESCE(?4, 'theatre'),"
+                   " COALESCE(?5, 'projection'), ?6, COALESCE(?7, '{}'), ?8, ?9)"
+                   " ON CONFLICT(site, screen) DO UPDATE SET name = COALESCE(?3, name),"
+                   " class = COALESCE(?4, class), display = COALESCE(?5, display),"
+                   " format = COALESCE(?6, format), spl_ref = COALESCE(?7, spl_ref),"
+                   " updated_ms = ?8, updated_by = ?9",
+                   &scr_st, err, errlen) < 0)
+        goto rollback;
+    for (size_t i = 0; i < nsites; i++) {
+        bind_text(site_st, 1, sites[i].code);
+        bind_text(site_st, 2, sites[i].name);
+        bind_text(site_st, 3, sites[i].province);
+        bind_text(site_st, 4, sites[i].city);
+        sqlite3_bind_int64(site_st, 5, now);
+        if (step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
+    }
+    for (size_t i = 0; i < nscreens; i++) {
+        const co_screen *sc = &screens[i];
+        /* the screen's site exists even when the import names only screens */
+        bind_text(site_st, 1, sc->site);
+        for (int k = 2; k <= 4; k++)
+            sqlite3_bind_null(site_st, k);
+        sqlite3_bind_int64(site_st, 5, now);
+        if (step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
+        bind_text(scr_st, 1, sc->site);
+        bind_text(scr_st, 2, sc->screen);
+        bind_text(scr_st, 3, sc->name);
+        bind_text(scr_st, 4, sc->class_);
+        bind_text(scr_st, 5, sc->display);
+        bind_text(scr_st, 6, sc->format);
+        bind_text(scr_st, 7, sc->spl_ref_json);
+        sqlite3_bind_int64(scr_st, 8, now);
+        bind_text(scr_st, 9, by);
+        if (step_done(s->w, scr_st, "screen upsert", err, errlen) < 0) goto rollback;
+    }
+    if (exec_sql(s->w, "COMMIT", err, errlen) < 0) goto rollback;
+    rc = 0;
+    goto unlock;
+rollback:
+    exec_sql(s->w, "ROLLBACK", NULL, 0);
+unlock:
+    sqlite3_finalize(site_st);
+    sqlite3_finalize(scr_st);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static json_t *screen_row(sqlite3_stmt *st)
+{
+    json_t *spl = NULL;
+    const unsigned char *t = sqlite3_column_text(st, 6);
+    if (t) spl = json_loads((const char *)t, 0, NULL);
+    if (!json_is_object(spl)) {
+        json_decref(spl);
+        spl = json_object();
+    }
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}", "site",
+                     col_json_str(st, 0), "screen", col_json_str(st, 1), "name",
+                     col_json_str(st, 2), "class", col_json_str(st, 3), "display",
+                     col_json_str(st, 4), "format", col_json_str(st, 5), "spl_ref", spl,
+                     "devices", col_json_int(st, 9), "updated_ms",
+                     (json_int_t)sqlite3_column_int64(st, 7), "updated_by", col_json_str(st, 8));
+}
+
+json_t *co_store_screens(co_store *s, const char *site, const char *screen, char *err,
+                         size_t errlen)
+{
+    query q;
+    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *res = NULL;
+    sqlite3_stmt *st = q_prepare(
+        &q, "SELECT c.site, c.screen, c.name, c.class, c.display, c.format, c.spl_ref,"
+            " c.updated_ms, c.updated_by,"
+            " (SELECT count(*) FROM devices d WHERE d.site = c.site AND d.screen = c.screen)"
+            " FROM screens c WHERE (?1 IS NULL OR c.site = ?1) AND (?2 IS NULL OR c.screen = ?2)"
+            " ORDER BY c.site, c.screen");
+    if (st) {
+        bind_text(st, 1, site);
+        bind_text(st, 2, screen);
+        res = q_rows(&q, st, screen_row);
+    }
+    sqlite3_finalize(st);
+    q_end(&q);
+    return res;
+}
+
+int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
+                          char *err, size_t errlen)
+{
+    if (!valid_hash(hash_hex)) {
+        cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
+        return -1;
+    }
+    if (!name || !*name || !site || !*site) {
+        cm_seterr(err, errlen, "an operator token needs a name and a site ('*' = every site)");
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&s->wmu);
+    if (write_stmt(s, "INSERT INTO operators(hash, name, site, created_ms) VALUES(?1,?2,?3,?4)",
+                   &st, err, errlen) == 0) {
+        bind_text(st, 1, hash_hex);
+        bind_text(st, 2, name);
+        bind_text(st, 3, site);
+        sqlite3_bind_int64(st, 4, cm_now_ms());
+        int r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+            rc = 0;
+        else if (r == SQLITE_CONSTRAINT_PRIMARYKEY)
+            cm_seterr(err, errlen, "token already exists");
+        else
+            dberr(s->w, "operator add", err, errlen);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
+                             char *site, size_t site_len, char *err, size_t errlen)
+{
+    if (!valid_hash(hash_hex)) return 0;
+    sqlite3 *db = reader_get(s, err, errlen);
+    if (!db) return -1;
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    if (sqlite3_prepare_v2(db, "SELECT name, site FROM operators WHERE hash = ?1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        dberr(db, "operator lookup", err, errlen);
+        goto out;
+    }
+    bind_text(st, 1, hash_hex);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ret = 0;
+    } else if (rc == SQLITE_ROW) {
+        if (copy_col(st, 0, name, name_len) < 0 || copy_col(st, 1, site, site_len) < 0)
+            cm_seterr(err, errlen, "operator lookup: name or site longer than the buffer");
+        else
+            ret = 1;
+    } else {
+        dberr(db, "operator lookup", err, errlen);
+    }
+out:
+    sqlite3_finalize(st);
+    reader_put(s, db);
+    return ret;
 }
 
 static json_t *event_row(sqlite3_stmt *st)

@@ -402,7 +402,7 @@ static void test_reopen_persists(void **state)
     drop(b);
     counts(f->s, 4, 2, 1);
     assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
 }
 
@@ -450,6 +450,75 @@ static void test_events_query(void **state)
     j = co_store_events(f->s, "other-site", NULL, NULL, &all, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
+}
+
+/* Sites and screens: import, partial update, validation, listing with device counts. */
+static void test_screens(void **state)
+{
+    fx *f = *state;
+    char err[256] = "";
+    co_site sites[] = {{"11010001", "Capital Cinema", "Beijing", "Beijing"},
+                       {"31010002", "Bund Screens", "Shanghai", "Shanghai"}};
+    co_screen scr[] = {{"11010001", "hall1", "Hall 1", "theatre", "projection", "2D", NULL},
+                       {"11010001", "hall2", "Review", "review", "led", "HDR",
+                        "{\"L\":85.0,\"C\":85.0,\"R\":85.0,\"Ls\":82.0,\"Rs\":82.0}"},
+                       {"99990009", "hall1", NULL, NULL, NULL, NULL, NULL}};
+    assert_int_equal(co_store_import(f->s, sites, 2, scr, 3, "import", err, sizeof err), 0);
+    json_t *j = co_store_screens(f->s, NULL, NULL, err, sizeof err);
+    if (!j) fail_msg("screens: %s", err);
+    assert_int_equal(json_array_size(j), 3);
+    json_t *h2 = json_array_get(j, 1);
+    assert_string_equal(json_string_value(json_object_get(h2, "class")), "review");
+    assert_string_equal(json_string_value(json_object_get(h2, "display")), "led");
+    assert_true(json_real_value(json_object_get(json_object_get(h2, "spl_ref"), "Ls")) == 82.0);
+    /* defaults for a screen named only */
+    json_t *x = json_array_get(j, 2);
+    assert_string_equal(json_string_value(json_object_get(x, "class")), "theatre");
+    assert_string_equal(json_string_value(json_object_get(x, "display")), "projection");
+    assert_int_equal(json_object_size(json_object_get(x, "spl_ref")), 0);
+    json_decref(j);
+    /* the unknown site was created; the known ones keep their province */
+    j = co_store_sites(f->s, err, sizeof err);
+    assert_int_equal(json_array_size(j), 3);
+    json_decref(j);
+    /* a partial update changes only what it names */
+    co_screen upd = {"11010001", "hall2", NULL, "theatre", NULL, NULL, NULL};
+    assert_int_equal(co_store_import(f->s, NULL, 0, &upd, 1, "ops-anna", err, sizeof err), 0);
+    j = co_store_screens(f->s, "11010001", "hall2", err, sizeof err);
+    assert_int_equal(json_array_size(j), 1);
+    h2 = json_array_get(j, 0);
+    assert_string_equal(json_string_value(json_object_get(h2, "class")), "theatre");
+    assert_string_equal(json_string_value(json_object_get(h2, "display")), "led");
+    assert_string_equal(json_string_value(json_object_get(h2, "updated_by")), "ops-anna");
+    assert_int_equal(json_object_size(json_object_get(h2, "spl_ref")), 5);
+    json_decref(j);
+    /* validation: nothing of a bad import is written */
+    co_screen bad[] = {{"11010001", "hall3", NULL, NULL, NULL, NULL, NULL},
+                       {"11010001", "hall4", NULL, "cinema", NULL, NULL, NULL}};
+    assert_int_equal(co_store_import(f->s, NULL, 0, bad, 2, "x", err, sizeof err), -1);
+    assert_non_null(strstr(err, "screens[1].class"));
+    co_screen bad2 = {"11010001", "hall4", NULL, NULL, "crt", NULL, NULL};
+    assert_int_equal(co_store_import(f->s, NULL, 0, &bad2, 1, "x", err, sizeof err), -1);
+    assert_non_null(strstr(err, "display"));
+    j = co_store_screens(f->s, "11010001", NULL, err, sizeof err);
+    assert_int_equal(json_array_size(j), 2);
+    json_decref(j);
+    /* operators */
+    const char *h = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    char name[64], site[64];
+    assert_int_equal(co_store_operator_add(f->s, h, "anna", "*", err, sizeof err), 0);
+    assert_int_equal(co_store_operator_add(f->s, h, "bob", "*", err, sizeof err), -1);
+    assert_int_equal(co_store_operator_lookup(f->s, h, name, sizeof name, site, sizeof site, err,
+                                              sizeof err), 1);
+    assert_string_equal(name, "anna");
+    assert_string_equal(site, "*");
+    const char *other = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    assert_int_equal(co_store_operator_lookup(f->s, other, name, sizeof name, site, sizeof site,
+                                              err, sizeof err), 0);
+    /* an agent token is not an operator token */
+    assert_int_equal(co_store_token_add(f->s, other, "agent-1", "S1", err, sizeof err), 0);
+    assert_int_equal(co_store_operator_lookup(f->s, other, name, sizeof name, site, sizeof site,
+                                              err, sizeof err), 0);
 }
 
 /* A batch carrying records first..seq of agent-1 with one point per record. */
@@ -728,7 +797,7 @@ static void test_migration_from_v1(void **state)
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 0);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 0);
     assert_int_equal(sql_int(f->path, "SELECT batches * 1000 + samples FROM agents"), 0);
@@ -756,7 +825,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
@@ -876,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test_setup_teardown(test_events_query, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_screens, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
