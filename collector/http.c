@@ -18,16 +18,17 @@
 
 #include "apierror.h"
 #include "log.h"
+#include "settings.h"
 #include "timeutil.h"
 
 #define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define GET_ALLOW "GET, HEAD"
 
-typedef enum { H_INGEST, H_QUERY, H_METRICS } handler_kind;
+typedef enum { H_INGEST, H_QUERY, H_METRICS, H_SETTINGS } handler_kind;
 
 typedef struct route {
-    const char *path;
+    const char *path; /* exact, or a prefix when it ends in '/' */
     handler_kind kind;
     co_query_fn fn; /* H_QUERY */
 } route;
@@ -41,6 +42,8 @@ static const route routes[] = {
     {"/api/v1/agents", H_QUERY, co_query_agents},
     {"/api/v1/gaps", H_QUERY, co_query_gaps},
     {"/api/v1/events", H_QUERY, co_query_events},
+    {"/api/v1/screens", H_QUERY, co_query_screens},
+    {"/api/v1/screens/", H_SETTINGS, NULL},
     {"/healthz", H_QUERY, co_query_health},
     {"/metrics", H_METRICS, NULL},
 };
@@ -48,7 +51,8 @@ static const route routes[] = {
 
 static const char *const route_paths[NROUTES] = {
     "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest", "/api/v1/series",
-    "/api/v1/agents", "/api/v1/gaps",  "/api/v1/events", "/healthz",        "/metrics",
+    "/api/v1/agents", "/api/v1/gaps",  "/api/v1/events", "/api/v1/screens",
+    "/api/v1/screens/{site}/{screen}", "/healthz", "/metrics",
 };
 
 struct co_http {
@@ -70,6 +74,7 @@ typedef struct req {
     json_t *pending_body;
     size_t discarded; /* bytes thrown away after the decision */
     co_principal who;
+    co_operator op;    /* H_SETTINGS */
     size_t wire_bytes; /* body bytes as received */
     char *buf;         /* the (inflated) body */
     size_t len, cap;
@@ -123,6 +128,13 @@ static void log_request(const req *r, const char *method, const char *url, unsig
     }
 }
 
+static const char *allowed_methods(const route *rt)
+{
+    if (rt && rt->kind == H_INGEST) return "POST";
+    if (rt && rt->kind == H_SETTINGS) return "PUT";
+    return GET_ALLOW;
+}
+
 /* Queue text (taken: malloc'ed, freed by MHD) with content type and the headers status needs. */
 static enum MHD_Result queue_text(struct MHD_Connection *c, req *r, unsigned status, char *text,
                                   size_t len, const char *type)
@@ -134,9 +146,7 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, req *r, unsigned sta
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == 405)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->rt && r->rt->kind == H_INGEST ? "POST" : GET_ALLOW);
+    if (status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r->rt));
     if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     enum MHD_Result ok = MHD_queue_response(c, status, resp);
@@ -276,16 +286,29 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         *status = 404;
         *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
                                "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, /api/v1/events, "
+                               "/api/v1/screens, "
                                "/api/v1/ingest, /healthz, /metrics)");
         return 1;
     }
     bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    bool ok = r->rt->kind == H_INGEST ? !strcmp(method, MHD_HTTP_METHOD_POST) : is_get;
+    bool ok = r->rt->kind == H_INGEST     ? !strcmp(method, MHD_HTTP_METHOD_POST)
+              : r->rt->kind == H_SETTINGS ? !strcmp(method, MHD_HTTP_METHOD_PUT)
+                                          : is_get;
     if (!ok) {
         *status = 405;
         *body = co_api_error("", "method %s not allowed here (allowed: %s)", method,
-                           r->rt->kind == H_INGEST ? "POST" : GET_ALLOW);
+                             allowed_methods(r->rt));
         return 1;
+    }
+    if (r->rt->kind == H_SETTINGS) {
+        const char *authz =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        unsigned st = co_settings_auth(h->deps.store, authz, &r->op, body);
+        if (st) {
+            *status = st;
+            return 1;
+        }
+        return 0;
     }
     if (r->rt->kind != H_INGEST) return 0;
 
@@ -390,6 +413,13 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         status = r->rt->fn(h->deps.query, a.args, a.n, &body);
         return respond(c, h, r, method, url, status, body);
     }
+    case H_SETTINGS:
+        if (r->len > CO_SETTINGS_MAX_BODY)
+            return respond(c, h, r, method, url, 413,
+                           co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY));
+        status = co_settings_put_screen(h->deps.store, &r->op, url + strlen(r->rt->path),
+                                        r->buf, r->len, &body);
+        return respond(c, h, r, method, url, status, body);
     case H_METRICS: {
         size_t len = 0;
         char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
@@ -418,11 +448,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&h->inflight, 1);
         r->t0 = cm_mono_ms();
         r->route_idx = NROUTES;
-        for (size_t i = 0; i < NROUTES; i++)
-            if (strcmp(url, routes[i].path) == 0) {
+        for (size_t i = 0; i < NROUTES; i++) {
+            size_t n = strlen(routes[i].path);
+            bool prefix = routes[i].path[n - 1] == '/';
+            if (prefix ? strncmp(url, routes[i].path, n) == 0 : strcmp(url, routes[i].path) == 0) {
                 r->rt = &routes[i];
                 r->route_idx = i;
             }
+        }
         peer_of(c, r->peer, sizeof r->peer);
         unsigned status = 0;
         json_t *body = NULL;
@@ -438,7 +471,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->answered || r->pending || !r->rt || r->rt->kind != H_INGEST) {
+        if (r->answered || r->pending || !r->rt ||
+            (r->rt->kind != H_INGEST && r->rt->kind != H_SETTINGS)) {
             /* Discard what follows a decision, but do not read an endless body for it. */
             r->discarded += n;
             return r->discarded > h->max_body ? MHD_NO : MHD_YES;

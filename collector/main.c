@@ -9,6 +9,7 @@
 #include "arena.h"
 #include "batch.h"
 #include "config.h"
+#include "csvimport.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -35,6 +36,12 @@ static void usage(FILE *f)
             "       cinemon-collector -c FILE token add --agent ID --site CODE\n"
             "                                                 create an agent token; it is\n"
             "                                                 printed once, only its hash is kept\n"
+            "       cinemon-collector -c FILE token add --operator NAME [--site CODE]\n"
+            "                                                 create an operator token (screen\n"
+            "                                                 settings, acknowledgements) for one\n"
+            "                                                 site, or every site without --site\n"
+            "       cinemon-collector -c FILE import FILE.csv import sites and screens (columns\n"
+            "                                                 in docs/screens.md), all or nothing\n"
             "       cinemon-collector -h | --help | --version\n"
             "exit status: 0 ok, 1 runtime error, 2 usage or configuration error\n");
 }
@@ -48,13 +55,14 @@ static int valid_ident(const char *s)
     return 1;
 }
 
-/* `token add --agent ID --site CODE` (args after "token"). */
+/* `token add --agent ID --site CODE` or `token add --operator NAME [--site CODE]` (args after
+ * "token"). */
 static int cmd_token(const co_config *cfg, int argc, char **argv)
 {
-    const char *agent = NULL, *site = NULL;
+    const char *agent = NULL, *site = NULL, *oper = NULL;
     if (argc < 1 || strcmp(argv[0], "add") != 0) {
         fprintf(stderr, "cinemon-collector: unknown token command (expected: token add --agent ID "
-                        "--site CODE)\n");
+                        "--site CODE, or token add --operator NAME [--site CODE])\n");
         return EXIT_USAGE;
     }
     for (int i = 1; i < argc; i++) {
@@ -65,6 +73,8 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
             dst = &agent, nl = 7;
         else if (!strncmp(a, "--site", 6) && (a[6] == '\0' || a[6] == '='))
             dst = &site, nl = 6;
+        else if (!strncmp(a, "--operator", 10) && (a[10] == '\0' || a[10] == '='))
+            dst = &oper, nl = 10;
         if (!dst) {
             fprintf(stderr, "cinemon-collector: token add: unknown argument '%s'\n", a);
             return EXIT_USAGE;
@@ -78,13 +88,15 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!agent || !site) {
-        fprintf(stderr, "cinemon-collector: token add needs --agent ID and --site CODE\n");
+    if (!!agent == !!oper || (agent && !site)) {
+        fprintf(stderr, "cinemon-collector: token add needs --agent ID and --site CODE, or "
+                        "--operator NAME [--site CODE]\n");
         return EXIT_USAGE;
     }
-    if (!valid_ident(agent) || !valid_ident(site)) {
+    if (oper && !site) site = "*";
+    if (!valid_ident(agent ? agent : oper) || !valid_ident(site)) {
         fprintf(stderr,
-                "cinemon-collector: token add: agent id and site must be 1..%d "
+                "cinemon-collector: token add: names and site must be 1..%d "
                 "printable bytes without spaces\n",
                 CM_MAX_NAME);
         return EXIT_USAGE;
@@ -102,20 +114,45 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
         fprintf(stderr, "cinemon-collector: %s\n", err);
     } else if (co_token_hash(token, strlen(token), hash) != 0) {
         fprintf(stderr, "cinemon-collector: cannot hash the token\n");
-    } else if (co_store_token_add(store, hash, agent, site, err, sizeof err) != 0) {
+    } else if ((agent ? co_store_token_add(store, hash, agent, site, err, sizeof err)
+                      : co_store_operator_add(store, hash, oper, site, err, sizeof err)) != 0) {
         fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
     } else {
         printf("%s\n", token);
         fflush(stdout);
         fprintf(stderr,
-                "token for agent %s at site %s created; it is shown only now, "
+                "token for %s %s at %s%s created; it is shown only now, "
                 "the collector keeps its SHA-256\n",
-                agent, site);
+                agent ? "agent" : "operator", agent ? agent : oper,
+                strcmp(site, "*") ? "site " : "", strcmp(site, "*") ? site : "every site");
         rc = 0;
     }
     memset(token, 0, sizeof token);
     co_store_close(store);
     return rc;
+}
+
+/* `import FILE.csv`: sites and screens, one transaction. */
+static int cmd_import(const co_config *cfg, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "cinemon-collector: import needs exactly one CSV file\n");
+        return EXIT_USAGE;
+    }
+    char err[512];
+    co_store *store = NULL;
+    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+        return EXIT_RUNTIME;
+    }
+    size_t ns = 0, nc = 0;
+    int rc = co_csv_import_file(store, argv[0], &ns, &nc, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "cinemon-collector: import: %s (nothing imported)\n", err);
+    else
+        printf("%s: %zu rows, %zu screens imported\n", argv[0], ns, nc);
+    co_store_close(store);
+    return rc ? EXIT_USAGE : 0;
 }
 
 /* Run until SIGTERM or SIGINT; signals are taken synchronously by this thread. */
@@ -224,12 +261,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     int token_cmd = optind < argc && strcmp(argv[optind], "token") == 0;
-    if (optind < argc && !token_cmd) {
+    int import_cmd = optind < argc && strcmp(argv[optind], "import") == 0;
+    if (optind < argc && !token_cmd && !import_cmd) {
         fprintf(stderr, "cinemon-collector: unknown command '%s'\n", argv[optind]);
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (token_cmd && check) {
+    if ((token_cmd || import_cmd) && check) {
         fprintf(stderr, "cinemon-collector: --check-config takes no command\n");
         return EXIT_USAGE;
     }
@@ -248,6 +286,8 @@ int main(int argc, char **argv)
         rc = 0;
     } else if (token_cmd) {
         rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
+    } else if (import_cmd) {
+        rc = cmd_import(&cfg, argc - optind - 1, argv + optind + 1);
     } else {
         rc = run(&cfg);
     }

@@ -190,6 +190,19 @@ static unsigned range_params(const char *from, const char *to, const char *limit
     return 0;
 }
 
+unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"site", "screen", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)) ||
+        (st = check_name("screen", p.values[1], 0, body)))
+        return st;
+    char err[256] = "";
+    return answer(co_store_screens(q->store, p.values[0], p.values[1], err, sizeof err),
+                  "screens", err, body);
+}
+
 unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
 {
     static const char *const names[] = {"site", "device", "severity", "from", "to", "limit", NULL};

@@ -44,6 +44,8 @@ unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json
 /* GET /api/v1/events?site=&device=&severity=&from=&to=&limit=: events newest first; the
  * range defaults to the last 24 hours, severity is the minimum (info|warning|critical). */
 unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/screens?site=&screen=: screens with their settings and device counts. */
+unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /healthz: {"status": "ok"} after a trivial store read (co_store_ping), else 503. */
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 

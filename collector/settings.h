@@ -1,0 +1,29 @@
+/* settings.h — the write side of the API for people: operator tokens (Bearer, kept hashed,
+ * scoped to a site or to every site) and PUT /api/v1/screens/{site}/{screen}. */
+#ifndef CO_SETTINGS_H
+#define CO_SETTINGS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "batch.h"
+#include "store.h"
+
+#define CO_SETTINGS_MAX_BODY 65536
+
+/* Who is calling: an operator's name and the site it may change ('*' = every site). */
+typedef struct co_operator {
+    char name[CM_MAX_NAME + 1];
+    char site[CM_MAX_NAME + 1];
+} co_operator;
+
+/* Check an Authorization header against the operator tokens. 0 with *who filled, or the
+ * status (401, 503) with *body set. */
+unsigned co_settings_auth(co_store *s, const char *authz, co_operator *who, json_t **body);
+/* PUT /api/v1/screens/{site}/{screen}: rest = "{site}/{screen}", body = JSON object with any
+ * of name, class, display, format, spl_ref {channel: dBC}. Returns the status and *out: the
+ * stored screen (200), or {"error","at"} (400 with the JSON path, 403, 404, 413, 500). */
+unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char *rest,
+                                const char *body, size_t len, json_t **out);
+
+#endif
