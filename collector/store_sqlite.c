@@ -7,6 +7,7 @@
  * appended to stays small and its index stays in cache however large the store grows.
  * Chunk table names are made only from our own day arithmetic; every value is bound. */
 #include "store.h"
+#include "store_sqlite_int.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -32,7 +33,7 @@
 /* ---------------------------------------------------------------- errors */
 
 
-static int dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
+int sq_dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     cm_seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
     return -1;
@@ -275,15 +276,15 @@ struct co_store {
 /* ---------------------------------------------------------------- small helpers */
 
 /* Step a statement that returns no row, then reset it. */
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return dberr(db, what, err, errlen);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return sq_dberr(db, what, err, errlen);
     return 0;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
         sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -308,7 +309,7 @@ static void chunk_name(int64_t day, char *buf, size_t len)
 
 /* ---------------------------------------------------------------- open / migrate */
 
-static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+int sq_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -323,17 +324,17 @@ static int user_version(sqlite3 *db, int *v, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return dberr(db, "user_version", err, errlen);
+        return sq_dberr(db, "user_version", err, errlen);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) return dberr(db, "user_version", err, errlen);
+    if (rc != SQLITE_ROW) return sq_dberr(db, "user_version", err, errlen);
     return 0;
 }
 
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
-    if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0) return -1;
+    if (sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0) return -1;
     int v = 0;
     if (user_version(db, &v, err, errlen) < 0) goto fail;
     if (v > SCHEMA_VERSION) {
@@ -342,12 +343,12 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
         goto fail;
     }
     for (; v < SCHEMA_VERSION; v++) {
-        if (exec_sql(db, migration[v], err, errlen) < 0) goto fail;
+        if (sq_exec_sql(db, migration[v], err, errlen) < 0) goto fail;
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
-        if (exec_sql(db, sql, err, errlen) < 0) goto fail;
+        if (sq_exec_sql(db, sql, err, errlen) < 0) goto fail;
     }
-    if (exec_sql(db, "COMMIT", err, errlen) < 0) goto fail;
+    if (sq_exec_sql(db, "COMMIT", err, errlen) < 0) goto fail;
     return 0;
 fail:
     if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -450,7 +451,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
     /* journal_mode answers with the mode in force: anything but "wal" is an error. */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
-        dberr(s->w, path, err, errlen);
+        sq_dberr(s->w, path, err, errlen);
         goto fail;
     }
     int ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
@@ -460,7 +461,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
         cm_seterr(err, errlen, "sqlite: %s: cannot switch to WAL journal mode", path);
         goto fail;
     }
-    if (exec_sql(
+    if (sq_exec_sql(
             s->w,
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -32768;",
             err, errlen) < 0)
@@ -469,7 +470,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(s->w, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
             SQLITE_OK) {
-            dberr(s->w, st_sql[i], err, errlen);
+            sq_dberr(s->w, st_sql[i], err, errlen);
             goto fail;
         }
     /* Prove now that readers can open the file, not at the first query. */
@@ -528,20 +529,20 @@ static int device_upsert(co_store *s, const char *site, const cm_device_info *d,
                          int64_t *ref, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->st[ST_DEVICE_UPSERT];
-    bind_text(st, 1, site);
-    bind_text(st, 2, d->id);
-    bind_text(st, 3, d->screen);
-    bind_text(st, 4, d->kind);
-    bind_text(st, 5, d->vendor);
-    bind_text(st, 6, d->model);
-    bind_text(st, 7, d->serial);
-    bind_text(st, 8, d->firmware);
-    bind_text(st, 9, d->profile);
+    sq_bind_text(st, 1, site);
+    sq_bind_text(st, 2, d->id);
+    sq_bind_text(st, 3, d->screen);
+    sq_bind_text(st, 4, d->kind);
+    sq_bind_text(st, 5, d->vendor);
+    sq_bind_text(st, 6, d->model);
+    sq_bind_text(st, 7, d->serial);
+    sq_bind_text(st, 8, d->firmware);
+    sq_bind_text(st, 9, d->profile);
     sqlite3_bind_int64(st, 10, now);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *ref = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return dberr(s->w, "device upsert", err, errlen);
+    if (rc != SQLITE_ROW) return sq_dberr(s->w, "device upsert", err, errlen);
     return 0;
 }
 
@@ -612,13 +613,13 @@ static int series_ref(co_store *s, const char *site, const cm_series *se, int64_
     if (idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
     sqlite3_stmt *st = s->st[ST_SERIES_UPSERT];
     sqlite3_bind_int64(st, 1, dev);
-    bind_text(st, 2, se->metric);
-    bind_text(st, 3, s->labels);
-    bind_text(st, 4, se->unit);
+    sq_bind_text(st, 2, se->metric);
+    sq_bind_text(st, 3, s->labels);
+    sq_bind_text(st, 4, se->unit);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *sid = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return dberr(s->w, "series upsert", err, errlen);
+    if (rc != SQLITE_ROW) return sq_dberr(s->w, "series upsert", err, errlen);
     if (idmap_put(&s->sermap, s->key, len, h, *sid) < 0) goto oom;
     return 0;
 oom:
@@ -632,7 +633,7 @@ static int chunk_flush(co_store *s, chunk *c, char *err, size_t errlen)
     sqlite3_stmt *st = s->st[ST_CHUNK_ROWS];
     sqlite3_bind_int64(st, 1, c->day);
     sqlite3_bind_int64(st, 2, c->added);
-    if (step_done(s->w, st, "chunk row count", err, errlen) < 0) return -1;
+    if (sq_step_done(s->w, st, "chunk row count", err, errlen) < 0) return -1;
     c->added = 0;
     return 0;
 }
@@ -667,21 +668,21 @@ static chunk *chunk_get(co_store *s, int64_t day, char *err, size_t errlen)
              "CREATE TABLE IF NOT EXISTS %s(series_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
              " value REAL NOT NULL, PRIMARY KEY(series_id, ts_ms)) WITHOUT ROWID",
              name);
-    if (exec_sql(s->w, sql, err, errlen) < 0) goto fail;
+    if (sq_exec_sql(s->w, sql, err, errlen) < 0) goto fail;
     sqlite3_stmt *st = s->st[ST_CHUNK_ADD];
     sqlite3_bind_int64(st, 1, day);
-    bind_text(st, 2, name);
-    if (step_done(s->w, st, "chunk add", err, errlen) < 0) goto fail;
+    sq_bind_text(st, 2, name);
+    if (sq_step_done(s->w, st, "chunk add", err, errlen) < 0) goto fail;
     snprintf(sql, sizeof sql,
              "INSERT INTO %s(series_id, ts_ms, value) VALUES(?1, ?2, ?3) ON CONFLICT DO NOTHING",
              name);
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->ins, NULL) != SQLITE_OK) {
-        dberr(s->w, name, err, errlen);
+        sq_dberr(s->w, name, err, errlen);
         goto fail;
     }
     snprintf(sql, sizeof sql, "UPDATE %s SET value = ?3 WHERE series_id = ?1 AND ts_ms = ?2", name);
     if (sqlite3_prepare_v3(s->w, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->upd, NULL) != SQLITE_OK) {
-        dberr(s->w, name, err, errlen);
+        sq_dberr(s->w, name, err, errlen);
         goto fail;
     }
     return c;
@@ -704,7 +705,7 @@ static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, siz
     sqlite3_bind_int64(c->ins, 1, sid);
     sqlite3_bind_int64(c->ins, 2, p->ts_ms);
     sqlite3_bind_double(c->ins, 3, p->value);
-    if (step_done(s->w, c->ins, "sample insert", err, errlen) < 0) return -1;
+    if (sq_step_done(s->w, c->ins, "sample insert", err, errlen) < 0) return -1;
     if (sqlite3_changes(s->w) > 0) {
         c->added++;
         return 0;
@@ -712,7 +713,7 @@ static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, siz
     sqlite3_bind_int64(c->upd, 1, sid);
     sqlite3_bind_int64(c->upd, 2, p->ts_ms);
     sqlite3_bind_double(c->upd, 3, p->value);
-    return step_done(s->w, c->upd, "sample update", err, errlen);
+    return sq_step_done(s->w, c->upd, "sample update", err, errlen);
 }
 
 static int series_write(co_store *s, const char *site, const cm_series *se, int64_t now, char *err,
@@ -743,7 +744,7 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_int64(st, 2, newest->ts_ms);
     sqlite3_bind_double(st, 3, newest->value);
-    return step_done(s->w, st, "latest upsert", err, errlen);
+    return sq_step_done(s->w, st, "latest upsert", err, errlen);
 }
 
 /* Seqs last+1 .. first-1 never arrived (an implicit "missing" gap); then the batch's own
@@ -768,7 +769,7 @@ static int ranges_overlapping(co_store *s, sqlite3_stmt *st, const char *agent, 
     *out = NULL;
     *n = 0;
     size_t cap = 0;
-    bind_text(st, 1, agent);
+    sq_bind_text(st, 1, agent);
     sqlite3_bind_int64(st, 2, b);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -792,7 +793,7 @@ static int ranges_overlapping(co_store *s, sqlite3_stmt *st, const char *agent, 
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         ranges_free(*out, *n);
-        return dberr(s->w, "gap ranges", err, errlen);
+        return sq_dberr(s->w, "gap ranges", err, errlen);
     }
     for (size_t i = 0; i < *n / 2; i++) { /* read descending: make it ascending */
         seq_range t = (*out)[i];
@@ -813,12 +814,12 @@ static int gap_insert(co_store *s, const char *agent, int64_t from, int64_t to, 
                       int64_t when, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->st[ST_GAP_INSERT];
-    bind_text(st, 1, agent);
+    sq_bind_text(st, 1, agent);
     sqlite3_bind_int64(st, 2, from);
     sqlite3_bind_int64(st, 3, to);
-    bind_text(st, 4, reason);
+    sq_bind_text(st, 4, reason);
     sqlite3_bind_int64(st, 5, when);
-    return step_done(s->w, st, "gap insert", err, errlen);
+    return sq_step_done(s->w, st, "gap insert", err, errlen);
 }
 
 /* Record that seqs [a, b] of agent are lost, except those stored (audit rows): a seq is
@@ -855,9 +856,9 @@ static int gap_put(co_store *s, const char *agent, int64_t a, int64_t b, const c
                 sqlite3_stmt *del = s->st[ST_GAP_DELETE];
                 for (size_t j = 0; j < ngaps && rc == 0; j++) {
                     seq_range *g = &gaps[j];
-                    bind_text(del, 1, agent);
+                    sq_bind_text(del, 1, agent);
                     sqlite3_bind_int64(del, 2, g->from);
-                    rc = step_done(s->w, del, "gap delete", err, errlen);
+                    rc = sq_step_done(s->w, del, "gap delete", err, errlen);
                     if (rc == 0 && g->from < p)
                         rc = gap_insert(s, agent, g->from, p - 1, g->reason, g->reported_ms, err,
                                         errlen);
@@ -913,11 +914,11 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
             return -1;
         }
     sqlite3_stmt *st = s->st[ST_AGENT_SEQ];
-    bind_text(st, 1, b->agent_id);
+    sq_bind_text(st, 1, b->agent_id);
     int rc = sqlite3_step(st);
     int64_t last = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return dberr(s->w, "agent lookup", err, errlen);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_dberr(s->w, "agent lookup", err, errlen);
     if ((int64_t)b->seq <= last) {
         *res = CO_BATCH_DUPLICATE;
         return 0;
@@ -928,9 +929,9 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
     }
 
     st = s->st[ST_SITE_ADD];
-    bind_text(st, 1, b->site);
+    sq_bind_text(st, 1, b->site);
     sqlite3_bind_int64(st, 2, now);
-    if (step_done(s->w, st, "site insert", err, errlen) < 0) return -1;
+    if (sq_step_done(s->w, st, "site insert", err, errlen) < 0) return -1;
 
     s->ntouched = 0;
     int64_t ref;
@@ -949,43 +950,43 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
         int have = e->device != NULL;
         if (have && device_ref(s, b->site, NULL, e->device, now, &ref, err, errlen) < 0) return -1;
         st = s->st[ST_EVENT];
-        bind_text(st, 1, b->site);
+        sq_bind_text(st, 1, b->site);
         if (have)
             sqlite3_bind_int64(st, 2, ref);
         else
             sqlite3_bind_null(st, 2);
         sqlite3_bind_int64(st, 3, e->ts_ms);
-        bind_text(st, 4, e->severity);
-        bind_text(st, 5, e->code);
-        bind_text(st, 6, e->text);
-        bind_text(st, 7, e->source);
-        if (step_done(s->w, st, "event insert", err, errlen) < 0) return -1;
+        sq_bind_text(st, 4, e->severity);
+        sq_bind_text(st, 5, e->code);
+        sq_bind_text(st, 6, e->text);
+        sq_bind_text(st, 7, e->source);
+        if (sq_step_done(s->w, st, "event insert", err, errlen) < 0) return -1;
     }
     st = s->st[ST_DEVICE_TOUCH];
     for (size_t i = 0; i < s->ntouched; i++) {
         sqlite3_bind_int64(st, 1, s->touched[i]);
         sqlite3_bind_int64(st, 2, now);
-        if (step_done(s->w, st, "device last_seen", err, errlen) < 0) return -1;
+        if (sq_step_done(s->w, st, "device last_seen", err, errlen) < 0) return -1;
     }
 
     int64_t samples = (int64_t)cm_batch_points(b);
     st = s->st[ST_BATCH_AUDIT];
-    bind_text(st, 1, b->agent_id);
+    sq_bind_text(st, 1, b->agent_id);
     sqlite3_bind_int64(st, 2, (int64_t)first);
     sqlite3_bind_int64(st, 3, (int64_t)b->seq);
     sqlite3_bind_int64(st, 4, samples);
     sqlite3_bind_int64(st, 5, now);
-    if (step_done(s->w, st, "batch audit", err, errlen) < 0) return -1;
+    if (sq_step_done(s->w, st, "batch audit", err, errlen) < 0) return -1;
     if (gaps_write(s, b, last, first, now, err, errlen) < 0) return -1;
 
     st = s->st[ST_AGENT_UPSERT];
-    bind_text(st, 1, b->agent_id);
-    bind_text(st, 2, b->site);
+    sq_bind_text(st, 1, b->agent_id);
+    sq_bind_text(st, 2, b->site);
     sqlite3_bind_int64(st, 3, (int64_t)b->seq);
     sqlite3_bind_int64(st, 4, now);
-    bind_text(st, 5, b->agent_version);
+    sq_bind_text(st, 5, b->agent_version);
     sqlite3_bind_int64(st, 6, samples);
-    if (step_done(s->w, st, "agent update", err, errlen) < 0) return -1;
+    if (sq_step_done(s->w, st, "agent update", err, errlen) < 0) return -1;
     *res = CO_BATCH_STORED;
     return 0;
 }
@@ -993,7 +994,7 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
 /* After a rollback: ids cached during the transaction and chunk tables it created are gone. */
 static void after_rollback(co_store *s)
 {
-    if (!sqlite3_get_autocommit(s->w)) step_done(s->w, s->st[ST_ROLLBACK], "rollback", NULL, 0);
+    if (!sqlite3_get_autocommit(s->w)) sq_step_done(s->w, s->st[ST_ROLLBACK], "rollback", NULL, 0);
     chunks_drop(s);
     idmap_clear(&s->devmap);
     idmap_clear(&s->sermap);
@@ -1005,12 +1006,12 @@ int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_res
     if (!n) return 0;
     pthread_mutex_lock(&s->wmu);
     int64_t now = cm_now_ms();
-    if (step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
+    if (sq_step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
     for (size_t i = 0; i < n; i++)
         if (batch_write(s, batches[i], now, &result[i], err, errlen) < 0) goto fail;
     for (size_t i = 0; i < s->nchunks; i++)
         if (chunk_flush(s, &s->chunks[i], err, errlen) < 0) goto fail;
-    if (step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) goto fail;
+    if (sq_step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) goto fail;
     pthread_mutex_unlock(&s->wmu);
     return 0;
 fail:
@@ -1042,16 +1043,16 @@ int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, 
     }
     pthread_mutex_lock(&s->wmu);
     sqlite3_stmt *st = s->st[ST_TOKEN_ADD];
-    bind_text(st, 1, hash_hex);
-    bind_text(st, 2, agent_id);
-    bind_text(st, 3, site);
+    sq_bind_text(st, 1, hash_hex);
+    sq_bind_text(st, 2, agent_id);
+    sq_bind_text(st, 3, site);
     sqlite3_bind_int64(st, 4, cm_now_ms());
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
         cm_seterr(err, errlen, "token already exists");
     else if (rc != SQLITE_DONE)
-        dberr(s->w, "token add", err, errlen);
+        sq_dberr(s->w, "token add", err, errlen);
     pthread_mutex_unlock(&s->wmu);
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1076,10 +1077,10 @@ int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, siz
     int ret = -1;
     if (sqlite3_prepare_v2(db, "SELECT agent_id, site FROM tokens WHERE hash = ?1", -1, &st,
                            NULL) != SQLITE_OK) {
-        dberr(db, "token lookup", err, errlen);
+        sq_dberr(db, "token lookup", err, errlen);
         goto out;
     }
-    bind_text(st, 1, hash_hex);
+    sq_bind_text(st, 1, hash_hex);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         ret = 0;
@@ -1089,7 +1090,7 @@ int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, siz
         else
             ret = 1;
     } else {
-        dberr(db, "token lookup", err, errlen);
+        sq_dberr(db, "token lookup", err, errlen);
     }
 out:
     sqlite3_finalize(st);
@@ -1100,41 +1101,46 @@ out:
 /* ---------------------------------------------------------------- queries */
 
 /* A query runs on a pooled reader inside one read transaction (one consistent snapshot). */
-typedef struct query {
-    co_store *s;
-    sqlite3 *db;
-    char *err;
-    size_t errlen;
-} query;
 
-static int q_begin(query *q, co_store *s, char *err, size_t errlen)
+int sq_q_begin(sq_query *q, co_store *s, char *err, size_t errlen)
 {
-    *q = (query){s, NULL, err, errlen};
+    *q = (sq_query){s, NULL, err, errlen};
     if (!(q->db = reader_get(s, err, errlen))) return -1;
-    if (exec_sql(q->db, "BEGIN", err, errlen) < 0) {
+    if (sq_exec_sql(q->db, "BEGIN", err, errlen) < 0) {
         reader_put(s, q->db);
         return -1;
     }
     return 0;
 }
 
-static void q_end(query *q)
+sqlite3 *sq_writer_lock(co_store *s)
+{
+    pthread_mutex_lock(&s->wmu);
+    return s->w;
+}
+
+void sq_writer_unlock(co_store *s)
+{
+    pthread_mutex_unlock(&s->wmu);
+}
+
+void sq_q_end(sq_query *q)
 {
     reader_put(q->s, q->db); /* rolls the read transaction back */
 }
 
-static sqlite3_stmt *q_prepare(query *q, const char *sql)
+sqlite3_stmt *sq_q_prepare(sq_query *q, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        dberr(q->db, "query", q->err, q->errlen);
+        sq_dberr(q->db, "query", q->err, q->errlen);
         sqlite3_finalize(st);
         return NULL;
     }
     return st;
 }
 
-static json_t *col_json_str(sqlite3_stmt *st, int i)
+json_t *sq_col_json_str(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     if (!t) return json_null();
@@ -1142,7 +1148,7 @@ static json_t *col_json_str(sqlite3_stmt *st, int i)
     return j ? j : json_null();
 }
 
-static json_t *col_json_int(sqlite3_stmt *st, int i)
+json_t *sq_col_json_int(sqlite3_stmt *st, int i)
 {
     if (sqlite3_column_type(st, i) == SQLITE_NULL) return json_null();
     return json_integer(sqlite3_column_int64(st, i));
@@ -1159,7 +1165,7 @@ static json_t *col_json_labels(sqlite3_stmt *st, int i)
 }
 
 /* Step st to the end, appending one object per row built by row(); NULL with err on error. */
-static json_t *q_rows(query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *))
+json_t *sq_q_rows(sq_query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *))
 {
     json_t *arr = json_array();
     int rc;
@@ -1176,7 +1182,7 @@ static json_t *q_rows(query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *)
         return NULL;
     }
     if (rc != SQLITE_DONE) {
-        dberr(q->db, "query", q->err, q->errlen);
+        sq_dberr(q->db, "query", q->err, q->errlen);
         json_decref(arr);
         return NULL;
     }
@@ -1185,56 +1191,56 @@ static json_t *q_rows(query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *)
 
 static json_t *site_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "code", col_json_str(st, 0), "name",
-                     col_json_str(st, 1), "province", col_json_str(st, 2), "city",
-                     col_json_str(st, 3), "devices", (json_int_t)sqlite3_column_int64(st, 4),
-                     "last_seen_ms", col_json_int(st, 5));
+    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "code", sq_col_json_str(st, 0), "name",
+                     sq_col_json_str(st, 1), "province", sq_col_json_str(st, 2), "city",
+                     sq_col_json_str(st, 3), "devices", (json_int_t)sqlite3_column_int64(st, 4),
+                     "last_seen_ms", sq_col_json_int(st, 5));
 }
 
 json_t *co_store_sites(co_store *s, char *err, size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st =
-        q_prepare(&q, "SELECT code, name, province, city,"
+        sq_q_prepare(&q, "SELECT code, name, province, city,"
                       " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
                       " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code)"
                       " FROM sites s ORDER BY code");
-    if (st) res = q_rows(&q, st, site_row);
+    if (st) res = sq_q_rows(&q, st, site_row);
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
 static json_t *device_row(sqlite3_stmt *st)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "site",
-                     col_json_str(st, 0), "id", col_json_str(st, 1), "screen", col_json_str(st, 2),
-                     "kind", col_json_str(st, 3), "vendor", col_json_str(st, 4), "model",
-                     col_json_str(st, 5), "serial", col_json_str(st, 6), "firmware",
-                     col_json_str(st, 7), "profile", col_json_str(st, 8), "first_seen_ms",
-                     col_json_int(st, 9), "last_seen_ms", col_json_int(st, 10));
+                     sq_col_json_str(st, 0), "id", sq_col_json_str(st, 1), "screen", sq_col_json_str(st, 2),
+                     "kind", sq_col_json_str(st, 3), "vendor", sq_col_json_str(st, 4), "model",
+                     sq_col_json_str(st, 5), "serial", sq_col_json_str(st, 6), "firmware",
+                     sq_col_json_str(st, 7), "profile", sq_col_json_str(st, 8), "first_seen_ms",
+                     sq_col_json_int(st, 9), "last_seen_ms", sq_col_json_int(st, 10));
 }
 
 json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
 #define DEVICE_COLS                                                                                \
     "SELECT site, device_id, screen, kind, vendor, model, serial, firmware, profile,"              \
     " first_seen_ms, last_seen_ms FROM devices"
     /* two statements, so that one site's listing searches the (site, device_id) index */
-    sqlite3_stmt *st = q_prepare(&q, site ? DEVICE_COLS " WHERE site = ?1 ORDER BY device_id"
+    sqlite3_stmt *st = sq_q_prepare(&q, site ? DEVICE_COLS " WHERE site = ?1 ORDER BY device_id"
                                           : DEVICE_COLS " ORDER BY site, device_id");
 #undef DEVICE_COLS
     if (st) {
-        bind_text(st, 1, site);
-        res = q_rows(&q, st, device_row);
+        sq_bind_text(st, 1, site);
+        res = sq_q_rows(&q, st, device_row);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
@@ -1245,12 +1251,12 @@ int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *
         cm_seterr(err, errlen, "last_seq: an agent is required");
         return -1;
     }
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return -1;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
     int ret = -1;
-    sqlite3_stmt *st = q_prepare(&q, "SELECT last_seq FROM agents WHERE id = ?1");
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT last_seq FROM agents WHERE id = ?1");
     if (st) {
-        bind_text(st, 1, agent);
+        sq_bind_text(st, 1, agent);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
             int64_t v = sqlite3_column_int64(st, 0);
@@ -1259,18 +1265,18 @@ int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *
         } else if (rc == SQLITE_DONE) {
             ret = 0;
         } else {
-            dberr(q.db, "last_seq", err, errlen);
+            sq_dberr(q.db, "last_seq", err, errlen);
         }
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return ret;
 }
 
 static json_t *agent_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "id", col_json_str(st, 0), "site",
-                     col_json_str(st, 1), "version", col_json_str(st, 2), "last_seq",
+    return json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:I}", "id", sq_col_json_str(st, 0), "site",
+                     sq_col_json_str(st, 1), "version", sq_col_json_str(st, 2), "last_seq",
                      (json_int_t)sqlite3_column_int64(st, 3), "last_seen_ms",
                      (json_int_t)sqlite3_column_int64(st, 4), "batches",
                      (json_int_t)sqlite3_column_int64(st, 5), "samples",
@@ -1279,22 +1285,22 @@ static json_t *agent_row(sqlite3_stmt *st)
 
 json_t *co_store_agents(co_store *s, char *err, size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = q_prepare(&q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
                                      " samples FROM agents ORDER BY id");
-    if (st) res = q_rows(&q, st, agent_row);
+    if (st) res = sq_q_rows(&q, st, agent_row);
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
 static json_t *gap_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:I, s:I, s:o, s:I}", "agent", col_json_str(st, 0), "from_seq",
+    return json_pack("{s:o, s:I, s:I, s:o, s:I}", "agent", sq_col_json_str(st, 0), "from_seq",
                      (json_int_t)sqlite3_column_int64(st, 1), "to_seq",
-                     (json_int_t)sqlite3_column_int64(st, 2), "reason", col_json_str(st, 3),
+                     (json_int_t)sqlite3_column_int64(st, 2), "reason", sq_col_json_str(st, 3),
                      "reported_ms", (json_int_t)sqlite3_column_int64(st, 4));
 }
 
@@ -1304,35 +1310,35 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
         cm_seterr(err, errlen, "gaps: an agent is required");
         return NULL;
     }
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = q_prepare(&q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms"
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms"
                                      " FROM gaps WHERE agent_id = ?1 ORDER BY from_seq");
     if (st) {
-        bind_text(st, 1, agent);
-        res = q_rows(&q, st, gap_row);
+        sq_bind_text(st, 1, agent);
+        res = sq_q_rows(&q, st, gap_row);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
 int co_store_ping(co_store *s, char *err, size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return -1;
-    sqlite3_stmt *st = q_prepare(&q, "SELECT 1 FROM agents LIMIT 1");
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT 1 FROM agents LIMIT 1");
     int rc = -1;
     if (st) {
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW || r == SQLITE_DONE)
             rc = 0;
         else
-            dberr(q.db, "ping", err, errlen);
+            sq_dberr(q.db, "ping", err, errlen);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return rc;
 }
 
@@ -1352,7 +1358,7 @@ int co_screen_display_valid(const char *d)
 static int write_stmt(co_store *s, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
 {
     if (sqlite3_prepare_v2(s->w, sql, -1, out, NULL) != SQLITE_OK) {
-        dberr(s->w, "prepare", err, errlen);
+        sq_dberr(s->w, "prepare", err, errlen);
         sqlite3_finalize(*out);
         *out = NULL;
         return -1;
@@ -1392,7 +1398,7 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
     sqlite3_stmt *site_st = NULL, *scr_st = NULL;
     int rc = -1;
     pthread_mutex_lock(&s->wmu);
-    if (exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen) < 0) goto unlock;
+    if (sq_exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen) < 0) goto unlock;
     /* A NULL field keeps what is stored (COALESCE), so a partial update changes only what it
      * names; a new row gets the defaults. */
     if (write_stmt(s,
@@ -1411,37 +1417,37 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
                    &scr_st, err, errlen) < 0)
         goto rollback;
     for (size_t i = 0; i < nsites; i++) {
-        bind_text(site_st, 1, sites[i].code);
-        bind_text(site_st, 2, sites[i].name);
-        bind_text(site_st, 3, sites[i].province);
-        bind_text(site_st, 4, sites[i].city);
+        sq_bind_text(site_st, 1, sites[i].code);
+        sq_bind_text(site_st, 2, sites[i].name);
+        sq_bind_text(site_st, 3, sites[i].province);
+        sq_bind_text(site_st, 4, sites[i].city);
         sqlite3_bind_int64(site_st, 5, now);
-        if (step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
+        if (sq_step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
     }
     for (size_t i = 0; i < nscreens; i++) {
         const co_screen *sc = &screens[i];
         /* the screen's site exists even when the import names only screens */
-        bind_text(site_st, 1, sc->site);
+        sq_bind_text(site_st, 1, sc->site);
         for (int k = 2; k <= 4; k++)
             sqlite3_bind_null(site_st, k);
         sqlite3_bind_int64(site_st, 5, now);
-        if (step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
-        bind_text(scr_st, 1, sc->site);
-        bind_text(scr_st, 2, sc->screen);
-        bind_text(scr_st, 3, sc->name);
-        bind_text(scr_st, 4, sc->class_);
-        bind_text(scr_st, 5, sc->display);
-        bind_text(scr_st, 6, sc->format);
-        bind_text(scr_st, 7, sc->spl_ref_json);
+        if (sq_step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
+        sq_bind_text(scr_st, 1, sc->site);
+        sq_bind_text(scr_st, 2, sc->screen);
+        sq_bind_text(scr_st, 3, sc->name);
+        sq_bind_text(scr_st, 4, sc->class_);
+        sq_bind_text(scr_st, 5, sc->display);
+        sq_bind_text(scr_st, 6, sc->format);
+        sq_bind_text(scr_st, 7, sc->spl_ref_json);
         sqlite3_bind_int64(scr_st, 8, now);
-        bind_text(scr_st, 9, by);
-        if (step_done(s->w, scr_st, "screen upsert", err, errlen) < 0) goto rollback;
+        sq_bind_text(scr_st, 9, by);
+        if (sq_step_done(s->w, scr_st, "screen upsert", err, errlen) < 0) goto rollback;
     }
-    if (exec_sql(s->w, "COMMIT", err, errlen) < 0) goto rollback;
+    if (sq_exec_sql(s->w, "COMMIT", err, errlen) < 0) goto rollback;
     rc = 0;
     goto unlock;
 rollback:
-    exec_sql(s->w, "ROLLBACK", NULL, 0);
+    sq_exec_sql(s->w, "ROLLBACK", NULL, 0);
 unlock:
     sqlite3_finalize(site_st);
     sqlite3_finalize(scr_st);
@@ -1459,32 +1465,32 @@ static json_t *screen_row(sqlite3_stmt *st)
         spl = json_object();
     }
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}", "site",
-                     col_json_str(st, 0), "screen", col_json_str(st, 1), "name",
-                     col_json_str(st, 2), "class", col_json_str(st, 3), "display",
-                     col_json_str(st, 4), "format", col_json_str(st, 5), "spl_ref", spl,
-                     "devices", col_json_int(st, 9), "updated_ms",
-                     (json_int_t)sqlite3_column_int64(st, 7), "updated_by", col_json_str(st, 8));
+                     sq_col_json_str(st, 0), "screen", sq_col_json_str(st, 1), "name",
+                     sq_col_json_str(st, 2), "class", sq_col_json_str(st, 3), "display",
+                     sq_col_json_str(st, 4), "format", sq_col_json_str(st, 5), "spl_ref", spl,
+                     "devices", sq_col_json_int(st, 9), "updated_ms",
+                     (json_int_t)sqlite3_column_int64(st, 7), "updated_by", sq_col_json_str(st, 8));
 }
 
 json_t *co_store_screens(co_store *s, const char *site, const char *screen, char *err,
                          size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = q_prepare(
+    sqlite3_stmt *st = sq_q_prepare(
         &q, "SELECT c.site, c.screen, c.name, c.class, c.display, c.format, c.spl_ref,"
             " c.updated_ms, c.updated_by,"
             " (SELECT count(*) FROM devices d WHERE d.site = c.site AND d.screen = c.screen)"
             " FROM screens c WHERE (?1 IS NULL OR c.site = ?1) AND (?2 IS NULL OR c.screen = ?2)"
             " ORDER BY c.site, c.screen");
     if (st) {
-        bind_text(st, 1, site);
-        bind_text(st, 2, screen);
-        res = q_rows(&q, st, screen_row);
+        sq_bind_text(st, 1, site);
+        sq_bind_text(st, 2, screen);
+        res = sq_q_rows(&q, st, screen_row);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
@@ -1504,9 +1510,9 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
     pthread_mutex_lock(&s->wmu);
     if (write_stmt(s, "INSERT INTO operators(hash, name, site, created_ms) VALUES(?1,?2,?3,?4)",
                    &st, err, errlen) == 0) {
-        bind_text(st, 1, hash_hex);
-        bind_text(st, 2, name);
-        bind_text(st, 3, site);
+        sq_bind_text(st, 1, hash_hex);
+        sq_bind_text(st, 2, name);
+        sq_bind_text(st, 3, site);
         sqlite3_bind_int64(st, 4, cm_now_ms());
         int r = sqlite3_step(st);
         if (r == SQLITE_DONE)
@@ -1514,7 +1520,7 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
         else if (r == SQLITE_CONSTRAINT_PRIMARYKEY)
             cm_seterr(err, errlen, "token already exists");
         else
-            dberr(s->w, "operator add", err, errlen);
+            sq_dberr(s->w, "operator add", err, errlen);
     }
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->wmu);
@@ -1531,10 +1537,10 @@ int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size
     int ret = -1;
     if (sqlite3_prepare_v2(db, "SELECT name, site FROM operators WHERE hash = ?1", -1, &st,
                            NULL) != SQLITE_OK) {
-        dberr(db, "operator lookup", err, errlen);
+        sq_dberr(db, "operator lookup", err, errlen);
         goto out;
     }
-    bind_text(st, 1, hash_hex);
+    sq_bind_text(st, 1, hash_hex);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) {
         ret = 0;
@@ -1544,7 +1550,7 @@ int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size
         else
             ret = 1;
     } else {
-        dberr(db, "operator lookup", err, errlen);
+        sq_dberr(db, "operator lookup", err, errlen);
     }
 out:
     sqlite3_finalize(st);
@@ -1555,11 +1561,11 @@ out:
 static json_t *event_row(sqlite3_stmt *st)
 {
     return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
-                     (json_int_t)sqlite3_column_int64(st, 0), "site", col_json_str(st, 1),
-                     "device", col_json_str(st, 2), "ts_ms",
-                     (json_int_t)sqlite3_column_int64(st, 3), "severity", col_json_str(st, 4),
-                     "code", col_json_str(st, 5), "text", col_json_str(st, 6), "source",
-                     col_json_str(st, 7));
+                     (json_int_t)sqlite3_column_int64(st, 0), "site", sq_col_json_str(st, 1),
+                     "device", sq_col_json_str(st, 2), "ts_ms",
+                     (json_int_t)sqlite3_column_int64(st, 3), "severity", sq_col_json_str(st, 4),
+                     "code", sq_col_json_str(st, 5), "text", sq_col_json_str(st, 6), "source",
+                     sq_col_json_str(st, 7));
 }
 
 /* Rank of a severity for filtering: info 0, warning 1, critical 2. */
@@ -1577,10 +1583,10 @@ json_t *co_store_events(co_store *s, const char *site, const char *device,
         cm_seterr(err, errlen, "events: a range is required");
         return NULL;
     }
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = q_prepare(
+    sqlite3_stmt *st = sq_q_prepare(
         &q,
         "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
         " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
@@ -1589,24 +1595,24 @@ json_t *co_store_events(co_store *s, const char *site, const char *device,
         " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
         " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
     if (st) {
-        bind_text(st, 1, site);
-        bind_text(st, 2, device);
+        sq_bind_text(st, 1, site);
+        sq_bind_text(st, 2, device);
         sqlite3_bind_int64(st, 3, r->from_ms);
         sqlite3_bind_int64(st, 4, r->to_ms);
         sqlite3_bind_int(st, 5, severity_rank(min_severity));
         sqlite3_bind_int64(st, 6, (sqlite3_int64)r->limit);
-        res = q_rows(&q, st, event_row);
+        res = sq_q_rows(&q, st, event_row);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
 static json_t *latest_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", col_json_str(st, 0), "device",
-                     col_json_str(st, 1), "metric", col_json_str(st, 2), "labels",
-                     col_json_labels(st, 3), "unit", col_json_str(st, 4), "ts_ms",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", sq_col_json_str(st, 0), "device",
+                     sq_col_json_str(st, 1), "metric", sq_col_json_str(st, 2), "labels",
+                     col_json_labels(st, 3), "unit", sq_col_json_str(st, 4), "ts_ms",
                      (json_int_t)sqlite3_column_int64(st, 5), "value",
                      sqlite3_column_double(st, 6));
 }
@@ -1618,23 +1624,23 @@ json_t *co_store_latest(co_store *s, const char *site, const char *device, const
         cm_seterr(err, errlen, "latest: a device is required");
         return NULL;
     }
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = q_prepare(
+    sqlite3_stmt *st = sq_q_prepare(
         &q,
         "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
         " FROM devices d JOIN series r ON r.device_ref = d.id JOIN latest l ON l.series_id = r.id"
         " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
         " ORDER BY d.site, r.metric, r.labels");
     if (st) {
-        bind_text(st, 1, site);
-        bind_text(st, 2, device);
-        bind_text(st, 3, metric);
-        res = q_rows(&q, st, latest_row);
+        sq_bind_text(st, 1, site);
+        sq_bind_text(st, 2, device);
+        sq_bind_text(st, 3, metric);
+        res = sq_q_rows(&q, st, latest_row);
     }
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
@@ -1648,9 +1654,9 @@ typedef struct qseries {
 
 static json_t *series_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "site", col_json_str(st, 1), "device",
-                     col_json_str(st, 2), "metric", col_json_str(st, 3), "labels",
-                     col_json_labels(st, 4), "unit", col_json_str(st, 5));
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "site", sq_col_json_str(st, 1), "device",
+                     sq_col_json_str(st, 2), "metric", sq_col_json_str(st, 3), "labels",
+                     col_json_labels(st, 4), "unit", sq_col_json_str(st, 5));
 }
 
 static int qseries_push(qseries *qs, int64_t ts, double v)
@@ -1667,13 +1673,13 @@ static int qseries_push(qseries *qs, int64_t ts, double v)
 }
 
 /* Walk the day chunks overlapping [from, to] newest first, filling each series' points. */
-static int series_points(query *q, qseries *qs, size_t nqs, const co_range *r)
+static int series_points(sq_query *q, qseries *qs, size_t nqs, const co_range *r)
 {
     int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
     int64_t to = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
     if (from > to || !nqs) return 0;
     sqlite3_stmt *days =
-        q_prepare(q, "SELECT day FROM chunks WHERE day BETWEEN ?1 AND ?2 ORDER BY day DESC");
+        sq_q_prepare(q, "SELECT day FROM chunks WHERE day BETWEEN ?1 AND ?2 ORDER BY day DESC");
     if (!days) return -1;
     sqlite3_bind_int64(days, 1, floor_div(from, DAY_MS));
     sqlite3_bind_int64(days, 2, floor_div(to, DAY_MS));
@@ -1685,7 +1691,7 @@ static int series_points(query *q, qseries *qs, size_t nqs, const co_range *r)
                  "SELECT ts_ms, value FROM %s WHERE series_id = ?1 AND ts_ms BETWEEN ?2 AND ?3"
                  " ORDER BY ts_ms DESC LIMIT ?4",
                  name);
-        sqlite3_stmt *st = q_prepare(q, sql);
+        sqlite3_stmt *st = sq_q_prepare(q, sql);
         if (!st) {
             ret = -1;
             break;
@@ -1703,12 +1709,12 @@ static int series_points(query *q, qseries *qs, size_t nqs, const co_range *r)
                     ret = -1;
                     break;
                 }
-            if (ret == 0 && rc != SQLITE_DONE) ret = dberr(q->db, name, q->err, q->errlen);
+            if (ret == 0 && rc != SQLITE_DONE) ret = sq_dberr(q->db, name, q->err, q->errlen);
             sqlite3_reset(st);
         }
         sqlite3_finalize(st);
     }
-    if (ret == 0 && rc != SQLITE_DONE) ret = dberr(q->db, "chunks", q->err, q->errlen);
+    if (ret == 0 && rc != SQLITE_DONE) ret = sq_dberr(q->db, "chunks", q->err, q->errlen);
     sqlite3_finalize(days);
     return ret;
 }
@@ -1720,21 +1726,21 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
         cm_seterr(err, errlen, "series: a device and a range are required");
         return NULL;
     }
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return NULL;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     qseries *qs = NULL;
     size_t nqs = 0, cap = 0;
-    sqlite3_stmt *st = q_prepare(
+    sqlite3_stmt *st = sq_q_prepare(
         &q,
         "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
         " FROM devices d JOIN series r ON r.device_ref = d.id"
         " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
         " ORDER BY d.site, r.metric, r.labels");
     if (!st) goto out;
-    bind_text(st, 1, site);
-    bind_text(st, 2, device);
-    bind_text(st, 3, metric);
+    sq_bind_text(st, 1, site);
+    sq_bind_text(st, 2, device);
+    sq_bind_text(st, 3, metric);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (nqs == cap) {
@@ -1750,7 +1756,7 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
         nqs++;
     }
     if (rc != SQLITE_DONE) {
-        dberr(q.db, "series", err, errlen);
+        sq_dberr(q.db, "series", err, errlen);
         goto out;
     }
     if (series_points(&q, qs, nqs, r) < 0) goto out;
@@ -1776,32 +1782,32 @@ out:
     }
     free(qs);
     sqlite3_finalize(st);
-    q_end(&q);
+    sq_q_end(&q);
     return res;
 }
 
-static int q_int(query *q, const char *sql, int64_t *out)
+static int q_int(sq_query *q, const char *sql, int64_t *out)
 {
-    sqlite3_stmt *st = q_prepare(q, sql);
+    sqlite3_stmt *st = sq_q_prepare(q, sql);
     if (!st) return -1;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW ? 0 : dberr(q->db, sql, q->err, q->errlen);
+    return rc == SQLITE_ROW ? 0 : sq_dberr(q->db, sql, q->err, q->errlen);
 }
 
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen)
 {
-    query q;
-    if (q_begin(&q, s, err, errlen) < 0) return -1;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
     int64_t a = 0, b = 0, c = 0;
     int rc = q_int(&q, "SELECT coalesce(sum(rows), 0) FROM chunks", &a) < 0 ||
                      q_int(&q, "SELECT count(*) FROM series", &b) < 0 ||
                      q_int(&q, "SELECT count(*) FROM devices", &c) < 0
                  ? -1
                  : 0;
-    q_end(&q);
+    sq_q_end(&q);
     if (samples) *samples = a;
     if (series) *series = b;
     if (devices) *devices = c;

@@ -1,0 +1,44 @@
+/* store_sqlite_int.h — what the SQLite store's source files share (store_sqlite.c: schema,
+ * samples, devices, tokens; store_alerts.c: alerts, silences, notifications). Not for use
+ * outside the store. */
+#ifndef CO_STORE_SQLITE_INT_H
+#define CO_STORE_SQLITE_INT_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "store.h"
+
+/* A read transaction on a pooled read-only connection. */
+typedef struct sq_query {
+    co_store *s;
+    sqlite3 *db;
+    char *err;
+    size_t errlen;
+} sq_query;
+
+/* err = "sqlite: what: <message>"; returns -1. */
+int sq_dberr(sqlite3 *db, const char *what, char *err, size_t errlen);
+/* Step a statement that returns no row, then reset it. 0 or -1. */
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen);
+/* Bind s (NULL binds NULL) as static text. */
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Run SQL without results. 0 or -1. */
+int sq_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
+/* Take the writer connection (its mutex held until sq_writer_unlock). */
+sqlite3 *sq_writer_lock(co_store *s);
+void sq_writer_unlock(co_store *s);
+/* Begin a read transaction on a pooled connection; end it (rolls back, returns the
+ * connection). */
+int sq_q_begin(sq_query *q, co_store *s, char *err, size_t errlen);
+void sq_q_end(sq_query *q);
+/* Prepare on the query's connection; NULL with q->err set. */
+sqlite3_stmt *sq_q_prepare(sq_query *q, const char *sql);
+/* Column i as a JSON string / integer (null when NULL). */
+json_t *sq_col_json_str(sqlite3_stmt *st, int i);
+json_t *sq_col_json_int(sqlite3_stmt *st, int i);
+/* Every row of st through row() into a JSON array; NULL with q->err on error. */
+json_t *sq_q_rows(sq_query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *));
+
+#endif
