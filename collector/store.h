@@ -102,6 +102,95 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
 /* Look an operator token's hash up: 1 found (name, site filled), 0 unknown, -1 error. */
 int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
                              char *site, size_t site_len, char *err, size_t errlen);
+/* ---- alerts (store_alerts.c) ---- */
+
+/* One alert transition (state names: inactive, pending, firing, resolved). A change to
+ * inactive removes a pending alert that cleared before its hold (it was never an alert). */
+typedef struct co_alert_change {
+    const char *rule, *site, *screen, *device, *labels; /* labels: canonical JSON object */
+    const char *from, *to, *severity;
+    double value, threshold; /* NaN = none */
+    int64_t ts_ms;
+    const char *text;
+} co_alert_change;
+
+/* What co_store_alerts_apply decided for one change. */
+typedef struct co_alert_outcome {
+    int64_t id;   /* the alert's id (0: nothing stored) */
+    int notify;   /* 1: a notification is due (fired, severity changed while firing, resolved
+                     after firing) and no silence covers it */
+    int silenced; /* 1: due but a silence covers it */
+} co_alert_outcome;
+
+/* Apply n changes in order in ONE transaction; out[i] for each. 0 or -1 (nothing applied). */
+int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, co_alert_outcome *out,
+                          char *err, size_t errlen);
+
+typedef struct co_alert_filter {
+    const char *site, *screen, *device, *rule;
+    const char *min_severity; /* NULL = any */
+    const char *state;        /* pending, firing, resolved, active (= pending or firing); NULL = any */
+    size_t limit;
+} co_alert_filter;
+
+/* Alerts, newest change first: [{"id","rule","site","screen","device","labels","severity",
+ * "state","value","threshold","text","started_ms","firing_ms","resolved_ms","updated_ms",
+ * "ack": null | {"by","comment","ts_ms"}, "silenced": bool}]. */
+json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t errlen);
+/* One alert as above plus "history": [{"ts_ms","state","severity","value","threshold","by",
+ * "comment"}]; NULL with err[0] = '\0' when there is no such alert. */
+json_t *co_store_alert(co_store *s, int64_t id, char *err, size_t errlen);
+/* Acknowledge alert id as by (comment may be NULL); site_scope "*" or the only site allowed.
+ * 1 done, 0 no such alert (or outside the scope), -1 error. */
+int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comment,
+                       const char *site_scope, int64_t now_ms, char *err, size_t errlen);
+
+/* A maintenance window: alerts matching it are kept but not notified. NULL = any. */
+typedef struct co_silence {
+    const char *site, *screen, *device, *rule;
+    int64_t from_ms, until_ms;
+    const char *by, *comment;
+} co_silence;
+
+/* Store a silence; *id set. 0 or -1. */
+int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err,
+                         size_t errlen);
+/* Silences of site (NULL = all) still in force at now_ms (or all when now_ms = 0). */
+json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *err,
+                          size_t errlen);
+
+/* An active (pending or firing) alert at start-up, for the judge's restore. */
+typedef struct co_alert_row {
+    const char *rule, *site, *screen, *device, *labels, *state, *severity;
+    double value, threshold;
+    int64_t started_ms, firing_ms, updated_ms;
+} co_alert_row;
+
+/* Call fn for every pending and firing alert; fn returns non-zero to stop. 0 or -1. */
+int co_store_alerts_active(co_store *s, int (*fn)(void *ud, const co_alert_row *a), void *ud,
+                           char *err, size_t errlen);
+
+/* Log a notification (payload: its JSON) and one pending delivery per target, in one
+ * transaction, before it is queued. 1 stored, 0 already there (id exists), -1 error. */
+int co_store_notification_add(co_store *s, const char *id, int64_t alert_id, const char *kind,
+                              const char *site, const char *payload, const char *const *targets,
+                              size_t ntargets, int64_t now_ms, char *err, size_t errlen);
+/* Record one delivery attempt's outcome: state pending (will retry), delivered or failed. */
+int co_store_delivery_update(co_store *s, const char *id, const char *target, unsigned attempts,
+                             long http_status, const char *error, const char *state,
+                             int64_t now_ms, char *err, size_t errlen);
+/* Notifications, newest first, each with its deliveries: [{"id","alert_id","kind","site",
+ * "payload","created_ms","deliveries":[{"target","state","attempts","http_status","error",
+ * "updated_ms"}]}]; site / alert_id (0) filter. */
+json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, size_t limit,
+                               char *err, size_t errlen);
+/* Call fn for every pending delivery created at or after since_ms (oldest first). */
+int co_store_deliveries_pending(co_store *s, int64_t since_ms,
+                                int (*fn)(void *ud, const char *id, const char *target,
+                                          const char *payload, unsigned attempts,
+                                          int64_t created_ms),
+                                void *ud, char *err, size_t errlen);
+
 /* A trivial read of the database (for /healthz): 0, or -1 with err. */
 int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */

@@ -237,6 +237,34 @@ static const char *const migration[] = {
     " updated_by TEXT, PRIMARY KEY(site, screen)) WITHOUT ROWID;"
     "CREATE TABLE operators(hash TEXT PRIMARY KEY, name TEXT NOT NULL, site TEXT NOT NULL,"
     " created_ms INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 3 -> 4: alerts (one open row per rule, site, device and labels; resolved rows kept as
+     * history), their transitions, silences for maintenance windows, and the notification
+     * log: one row per notification and per (notification, webhook) delivery. */
+    "CREATE TABLE alerts(id INTEGER PRIMARY KEY, rule TEXT NOT NULL, site TEXT NOT NULL,"
+    " screen TEXT NOT NULL DEFAULT '', device TEXT NOT NULL, labels TEXT NOT NULL,"
+    " severity TEXT NOT NULL, state TEXT NOT NULL, value REAL, threshold REAL, text TEXT,"
+    " started_ms INTEGER NOT NULL, firing_ms INTEGER, resolved_ms INTEGER,"
+    " updated_ms INTEGER NOT NULL, ack_by TEXT, ack_comment TEXT, ack_ms INTEGER);"
+    "CREATE UNIQUE INDEX alerts_open ON alerts(rule, site, device, labels)"
+    " WHERE state <> 'resolved';"
+    "CREATE INDEX alerts_by_site ON alerts(site, state, updated_ms);"
+    "CREATE INDEX alerts_by_state ON alerts(state, updated_ms);"
+    "CREATE TABLE alert_history(alert_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,"
+    " state TEXT NOT NULL, severity TEXT, value REAL, threshold REAL, by TEXT, comment TEXT);"
+    "CREATE INDEX alert_history_by_alert ON alert_history(alert_id, ts_ms);"
+    "CREATE TABLE silences(id INTEGER PRIMARY KEY, site TEXT NOT NULL, screen TEXT,"
+    " device TEXT, rule TEXT, from_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL,"
+    " by TEXT NOT NULL, comment TEXT, created_ms INTEGER NOT NULL);"
+    "CREATE INDEX silences_by_site ON silences(site, until_ms);"
+    "CREATE TABLE notifications(id TEXT PRIMARY KEY, alert_id INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, site TEXT NOT NULL, payload TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE INDEX notifications_by_site ON notifications(site, created_ms);"
+    "CREATE INDEX notifications_by_alert ON notifications(alert_id);"
+    "CREATE TABLE deliveries(id TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER, error TEXT,"
+    " updated_ms INTEGER NOT NULL, PRIMARY KEY(id, target)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_pending ON deliveries(state) WHERE state = 'pending';",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
