@@ -167,6 +167,76 @@ static int load_spool(ag_config *c, cm_conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* True when s is an SNMP engine ID in hex: optional 0x, 5 to 32 octets (RFC 3411). */
+static int valid_engine_id(const char *s)
+{
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s += 2;
+    size_t n = strlen(s);
+    if (n % 2 || n < 10 || n > 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+            return 0;
+    return 1;
+}
+
+/* [traps] v3_user, v3_level, v3_auth_protocol, v3_auth_password, v3_priv_protocol,
+ * v3_priv_password (as in [device]), v3_engine_id. */
+static int load_traps_v3(ag_config *c, cm_conf *cf, cm_conf_section *s, char *err, size_t errlen)
+{
+    int level = 2, auth = 0, priv = 0;
+    if (get_str(cf, s, "v3_user", &c->traps_v3_user, 0, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_level", V3_LEVELS, &level, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_auth_protocol", V3_AUTH, &auth, err, errlen) < 0 ||
+        get_str(cf, s, "v3_auth_password", &c->traps_v3_auth_password, 0, err, errlen) < 0 ||
+        cm_conf_enum(cf, s, "v3_priv_protocol", V3_PRIV, &priv, err, errlen) < 0 ||
+        get_str(cf, s, "v3_priv_password", &c->traps_v3_priv_password, 0, err, errlen) < 0 ||
+        get_str(cf, s, "v3_engine_id", &c->traps_v3_engine_id, 0, err, errlen) < 0)
+        return -1;
+    c->traps_v3_level = level;
+    if (!(c->traps_v3_auth_protocol = strdup(V3_AUTH[auth])) ||
+        !(c->traps_v3_priv_protocol = strdup(V3_PRIV[priv])))
+        return -1;
+    if (c->traps_v3_engine_id && !valid_engine_id(c->traps_v3_engine_id)) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "[traps] v3_engine_id '%s' must be 5 to 32 octets in hex (e.g. "
+                     "0x80001f8804636e6d6f6e31)",
+                     c->traps_v3_engine_id);
+        return -1;
+    }
+    if (!c->traps_v3_user) {
+        const char *orphan = c->traps_v3_auth_password ? "v3_auth_password"
+                             : c->traps_v3_priv_password ? "v3_priv_password"
+                             : c->traps_v3_engine_id     ? "v3_engine_id"
+                                                         : NULL;
+        if (orphan) {
+            cm_conf_errf(cf, s->line, err, errlen, "[traps] %s needs 'v3_user'", orphan);
+            return -1;
+        }
+        return 0;
+    }
+    if (strlen(c->traps_v3_user) > 32) {
+        cm_conf_errf(cf, s->line, err, errlen, "[traps] v3_user must be at most 32 characters");
+        return -1;
+    }
+    const char *missing = level >= 1 && !c->traps_v3_auth_password ? "v3_auth_password"
+                          : level == 2 && !c->traps_v3_priv_password ? "v3_priv_password"
+                                                                      : NULL;
+    if (missing) {
+        cm_conf_errf(cf, s->line, err, errlen, "[traps] with v3_user needs '%s'", missing);
+        return -1;
+    }
+    const char *shortpw =
+        c->traps_v3_auth_password && strlen(c->traps_v3_auth_password) < 8 ? "v3_auth_password"
+        : c->traps_v3_priv_password && strlen(c->traps_v3_priv_password) < 8 ? "v3_priv_password"
+                                                                              : NULL;
+    if (shortpw) {
+        cm_conf_errf(cf, s->line, err, errlen,
+                     "[traps]: %s must have at least 8 characters (RFC 3414)", shortpw);
+        return -1;
+    }
+    return 0;
+}
+
 /* [traps] listen = host:port ("[v6]:port" for IPv6), community = public. */
 static int load_traps(ag_config *c, cm_conf *cf, char *err, size_t errlen)
 {
@@ -202,7 +272,7 @@ static int load_traps(ag_config *c, cm_conf *cf, char *err, size_t errlen)
     }
     if (!(c->traps_host = strndup(hs, hl))) return -1;
     c->traps_port = (int)port;
-    return 0;
+    return load_traps_v3(c, cf, s, err, errlen);
 }
 
 static int load_device(ag_config *c, cm_conf *cf, cm_conf_section *s, ag_device *d, char *err,
@@ -375,5 +445,11 @@ void ag_config_free(ag_config *c)
     free(c->traps_listen);
     free(c->traps_host);
     free(c->traps_community);
+    free(c->traps_v3_user);
+    free(c->traps_v3_auth_protocol);
+    free(c->traps_v3_auth_password);
+    free(c->traps_v3_priv_protocol);
+    free(c->traps_v3_priv_password);
+    free(c->traps_v3_engine_id);
     memset(c, 0, sizeof *c);
 }

@@ -62,6 +62,17 @@ typedef struct ag_config {
     char *traps_host;      /* the host part (IPv4/IPv6 literal) */
     int traps_port;
     char *traps_community; /* default "public"; never logged */
+    /* [traps] SNMPv3 USM (v3_user NULL = SNMPv3 not accepted); the keys mirror [device]'s;
+     * passwords never logged */
+    char *traps_v3_user;
+    int traps_v3_level;           /* the lowest accepted: 0 noAuthNoPriv, 1 authNoPriv,
+                                     2 authPriv (default) */
+    char *traps_v3_auth_protocol; /* SHA (default), SHA-256, MD5 */
+    char *traps_v3_auth_password;
+    char *traps_v3_priv_protocol; /* AES (default, AES-128), DES */
+    char *traps_v3_priv_password;
+    char *traps_v3_engine_id;     /* the receiver's engine ID in hex as written (informs);
+                                     NULL = made once and kept in state_dir */
 } ag_config;
 
 /* Load and validate the file. Returns 0, or -1 with "file:line: what" in err.
