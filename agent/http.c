@@ -1,9 +1,16 @@
-/* http.c — the HTTP/JSON driver: the profile's "requests" (http_profile.h) one after another
- * over libcurl multi on the libuv loop, each answer mapped to samples by ag_http_map.
+/* http.c — the HTTP driver (JSON, and SOAP/XML): the profile's "requests" (http_profile.h) one
+ * after another over libcurl multi on the libuv loop, each answer mapped to samples by
+ * ag_http_map or ag_http_map_xml.
  *
- * The socket/timer glue is the uploader's (after curl's docs/examples/multi-uv.c): one CURLM
- * and one easy handle per device, a uv_poll_t per socket curl asks us to watch, one uv_timer_t
- * for curl's timeouts. done is delivered from a zero-delay timer, never from inside poll().
+ * Sessions: when the first request carries "session" it is a login, run when the driver holds
+ * no session id (the first poll, or after a session error); its answer yields the id that
+ * ${session} stands for in the later requests' templates. A request whose answer is a session
+ * error (login's "session_error": HTTP 500 by default, or a fault element) triggers one new
+ * login and is sent again, once per poll; the login refused (401, 403 or a session-error
+ * status) is auth. Bodies from templates carry ${username}/${password} XML- or JSON-escaped.
+ *
+ * libcurl runs on the loop through curl_uv.h (shared with the uploader): one multi and one
+ * easy handle per device. done is delivered from a zero-delay timer, never from inside poll().
  * TLS certificates are verified unless tls_verify = no; basic auth from username/password
  * (never logged); each request is bounded by the device timeout and answers by 1 MiB.
  * Status: curl timeout → timeout; cannot connect/resolve → refused; 401/403 → auth; other
@@ -16,25 +23,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "curl_uv.h"
 #include "driver.h"
 #include "http_profile.h"
 #include "log.h"
 #include "timeutil.h"
+#include "xml_find.h"
 
 #define MAX_ANSWER (1u << 20)
 #define LOG_EVERY_S 600
 #define DEFAULT_TIMEOUT_MS 5000
 
-typedef struct http_state http_state;
-
-typedef struct sock_ctx {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    http_state *st;
-    struct sock_ctx *prev, *next;
-} sock_ctx;
-
-struct http_state {
+typedef struct http_state {
     uv_loop_t *loop;
     const ag_device *dev;
     const ag_profile *prof;
@@ -42,14 +42,16 @@ struct http_state {
     ag_http_profile hp;
     char *base_url; /* "https://host:port" */
     char *bearer;   /* "Authorization: Bearer <password>"; wiped on free */
+    char *session;  /* from the login answer; wiped on free; NULL = log in first */
+    char *body;     /* the expanded template of the request in flight; wiped on free */
+    size_t resume;  /* the request to run once the login is done */
+    int logged_in;  /* a login ran in this poll: a session error now is final */
 
-    CURLM *multi;
+    ag_curl_uv *cu;
     CURL *easy;
     struct curl_slist *hdr; /* for the current request */
-    uv_timer_t curl_timer;
     uv_timer_t done_h;
-    sock_ctx *socks;
-    int handles_open;
+    int handles_open; /* done_h and cu, until closed */
     int closing, busy, in_flight;
 
     size_t req;    /* index of the request in flight */
@@ -62,9 +64,25 @@ struct http_state {
     int too_large;
     char curl_err[CURL_ERROR_SIZE];
     ag_http_identity id;
-};
+} http_state;
 
 static void start_request(http_state *st);
+
+/* A string that may hold a secret: zeroed, then freed. */
+static void wipe_free(char **s)
+{
+    if (!*s) return;
+    memset(*s, 0, strlen(*s));
+    free(*s);
+    *s = NULL;
+}
+
+/* The request in flight for messages: its "name", else its path. */
+static const char *what(const http_state *st)
+{
+    const ag_http_request *r = &st->hp.reqs[st->req];
+    return r->name ? r->name : r->path;
+}
 
 /* ---- finishing ---------------------------------------------------------------------- */
 
@@ -127,7 +145,7 @@ static void protocol_error(http_state *st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    const char *path = st->hp.reqs[st->req].path;
+    const char *path = what(st);
     char key[CM_MAX_NAME + 64];
     snprintf(key, sizeof key, "http-proto %s %zu", st->dev->id, st->req);
     cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN, "http: device %s: %s: %s", st->dev->id, path,
@@ -138,7 +156,7 @@ static void protocol_error(http_state *st, const char *fmt, ...)
 /* Classify a failed transfer. */
 static void transfer_failed(http_state *st, CURLcode res)
 {
-    const char *path = st->hp.reqs[st->req].path;
+    const char *path = what(st);
     const char *why = st->curl_err[0] ? st->curl_err : curl_easy_strerror(res);
     switch (res) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -169,6 +187,47 @@ static void transfer_failed(http_state *st, CURLcode res)
     protocol_error(st, "%s", why);
 }
 
+/* Start request i of this poll (a fresh attempt count). */
+static void run(http_state *st, size_t i)
+{
+    st->req = i;
+    st->attempts = 0;
+    start_request(st);
+}
+
+/* The login request answered. */
+static void login_done(http_state *st, long code)
+{
+    const ag_http_request *login = &st->hp.reqs[0];
+    int refused = code == 401 || code == 403;
+    for (size_t i = 0; i < login->nerror_status; i++)
+        refused |= code == login->error_status[i];
+    if (refused) {
+        finish(st, AG_POLL_AUTH, "%s: login refused (HTTP %ld): check username/password", what(st),
+               code);
+        return;
+    }
+    if (code < 200 || code > 299) {
+        protocol_error(st, "login: HTTP %ld", code);
+        return;
+    }
+    char sess[AG_HTTP_MAX_SESSION + 1], why[256];
+    if (ag_http_session(login, st->resp ? st->resp : "", st->resp_len, sess, sizeof sess, why,
+                        sizeof why) < 0) {
+        protocol_error(st, "%s", why);
+        return;
+    }
+    wipe_free(&st->session);
+    st->session = strdup(sess);
+    memset(sess, 0, sizeof sess);
+    if (!st->session) {
+        finish(st, AG_POLL_CONFIG, "%s: out of memory", what(st));
+        return;
+    }
+    st->logged_in = 1;
+    run(st, st->resume);
+}
+
 static void request_done(http_state *st, CURLcode res)
 {
     if (res != CURLE_OK) {
@@ -178,29 +237,57 @@ static void request_done(http_state *st, CURLcode res)
     const ag_http_request *r = &st->hp.reqs[st->req];
     long code = 0;
     curl_easy_getinfo(st->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (r->login) {
+        login_done(st, code);
+        return;
+    }
+    const char *resp = st->resp ? st->resp : "";
+    if (st->hp.has_login && ag_http_session_lost(&st->hp.reqs[0], r, code, resp, st->resp_len)) {
+        if (st->logged_in) {
+            protocol_error(st, "session error (HTTP %ld) right after a login", code);
+            return;
+        }
+        wipe_free(&st->session);
+        st->resume = st->req;
+        run(st, 0);
+        return;
+    }
     if (code == 401 || code == 403) {
-        finish(st, AG_POLL_AUTH, "%s: HTTP %ld (check username/password)", r->path, code);
+        finish(st, AG_POLL_AUTH, "%s: HTTP %ld (check username/password)", what(st), code);
         return;
     }
     if (code < 200 || code > 299) {
         protocol_error(st, "HTTP %ld", code);
         return;
     }
-    json_error_t jerr;
-    json_t *doc = json_loadb(st->resp ? st->resp : "", st->resp_len, JSON_DECODE_ANY, &jerr);
-    if (!doc) {
-        protocol_error(st, "invalid JSON at %d:%d: %s", jerr.line, jerr.column, jerr.text);
-        return;
-    }
     char why[256];
-    int bad = ag_http_map(r, doc, emit, st, &st->id, why, sizeof why);
-    json_decref(doc);
+    int bad;
+    if (r->format == AG_HTTP_XML) {
+        if (ag_xml_check(resp, st->resp_len, why, sizeof why) < 0) {
+            protocol_error(st, "malformed XML: %s", why);
+            return;
+        }
+        bad = ag_http_map_xml(r, resp, st->resp_len, emit, st, &st->id, why, sizeof why);
+        if (bad < 0) {
+            protocol_error(st, "malformed XML: %s", why);
+            return;
+        }
+    } else {
+        json_error_t jerr;
+        json_t *doc = json_loadb(resp, st->resp_len, JSON_DECODE_ANY, &jerr);
+        if (!doc) {
+            protocol_error(st, "invalid JSON at %d:%d: %s", jerr.line, jerr.column, jerr.text);
+            return;
+        }
+        bad = ag_http_map(r, doc, emit, st, &st->id, why, sizeof why);
+        json_decref(doc);
+    }
     if (bad > 0) {
         char key[CM_MAX_NAME + 64];
         snprintf(key, sizeof key, "http-map %s %zu", st->dev->id, st->req);
         cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN,
                        "http: device %s: %s: %d value(s) not mapped (profile %s), first: %s",
-                       st->dev->id, r->path, bad, st->prof->name, why);
+                       st->dev->id, what(st), bad, st->prof->name, why);
     }
     st->req++;
     if (st->req < st->hp.nreqs) {
@@ -212,105 +299,29 @@ static void request_done(http_state *st, CURLcode res)
     finish(st, AG_POLL_OK, NULL);
 }
 
-/* ---- libcurl ↔ libuv glue ----------------------------------------------------------- */
+/* ---- libcurl ↔ libuv glue (curl_uv.h) ------------------------------------------------ */
 
-static void handle_closed(uv_handle_t *h)
+static void part_closed(http_state *st)
 {
-    http_state *st = h->data;
-    if (h->type == UV_POLL) {
-        sock_ctx *c = (sock_ctx *)h;
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            st->socks = c->next;
-        if (c->next) c->next->prev = c->prev;
-        free(c);
-    }
     if (--st->handles_open == 0 && st->closing) free(st);
 }
 
-static void check_done(http_state *st)
+static void timer_closed(uv_handle_t *h)
 {
-    CURLMsg *m;
-    int left;
-    while (st->multi && (m = curl_multi_info_read(st->multi, &left))) {
-        if (m->msg != CURLMSG_DONE || m->easy_handle != st->easy) continue;
-        CURLcode res = m->data.result;
-        curl_multi_remove_handle(st->multi, st->easy);
-        if (!st->in_flight) continue;
-        st->in_flight = 0;
-        request_done(st, res);
-    }
+    part_closed(h->data);
 }
 
-static void on_poll(uv_poll_t *p, int status, int events)
+static void curl_closed(void *ud)
 {
-    sock_ctx *c = (sock_ctx *)p;
-    http_state *st = c->st;
-    if (st->closing) return;
-    int flags = 0;
-    if (status < 0) flags = CURL_CSELECT_ERR;
-    if (!status && (events & UV_READABLE)) flags |= CURL_CSELECT_IN;
-    if (!status && (events & UV_WRITABLE)) flags |= CURL_CSELECT_OUT;
-    int running = 0;
-    curl_multi_socket_action(st->multi, c->fd, flags, &running);
-    check_done(st);
+    part_closed(ud);
 }
 
-static void on_curl_timer(uv_timer_t *t)
+static void transfer_done(void *ud, CURL *easy, CURLcode res)
 {
-    http_state *st = t->data;
-    if (st->closing) return;
-    int running = 0;
-    curl_multi_socket_action(st->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(st);
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    http_state *st = userp;
-    if (st->closing) return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&st->curl_timer);
-    else
-        uv_timer_start(&st->curl_timer, on_curl_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
-    return 0;
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    http_state *st = userp;
-    sock_ctx *c = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (c && !uv_is_closing((uv_handle_t *)&c->poll)) {
-            uv_poll_stop(&c->poll);
-            uv_close((uv_handle_t *)&c->poll, handle_closed);
-        }
-        return 0;
-    }
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) return -1;
-        if (uv_poll_init_socket(st->loop, &c->poll, s) != 0) {
-            free(c);
-            return -1;
-        }
-        c->fd = s;
-        c->st = st;
-        c->poll.data = st;
-        c->next = st->socks;
-        if (st->socks) st->socks->prev = c;
-        st->socks = c;
-        st->handles_open++;
-        curl_multi_assign(st->multi, s, c);
-    }
-    int ev = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= UV_WRITABLE;
-    uv_poll_start(&c->poll, ev, on_poll);
-    return 0;
+    http_state *st = ud;
+    if (easy != st->easy || !st->in_flight || st->closing) return;
+    st->in_flight = 0;
+    request_done(st, res);
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
@@ -332,6 +343,64 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 
 /* ---- requests ------------------------------------------------------------------------ */
 
+/* Append one header line; 0 or -1 (out of memory: the list so far stays in st->hdr). */
+static int add_header(http_state *st, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(st->hdr, line);
+    if (!l) return -1;
+    st->hdr = l;
+    return 0;
+}
+
+/* The headers and body of the request in flight. 0, or -1 after finish(). */
+static int build_request(http_state *st, const ag_http_request *r)
+{
+    curl_slist_free_all(st->hdr);
+    st->hdr = NULL;
+    wipe_free(&st->body);
+    int bad = add_header(st, r->format == AG_HTTP_XML
+                                 ? "Accept: text/xml, application/xml, application/soap+xml"
+                                 : "Accept: application/json");
+    bad |= add_header(st, "Expect:"); /* no 100-continue round trip for larger bodies */
+    if (r->content_type) {
+        char line[160];
+        snprintf(line, sizeof line, "Content-Type: %s", r->content_type);
+        bad |= add_header(st, line);
+    }
+    if (r->bearer_token && st->bearer) bad |= add_header(st, st->bearer);
+    ag_http_vars vars = {st->dev->username, st->dev->password, st->session};
+    char err[160];
+    for (size_t i = 0; i < r->nheaders && !bad; i++) {
+        char *val = NULL;
+        if (ag_http_expand(r->headers[i].value, &vars, 0, 1, &val, err, sizeof err) < 0) {
+            finish(st, AG_POLL_CONFIG, "%s: header %s: %s", what(st), r->headers[i].key, err);
+            return -1;
+        }
+        size_t n = strlen(r->headers[i].key) + strlen(val) + 3;
+        char *line = malloc(n);
+        if (line) {
+            snprintf(line, n, "%s: %s", r->headers[i].key, val);
+            bad |= add_header(st, line);
+            wipe_free(&line);
+        } else {
+            bad = 1;
+        }
+        wipe_free(&val);
+    }
+    if (!bad && r->tmpl) {
+        int xml = !r->content_type || !strstr(r->content_type, "json");
+        if (ag_http_expand(r->tmpl, &vars, xml, 0, &st->body, err, sizeof err) < 0) {
+            finish(st, AG_POLL_CONFIG, "%s: %s", what(st), err);
+            return -1;
+        }
+    }
+    if (bad) {
+        finish(st, AG_POLL_CONFIG, "%s: cannot build the request (out of memory)", what(st));
+        return -1;
+    }
+    return 0;
+}
+
 static void start_request(http_state *st)
 {
     const ag_http_request *r = &st->hp.reqs[st->req];
@@ -341,14 +410,11 @@ static void start_request(http_state *st)
     st->resp_len = 0;
     st->too_large = 0;
     st->curl_err[0] = '\0';
-    curl_slist_free_all(st->hdr);
-    st->hdr = curl_slist_append(NULL, "Accept: application/json");
-    if (st->hdr && r->body) st->hdr = curl_slist_append(st->hdr, "Content-Type: application/json");
-    if (st->hdr && r->bearer_token && st->bearer) st->hdr = curl_slist_append(st->hdr, st->bearer);
+    if (build_request(st, r) < 0) return;
     char url[2048];
     int n = snprintf(url, sizeof url, "%s%s", st->base_url, r->path);
-    if (!st->hdr || n < 0 || (size_t)n >= sizeof url) {
-        finish(st, AG_POLL_CONFIG, "%s: cannot build the request", r->path);
+    if (n < 0 || (size_t)n >= sizeof url) {
+        finish(st, AG_POLL_CONFIG, "%s: cannot build the request", what(st));
         return;
     }
     CURL *e = st->easy;
@@ -356,29 +422,30 @@ static void start_request(http_state *st)
     bad |= curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->hdr) != CURLE_OK;
     if (r->post) {
-        const char *body = r->body ? r->body : "";
+        const char *body = st->body ? st->body : r->body ? r->body : "";
         bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) !=
-               CURLE_OK;
+        bad |=
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) != CURLE_OK;
         bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK;
     } else {
         bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
     }
-    /* basic auth unless this request sends the password as a bearer token */
-    int basic = st->dev->username && st->dev->username[0] && !r->bearer_token;
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPAUTH, basic ? CURLAUTH_BASIC : CURLAUTH_NONE) !=
-           CURLE_OK;
+    /* basic auth unless this request sends the password as a bearer token, or the profile
+     * logs in with its own request */
+    int basic = st->dev->username && st->dev->username[0] && !r->bearer_token && !st->hp.has_login;
+    bad |=
+        curl_easy_setopt(e, CURLOPT_HTTPAUTH, basic ? CURLAUTH_BASIC : CURLAUTH_NONE) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_USERNAME, basic ? st->dev->username : NULL) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PASSWORD,
-                            basic ? (st->dev->password ? st->dev->password : "") : NULL) !=
-           CURLE_OK;
+    bad |=
+        curl_easy_setopt(e, CURLOPT_PASSWORD,
+                         basic ? (st->dev->password ? st->dev->password : "") : NULL) != CURLE_OK;
     if (bad) {
-        finish(st, AG_POLL_CONFIG, "%s: libcurl refused an option", r->path);
+        finish(st, AG_POLL_CONFIG, "%s: libcurl refused an option", what(st));
         return;
     }
-    CURLMcode mc = curl_multi_add_handle(st->multi, e);
+    CURLMcode mc = ag_curl_uv_add(st->cu, e);
     if (mc != CURLM_OK) {
-        finish(st, AG_POLL_PROTOCOL, "%s: cannot start: %s", r->path, curl_multi_strerror(mc));
+        finish(st, AG_POLL_PROTOCOL, "%s: cannot start: %s", what(st), curl_multi_strerror(mc));
         return;
     }
     st->in_flight = 1;
@@ -391,15 +458,13 @@ static void free_state_strings(http_state *st)
     ag_http_profile_free(&st->hp);
     free(st->base_url);
     st->base_url = NULL;
-    if (st->bearer) {
-        memset(st->bearer, 0, strlen(st->bearer));
-        free(st->bearer);
-        st->bearer = NULL;
-    }
+    wipe_free(&st->bearer);
     curl_slist_free_all(st->hdr);
     st->hdr = NULL;
     free(st->resp);
     st->resp = NULL;
+    wipe_free(&st->session);
+    wipe_free(&st->body);
 }
 
 static int setup_easy(http_state *st)
@@ -451,8 +516,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
     }
     for (const char *p = dev->address; *p; p++)
         if (*p == '/' || *p == '@' || *p == '?' || *p == '#' || (unsigned char)*p <= 0x20) {
-            snprintf(err, errlen, "device %s: address must be a host name or IP address",
-                     dev->id);
+            snprintf(err, errlen, "device %s: address must be a host name or IP address", dev->id);
             return -1;
         }
     http_state *st = calloc(1, sizeof *st);
@@ -480,24 +544,16 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
         st->bearer = malloc(blen);
         if (st->bearer) snprintf(st->bearer, blen, "Authorization: Bearer %s", dev->password);
     }
-    st->multi = curl_multi_init();
     st->easy = curl_easy_init();
-    if (!st->base_url || (dev->password && dev->password[0] && !st->bearer) || !st->multi ||
-        !st->easy || setup_easy(st) < 0) {
+    if (!st->base_url || (dev->password && dev->password[0] && !st->bearer) || !st->easy ||
+        setup_easy(st) < 0 || !(st->cu = ag_curl_uv_new(loop, transfer_done, st))) {
         snprintf(err, errlen, "device %s: cannot set up libcurl", dev->id);
         if (st->easy) curl_easy_cleanup(st->easy);
-        if (st->multi) curl_multi_cleanup(st->multi);
         free_state_strings(st);
         free(st);
         return -1;
     }
-    curl_multi_setopt(st->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-    curl_multi_setopt(st->multi, CURLMOPT_SOCKETDATA, st);
-    curl_multi_setopt(st->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-    curl_multi_setopt(st->multi, CURLMOPT_TIMERDATA, st);
-    uv_timer_init(loop, &st->curl_timer);
     uv_timer_init(loop, &st->done_h);
-    st->curl_timer.data = st;
     st->done_h.data = st;
     st->handles_open = 2;
     *state = st;
@@ -511,10 +567,12 @@ static int drv_poll(void *state)
     st->busy = 1;
     st->status = AG_POLL_OK;
     st->ts_ms = cm_now_ms();
-    st->req = 0;
-    st->attempts = 0;
+    st->logged_in = 0;
     memset(&st->id, 0, sizeof st->id);
-    start_request(st); /* curl starts from its timer callback: never done from here */
+    /* curl starts from its timer callback: never done from here */
+    size_t first = st->hp.has_login ? 1 : 0;
+    st->resume = first;
+    run(st, st->hp.has_login && !st->session ? 0 : first);
     return 0;
 }
 
@@ -523,22 +581,15 @@ static void drv_close(void *state)
     http_state *st = state;
     if (!st || st->closing) return;
     st->closing = 1;
-    if (st->in_flight) curl_multi_remove_handle(st->multi, st->easy);
+    if (st->in_flight) ag_curl_uv_remove(st->cu, st->easy);
     st->in_flight = 0;
     curl_easy_cleanup(st->easy);
-    curl_multi_cleanup(st->multi); /* may still call curl_socket_cb with CURL_POLL_REMOVE */
     st->easy = NULL;
-    st->multi = NULL;
-    for (sock_ctx *c = st->socks; c; c = c->next)
-        if (!uv_is_closing((uv_handle_t *)&c->poll)) {
-            uv_poll_stop(&c->poll);
-            uv_close((uv_handle_t *)&c->poll, handle_closed);
-        }
+    ag_curl_uv_close(st->cu, curl_closed);
+    st->cu = NULL;
     free_state_strings(st);
-    uv_timer_stop(&st->curl_timer);
     uv_timer_stop(&st->done_h);
-    uv_close((uv_handle_t *)&st->curl_timer, handle_closed);
-    uv_close((uv_handle_t *)&st->done_h, handle_closed);
+    uv_close((uv_handle_t *)&st->done_h, timer_closed);
 }
 
 const ag_driver_ops ag_http_driver = {

@@ -1,10 +1,7 @@
 /* uploader.c — reads the spool's records oldest first, merges them into one batch per request
  * and POSTs it to the collector: libcurl multi on the libuv loop.
  *
- * The socket/timer glue follows curl's docs/examples/multi-uv.c: curl tells us which sockets
- * to watch (CURLMOPT_SOCKETFUNCTION → one uv_poll_t per socket) and when to call it back
- * (CURLMOPT_TIMERFUNCTION → one uv_timer_t); we report readiness with curl_multi_socket_action.
- * One easy handle, one request in flight. The request's body is kept (JSON and gzip) until the
+ * The libcurl ↔ libuv glue is curl_uv.h. One easy handle, one request in flight. The request's body is kept (JSON and gzip) until the
  * collector answered it for good; 409 and 413 build a new one from the spool. */
 #include "uploader.h"
 
@@ -18,6 +15,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "curl_uv.h"
 #include "gzip.h"
 #include "log.h"
 #include "timeutil.h"
@@ -31,13 +29,6 @@
 #define MAX_RESPONSE 65536     /* bytes of answer kept; the rest is ignored */
 #define LOG_EVERY_S 60
 #define MAX_RECORD_JSON (256u << 20) /* a record inflating beyond this is corrupt */
-
-typedef struct sock_ctx {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    ag_uploader *u;
-    struct sock_ctx *prev, *next;
-} sock_ctx;
 
 /* IDLE: nothing in flight (the timer may wait for the oldest record to be due);
  * SENDING: a request in flight; WAITING: the timer runs the backoff before a retry. */
@@ -58,9 +49,8 @@ typedef struct outgoing {
 
 struct ag_uploader {
     uv_loop_t *loop;
-    CURLM *multi;
+    ag_curl_uv *cu;
     CURL *easy;
-    uv_timer_t curl_timer; /* CURLMOPT_TIMERFUNCTION */
     uv_timer_t timer;      /* backoff between attempts, or the oldest record coming due */
     struct curl_slist *hdr_gzip, *hdr_plain;
     char *url;
@@ -83,8 +73,7 @@ struct ag_uploader {
     char *resp;
     size_t resp_len;
     char curl_err[CURL_ERROR_SIZE];
-    sock_ctx *socks;
-    int handles_open; /* uv handles not yet closed */
+    int handles_open; /* the timer and cu, until closed */
     int closing;
     ag_uploader_stats stats;
 };
@@ -131,91 +120,19 @@ static void outgoing_free(outgoing *o)
     memset(o, 0, sizeof *o);
 }
 
-static void handle_closed(uv_handle_t *h)
+static void part_closed(ag_uploader *u)
 {
-    ag_uploader *u = h->data;
-    if (h->type == UV_POLL) {
-        sock_ctx *c = (sock_ctx *)h;
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            u->socks = c->next;
-        if (c->next) c->next->prev = c->prev;
-        free(c);
-    }
     if (--u->handles_open == 0 && u->closing) free(u);
 }
 
-/* ---- libcurl ↔ libuv glue ------------------------------------------------------------- */
-
-static void check_done(ag_uploader *u);
-
-static void on_poll(uv_poll_t *p, int status, int events)
+static void timer_closed(uv_handle_t *h)
 {
-    sock_ctx *c = (sock_ctx *)p;
-    ag_uploader *u = c->u;
-    int flags = 0;
-    if (status < 0) flags = CURL_CSELECT_ERR;
-    if (!status && (events & UV_READABLE)) flags |= CURL_CSELECT_IN;
-    if (!status && (events & UV_WRITABLE)) flags |= CURL_CSELECT_OUT;
-    int running = 0;
-    curl_multi_socket_action(u->multi, c->fd, flags, &running);
-    check_done(u);
+    part_closed(h->data);
 }
 
-static void on_curl_timer(uv_timer_t *t)
+static void curl_closed(void *ud)
 {
-    ag_uploader *u = t->data;
-    int running = 0;
-    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(u);
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    ag_uploader *u = userp;
-    if (u->closing) return 0;
-    if (timeout_ms < 0)
-        uv_timer_stop(&u->curl_timer);
-    else
-        uv_timer_start(&u->curl_timer, on_curl_timer, timeout_ms ? (uint64_t)timeout_ms : 1, 0);
-    return 0;
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    ag_uploader *u = userp;
-    sock_ctx *c = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (c) {
-            uv_poll_stop(&c->poll);
-            uv_close((uv_handle_t *)&c->poll, handle_closed);
-        }
-        return 0;
-    }
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) return -1;
-        if (uv_poll_init_socket(u->loop, &c->poll, s) != 0) {
-            free(c);
-            return -1;
-        }
-        c->fd = s;
-        c->u = u;
-        c->poll.data = u;
-        c->next = u->socks;
-        if (u->socks) u->socks->prev = c;
-        u->socks = c;
-        u->handles_open++;
-        curl_multi_assign(u->multi, s, c);
-    }
-    int ev = 0;
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= UV_READABLE;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= UV_WRITABLE;
-    uv_poll_start(&c->poll, ev, on_poll);
-    return 0;
+    part_closed(ud);
 }
 
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
@@ -655,19 +572,14 @@ static void on_done(ag_uploader *u, CURLcode res)
     retry_later(u, delay);
 }
 
-static void check_done(ag_uploader *u)
+/* curl_uv: a transfer ended. */
+static void transfer_done(void *ud, CURL *easy, CURLcode res)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(u->multi, &left))) {
-        if (m->msg != CURLMSG_DONE || m->easy_handle != u->easy) continue;
-        CURLcode res = m->data.result;
-        curl_multi_remove_handle(u->multi, u->easy);
-        if (u->state != SENDING || !u->out.have) continue;
-        u->state = IDLE;
-        on_done(u, res);
-        pump(u);
-    }
+    ag_uploader *u = ud;
+    if (easy != u->easy || u->state != SENDING || !u->out.have) return;
+    u->state = IDLE;
+    on_done(u, res);
+    pump(u);
 }
 
 static void send_out(ag_uploader *u)
@@ -680,7 +592,7 @@ static void send_out(ag_uploader *u)
     curl_easy_setopt(u->easy, CURLOPT_HTTPHEADER, o->gzipped ? u->hdr_gzip : u->hdr_plain);
     curl_easy_setopt(u->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->len);
     curl_easy_setopt(u->easy, CURLOPT_POSTFIELDS, o->data);
-    CURLMcode mc = curl_multi_add_handle(u->multi, u->easy);
+    CURLMcode mc = ag_curl_uv_add(u->cu, u->easy);
     u->stats.attempts++;
     if (mc != CURLM_OK) {
         cm_log_limited("upload-multi", LOG_EVERY_S, CM_LOG_ERROR, "upload: cannot start: %s",
@@ -840,22 +752,18 @@ int ag_uploader_open(ag_uploader **out, uv_loop_t *loop, const ag_uploader_opts 
     if (!a) goto oom;
     u->hdr_gzip = a;
 
-    u->multi = curl_multi_init();
     u->easy = curl_easy_init();
-    if (!u->multi || !u->easy) goto oom;
+    if (!u->easy) goto oom;
     if (setup_easy(u) != 0) {
         snprintf(err, errlen, "uploader: libcurl refused an option (url %s)", u->url);
         goto fail;
     }
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    /* last: on failure nothing of ours is on the loop */
+    u->cu = ag_curl_uv_new(loop, transfer_done, u);
+    if (!u->cu) goto oom;
 
     /* uv_timer_init cannot fail on Linux */
-    uv_timer_init(loop, &u->curl_timer);
     uv_timer_init(loop, &u->timer);
-    u->curl_timer.data = u;
     u->timer.data = u;
     u->handles_open = 2;
     /* Look at the spool on the next iteration: a backlog from an earlier run goes at once. */
@@ -867,7 +775,6 @@ oom:
     snprintf(err, errlen, "out of memory");
 fail:
     if (u->easy) curl_easy_cleanup(u->easy);
-    if (u->multi) curl_multi_cleanup(u->multi);
     free_strings(u);
     free(u);
     return -1;
@@ -903,18 +810,12 @@ void ag_uploader_close(ag_uploader *u)
 {
     if (!u || u->closing) return;
     u->closing = 1;
-    if (u->state == SENDING) curl_multi_remove_handle(u->multi, u->easy);
+    if (u->state == SENDING) ag_curl_uv_remove(u->cu, u->easy);
     curl_easy_cleanup(u->easy);
-    curl_multi_cleanup(u->multi); /* may still call curl_socket_cb with CURL_POLL_REMOVE */
     u->easy = NULL;
-    u->multi = NULL;
-    for (sock_ctx *c = u->socks; c; c = c->next)
-        if (!uv_is_closing((uv_handle_t *)&c->poll)) {
-            uv_poll_stop(&c->poll);
-            uv_close((uv_handle_t *)&c->poll, handle_closed);
-        }
     outgoing_free(&u->out);
     free_strings(u);
-    uv_close((uv_handle_t *)&u->curl_timer, handle_closed);
-    uv_close((uv_handle_t *)&u->timer, handle_closed);
+    ag_curl_uv_close(u->cu, curl_closed);
+    u->cu = NULL;
+    uv_close((uv_handle_t *)&u->timer, timer_closed);
 }

@@ -44,6 +44,8 @@ void sim_httpdev_stop(sim_httpdev *d);
 void sim_httpdev_free(sim_httpdev *d);
 /* Counters of one device. */
 void sim_httpdev_get_stats(const sim_httpdev *d, sim_httpdev_stats *st);
+/* The TCP port the device listens on (useful after binding port 0), or a negative libuv error. */
+int sim_httpdev_port(const sim_httpdev *d);
 /* The agent's profile name for a kind ("led-screen-http", ...). */
 const char *sim_httpdev_profile(sim_http_kind kind);
 /* The device's role name in the hall ("led-screen", "sensor", "ims-soap"). */

@@ -18,12 +18,36 @@ static int put_exc(ctx *c, const sim_oid *oid, uint8_t tag)
     return sim_ber_put_varbind(c->vb, c->cap, &c->pos, oid, &v);
 }
 
+/* Append one varbind; a Counter64 (which ber.c does not encode) is written as an OCTET
+ * STRING holding its content bytes, then the value's tag is patched. */
+static int put_value(ctx *c, const sim_oid *oid, const sim_value *v)
+{
+    if (v->tag != SIM_TAG_COUNTER64) return sim_ber_put_varbind(c->vb, c->cap, &c->pos, oid, v);
+    uint64_t u = (uint64_t)v->num;
+    uint8_t b[9];
+    size_t n = 0;
+    int k = 8;
+    while (k > 1 && ((u >> (8 * (k - 1))) & 0xff) == 0)
+        k--;
+    if ((u >> (8 * (k - 1))) & 0x80) b[n++] = 0; /* unsigned: keep the top bit clear */
+    for (int i = k - 1; i >= 0; i--)
+        b[n++] = (uint8_t)(u >> (8 * i));
+    sim_value s = {.tag = SIM_TAG_OCTETS, .str = (const char *)b, .len = n};
+    if (sim_ber_put_varbind(c->vb, c->cap, &c->pos, oid, &s) != 0) return -1;
+    c->vb[c->pos - n - 2] = SIM_TAG_COUNTER64; /* tag, 1-byte length, n content bytes */
+    return 0;
+}
+
+static void entry_value(ctx *c, long i, sim_value *v)
+{
+    sim_device_value(c->d, &c->mib->e[i], c->now, v, c->scratch, sizeof c->scratch);
+}
+
 static int put_entry(ctx *c, long i)
 {
-    const sim_entry *e = &c->mib->e[i];
     sim_value v;
-    sim_device_value(c->d, e, c->now, &v, c->scratch, sizeof c->scratch);
-    return sim_ber_put_varbind(c->vb, c->cap, &c->pos, &e->oid, &v);
+    entry_value(c, i, &v);
+    return put_value(c, &c->mib->e[i].oid, &v);
 }
 
 static size_t finish(uint8_t *out, size_t cap, const sim_request *r, int32_t es, int32_t ei,
@@ -49,9 +73,8 @@ static size_t error_reply(ctx *c, uint8_t *out, size_t cap, const sim_request *r
     return finish(out, cap, r, es, ei, c->vb, c->pos);
 }
 
-size_t sim_snmp_respond(const sim_device *d, const char *community, const uint8_t *req,
-                        size_t len, uint8_t *out, size_t cap, int64_t now_ms,
-                        sim_snmp_stats *st)
+size_t sim_snmp_respond(const sim_device *d, const char *community, const uint8_t *req, size_t len,
+                        uint8_t *out, size_t cap, int64_t now_ms, sim_snmp_stats *st)
 {
     static sim_request r; /* 66 KB: kept off the stack; the simulator is single-threaded */
     sim_snmp_stats dummy;
@@ -75,7 +98,10 @@ size_t sim_snmp_respond(const sim_device *d, const char *community, const uint8_
     /* Varbinds are encoded after room for the message header, then moved down. */
     size_t head = 40 + clen;
     if (cap <= head) return 0;
-    ctx c = {.d = d, .mib = &sim_model_get(d->model)->mib, .now = now_ms, .vb = out + head,
+    ctx c = {.d = d,
+             .mib = &sim_model_get(d->model)->mib,
+             .now = now_ms,
+             .vb = out + head,
              .cap = cap - head};
     int v1 = r.version == 0;
     size_t n;
@@ -85,16 +111,27 @@ size_t sim_snmp_respond(const sim_device *d, const char *community, const uint8_
             const sim_oid *o = &r.oids[i];
             long k = r.pdu == SIM_PDU_GET ? sim_mib_find(c.mib, o) : sim_mib_next(c.mib, o);
             int rc;
-            if (k >= 0)
+            sim_value v;
+            if (v1) /* SNMPv1 has no Counter64 (RFC 3584 4.2.2.1): GET misses, GETNEXT skips */
+                for (; k >= 0; k = r.pdu == SIM_PDU_GET       ? -1
+                                   : (size_t)k + 1 < c.mib->n ? k + 1
+                                                              : -1) {
+                    entry_value(&c, k, &v);
+                    if (v.tag != SIM_TAG_COUNTER64) break;
+                }
+            if (k >= 0 && v1)
+                rc = put_value(&c, &c.mib->e[k].oid, &v);
+            else if (k >= 0)
                 rc = put_entry(&c, k);
             else if (v1)
-                return st->responses++, error_reply(&c, out, cap, &r, SIM_ERR_NOSUCHNAME,
-                                                    (int32_t)i + 1);
+                return st->responses++,
+                       error_reply(&c, out, cap, &r, SIM_ERR_NOSUCHNAME, (int32_t)i + 1);
             else if (r.pdu == SIM_PDU_GETNEXT)
                 rc = put_exc(&c, o, SIM_TAG_ENDOFMIBVIEW);
             else
-                rc = put_exc(&c, o, sim_mib_has_object(c.mib, o) ? SIM_TAG_NOSUCHINSTANCE
-                                                                 : SIM_TAG_NOSUCHOBJECT);
+                rc = put_exc(&c, o,
+                             sim_mib_has_object(c.mib, o) ? SIM_TAG_NOSUCHINSTANCE
+                                                          : SIM_TAG_NOSUCHOBJECT);
             if (rc != 0) {
                 st->too_big++;
                 st->responses++;
@@ -113,7 +150,8 @@ size_t sim_snmp_respond(const sim_device *d, const char *community, const uint8_
         }
         /* cursor per repeater: the index of its last entry, or -1 past the end */
         long cursor[SIM_MAX_VARBINDS];
-        for (size_t j = 0; j < rep; j++) cursor[j] = -2; /* -2: not started */
+        for (size_t j = 0; j < rep; j++)
+            cursor[j] = -2; /* -2: not started */
         for (size_t m = 0; m < maxrep && rep > 0; m++) {
             int all_end = 1;
             for (size_t j = 0; j < rep; j++) {

@@ -6,7 +6,7 @@
  * answer and a fixed document; and as a profile document given to ag_http_profile_parse.
  * Nothing may crash, leak, hang or read out of bounds.
  * (make fuzz builds it from the line below.) */
-// fuzz-sources: agent/http_profile.c agent/profile.c agent/text_profile.c agent/profile_json.c common/wire.c common/batch.c common/arena.c common/log.c common/timeutil.c
+// fuzz-sources: agent/http_profile.c agent/xml_find.c agent/profile.c agent/text_profile.c agent/profile_json.c common/wire.c common/batch.c common/arena.c common/log.c common/timeutil.c
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,8 @@
-/* test_http.c — the HTTP/JSON driver: RFC 6901 pointers (a table), the pure mapper, profile
+/* test_http.c — the HTTP driver: RFC 6901 pointers (a table), the pure mapper, profile
  * errors naming the JSON path, the shipped profiles, and the driver on a libuv loop against
- * tiny HTTP server threads on 127.0.0.1 (plain sockets, free ports). */
+ * tiny HTTP server threads on 127.0.0.1 (plain sockets, free ports). SOAP/XML: the element
+ * finder (a table of good and malformed documents), templates, and the dolby-ims-soap profile
+ * against a scripted IMS-like server (login, session expiry, wrong credentials, bad XML). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 
 #include "agent/driver.h"
 #include "agent/http_profile.h"
+#include "agent/xml_find.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -29,6 +32,7 @@ typedef struct route {
     int status;
     const char *body;
     int delay_ms; /* wait this long before answering; -1: answer without Content-Length */
+    int (*fn)(const char *req, char **body); /* dynamic: status and a malloc'd body */
 } route;
 
 typedef struct srv {
@@ -80,25 +84,32 @@ static void serve_one(srv *s, int c)
         if (strcmp(s->routes[i].path, path) == 0) r = &s->routes[i];
     int status = r ? r->status : 404;
     const char *body = r ? r->body : "{}";
+    char *dyn = NULL;
+    if (r && r->fn) {
+        status = r->fn(buf, &dyn);
+        body = dyn ? dyn : "";
+    }
     if (r && r->delay_ms > 0) {
         int64_t t = cm_mono_ms() + r->delay_ms;
         while (!s->stop && cm_mono_ms() < t) {
             struct pollfd p = {c, POLLIN, 0};
-            if (poll(&p, 1, 20) > 0) return; /* the client gave up */
+            if (poll(&p, 1, 20) > 0) { /* the client gave up */
+                free(dyn);
+                return;
+            }
         }
     }
     char head[256];
-    int hn = r && r->delay_ms < 0
-                 ? snprintf(head, sizeof head,
-                            "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                            "Connection: close\r\n\r\n",
-                            status)
-                 : snprintf(head, sizeof head,
-                            "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
-                            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                            status, strlen(body));
-    if (send(c, head, (size_t)hn, MSG_NOSIGNAL) < 0) return;
-    if (send(c, body, strlen(body), MSG_NOSIGNAL) < 0) return;
+    int hn = r && r->delay_ms < 0 ? snprintf(head, sizeof head,
+                                             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                                             "Connection: close\r\n\r\n",
+                                             status)
+                                  : snprintf(head, sizeof head,
+                                             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                                             status, strlen(body));
+    if (send(c, head, (size_t)hn, MSG_NOSIGNAL) >= 0) send(c, body, strlen(body), MSG_NOSIGNAL);
+    free(dyn);
 }
 
 static void *srv_main(void *arg)
@@ -182,24 +193,28 @@ static int load_text(const char *name, const char *text, ag_profile *p, char *er
     return rc;
 }
 
-#define HEAD(n) "{\"name\": \"" n "\", \"kind\": \"led_screen\", \"protocol\": \"http\", " \
-                "\"sources\": [\"test\"], "
+#define HEAD(n)                                                                                    \
+    "{\"name\": \"" n "\", \"kind\": \"led_screen\", \"protocol\": \"http\", "                     \
+    "\"sources\": [\"test\"], "
 
-static const char *const led_profile =
-    HEAD("t-led") "\"requests\": [{\"path\": \"/api/status\","
-    " \"identity\": {\"model\": \"/device/model\", \"serial\": \"/device/serial\","
-    " \"firmware\": \"/device/fw\"},"
-    " \"values\": [{\"pointer\": \"/luminance/nits\", \"metric\": \"screen_luminance_nits\","
-    " \"labels\": {\"mode\": \"2d\"}, \"unit\": \"nits\"},"
-    " {\"pointer\": \"/failed\", \"metric\": \"led_failed_pixels\"},"
-    " {\"pointer\": \"/state\", \"metric\": \"power_state\", \"enum\": {\"on\": 1, \"off\": 4}},"
-    " {\"pointer\": \"/missing\", \"metric\": \"white_x\"},"
-    " {\"pointer\": \"/nothing\", \"metric\": \"white_y\"},"
-    " {\"each\": \"/cabinets\", \"label\": {\"cabinet\": \"/id\"}, \"values\": ["
-    "  {\"pointer\": \"/temperature\", \"metric\": \"led_cabinet_temperature_celsius\"},"
-    "  {\"pointer\": \"/online\", \"metric\": \"led_cabinet_online\"},"
-    "  {\"pointer\": \"/mv\", \"metric\": \"led_receiving_card_voltage_volts\", \"scale\": 0.001}"
-    " ]}]}]}";
+static const char *const led_profile = HEAD(
+    "t-led") "\"requests\": [{\"path\": \"/api/status\","
+             " \"identity\": {\"model\": \"/device/model\", \"serial\": \"/device/serial\","
+             " \"firmware\": \"/device/fw\"},"
+             " \"values\": [{\"pointer\": \"/luminance/nits\", \"metric\": "
+             "\"screen_luminance_nits\","
+             " \"labels\": {\"mode\": \"2d\"}, \"unit\": \"nits\"},"
+             " {\"pointer\": \"/failed\", \"metric\": \"led_failed_pixels\"},"
+             " {\"pointer\": \"/state\", \"metric\": \"power_state\", \"enum\": {\"on\": 1, "
+             "\"off\": 4}},"
+             " {\"pointer\": \"/missing\", \"metric\": \"white_x\"},"
+             " {\"pointer\": \"/nothing\", \"metric\": \"white_y\"},"
+             " {\"each\": \"/cabinets\", \"label\": {\"cabinet\": \"/id\"}, \"values\": ["
+             "  {\"pointer\": \"/temperature\", \"metric\": \"led_cabinet_temperature_celsius\"},"
+             "  {\"pointer\": \"/online\", \"metric\": \"led_cabinet_online\"},"
+             "  {\"pointer\": \"/mv\", \"metric\": \"led_receiving_card_voltage_volts\", "
+             "\"scale\": 0.001}"
+             " ]}]}]}";
 
 static const char *const led_json =
     "{\"device\": {\"model\": \"LED-9000\", \"serial\": \"SN123\", \"fw\": \"2.1\"},"
@@ -209,9 +224,10 @@ static const char *const led_json =
 
 static const char *const sensor_profile =
     HEAD("t-sensor") "\"requests\": [{\"path\": \"/m\", \"values\": ["
-    " {\"each\": \"/sound\", \"label\": {\"channel\": \"/ch\"},"
-    "  \"values\": [{\"pointer\": \"/dbc\", \"metric\": \"spl_dbc\", \"unit\": \"dB\"}]},"
-    " {\"pointer\": \"/light/x\", \"metric\": \"white_x\"}]}]}";
+                     " {\"each\": \"/sound\", \"label\": {\"channel\": \"/ch\"},"
+                     "  \"values\": [{\"pointer\": \"/dbc\", \"metric\": \"spl_dbc\", \"unit\": "
+                     "\"dB\"}]},"
+                     " {\"pointer\": \"/light/x\", \"metric\": \"white_x\"}]}]}";
 
 static const char *const sensor_json =
     "{\"light\": {\"x\": 0.314}, \"sound\": [{\"ch\": \"L\", \"dbc\": 85.1},"
@@ -219,10 +235,10 @@ static const char *const sensor_json =
 
 static const char *const rpc_profile =
     HEAD("t-rpc") "\"requests\": [{\"method\": \"POST\", \"path\": \"/rpc\", \"body\":"
-    " {\"jsonrpc\": \"2.0\", \"method\": \"property.get\", \"id\": 1,"
-    " \"params\": {\"property\": \"system.state\"}},"
-    " \"values\": [{\"pointer\": \"/result\", \"metric\": \"power_state\","
-    " \"enum\": {\"on\": 1, \"standby\": 4}}]}]}";
+                  " {\"jsonrpc\": \"2.0\", \"method\": \"property.get\", \"id\": 1,"
+                  " \"params\": {\"property\": \"system.state\"}},"
+                  " \"values\": [{\"pointer\": \"/result\", \"metric\": \"power_state\","
+                  " \"enum\": {\"on\": 1, \"standby\": 4}}]}]}";
 
 /* ---- a sink that records ------------------------------------------------------------- */
 
@@ -352,7 +368,7 @@ static void run_devices(dev_run **ds, size_t n)
                                 sizeof err) != 0)
             fail_msg("open: %s", err);
         assert_int_equal(ag_http_driver.poll(ds[i]->state), 0);
-        assert_int_equal(ds[i]->r.ndone, 0); /* never from inside poll() */
+        assert_int_equal(ds[i]->r.ndone, 0);                     /* never from inside poll() */
         assert_int_equal(ag_http_driver.poll(ds[i]->state), -1); /* one poll at a time */
     }
     int64_t until = cm_mono_ms() + 10000;
@@ -395,7 +411,7 @@ static void test_pointer_table(void **unused)
     const struct {
         const char *ptr;
         int value;
-    } ok[] = {{"/", 0},     {"/a~1b", 1}, {"/c%d", 2}, {"/e^f", 3},   {"/g|h", 4},
+    } ok[] = {{"/", 0},     {"/a~1b", 1}, {"/c%d", 2}, {"/e^f", 3},  {"/g|h", 4},
               {"/i\\j", 5}, {"/k\"l", 6}, {"/ ", 7},   {"/m~0n", 8}, {"/o/~01", 9}};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         json_t *v = ag_json_pointer_get(doc, ok[i].ptr);
@@ -403,8 +419,8 @@ static void test_pointer_table(void **unused)
         assert_int_equal(json_integer_value(v), ok[i].value);
         assert_int_equal(ag_json_pointer_check(ok[i].ptr), 0);
     }
-    const char *none[] = {"foo", "/foo/2", "/foo/-", "/foo/01", "/foo/0/x", "/foo/+1",
-                          "/nope", "/m~n", "/m~2n", "/a/b", "/o/~1", "/foo/99999999999"};
+    const char *none[] = {"foo",   "/foo/2", "/foo/-", "/foo/01", "/foo/0/x", "/foo/+1",
+                          "/nope", "/m~n",   "/m~2n",  "/a/b",    "/o/~1",    "/foo/99999999999"};
     for (size_t i = 0; i < sizeof none / sizeof *none; i++)
         if (ag_json_pointer_get(doc, none[i])) fail_msg("pointer %s: unexpected value", none[i]);
     assert_int_equal(ag_json_pointer_check(""), 0);
@@ -489,37 +505,51 @@ static void expect_error(const char *name, const char *text, const char *want)
 static void test_profile_errors(void **unused)
 {
     (void)unused;
-    expect_error("e1", HEAD("e1") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"pointer\": \"/x\", \"metric\": \"m\"}, {\"pointer\": \"x/y\", \"metric\": \"m\"}]}]}",
+    expect_error("e1",
+                 HEAD("e1") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                            "{\"pointer\": \"/x\", \"metric\": \"m\"}, {\"pointer\": \"x/y\", "
+                            "\"metric\": \"m\"}]}]}",
                  "e1.json: $.requests[0].values[1].pointer: 'x/y' is not a JSON pointer");
-    expect_error("e2", HEAD("e2") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"pointer\": \"/x\", \"metric\": \"m\", \"bogus\": 1}]}]}",
+    expect_error("e2",
+                 HEAD("e2") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                            "{\"pointer\": \"/x\", \"metric\": \"m\", \"bogus\": 1}]}]}",
                  "$.requests[0].values[0].bogus: unknown key");
-    expect_error("e3", HEAD("e3") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"pointer\": \"/x\"}]}]}",
+    expect_error("e3",
+                 HEAD("e3") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                            "{\"pointer\": \"/x\"}]}]}",
                  "$.requests[0].values[0].metric: missing");
-    expect_error("e4", HEAD("e4") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"each\": \"/c\", \"label\": {\"cabinet\": \"/i~d\"}, \"values\": []}]}]}",
-                 "$.requests[0].values[0].label.cabinet: '/i~d' is not a JSON pointer");
-    expect_error("e5", HEAD("e5") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"each\": \"/c\", \"values\": [{\"pointer\": \"/t\", \"metric\": \"Bad\"}]}]}]}",
+    expect_error(
+        "e4",
+        HEAD("e4") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                   "{\"each\": \"/c\", \"label\": {\"cabinet\": \"/i~d\"}, \"values\": []}]}]}",
+        "$.requests[0].values[0].label.cabinet: '/i~d' is not a JSON pointer");
+    expect_error("e5",
+                 HEAD("e5") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                            "{\"each\": \"/c\", \"values\": [{\"pointer\": \"/t\", \"metric\": "
+                            "\"Bad\"}]}]}]}",
                  "$.requests[0].values[0].values[0].metric: 'Bad' is not a valid name");
-    expect_error("e6", HEAD("e6") "\"requests\": [{\"path\": \"/a\", \"method\": \"PUT\","
-                 " \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+    expect_error("e6",
+                 HEAD("e6") "\"requests\": [{\"path\": \"/a\", \"method\": \"PUT\","
+                            " \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
                  "$.requests[0].method: expected \"GET\" or \"POST\"");
-    expect_error("e7", HEAD("e7") "\"requests\": [{\"path\": \"/a\", \"identity\":"
-                 " {\"model\": \"model\"}}]}",
+    expect_error("e7",
+                 HEAD("e7") "\"requests\": [{\"path\": \"/a\", \"identity\":"
+                            " {\"model\": \"model\"}}]}",
                  "$.requests[0].identity.model: 'model' is not a JSON pointer");
-    expect_error("e8", HEAD("e8") "\"requests\": [{\"path\": \"/a\", \"values\": ["
-                 "{\"pointer\": \"/x\", \"metric\": \"m\", \"enum\": {\"a\": 1}, \"scale\": 2}]}]}",
+    expect_error("e8",
+                 HEAD("e8") "\"requests\": [{\"path\": \"/a\", \"values\": ["
+                            "{\"pointer\": \"/x\", \"metric\": \"m\", \"enum\": {\"a\": 1}, "
+                            "\"scale\": 2}]}]}",
                  "$.requests[0].values[0].enum: enum and scale/offset exclude each other");
-    expect_error("e9", HEAD("e9") "\"requests\": [{\"path\": \"/a\", \"body\": {}, \"values\": ["
-                 "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+    expect_error("e9",
+                 HEAD("e9") "\"requests\": [{\"path\": \"/a\", \"body\": {}, \"values\": ["
+                            "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
                  "$.requests[0].body: a body needs \"method\": \"POST\"");
     expect_error("e10", HEAD("e10") "\"scalars\": []}", "$.scalars: unknown key");
     expect_error("e11", HEAD("e11") "\"requests\": []}", "$.requests: expected a non-empty array");
-    expect_error("e12", HEAD("e12") "\"requests\": [{\"path\": \"a b\", \"values\": ["
-                 "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+    expect_error("e12",
+                 HEAD("e12") "\"requests\": [{\"path\": \"a b\", \"values\": ["
+                             "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
                  "$.requests[0].path:");
 }
 
@@ -529,8 +559,9 @@ static void test_shipped_profiles(void **unused)
     ag_profile_set set;
     char err[512];
     if (ag_profiles_load_dir("profiles", &set, err, sizeof err) != 0) fail_msg("%s", err);
-    const char *names[] = {"led-screen-http", "light-sound-sensor-http", "barco-pulse"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *names[] = {"led-screen-http", "light-sound-sensor-http", "barco-pulse",
+                           "dolby-ims-soap"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const ag_profile *p = ag_profile_find(&set, names[i]);
         if (!p) fail_msg("profile %s not shipped", names[i]);
         assert_string_equal(p->protocol, "http");
@@ -539,6 +570,19 @@ static void test_shipped_profiles(void **unused)
         assert_true(hp.nreqs >= 1);
         ag_http_profile_free(&hp);
     }
+    /* the SNMP profiles of this change: Barco with its traps, the Christie IMB chosen only by
+     * name (no match: christie-cp-series2 owns PEN 25766) */
+    const ag_profile *b = ag_profile_find(&set, "barco-dcinema-s2");
+    const ag_profile *imb = ag_profile_find(&set, "christie-cp-imb");
+    assert_non_null(b);
+    assert_non_null(imb);
+    assert_string_equal(b->protocol, "snmp");
+    assert_int_equal(b->ntraps, 15);
+    assert_int_equal(b->nidentity, 3);
+    assert_int_equal(b->nmatch, 1);
+    assert_string_equal(imb->protocol, "snmp");
+    assert_int_equal(imb->nmatch, 0);
+    assert_true(imb->nscalars >= 8);
     ag_profiles_free(&set);
 }
 
@@ -596,7 +640,8 @@ static void test_sensor_each(void **unused)
 static void test_post_rpc(void **unused)
 {
     (void)unused;
-    const route routes[] = {{"/rpc", 200, "{\"jsonrpc\": \"2.0\", \"id\": 1, \"result\": \"on\"}", 0}};
+    const route routes[] = {
+        {"/rpc", 200, "{\"jsonrpc\": \"2.0\", \"id\": 1, \"result\": \"on\"}", 0}};
     srv s;
     srv_start(&s, routes, 1);
     dev_run d;
@@ -719,6 +764,667 @@ static void test_open_errors(void **unused)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- tests: XML --------------------------------------------------------------------- */
+
+static void test_xml_table(void **unused)
+{
+    (void)unused;
+    static const struct {
+        const char *doc;
+        const char *why; /* NULL: well-formed */
+    } t[] = {
+        {"<a/>", NULL},
+        {"\xEF\xBB\xBF<?xml version=\"1.0\"?>\n<!-- c --><a x='1' y=\"&lt;\"><b>t</b></a>\n", NULL},
+        {"<a><![CDATA[<not a tag>]]></a>", NULL},
+        {"<a>&lt;&gt;&amp;&quot;&apos;&#65;&#x42;</a>", NULL},
+        {"", "no element at all"},
+        {"   ", "no element at all"},
+        {"text", "text outside the root element"},
+        {"<a>", "element <a> not closed at the end"},
+        {"<a><b></a>", "</a> closes <b>"},
+        {"<a></b>", "</b> closes <a>"},
+        {"</a>", "end tag without a start tag"},
+        {"<a/><b/>", "a second root element"},
+        {"<a>&foo;</a>", "bad entity"},
+        {"<a>&amp</a>", "bad entity"},
+        {"<a>& x</a>", "bad entity"},
+        {"<a>&#0;</a>", "bad entity"},
+        {"<a>&#xD800;</a>", "bad entity"},
+        {"<a>&#x110000;</a>", "bad entity"},
+        {"<a>&#;</a>", "bad entity"},
+        {"<a b=c/>", "unquoted attribute"},
+        {"<a b=\"c/>", "unterminated attribute value"},
+        {"<a b=\"&bad;\"/>", "bad entity in an attribute"},
+        {"<a", "unterminated start tag"},
+        {"<a></a", "unterminated end tag"},
+        {"<a><!-- x</a>", "unterminated comment"},
+        {"<a><![CDATA[x</a>", "unterminated CDATA section"},
+        {"<?xml version", "unterminated processing instruction"},
+        {"<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>", "DOCTYPE"},
+        {"<1a/>", "bad or overlong element name"},
+        {"<a/>x", "text outside the root element"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        char err[256] = "";
+        int rc = ag_xml_check(t[i].doc, strlen(t[i].doc), err, sizeof err);
+        if (!t[i].why && rc != 0) fail_msg("case %zu: '%s' refused: %s", i, t[i].doc, err);
+        if (t[i].why && (rc != -1 || !strstr(err, t[i].why)))
+            fail_msg("case %zu: '%s': rc %d err '%s', want '%s'", i, t[i].doc, rc, err, t[i].why);
+    }
+    /* limits: a huge text, a huge name, deep nesting */
+    size_t n = AG_XML_MAX_TEXT + 100;
+    char *big = malloc(n + 64);
+    assert_non_null(big);
+    strcpy(big, "<a>");
+    memset(big + 3, 'x', n);
+    strcpy(big + 3 + n, "</a>");
+    char err[256];
+    assert_int_equal(ag_xml_check(big, strlen(big), err, sizeof err), -1);
+    assert_non_null(strstr(err, "text longer than 65536 bytes"));
+    big[0] = '<';
+    memset(big + 1, 'n', 300);
+    strcpy(big + 301, "/>");
+    assert_int_equal(ag_xml_check(big, strlen(big), err, sizeof err), -1);
+    assert_non_null(strstr(err, "bad or overlong element name"));
+    size_t k = 0;
+    for (int i = 0; i < AG_XML_MAX_DEPTH + 1; i++)
+        k += (size_t)sprintf(big + k, "<d>");
+    for (int i = 0; i < AG_XML_MAX_DEPTH + 1; i++)
+        k += (size_t)sprintf(big + k, "</d>");
+    assert_int_equal(ag_xml_check(big, k, err, sizeof err), -1);
+    assert_non_null(strstr(err, "nested deeper than 64"));
+    free(big);
+
+    /* find: first occurrence, prefix as written or any, nesting, self-closing, siblings */
+    const char *doc = "<e:Env><e:Body><r><sys:name> A &amp; B </sys:name><x:name>2</x:name>"
+                      "<p><t>1</t><p><t>in</t></p></p><p><t>2</t></p><q/></r></e:Body></e:Env>";
+    size_t len = strlen(doc);
+    assert_int_equal(ag_xml_check(doc, len, err, sizeof err), 0);
+    ag_xml_elem e;
+    char text[64];
+    assert_int_equal(ag_xml_find(doc, len, 0, "sys:name", &e), 1);
+    assert_int_equal(
+        ag_xml_text(doc + e.start, e.end - e.start, text, sizeof text, err, sizeof err), 0);
+    assert_string_equal(text, "A & B");
+    assert_int_equal(ag_xml_find(doc, len, 0, "x:name", &e), 1);
+    assert_int_equal(ag_xml_find(doc, len, 0, "name", &e), 0); /* the prefix counts */
+    assert_int_equal(ag_xml_find(doc, len, 0, "*:name", &e), 1);
+    assert_int_equal(
+        ag_xml_text(doc + e.start, e.end - e.start, text, sizeof text, err, sizeof err), 0);
+    assert_string_equal(text, "A & B");
+    assert_int_equal(ag_xml_find(doc, len, 0, "*:Body", &e), 1);
+    assert_int_equal(
+        ag_xml_text(doc + e.start, e.end - e.start, text, sizeof text, err, sizeof err), -1);
+    assert_non_null(strstr(err, "holds elements"));
+    /* siblings: the outer <p> spans its nested <p>, the next search starts after it */
+    assert_int_equal(ag_xml_find(doc, len, 0, "p", &e), 1);
+    assert_non_null(strstr(doc + e.next, "<p><t>2</t></p>"));
+    assert_int_equal(ag_xml_find(doc, len, e.next, "p", &e), 1);
+    assert_int_equal(ag_xml_find(doc, len, e.next, "p", &e), 0);
+    assert_int_equal(ag_xml_find(doc, len, 0, "q", &e), 1);
+    assert_int_equal(e.start, e.end);
+    /* broken markup inside a find, text too long for the buffer, CDATA */
+    assert_int_equal(ag_xml_find("<a><b>", 6, 0, "a", &e), -1);
+    assert_int_equal(ag_xml_find("<a><b></c></a>", 14, 0, "b", &e), -1);
+    assert_int_equal(ag_xml_text("0123456789", 10, text, 5, err, sizeof err), -1);
+    assert_int_equal(ag_xml_text("<![CDATA[ <&> ]]>", 17, text, sizeof text, err, sizeof err), 0);
+    assert_string_equal(text, "<&>");
+    assert_int_equal(ag_xml_text("&#x4E2D;&#25991;", 16, text, sizeof text, err, sizeof err), 0);
+    assert_string_equal(text, "\xE4\xB8\xAD\xE6\x96\x87");
+    assert_true(ag_xml_name_ok("sys:productName"));
+    assert_true(ag_xml_name_ok("*:Fault"));
+    assert_false(ag_xml_name_ok("*:a:b"));
+    assert_false(ag_xml_name_ok("/a"));
+    assert_false(ag_xml_name_ok(""));
+    /* escaping, like snprintf */
+    char esc[16];
+    assert_int_equal(ag_xml_escape("a<b&'\"", esc, sizeof esc), 23);
+    assert_string_equal(esc, "a&lt;b&amp;");
+    assert_int_equal(ag_xml_escape("<>", NULL, 0), 8);
+}
+
+static void test_templates(void **unused)
+{
+    (void)unused;
+    ag_http_vars v = {"man<ager", "p&ss\"'>", NULL};
+    char *out = NULL, err[256];
+    assert_int_equal(ag_http_expand("<u>${username}</u><p>${password}</p>$x ${", &v, 1, 0, &out,
+                                    err, sizeof err),
+                     0);
+    assert_string_equal(out, "<u>man&lt;ager</u><p>p&amp;ss&quot;&apos;&gt;</p>$x ${");
+    free(out);
+    assert_int_equal(ag_http_expand("{\"p\":\"${password}\"}", &v, 0, 0, &out, err, sizeof err), 0);
+    assert_string_equal(out, "{\"p\":\"p&ss\\\"'>\"}");
+    free(out);
+    assert_int_equal(ag_http_expand("<s>${session}</s>", &v, 1, 0, &out, err, sizeof err), -1);
+    assert_null(out);
+    assert_non_null(strstr(err, "needs ${session}"));
+    ag_http_vars h = {"a\r\nX-Evil: 1", "p", "s"};
+    assert_int_equal(ag_http_expand("${username}", &h, 0, 1, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "control character"));
+    assert_int_equal(ag_http_expand("Bearer ${session}", &h, 0, 1, &out, err, sizeof err), 0);
+    assert_string_equal(out, "Bearer s");
+    free(out);
+
+    /* session ids: by regex, by element (entities decoded), refused when unusable */
+    json_error_t je;
+    json_t *doc =
+        json_loads("{\"requests\": [{\"method\": \"POST\", \"path\": \"/l\", \"session\":"
+                   " {\"regex\": \"sid=([0-9a-f]+);\"}},"
+                   " {\"method\": \"POST\", \"path\": \"/x\", \"format\": \"xml\", \"session\":"
+                   " {\"element\": \"*:sid\"}},"
+                   " {\"path\": \"/a\", \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+                   0, &je);
+    assert_non_null(doc);
+    ag_http_profile hp;
+    /* two logins: the second is refused ("must be the first") */
+    assert_int_equal(ag_http_profile_parse("t", doc, &hp, err, sizeof err), -1);
+    assert_non_null(strstr(err, "$.requests[1]: the login request"));
+    json_array_remove(json_object_get(doc, "requests"), 1);
+    assert_int_equal(ag_http_profile_parse("t", doc, &hp, err, sizeof err), 0);
+    char sess[AG_HTTP_MAX_SESSION + 1];
+    const char *a1 = "ok; sid=0badcafe; path=/";
+    assert_int_equal(
+        ag_http_session(&hp.reqs[0], a1, strlen(a1), sess, sizeof sess, err, sizeof err), 0);
+    assert_string_equal(sess, "0badcafe");
+    assert_int_equal(ag_http_session(&hp.reqs[0], "nothing", 7, sess, sizeof sess, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "regex did not match"));
+    ag_http_profile_free(&hp);
+    json_decref(doc);
+    doc = json_loads("{\"requests\": [{\"method\": \"POST\", \"path\": \"/l\", \"format\":"
+                     " \"xml\", \"session\": {\"element\": \"*:sid\"}},"
+                     " {\"path\": \"/a\", \"values\": [{\"pointer\": \"/x\", \"metric\":"
+                     " \"m\"}]}]}",
+                     0, &je);
+    assert_non_null(doc);
+    assert_int_equal(ag_http_profile_parse("t", doc, &hp, err, sizeof err), 0);
+    assert_true(hp.has_login);
+    const char *x1 = "<r><n:sid> a&amp;b </n:sid></r>";
+    assert_int_equal(
+        ag_http_session(&hp.reqs[0], x1, strlen(x1), sess, sizeof sess, err, sizeof err), 0);
+    assert_string_equal(sess, "a&b");
+    const char *x2 = "<r><sid></sid></r>";
+    assert_int_equal(
+        ag_http_session(&hp.reqs[0], x2, strlen(x2), sess, sizeof sess, err, sizeof err), -1);
+    const char *x3 = "<r><sid>x</r>";
+    assert_int_equal(
+        ag_http_session(&hp.reqs[0], x3, strlen(x3), sess, sizeof sess, err, sizeof err), -1);
+    assert_non_null(strstr(err, "malformed XML in the login answer"));
+    assert_int_equal(ag_http_session_lost(&hp.reqs[0], &hp.reqs[1], 500, "", 0), 1);
+    assert_int_equal(ag_http_session_lost(&hp.reqs[0], &hp.reqs[1], 200, "", 0), 0);
+    ag_http_profile_free(&hp);
+    json_decref(doc);
+}
+
+#define SOAP_HEAD(n)                                                                               \
+    "{\"name\": \"" n "\", \"kind\": \"media_block\", \"protocol\": \"http\", "                    \
+    "\"sources\": [\"test\"], \"requests\": ["
+#define LOGIN                                                                                      \
+    "{\"method\": \"POST\", \"path\": \"/l\", \"format\": \"xml\", "                               \
+    "\"template\": \"<u>${username}</u>\", \"session\": {\"element\": \"sid\"}}"
+
+static void test_soap_profile_errors(void **unused)
+{
+    (void)unused;
+    expect_error("s1",
+                 SOAP_HEAD("s1") "{\"path\": \"/a\", \"format\": \"xml\", \"values\": ["
+                                 "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+                 "s1.json: $.requests[0].values[0].pointer: unknown key");
+    expect_error("s2",
+                 SOAP_HEAD("s2") "{\"path\": \"/a\", \"format\": \"xml\", \"values\": ["
+                                 "{\"element\": \"a b\", \"metric\": \"m\"}]}]}",
+                 "$.requests[0].values[0].element: 'a b' is not an element name");
+    expect_error("s3",
+                 SOAP_HEAD("s3") "{\"path\": \"/a\", \"values\": ["
+                                 "{\"element\": \"x\", \"metric\": \"m\"}]}]}",
+                 "$.requests[0].values[0].element: unknown key");
+    expect_error("s4", SOAP_HEAD("s4") "{\"path\": \"/a\", \"format\": \"yaml\", \"values\": []}]}",
+                 "$.requests[0].format: expected \"json\" or \"xml\"");
+    expect_error("s5",
+                 SOAP_HEAD("s5") "{\"path\": \"/a\", \"template\": \"x\", \"values\": ["
+                                 "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+                 "$.requests[0].template: a template needs \"method\": \"POST\"");
+    expect_error(
+        "s6",
+        SOAP_HEAD("s6") "{\"path\": \"/a\", \"method\": \"POST\", \"template\":"
+                        " \"${user}\", \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+        "$.requests[0].template: '${user}' is not a variable");
+    expect_error(
+        "s7",
+        SOAP_HEAD(
+            "s7") "{\"path\": \"/a\", \"method\": \"POST\", \"template\":"
+                  " \"${session}\", \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+        "$.requests: ${session} is used but no request has \"session\"");
+    expect_error("s8",
+                 SOAP_HEAD("s8") "{\"path\": \"/a\", \"values\": [{\"pointer\": \"/x\","
+                                 " \"metric\": \"m\"}]}, " LOGIN "]}",
+                 "$.requests[1]: the login request (with \"session\") must be the first");
+    expect_error("s9", SOAP_HEAD("s9") LOGIN "]}",
+                 "$.requests: a login request alone reads nothing");
+    expect_error(
+        "s10",
+        SOAP_HEAD(
+            "s10") "{\"method\": \"POST\", \"path\": \"/l\", \"session\":"
+                   " {\"element\": \"sid\"}}, {\"path\": \"/a\", \"values\": [{\"pointer\": \"/x\","
+                   " \"metric\": \"m\"}]}]}",
+        "$.requests[0].session.element: needs \"format\": \"xml\"");
+    expect_error("s11",
+                 SOAP_HEAD("s11") "{\"method\": \"POST\", \"path\": \"/l\", \"session\":"
+                                  " {\"regex\": \"sid=[0-9]+\"}}, {\"path\": \"/a\", \"values\": "
+                                  "[{\"pointer\": \"/x\","
+                                  " \"metric\": \"m\"}]}]}",
+                 "$.requests[0].session.regex: regular expression has no group");
+    expect_error("s12",
+                 SOAP_HEAD("s12") "{\"path\": \"/a\", \"session_error\": {}, \"values\": ["
+                                  "{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+                 "$.requests[0].session_error: only in the login request");
+    expect_error(
+        "s13",
+        SOAP_HEAD(
+            "s13") "{\"method\": \"POST\", \"path\": \"/l\", \"format\":"
+                   " \"xml\", \"session\": {\"element\": \"sid\"}, \"session_error\": {\"status\":"
+                   " [200]}}, {\"path\": \"/a\", \"values\": [{\"pointer\": \"/x\", \"metric\": "
+                   "\"m\"}]}]}",
+        "$.requests[0].session_error.status[0]: expected an HTTP status 300..599");
+    expect_error("s14",
+                 SOAP_HEAD("s14") LOGIN
+                 ", {\"path\": \"/a\", \"headers\": {\"Host\":"
+                 " \"x\"}, \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+                 "$.requests[1].headers.Host: 'Host' is not a header name we may set");
+    expect_error("s15",
+                 SOAP_HEAD("s15") "{\"path\": \"/a\", \"format\": \"xml\", \"identity\":"
+                                  " {\"firmware\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}}]}",
+                 "$.requests[0].identity.firmware: expected 1..4 selectors");
+    expect_error(
+        "s16",
+        SOAP_HEAD(
+            "s16") "{\"method\": \"POST\", \"path\": \"/l\", \"format\":"
+                   " \"xml\", \"session\": {\"element\": \"sid\", \"regex\": \"(x)\"}}, {\"path\":"
+                   " \"/a\", \"values\": [{\"pointer\": \"/x\", \"metric\": \"m\"}]}]}",
+        "$.requests[0].session: expected exactly one of");
+}
+
+/* ---- a scripted IMS-like SOAP server -------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    char session[32]; /* the valid session id; "" = none */
+    int logins, faults;
+    int fault_always;    /* SystemInformation answers 500 whatever the session */
+    const char *product; /* GetProductInformation answer body instead of the good one */
+    char password[64];   /* <password> as it must arrive (XML-escaped) */
+} g_ims = {PTHREAD_MUTEX_INITIALIZER, "", 0, 0, 0, NULL, ""};
+
+#define ENV_OPEN                                                                                   \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><SOAP-ENV:Envelope "                                \
+    "xmlns:SOAP-ENV=\"http://schemas.xmlsoap.org/soap/envelope/\" "                                \
+    "xmlns:ns1=\"http://www.doremilabs.com/dc/dcp/ws/v1_0\" "                                      \
+    "xmlns:sys=\"http://www.doremilabs.com/dc/dcp/ws/v1_0\"><SOAP-ENV:Body>"
+#define ENV_CLOSE "</SOAP-ENV:Body></SOAP-ENV:Envelope>"
+#define FAULT                                                                                      \
+    ENV_OPEN "<SOAP-ENV:Fault><faultcode>SOAP-ENV:Client</faultcode>"                              \
+             "<faultstring>invalid session</faultstring></SOAP-ENV:Fault>" ENV_CLOSE
+
+/* The raw text of <name>...</name> in req, or "" (test helper, trusted input). */
+static void raw_elem(const char *req, const char *name, char *out, size_t n)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", name);
+    snprintf(close, sizeof close, "</%s>", name);
+    out[0] = '\0';
+    const char *a = strstr(req, open), *b = a ? strstr(a, close) : NULL;
+    if (!a || !b) return;
+    a += strlen(open);
+    snprintf(out, n, "%.*s", (int)(b - a), a);
+}
+
+static int ims_login(const char *req, char **body)
+{
+    char user[64], pass[64];
+    raw_elem(req, "username", user, sizeof user);
+    raw_elem(req, "password", pass, sizeof pass);
+    pthread_mutex_lock(&g_ims.mu);
+    int ok = strcmp(user, "manager") == 0 && strcmp(pass, g_ims.password) == 0 &&
+             strstr(req, "Content-Type: text/xml; charset=utf-8") != NULL;
+    if (ok) snprintf(g_ims.session, sizeof g_ims.session, "sess-%d", ++g_ims.logins);
+    char *b = malloc(1024);
+    if (b) {
+        if (ok)
+            snprintf(b, 1024,
+                     ENV_OPEN "<ns1:LoginResponse><sessionId>%s</sessionId>"
+                              "</ns1:LoginResponse>" ENV_CLOSE,
+                     g_ims.session);
+        else
+            snprintf(b, 1024, "%s", FAULT);
+    }
+    pthread_mutex_unlock(&g_ims.mu);
+    *body = b;
+    return ok ? 200 : 500;
+}
+
+static int ims_sysinfo(const char *req, char **body)
+{
+    char sid[64];
+    raw_elem(req, "sessionId", sid, sizeof sid);
+    pthread_mutex_lock(&g_ims.mu);
+    int ok = !g_ims.fault_always && g_ims.session[0] && strcmp(sid, g_ims.session) == 0;
+    const char *ans = FAULT;
+    if (!ok)
+        g_ims.faults++;
+    else if (strstr(req, "ns1:GetProductInformation>"))
+        ans = g_ims.product ? g_ims.product
+                            : ENV_OPEN "<ns1:GetProductInformationResponse>"
+                                       "<sys:productName>IMS3000</sys:productName>"
+                                       "<sys:serialNumber>SIMIMS0001</sys:serialNumber>"
+                                       "<sys:mainSoftwareVersion>3.2.4-0</sys:mainSoftwareVersion>"
+                                       "<sys:mainFirmwareVersion>2.8.14</sys:mainFirmwareVersion>"
+                                       "</ns1:GetProductInformationResponse>" ENV_CLOSE;
+    else if (strstr(req, "ns1:GetHostname>"))
+        ans = ENV_OPEN "<ns1:GetHostnameResponse><hostname>hall1-ims</hostname>"
+                       "<screenName>Screen 1</screenName></ns1:GetHostnameResponse>" ENV_CLOSE;
+    else if (strstr(req, "ns1:GetHardwareInventoryList>"))
+        ans = ENV_OPEN "<ns1:GetHardwareInventoryListResponse>"
+                       "<sys:hardwarePart><sys:title>Storage RAID</sys:title>"
+                       "<sys:status>Degraded</sys:status></sys:hardwarePart>"
+                       "<sys:hardwarePart><sys:title>Fan &amp; PSU</sys:title>"
+                       "<sys:status> OK </sys:status></sys:hardwarePart>"
+                       "<sys:hardwarePart><sys:title>Mystery</sys:title>"
+                       "<sys:status>Strange</sys:status></sys:hardwarePart>"
+                       "<sys:hardwarePart><sys:status>OK</sys:status></sys:hardwarePart>"
+                       "</ns1:GetHardwareInventoryListResponse>" ENV_CLOSE;
+    *body = strdup(ans);
+    pthread_mutex_unlock(&g_ims.mu);
+    return ok ? 200 : 500;
+}
+
+static const route ims_routes[] = {
+    {"/dc/dcp/ws/v1/SessionManagement", 0, NULL, 0, ims_login},
+    {"/dc/dcp/ws/v1/SystemInformation", 0, NULL, 0, ims_sysinfo},
+};
+
+static void ims_reset(const char *password_escaped)
+{
+    pthread_mutex_lock(&g_ims.mu);
+    g_ims.session[0] = '\0';
+    g_ims.logins = g_ims.faults = g_ims.fault_always = 0;
+    g_ims.product = NULL;
+    snprintf(g_ims.password, sizeof g_ims.password, "%s", password_escaped);
+    pthread_mutex_unlock(&g_ims.mu);
+}
+
+/* Open the device, poll it npolls times (between(i) before poll i > 0), close. */
+static void run_polls(dev_run *d, int npolls, void (*between)(int i))
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[512];
+    if (ag_http_driver.open(&loop, &d->dev, &g_set, &d->sink, &d->state, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    for (int i = 0; i < npolls; i++) {
+        if (i > 0 && between) between(i);
+        int want = d->r.ndone + 1;
+        d->r.npts = 0;
+        assert_int_equal(ag_http_driver.poll(d->state), 0);
+        int64_t until = cm_mono_ms() + 10000;
+        while (d->r.ndone < want && cm_mono_ms() < until)
+            uv_run(&loop, UV_RUN_ONCE);
+        assert_int_equal(d->r.ndone, want);
+    }
+    ag_http_driver.close(d->state);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void ims_dev(dev_run *d, int port, const char *password)
+{
+    dev_init(d, "dolby-ims-soap", port, 2000);
+    d->dev.id = "hall1/ims";
+    d->dev.username = "manager";
+    d->dev.password = (char *)password;
+}
+
+static void test_soap_flow(void **unused)
+{
+    (void)unused;
+    ims_reset("pa&lt;s&amp;s");
+    srv s;
+    srv_start(&s, ims_routes, 2);
+    dev_run d;
+    ims_dev(&d, s.port, "pa<s&s");
+    run_polls(&d, 2, NULL);
+    srv_stop(&s);
+    if (d.r.status != AG_POLL_OK) fail_msg("status %d: %s", d.r.status, d.r.detail);
+    assert_int_equal(g_ims.logins, 1); /* the session is kept from poll to poll */
+    assert_int_equal(g_ims.faults, 0);
+    /* the last request: sessionId sent, no basic auth (the profile logs in itself) */
+    assert_non_null(strstr(s.last, "<sessionId>sess-1</sessionId>"));
+    assert_null(strcasestr(s.last, "Authorization:"));
+    assert_int_equal(d.r.ninv, 2);
+    assert_string_equal(d.r.model, "IMS3000");
+    assert_string_equal(d.r.serial, "SIMIMS0001");
+    assert_string_equal(d.r.firmware, "3.2.4-0 / 2.8.14");
+    assert_string_equal(d.r.profile, "dolby-ims-soap");
+    expect(&d.r, "hardware_part_ok", "part=Storage RAID", 0);
+    expect(&d.r, "hardware_part_ok", "part=Fan & PSU", 1);
+    assert_null(find(&d.r, "hardware_part_ok", "part=Mystery")); /* not in the enum */
+    assert_int_equal(d.r.npts, 2); /* and the part without a title is skipped */
+}
+
+static void expire_session(int i)
+{
+    (void)i;
+    pthread_mutex_lock(&g_ims.mu);
+    snprintf(g_ims.session, sizeof g_ims.session, "gone"); /* e.g. the IMS rebooted */
+    pthread_mutex_unlock(&g_ims.mu);
+}
+
+static void test_soap_session_expiry(void **unused)
+{
+    (void)unused;
+    ims_reset("password");
+    srv s;
+    srv_start(&s, ims_routes, 2);
+    dev_run d;
+    ims_dev(&d, s.port, "password");
+    run_polls(&d, 2, expire_session);
+    srv_stop(&s);
+    if (d.r.status != AG_POLL_OK) fail_msg("status %d: %s", d.r.status, d.r.detail);
+    assert_int_equal(g_ims.logins, 2); /* one new login ... */
+    assert_int_equal(g_ims.faults, 1); /* ... after the one request that hit the old session */
+    assert_int_equal(d.r.npts, 2);
+    assert_string_equal(d.r.serial, "SIMIMS0001");
+}
+
+static void fault_forever(int i)
+{
+    (void)i;
+    pthread_mutex_lock(&g_ims.mu);
+    g_ims.fault_always = 1;
+    pthread_mutex_unlock(&g_ims.mu);
+}
+
+static void test_soap_relogin_once(void **unused)
+{
+    (void)unused;
+    ims_reset("password");
+    srv s;
+    srv_start(&s, ims_routes, 2);
+    dev_run d;
+    ims_dev(&d, s.port, "password");
+    run_polls(&d, 2, fault_forever);
+    srv_stop(&s);
+    /* poll 2: fault, one new login, fault again: a protocol error, not a login loop */
+    assert_int_equal(d.r.status, AG_POLL_PROTOCOL);
+    assert_non_null(strstr(d.r.detail, "GetProductInformation: session error (HTTP 500)"));
+    assert_int_equal(g_ims.logins, 2);
+    assert_int_equal(g_ims.faults, 2);
+}
+
+static void test_soap_wrong_credentials(void **unused)
+{
+    (void)unused;
+    ims_reset("password");
+    srv s;
+    srv_start(&s, ims_routes, 2);
+    dev_run d;
+    ims_dev(&d, s.port, "wrong");
+    run_polls(&d, 1, NULL);
+    dev_run n;
+    ims_dev(&n, s.port, NULL); /* no password configured: the template cannot be filled */
+    run_polls(&n, 1, NULL);
+    srv_stop(&s);
+    assert_int_equal(d.r.status, AG_POLL_AUTH);
+    assert_non_null(strstr(d.r.detail, "Login: login refused (HTTP 500)"));
+    assert_int_equal(d.r.ninv, 0);
+    assert_int_equal(g_ims.faults, 0); /* nothing else was asked */
+    assert_int_equal(n.r.status, AG_POLL_CONFIG);
+    assert_non_null(strstr(n.r.detail, "needs ${password}"));
+}
+
+static void test_soap_malformed(void **unused)
+{
+    (void)unused;
+    size_t hn = 70000;
+    char *huge = malloc(hn + 1024);
+    assert_non_null(huge);
+    strcpy(huge, ENV_OPEN "<sys:productName>");
+    memset(huge + strlen(huge), 'x', hn);
+    strcpy(huge + strlen(ENV_OPEN "<sys:productName>") + hn, "</sys:productName>" ENV_CLOSE);
+    char deep[2048] = ENV_OPEN;
+    for (int i = 0; i < 80; i++)
+        strcat(deep, "<d>");
+    static const struct {
+        const char *body, *why;
+    } t[] = {
+        {ENV_OPEN "<sys:productName>IMS3000" ENV_CLOSE, "closes <sys:productName>"},
+        {ENV_OPEN "<sys:productName>IMS3000</sys:productName>", "not closed at the end"},
+        {ENV_OPEN "<sys:productName>A &nbsp; B</sys:productName>" ENV_CLOSE, "bad entity"},
+        {ENV_OPEN "<sys:productName>A &#1; B</sys:productName>" ENV_CLOSE, "bad entity"},
+        {ENV_OPEN "<sys:productName>A & B</sys:productName>" ENV_CLOSE, "bad entity"},
+        {"{\"productName\": \"IMS3000\"}", "text outside the root element"},
+        {"", "no element at all"},
+        {"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><x>&a;</x>", "DOCTYPE"},
+        {ENV_OPEN "<sys:productName attr=unquoted>X</sys:productName>" ENV_CLOSE,
+         "unquoted attribute"},
+        {NULL, "text longer than 65536 bytes"},
+        {NULL, "nested deeper than 64"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        ims_reset("password");
+        g_ims.product = t[i].body ? t[i].body : i == 9 ? huge : deep;
+        srv s;
+        srv_start(&s, ims_routes, 2);
+        dev_run d;
+        ims_dev(&d, s.port, "password");
+        run_polls(&d, 1, NULL);
+        srv_stop(&s);
+        if (d.r.status != AG_POLL_PROTOCOL ||
+            !strstr(d.r.detail, "GetProductInformation: malformed XML") ||
+            !strstr(d.r.detail, t[i].why))
+            fail_msg("case %zu: status %d detail '%s', want protocol '%s'", i, d.r.status,
+                     d.r.detail, t[i].why);
+        assert_int_equal(d.r.ninv, 0);
+    }
+    free(huge);
+    /* well-formed but without the elements: the poll is ok, the identity stays empty */
+    ims_reset("password");
+    g_ims.product = ENV_OPEN "<other/>" ENV_CLOSE;
+    srv s;
+    srv_start(&s, ims_routes, 2);
+    dev_run d;
+    ims_dev(&d, s.port, "password");
+    run_polls(&d, 1, NULL);
+    srv_stop(&s);
+    assert_int_equal(d.r.status, AG_POLL_OK);
+    assert_string_equal(d.r.model, "");
+}
+
+/* A JSON login: the session from a pointer, sent in a header and a JSON template. */
+static int json_login(const char *req, char **body)
+{
+    int ok = strstr(req, "{\"user\":\"a\\\"b\"}") != NULL;
+    *body = strdup(ok ? "{\"token\": \"T-1\"}" : "{}");
+    return ok ? 200 : 401;
+}
+
+static int json_data(const char *req, char **body)
+{
+    int ok = strstr(req, "X-Session: T-1") && strstr(req, "\"s\":\"T-1\"");
+    *body = strdup("{\"v\": 7}");
+    return ok ? 200 : 500;
+}
+
+static void test_json_session(void **unused)
+{
+    (void)unused;
+    const route r[] = {{"/login", 0, NULL, 0, json_login}, {"/data", 0, NULL, 0, json_data}};
+    srv s;
+    srv_start(&s, r, 2);
+    dev_run d;
+    dev_init(&d, "t-jsess", s.port, 2000);
+    d.dev.username = "a\"b";
+    d.dev.password = "x";
+    run_polls(&d, 1, NULL);
+    srv_stop(&s);
+    if (d.r.status != AG_POLL_OK) fail_msg("status %d: %s", d.r.status, d.r.detail);
+    expect(&d.r, "white_x", "", 7);
+}
+
+/* A Qube XP-D-shaped SOAP device (devices.md §4.5): no login, a SOAPAction header, elements
+ * under an "a:" prefix found as "*:" too. */
+static int qube_status(const char *req, char **body)
+{
+    int ok = strstr(req, "SOAPAction: \"http://services.qubecinema.com/XP/Status/2012-07-01/"
+                         "IStatusService/GetPlayerInfo\"") != NULL &&
+             strstr(req, "Content-Type: text/xml; charset=utf-8") != NULL;
+    *body = strdup(ok ? "<s:Envelope xmlns:s=\"x\"><s:Body><GetPlayerInfoResponse>"
+                        "<GetPlayerInfoResult xmlns:a=\"y\"><a:Make>Qube</a:Make>"
+                        "<a:Model>XP-D</a:Model><a:SerialNumber>Q1</a:SerialNumber>"
+                        "<a:SoftwareVersion>4.1</a:SoftwareVersion><a:Uptime>12</a:Uptime>"
+                        "</GetPlayerInfoResult></GetPlayerInfoResponse></s:Body></s:Envelope>"
+                      : "<x/>");
+    return ok ? 200 : 400;
+}
+
+static void test_soap_without_login(void **unused)
+{
+    (void)unused;
+    const route r[] = {{"/services/Status", 0, NULL, 0, qube_status}};
+    srv s;
+    srv_start(&s, r, 1);
+    dev_run d;
+    dev_init(&d, "t-qube", s.port, 2000);
+    run_polls(&d, 1, NULL);
+    srv_stop(&s);
+    if (d.r.status != AG_POLL_OK) fail_msg("status %d: %s", d.r.status, d.r.detail);
+    assert_string_equal(d.r.model, "XP-D");
+    assert_string_equal(d.r.serial, "Q1");
+    assert_string_equal(d.r.firmware, "4.1");
+    expect(&d.r, "uptime_seconds", "", 12);
+}
+
+static const char *const qube_profile =
+    HEAD("t-qube") "\"requests\": [{\"method\": \"POST\", \"path\": \"/services/Status\","
+                   " \"format\": \"xml\", \"headers\": {\"SOAPAction\": "
+                   "\"\\\"http://services.qubecinema.com/"
+                   "XP/Status/2012-07-01/IStatusService/GetPlayerInfo\\\"\"},"
+                   " \"template\": \"<s:Envelope "
+                   "xmlns:s=\\\"http://schemas.xmlsoap.org/soap/envelope/\\\">"
+                   "<s:Body><GetPlayerInfo/></s:Body></s:Envelope>\","
+                   " \"identity\": {\"vendor\": \"a:Make\", \"model\": \"*:Model\", \"serial\":"
+                   " \"a:SerialNumber\", \"firmware\": \"a:SoftwareVersion\"},"
+                   " \"values\": [{\"element\": \"a:Uptime\", \"metric\": \"uptime_seconds\"}]}]}";
+
+static const char *const jsess_profile =
+    HEAD("t-jsess") "\"requests\": [{\"method\": \"POST\", \"path\": \"/login\","
+                    " \"template\": \"{\\\"user\\\":\\\"${username}\\\"}\", \"session\": "
+                    "{\"pointer\": \"/token\"}},"
+                    " {\"method\": \"POST\", \"path\": \"/data\", \"headers\": {\"X-Session\": "
+                    "\"${session}\"},"
+                    " \"template\": \"{\\\"s\\\":\\\"${session}\\\"}\","
+                    " \"values\": [{\"pointer\": \"/v\", \"metric\": \"white_x\"}]}]}";
+
 static int setup(void **unused)
 {
     (void)unused;
@@ -728,6 +1434,19 @@ static int setup(void **unused)
     add_profile("t-led", led_profile);
     add_profile("t-sensor", sensor_profile);
     add_profile("t-rpc", rpc_profile);
+    add_profile("t-jsess", jsess_profile);
+    add_profile("t-qube", qube_profile);
+    /* the shipped SOAP profile, as it is in profiles/ */
+    ag_profile *np = realloc(g_set.profiles, (g_set.nprofiles + 1) * sizeof *np);
+    if (!np) return -1;
+    g_set.profiles = np;
+    char err[512];
+    if (ag_profile_load("profiles/dolby-ims-soap.json", &g_set.profiles[g_set.nprofiles], err,
+                        sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    g_set.nprofiles++;
     return 0;
 }
 
@@ -756,6 +1475,16 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_timeout_while_other_answers),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_xml_table),
+        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_soap_profile_errors),
+        cmocka_unit_test(test_soap_flow),
+        cmocka_unit_test(test_soap_session_expiry),
+        cmocka_unit_test(test_soap_relogin_once),
+        cmocka_unit_test(test_soap_wrong_credentials),
+        cmocka_unit_test(test_soap_malformed),
+        cmocka_unit_test(test_json_session),
+        cmocka_unit_test(test_soap_without_login),
     };
     int fails = cmocka_run_group_tests_name("http", tests, setup, teardown);
     curl_global_cleanup();

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,10 +13,10 @@
 #include "sim/ber.h"
 #include "sim/model.h"
 #include "sim/responder.h"
+#include "sim/trapsend.h"
 
 static size_t make_req(uint8_t *out, size_t cap, int version, const char *comm, int pdu,
-                       int32_t reqid, int32_t f2, int32_t f3, const char *const *oids,
-                       size_t n)
+                       int32_t reqid, int32_t f2, int32_t f3, const char *const *oids, size_t n)
 {
     uint8_t vb[4096];
     size_t pos = 0;
@@ -74,7 +75,8 @@ static void test_oid_128(void **state)
         vb[k++] = 0x81;
         vb[k++] = (uint8_t)ol;
         vb[k++] = 0x2b;
-        for (size_t i = 1; i < ol; i++) vb[k++] = 5;
+        for (size_t i = 1; i < ol; i++)
+            vb[k++] = 5;
         vb[k++] = 0x05;
         vb[k++] = 0x00;
         size_t n = sim_ber_encode_message(pkt, sizeof pkt, 1, (const uint8_t *)"public", 6,
@@ -99,7 +101,10 @@ typedef struct bad {
     size_t n;
 } bad;
 
-#define B(what, ...) {what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})}
+#define B(what, ...)                                                                               \
+    {                                                                                              \
+        what, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__})               \
+    }
 
 static void test_malformed(void **state)
 {
@@ -120,36 +125,34 @@ static void test_malformed(void **state)
         B("oversized integer", 0x30, 0x07, 0x02, 0x05, 0x00, 0x00, 0x00, 0x00, 0x01),
         B("missing community", 0x30, 0x03, 0x02, 0x01, 0x01),
         B("community length beyond", 0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x7f, 0x61),
-        B("bad pdu tag", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa7, 0x03, 0x02,
-          0x01, 0x01),
-        B("pdu truncated", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x03, 0x02,
-          0x01, 0x01),
-        B("reqid oversized", 0x30, 0x1a, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x12, 0x02,
-          0x06, 1, 2, 3, 4, 5, 6, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00),
+        B("bad pdu tag", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa7, 0x03, 0x02, 0x01,
+          0x01),
+        B("pdu truncated", 0x30, 0x0b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x03, 0x02, 0x01,
+          0x01),
+        B("reqid oversized", 0x30, 0x1a, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x12, 0x02, 0x06,
+          1, 2, 3, 4, 5, 6, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00),
         B("varbind list wrong tag", 0x30, 0x14, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x0c,
           0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x31, 0x00),
-        B("varbind without value", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11,
-          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06,
-          0x02, 0x2b, 0x06),
-        B("empty oid", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11, 0x02, 0x01,
-          0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06, 0x00, 0x05,
-          0x00),
+        B("varbind without value", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11, 0x02,
+          0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06, 0x02, 0x2b,
+          0x06),
+        B("empty oid", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11, 0x02, 0x01, 0x01,
+          0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06, 0x00, 0x05, 0x00),
         B("oid continuation at end", 0x30, 0x1b, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x13,
-          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x08, 0x30, 0x06, 0x06,
-          0x02, 0x2b, 0x86, 0x05, 0x00),
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x08, 0x30, 0x06, 0x06, 0x02,
+          0x2b, 0x86, 0x05, 0x00),
         B("oid subid over 32 bits", 0x30, 0x20, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x18,
-          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x30, 0x0b, 0x06,
-          0x07, 0x2b, 0x90, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05, 0x00),
-        B("oid non-minimal subid", 0x30, 0x1c, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x14,
-          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x09, 0x30, 0x07, 0x06,
-          0x03, 0x2b, 0x80, 0x01, 0x05, 0x00),
-        B("value length beyond varbind", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0,
-          0x11, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04,
-          0x06, 0x01, 0x2b, 0x05, 0x09),
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x30, 0x0b, 0x06, 0x07,
+          0x2b, 0x90, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05, 0x00),
+        B("oid non-minimal subid", 0x30, 0x1c, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x14, 0x02,
+          0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x09, 0x30, 0x07, 0x06, 0x03, 0x2b,
+          0x80, 0x01, 0x05, 0x00),
+        B("value length beyond varbind", 0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x11,
+          0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x06, 0x30, 0x04, 0x06, 0x01,
+          0x2b, 0x05, 0x09),
         B("multi-byte tag", 0x30, 0x05, 0x1f, 0x81, 0x01, 0x01, 0x00),
         B("trailing garbage", 0x30, 0x18, 0x02, 0x01, 0x01, 0x04, 0x01, 0x61, 0xa0, 0x0c, 0x02,
-          0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00,
-          0x00),
+          0x01, 0x01, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00),
     };
     static sim_request r;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -188,6 +191,7 @@ static void test_truncations_of_valid(void **state)
 /* ---- responder ---- */
 
 static sim_device DEV;
+static const sim_device *CUR = &DEV; /* the device respond() asks */
 
 static int setup(void **state)
 {
@@ -207,13 +211,12 @@ static int teardown(void **state)
 
 /* Decode a response; returns error-status, fills r. Value tags are found by re-walking. */
 static int respond(int version, const char *comm, int pdu, int32_t f2, int32_t f3,
-                   const char *const *oids, size_t n, sim_request *r, size_t *outlen,
-                   uint8_t *out)
+                   const char *const *oids, size_t n, sim_request *r, size_t *outlen, uint8_t *out)
 {
     uint8_t req[1024];
     size_t rl = make_req(req, sizeof req, version, comm, pdu, 0x1234567, f2, f3, oids, n);
     sim_snmp_stats st = {0};
-    size_t m = sim_snmp_respond(&DEV, "public", req, rl, out, SIM_MAX_RESPONSE, 1000, &st);
+    size_t m = sim_snmp_respond(CUR, "public", req, rl, out, SIM_MAX_RESPONSE, 1000, &st);
     *outlen = m;
     if (m == 0) return -100;
     assert_int_equal(sim_ber_decode_request(out, m, r), 0);
@@ -279,8 +282,7 @@ static void test_getbulk(void **state)
     assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 1, 0, oids, 2, &r, &n, out), 0);
     assert_int_equal(r.noids, 1);
     /* a huge max-repetitions is cut at the size limit, never beyond */
-    assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 0, 100000, oids + 1, 1, &r, &n, out),
-                     0);
+    assert_int_equal(respond(1, "public", SIM_PDU_GETBULK, 0, 100000, oids + 1, 1, &r, &n, out), 0);
     assert_true(n <= SIM_MAX_RESPONSE);
     assert_true(r.noids > 10);
 }
@@ -300,16 +302,199 @@ static void test_lamp_hours_grow(void **state)
     assert_true(b.num > a.num + 50);
 }
 
+/* The benchmark device serves exactly 40 scalars + 20x5 cells, Counter64 included. */
+static void test_bench_model(void **state)
+{
+    (void)state;
+    const sim_model *m = sim_model_get(SIM_MODEL_BENCH);
+    assert_non_null(m);
+    assert_int_equal(m->mib.n, 140);
+    sim_device dev;
+    sim_device_init(&dev, SIM_MODEL_BENCH, 1, 1, 0, 1);
+    CUR = &dev;
+    static sim_request r;
+    uint8_t out[SIM_MAX_RESPONSE];
+    size_t n;
+    /* walk everything with GETNEXT from the root: 140 OIDs, then endOfMibView */
+    sim_oid at;
+    assert_int_equal(sim_oid_parse(SIM_BENCH_ROOT, &at), 0);
+    int count = 0, types[256] = {0};
+    char oid[512], scratch[128];
+    for (;;) {
+        size_t k = 0;
+        for (size_t i = 0; i < at.len; i++)
+            k += (size_t)snprintf(oid + k, sizeof oid - k, i ? ".%u" : "%u", at.sub[i]);
+        const char *q[] = {oid};
+        assert_int_equal(respond(1, "public", SIM_PDU_GETNEXT, 0, 0, q, 1, &r, &n, out), 0);
+        if (has_byte_seq(out + n - 2, 2, (const uint8_t[]){0x82, 0x00}, 2)) break;
+        at = r.oids[0];
+        long e = sim_mib_find(&m->mib, &at);
+        assert_true(e >= 0);
+        sim_value v;
+        sim_device_value(&dev, &m->mib.e[e], 1000, &v, scratch, sizeof scratch);
+        types[v.tag]++;
+        count++;
+        assert_true(count <= 140);
+    }
+    assert_int_equal(count, 140);
+    assert_int_equal(types[SIM_TAG_INT], 7 + 20);
+    assert_int_equal(types[SIM_TAG_GAUGE32], 7 + 20);
+    assert_int_equal(types[SIM_TAG_COUNTER32], 7 + 20);
+    assert_int_equal(types[SIM_TAG_COUNTER64], 7 + 20);
+    assert_int_equal(types[SIM_TAG_OCTETS], 6 + 20);
+    assert_int_equal(types[SIM_TAG_TIMETICKS], 6);
+    /* a Counter64 above 2^32 goes out as tag 0x46 with its 6 content bytes */
+    const char *c64[] = {SIM_BENCH_ROOT ".1.4.0"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GET, 0, 0, c64, 1, &r, &n, out), 0);
+    uint64_t want = (uint64_t)(5e12 + 1e9 * 4 + 1e6 * 4 * 1.0);
+    uint8_t enc[8] = {0x46, 6};
+    for (int i = 0; i < 6; i++)
+        enc[2 + i] = (uint8_t)(want >> (8 * (5 - i)));
+    assert_true(has_byte_seq(out, n, enc, 8));
+    /* SNMPv1 has no Counter64: GET answers noSuchName, GETNEXT skips it */
+    assert_int_equal(respond(0, "public", SIM_PDU_GET, 0, 0, c64, 1, &r, &n, out),
+                     SIM_ERR_NOSUCHNAME);
+    const char *before[] = {SIM_BENCH_ROOT ".1.3.0"};
+    assert_int_equal(respond(0, "public", SIM_PDU_GETNEXT, 0, 0, before, 1, &r, &n, out), 0);
+    sim_oid next;
+    assert_int_equal(sim_oid_parse(SIM_BENCH_ROOT ".1.5.0", &next), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[0], &next), 0);
+    CUR = &DEV;
+}
+
+/* The Barco-like projector serves every OID of devices.md §1.4 / §6 item 4. */
+static void test_barco_oids(void **state)
+{
+    (void)state;
+    sim_device dev;
+    sim_device_init(&dev, SIM_MODEL_BARCO, 2, 1, 0, 1);
+    CUR = &dev;
+    static sim_request r;
+    uint8_t out[SIM_MAX_RESPONSE];
+    size_t n;
+    const char *oids[] = {
+        "1.3.6.1.2.1.1.1.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.1.0",
+        "1.3.6.1.4.1.12612.220.11.1.2.12.0",
+        "1.3.6.1.4.1.12612.220.11.1.2.18.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.4.1.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.4.2.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.4.8.1.2.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.4.8.1.2.1",
+        "1.3.6.1.4.1.12612.220.11.2.2.4.6.0",
+        "1.3.6.1.4.1.12612.220.11.2.2.5.0",
+        "1.3.6.1.4.1.12612.220.11.4.2.1.1.1.2.1",
+        "1.3.6.1.4.1.12612.220.11.4.2.1.1.1.8.2",
+        "1.3.6.1.4.1.12612.220.11.4.2.1.2.1.2.1",
+        "1.3.6.1.4.1.12612.220.11.4.2.1.3.1.2.1",
+    };
+    size_t k = sizeof oids / sizeof *oids;
+    assert_int_equal(respond(0, "public", SIM_PDU_GET, 0, 0, oids, k, &r, &n, out), 0);
+    assert_int_equal(r.noids, k);
+    const uint8_t lamp[] = "\x04\x0aLamp House";
+    assert_true(has_byte_seq(out, n, lamp, 12));
+    /* sysObjectID under 12612.220.11 */
+    const char *soid[] = {"1.3.6.1.2.1.1.2.0"};
+    assert_int_equal(respond(1, "public", SIM_PDU_GET, 0, 0, soid, 1, &r, &n, out), 0);
+    const uint8_t pen[] = {0x2b, 6, 1, 4, 1, 0xe2, 0x44, 0x81, 0x5c, 0x0b};
+    assert_true(has_byte_seq(out, n, pen, sizeof pen));
+    /* runtime minutes .0 follow the lamp hours */
+    const sim_model *m = sim_model_get(SIM_MODEL_BARCO);
+    sim_oid o;
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.12612.220.11.2.2.4.8.1.2.0", &o), 0);
+    long i = sim_mib_find(&m->mib, &o);
+    assert_true(i >= 0);
+    sim_value v;
+    char s[64];
+    int64_t at = 10LL * 3600 * 1000;
+    sim_device_value(&dev, &m->mib.e[i], at, &v, s, sizeof s);
+    assert_int_equal(v.num, (int64_t)(sim_device_lamp_hours(&dev, at) * 60));
+    CUR = &DEV;
+}
+
+/* Traps: vendor OIDs, the encoded datagram, the rate limit, the temperature hysteresis. */
+static void test_traps(void **state)
+{
+    (void)state;
+    sim_device barco, host;
+    sim_device_init(&barco, SIM_MODEL_BARCO, 2, 1, 0, 3600);
+    sim_device_init(&host, SIM_MODEL_HOST, 1, 1, 0, 1);
+    sim_oid o, want;
+    assert_int_equal(sim_trap_oid(&DEV, SIM_TRAP_TEMP, SIM_FAULT_NONE, &o), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.25766.1.11.100.3.0.3", &want), 0);
+    assert_int_equal(sim_oid_cmp(&o, &want), 0);
+    assert_int_equal(sim_trap_oid(&barco, SIM_TRAP_FAULT, SIM_FAULT_SLOW, &o), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.12612.220.11.1.3.0.1", &want), 0);
+    assert_int_equal(sim_oid_cmp(&o, &want), 0);
+    assert_int_equal(sim_trap_oid(&host, SIM_TRAP_FAULT, SIM_FAULT_SLOW, &o), -1);
+
+    sim_trap_state ts = {.next_id = 7};
+    uint8_t out[SIM_MAX_RESPONSE];
+    size_t n = sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SILENT, "public", 5000, out,
+                              sizeof out);
+    assert_true(n > 0);
+    /* the decoder takes a Response: relabel the SNMPv2-Trap PDU and check the varbinds */
+    static sim_request r;
+    uint8_t copy[SIM_MAX_RESPONSE];
+    memcpy(copy, out, n);
+    size_t at = 2 + 3 + 2 + 6; /* SEQ hdr, version, community "public" */
+    assert_int_equal(copy[at], 0xA7);
+    copy[at] = SIM_PDU_RESPONSE;
+    assert_int_equal(sim_ber_decode_request(copy, n, &r), 0);
+    assert_int_equal(r.version, 1);
+    assert_int_equal(r.request_id, 7);
+    assert_int_equal(r.noids, 3);
+    assert_int_equal(sim_oid_parse("1.3.6.1.2.1.1.3.0", &want), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[0], &want), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.6.3.1.1.4.1.0", &want), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[1], &want), 0);
+    /* Christie fan trap .0.1 as the value of snmpTrapOID.0 */
+    const uint8_t fan[] = {0x06, 0x0e, 0x2b, 6, 1, 4, 1, 0x81, 0xc9, 0x26, 1, 0x0b, 0x64, 3, 0, 1};
+    assert_true(has_byte_seq(out, n, fan, sizeof fan));
+    /* rate limit: a second trap within 10 s is held back, one after it goes out */
+    assert_int_equal(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SLOW, "public",
+                                    5000 + SIM_TRAP_MIN_GAP_MS - 1, out, sizeof out),
+                     0);
+    assert_int_equal(ts.suppressed, 1);
+    assert_true(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SLOW, "public",
+                               5000 + SIM_TRAP_MIN_GAP_MS, out, sizeof out) > 0);
+    assert_int_equal(ts.sent, 2);
+    assert_int_equal(sim_trap_build(&ts, &host, SIM_TRAP_FAULT, SIM_FAULT_SLOW, "public", 100000,
+                                    out, sizeof out),
+                     0);
+    /* temperature: at 3600x speed the lamp house passes 86 C during some show; one trap per
+     * crossing (hysteresis), re-armed below the limit */
+    sim_trap_state th = {0};
+    int crossings = 0, rearmed = 0;
+    for (int64_t t = 0; t < 3600 * 1000; t += 100) {
+        int was = th.hot;
+        crossings += sim_trap_temp_check(&th, &barco, t);
+        if (was && !th.hot) rearmed++;
+        double limit, v = sim_device_hot_temp(&barco, t, NULL, &limit);
+        assert_true(limit == 86.0);
+        if (!was && th.hot) assert_true(v >= limit);
+    }
+    assert_true(crossings >= 1);
+    assert_true(crossings <= rearmed + 1);
+    n = sim_trap_build(&ts, &barco, SIM_TRAP_TEMP, SIM_FAULT_NONE, "public", 10000000, out,
+                       sizeof out);
+    assert_true(n > 0);
+    memcpy(copy, out, n);
+    copy[at] = SIM_PDU_RESPONSE;
+    assert_int_equal(sim_ber_decode_request(copy, n, &r), 0);
+    assert_int_equal(r.noids, 4);
+    assert_int_equal(sim_oid_parse("1.3.6.1.4.1.12612.220.11.4.2.1.1.1.2.2", &want), 0);
+    assert_int_equal(sim_oid_cmp(&r.oids[3], &want), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_oid_128),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_truncations_of_valid),
-        cmocka_unit_test(test_get_semantics),
-        cmocka_unit_test(test_getbulk),
-        cmocka_unit_test(test_lamp_hours_grow),
+        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_oid_128),
+        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_truncations_of_valid),
+        cmocka_unit_test(test_get_semantics),   cmocka_unit_test(test_getbulk),
+        cmocka_unit_test(test_lamp_hours_grow), cmocka_unit_test(test_bench_model),
+        cmocka_unit_test(test_barco_oids),      cmocka_unit_test(test_traps),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
