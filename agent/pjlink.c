@@ -1,6 +1,6 @@
 /* pjlink.c — the PJLink (Class 1 and 2) driver: one TCP connection per poll on the libuv loop.
  *
- * A poll: resolve (uv_getaddrinfo, skipped for literals) → connect → read the greeting →
+ * A poll: resolve and connect (tcpconn.h) → read the greeting →
  * send one query at a time and wait for its reply ("%1CLSS ?" first, prefixed with the MD5
  * digest when the projector asks for authentication) → class 1 queries → class 2 queries
  * when CLSS says 2 → inventory → close the socket → done (from the handle's close callback
@@ -14,7 +14,6 @@
  *   INPT → input_source (pj_value_input), AVMT → audio_mute, video_mute, FILT → filter_hours.
  * ERR1 skips the metric quietly; ERR2/ERR3 skip it with a rate-limited warning; ERR4 is
  * logged as an error (POWR: power_state 5). A malformed reply ends the poll as "protocol". */
-#include <arpa/inet.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,12 +23,13 @@
 #include "driver.h"
 #include "log.h"
 #include "pjlink_parse.h"
+#include "tcpconn.h"
 #include "timeutil.h"
 
 #define LOG_EVERY_S 600
 #define DEFAULT_PROFILE "pjlink-class1-2"
 
-typedef enum { PH_IDLE, PH_RESOLVE, PH_CONNECT, PH_GREETING, PH_QUERY, PH_DONE } phase;
+typedef enum { PH_IDLE, PH_CONNECT, PH_GREETING, PH_QUERY, PH_DONE } phase;
 
 typedef enum {
     Q_CLSS,
@@ -63,14 +63,9 @@ typedef struct pj_state {
     const ag_profile *prof; /* for inventory: profile name and fallback vendor; may be NULL */
     ag_sink sink;
 
-    uv_tcp_t tcp;
-    uv_connect_t conn;
-    uv_timer_t timer_h; /* the current wait */
-    uv_timer_t done_h;  /* deferred done() when no socket is open */
-    uv_getaddrinfo_t gai;
-    int tcp_open, gai_pending, busy, closing, refs, reconnect;
+    ag_tcpconn *conn; /* the socket, the wait timer and the deferred done() */
+    int busy, reconnect;
 
-    struct sockaddr_storage addr;
     phase ph;
     int attempts;
     int64_t ts_ms;
@@ -79,7 +74,6 @@ typedef struct pj_state {
 
     char line[PJ_MAX_PACKET + 1];
     size_t linelen;
-    char rbuf[512];
     char digest[33]; /* sent before the first query; "" when no authentication */
     int cls;
     query_id q;
@@ -87,50 +81,19 @@ typedef struct pj_state {
         inv_serial[CM_MAX_VALUE], inv_firmware[CM_MAX_VALUE];
 } pj_state;
 
-typedef struct wreq {
-    uv_write_t req;
-    char buf[64];
-} wreq;
-
 /* ---- finishing ---------------------------------------------------------------------- */
 
 static void deliver_done(pj_state *st)
 {
-    if (st->closing || !st->busy) return;
+    if (!st->busy) return;
+    ag_tcpconn_undefer(st->conn); /* exactly one done */
     st->busy = 0;
     st->ph = PH_IDLE;
     /* The sink may call poll() or close() from here: nothing of st is touched after. */
     st->sink.done(st->sink.ud, st->dev, st->status, st->status == AG_POLL_OK ? NULL : st->detail);
 }
 
-static void on_done_timer(uv_timer_t *t)
-{
-    deliver_done(t->data);
-}
-
 static void connect_now(pj_state *st);
-
-static void on_tcp_closed(uv_handle_t *h)
-{
-    pj_state *st = h->data;
-    st->tcp_open = 0;
-    if (st->closing) {
-        if (--st->refs == 0) free(st);
-        return;
-    }
-    if (st->reconnect) {
-        st->reconnect = 0;
-        connect_now(st);
-        return;
-    }
-    deliver_done(st);
-}
-
-static void close_tcp(pj_state *st)
-{
-    if (st->tcp_open && !uv_is_closing((uv_handle_t *)&st->tcp))
-        uv_close((uv_handle_t *)&st->tcp, on_tcp_closed);
-}
 
 static void finish(pj_state *st, ag_poll_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -148,11 +111,11 @@ static void finish(pj_state *st, ag_poll_status status, const char *fmt, ...)
         vsnprintf(st->detail, sizeof st->detail, fmt, ap);
         va_end(ap);
     }
-    uv_timer_stop(&st->timer_h);
-    if (st->tcp_open)
-        close_tcp(st); /* done follows from on_tcp_closed */
+    ag_tcpconn_stop_wait(st->conn);
+    if (ag_tcpconn_busy(st->conn))
+        ag_tcpconn_disconnect(st->conn); /* done follows from on_closed */
     else
-        uv_timer_start(&st->done_h, on_done_timer, 0, 0);
+        ag_tcpconn_defer(st->conn);
 }
 
 static const char *cur_cmd(const pj_state *st)
@@ -174,13 +137,13 @@ static void protocol_error(pj_state *st, const char *why, const char *line, size
 
 /* ---- waiting and sending ------------------------------------------------------------ */
 
-static void on_timeout(uv_timer_t *t)
+static void on_timeout(void *ud)
 {
-    pj_state *st = t->data;
-    if (st->closing || !st->busy || st->ph == PH_DONE) return;
-    if ((st->ph == PH_CONNECT || st->ph == PH_GREETING) && st->attempts <= st->dev->retries) {
+    pj_state *st = ud;
+    if (!st->busy || st->ph == PH_DONE) return;
+    if (st->ph == PH_GREETING && st->attempts <= st->dev->retries) {
         st->reconnect = 1; /* a fresh connection once the old one is closed */
-        close_tcp(st);
+        ag_tcpconn_disconnect(st->conn);
         return;
     }
     finish(st, AG_POLL_TIMEOUT, "%s: no answer within %lld ms", cur_cmd(st),
@@ -189,34 +152,18 @@ static void on_timeout(uv_timer_t *t)
 
 static void arm_timer(pj_state *st)
 {
-    int64_t ms = st->dev->timeout_ms > 0 ? st->dev->timeout_ms : 2000;
-    uv_timer_start(&st->timer_h, on_timeout, (uint64_t)ms, 0);
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    wreq *w = (wreq *)req;
-    pj_state *st = req->handle->data;
-    free(w);
-    if (status < 0 && status != UV_ECANCELED && !st->closing && st->ph != PH_DONE)
-        finish(st, AG_POLL_REFUSED, "%s: write failed: %s", cur_cmd(st), uv_strerror(status));
+    ag_tcpconn_wait(st->conn, st->dev->timeout_ms);
 }
 
 static void send_query(pj_state *st)
 {
-    wreq *w = malloc(sizeof *w);
-    if (!w) {
-        finish(st, AG_POLL_PROTOCOL, "out of memory");
-        return;
-    }
-    int n = snprintf(w->buf, sizeof w->buf, "%s%%%c%s ?\r", st->digest, queries[st->q].cls,
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%s%%%c%s ?\r", st->digest, queries[st->q].cls,
                      queries[st->q].cmd);
     memset(st->digest, 0, sizeof st->digest); /* only before the first query */
-    uv_buf_t b = uv_buf_init(w->buf, (unsigned)n);
     st->linelen = 0;
-    int rc = uv_write(&w->req, (uv_stream_t *)&st->tcp, &b, 1, on_written);
+    int rc = ag_tcpconn_write(st->conn, buf, (size_t)n);
     if (rc < 0) {
-        free(w);
         finish(st, AG_POLL_REFUSED, "%s: write failed: %s", cur_cmd(st), uv_strerror(rc));
         return;
     }
@@ -418,32 +365,15 @@ static void on_greeting(pj_state *st, const char *line, size_t len)
 
 /* ---- the socket --------------------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_data(void *ud, const char *buf, size_t n)
 {
-    (void)suggested;
-    pj_state *st = h->data;
-    *buf = uv_buf_init(st->rbuf, sizeof st->rbuf);
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    pj_state *st = s->data;
-    if (st->closing || st->ph == PH_DONE) return;
-    if (nread < 0) {
-        if (st->ph == PH_GREETING)
-            finish(st, AG_POLL_REFUSED, "connection closed before the greeting: %s",
-                   uv_strerror((int)nread));
-        else
-            protocol_error(st,
-                           nread == UV_EOF ? "connection closed by the device" : "connection reset",
-                           "", 0);
-        return;
-    }
-    for (ssize_t i = 0; i < nread && st->ph != PH_DONE; i++) {
-        char c = buf->base[i];
+    pj_state *st = ud;
+    if (st->ph == PH_DONE) return;
+    for (size_t i = 0; i < n && st->ph != PH_DONE; i++) {
+        char c = buf[i];
         if (c == '\n' && st->linelen == 0) continue; /* tolerate CR LF */
         if (c == '\r') {
-            uv_timer_stop(&st->timer_h);
+            ag_tcpconn_stop_wait(st->conn);
             st->line[st->linelen] = '\0';
             size_t len = st->linelen;
             st->linelen = 0;
@@ -461,22 +391,63 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_lost(void *ud, int err, ag_tcp_lost how)
 {
-    pj_state *st = req->data;
-    if (status == UV_ECANCELED || st->closing || st->ph != PH_CONNECT) return;
+    pj_state *st = ud;
+    if (st->busy && st->ph == PH_DONE) { /* the socket went before finish() could close it */
+        deliver_done(st);
+        return;
+    }
+    if (!st->busy) return;
+    if (how == AG_TCP_LOST_WRITE)
+        finish(st, AG_POLL_REFUSED, "%s: write failed: %s", cur_cmd(st), uv_strerror(err));
+    else if (st->ph == PH_GREETING)
+        finish(st, AG_POLL_REFUSED, "connection closed before the greeting: %s", uv_strerror(err));
+    else
+        protocol_error(st, err == UV_EOF ? "connection closed by the device" : "connection reset",
+                       "", 0);
+}
+
+static void on_closed(void *ud)
+{
+    pj_state *st = ud;
+    if (st->reconnect) {
+        st->reconnect = 0;
+        connect_now(st);
+        return;
+    }
+    deliver_done(st);
+}
+
+static void on_deferred(void *ud)
+{
+    deliver_done(ud);
+}
+
+static void on_connect(void *ud, int status, int resolving)
+{
+    pj_state *st = ud;
+    if (!st->busy || st->ph != PH_CONNECT) return;
+    if (status == UV_ETIMEDOUT && !resolving) {
+        if (st->attempts <= st->dev->retries) {
+            connect_now(st); /* a fresh connection */
+            return;
+        }
+        finish(st, AG_POLL_TIMEOUT, "%s: no answer within %lld ms", cur_cmd(st),
+               (long long)st->dev->timeout_ms);
+        return;
+    }
     if (status < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address,
-               st->dev->port, uv_strerror(status));
+        if (resolving)
+            finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address,
+                   uv_strerror(status));
+        else
+            finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address,
+                   st->dev->port, uv_strerror(status));
         return;
     }
     st->ph = PH_GREETING;
     st->linelen = 0;
-    int rc = uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read);
-    if (rc < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot read: %s", uv_strerror(rc));
-        return;
-    }
     arm_timer(st);
 }
 
@@ -484,69 +455,19 @@ static void connect_now(pj_state *st)
 {
     st->attempts++;
     st->ph = PH_CONNECT;
-    if (uv_tcp_init(st->loop, &st->tcp) != 0) {
-        finish(st, AG_POLL_REFUSED, "cannot create a socket");
-        return;
-    }
-    st->tcp.data = st;
-    st->tcp_open = 1;
-    st->conn.data = st;
-    int rc = uv_tcp_connect(&st->conn, &st->tcp, (const struct sockaddr *)&st->addr, on_connect);
-    if (rc < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address,
-               st->dev->port, uv_strerror(rc));
-        return;
-    }
-    arm_timer(st);
+    if (ag_tcpconn_connect(st->conn, st->dev->timeout_ms) < 0)
+        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: a socket is still open",
+               st->dev->address, st->dev->port);
 }
 
-static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    pj_state *st = req->data;
-    st->gai_pending = 0;
-    if (st->closing) {
-        if (res) uv_freeaddrinfo(res);
-        if (--st->refs == 0) free(st);
-        return;
-    }
-    if (status < 0 || !res) {
-        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address, uv_strerror(status));
-        if (res) uv_freeaddrinfo(res);
-        return;
-    }
-    const struct addrinfo *ai = res; /* prefer IPv4, as the SNMP driver does */
-    for (const struct addrinfo *a = res; a; a = a->ai_next)
-        if (a->ai_family == AF_INET) {
-            ai = a;
-            break;
-        }
-    memset(&st->addr, 0, sizeof st->addr);
-    memcpy(&st->addr, ai->ai_addr,
-           ai->ai_addrlen < sizeof st->addr ? ai->ai_addrlen : sizeof st->addr);
-    uv_freeaddrinfo(res);
-    if (st->addr.ss_family == AF_INET)
-        ((struct sockaddr_in *)&st->addr)->sin_port = htons((uint16_t)st->dev->port);
-    else
-        ((struct sockaddr_in6 *)&st->addr)->sin6_port = htons((uint16_t)st->dev->port);
-    connect_now(st);
-}
-
-/* A literal IPv4/IPv6 address (IPv6 optionally in brackets) into st->addr. 1 or 0. */
-static int literal_addr(pj_state *st)
-{
-    const char *a = st->dev->address;
-    char buf[64];
-    size_t len = strlen(a);
-    if (len > 2 && a[0] == '[' && a[len - 1] == ']' && len - 2 < sizeof buf) {
-        memcpy(buf, a + 1, len - 2);
-        buf[len - 2] = '\0';
-        a = buf;
-    }
-    memset(&st->addr, 0, sizeof st->addr);
-    if (uv_ip4_addr(a, st->dev->port, (struct sockaddr_in *)&st->addr) == 0) return 1;
-    if (uv_ip6_addr(a, st->dev->port, (struct sockaddr_in6 *)&st->addr) == 0) return 1;
-    return 0;
-}
+static const ag_tcpconn_ops conn_ops = {
+    .on_connect = on_connect,
+    .on_data = on_data,
+    .on_lost = on_lost,
+    .on_timeout = on_timeout,
+    .on_closed = on_closed,
+    .on_deferred = on_deferred,
+};
 
 /* ---- the driver interface ----------------------------------------------------------- */
 
@@ -587,11 +508,12 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
     st->dev = dev;
     st->prof = prof;
     st->sink = *sink;
-    uv_timer_init(loop, &st->timer_h);
-    uv_timer_init(loop, &st->done_h);
-    st->timer_h.data = st;
-    st->done_h.data = st;
-    st->gai.data = st;
+    st->conn = ag_tcpconn_new(loop, dev->address, dev->port, &conn_ops, st);
+    if (!st->conn) {
+        free(st);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     *state = st;
     return 0;
 }
@@ -599,7 +521,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
 static int drv_poll(void *state)
 {
     pj_state *st = state;
-    if (!st || st->busy || st->closing) return -1;
+    if (!st || st->busy) return -1;
     st->busy = 1;
     st->status = AG_POLL_OK;
     st->ts_ms = cm_now_ms();
@@ -607,49 +529,16 @@ static int drv_poll(void *state)
     st->reconnect = 0;
     st->inv_vendor[0] = st->inv_model[0] = st->inv_name[0] = st->inv_serial[0] =
         st->inv_firmware[0] = '\0';
-    if (literal_addr(st)) {
-        connect_now(st);
-        return 0;
-    }
-    st->ph = PH_RESOLVE;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = uv_getaddrinfo(st->loop, &st->gai, on_gai, st->dev->address, NULL, &hints);
-    if (rc != 0) {
-        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address, uv_strerror(rc));
-        return 0;
-    }
-    st->gai_pending = 1;
+    connect_now(st);
     return 0;
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    pj_state *st = h->data;
-    if (--st->refs == 0) free(st);
 }
 
 static void drv_close(void *state)
 {
     pj_state *st = state;
-    if (!st || st->closing) return;
-    st->closing = 1;
-    st->refs = 2;
-    if (st->gai_pending) {
-        st->refs++;
-        uv_cancel((uv_req_t *)&st->gai); /* on_gai still runs, with UV_ECANCELED */
-    }
-    if (st->tcp_open) {
-        st->refs++;
-        if (!uv_is_closing((uv_handle_t *)&st->tcp))
-            uv_close((uv_handle_t *)&st->tcp, on_tcp_closed);
-    }
-    uv_timer_stop(&st->timer_h);
-    uv_timer_stop(&st->done_h);
-    uv_close((uv_handle_t *)&st->timer_h, on_handle_closed);
-    uv_close((uv_handle_t *)&st->done_h, on_handle_closed);
+    if (!st) return;
+    ag_tcpconn_free(st->conn); /* no callback from it afterwards */
+    free(st);
 }
 
 const ag_driver_ops ag_pjlink_driver = {

@@ -1,5 +1,6 @@
-/* text.c — the driver for line-based text protocols over TCP (Dolby CP750/CP850/CP950, USL):
- * the profile's commands (text_profile.h) sent one at a time on one persistent connection.
+/* text.c — the driver for command/reply protocols over TCP, line-based (Dolby CP750/CP850/CP950,
+ * USL) or binary (NEC NC-series): the profile's commands (text_profile.h) sent one at a time on
+ * one persistent connection.
  *
  * A poll: (resolve → connect, when there is no open connection) → for each command: send
  * `send` + line_end and wait for the first line matching `expect` (other lines, such as
@@ -12,8 +13,13 @@
  * it). Connect timeouts are retried `retries` times. A command whose wait ends after only
  * non-matching lines ends the poll as "protocol" (rate-limited warning naming device and
  * command); silence ends it as "timeout". A reused connection that the device has closed in
- * the meantime is replaced once, transparently. Lines longer than AG_TEXT_MAX_LINE are dropped. */
-#include <arpa/inet.h>
+ * the meantime is replaced once, transparently. Lines longer than AG_TEXT_MAX_LINE are dropped.
+ *
+ * Binary profiles (NEC NC-series style, text_profile.h): each command's request bytes go out and
+ * exactly one reply frame answers it. Its length comes from the profile (fixed, or a header
+ * byte); a bad checksum, unexpected first bytes, the device's error reply, bytes after the
+ * frame, a frame too short for a value, or a partial frame when the wait ends all end the poll
+ * as "protocol", naming device and command. The socket plumbing is tcpconn.h's. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,36 +27,29 @@
 
 #include "driver.h"
 #include "log.h"
+#include "tcpconn.h"
 #include "text_profile.h"
 #include "timeutil.h"
 
 #define LOG_EVERY_S 600
 
-typedef enum { PH_IDLE, PH_RESOLVE, PH_CONNECT, PH_QUERY, PH_DONE } phase;
+typedef enum { PH_IDLE, PH_CONNECT, PH_QUERY, PH_DONE } phase;
 
 enum { INV_MODEL, INV_SERIAL, INV_FIRMWARE, INV_VENDOR, INV_N };
 static const char *const inv_fields[INV_N] = {"model", "serial", "firmware", "vendor"};
 
 typedef struct tx_state {
-    uv_loop_t *loop;
     const ag_device *dev;
     const ag_profile *prof;
     ag_sink sink;
     ag_text_profile tp;
     int port;
 
-    uv_tcp_t tcp;
-    uv_connect_t conn;
-    uv_timer_t timer_h; /* the current wait */
-    uv_timer_t done_h;  /* deferred done() */
-    uv_getaddrinfo_t gai;
-    int tcp_open;  /* the handle is initialised and its close callback has not run */
-    int connected; /* connected and reading */
-    int gai_pending, busy, closing, refs, reconnect;
+    ag_tcpconn *conn; /* the socket, the wait timer and the deferred done() */
+    int busy, reconnect;
     int reused;   /* this poll started on a connection opened by an earlier poll */
-    int got_line; /* a line arrived during this poll */
+    int got_line; /* a line (or reply bytes) arrived during this poll */
 
-    struct sockaddr_storage addr;
     phase ph;
     int attempts;
     int64_t ts_ms;
@@ -62,59 +61,23 @@ typedef struct tx_state {
     char last_unmatched[64];
     char line[AG_TEXT_MAX_LINE + 1];
     size_t linelen;
-    int overflow; /* discarding the rest of a too-long line */
-    char rbuf[4096];
+    int overflow;                        /* discarding the rest of a too-long line */
+    unsigned char bin[AG_BIN_MAX_REPLY]; /* the binary reply so far */
+    size_t binlen;
     char val[AG_TEXT_MAX_LINE + 1];
     char inv[INV_N][CM_MAX_VALUE];
 } tx_state;
-
-typedef struct wreq {
-    uv_write_t req;
-    char buf[];
-} wreq;
 
 /* ---- finishing ---------------------------------------------------------------------- */
 
 static void deliver_done(tx_state *st)
 {
-    if (st->closing || !st->busy) return;
-    uv_timer_stop(&st->done_h); /* exactly one done, even when the socket also closed */
+    if (!st->busy) return;
+    ag_tcpconn_undefer(st->conn); /* exactly one done, even when the socket also closed */
     st->busy = 0;
     st->ph = PH_IDLE;
     /* The sink may call poll() or close() from here: nothing of st is touched after. */
     st->sink.done(st->sink.ud, st->dev, st->status, st->status == AG_POLL_OK ? NULL : st->detail);
-}
-
-static void on_done_timer(uv_timer_t *t)
-{
-    deliver_done(t->data);
-}
-
-static void begin_connect(tx_state *st);
-
-static void on_tcp_closed(uv_handle_t *h)
-{
-    tx_state *st = h->data;
-    st->tcp_open = 0;
-    st->connected = 0;
-    if (st->closing) {
-        if (--st->refs == 0) free(st);
-        return;
-    }
-    if (st->reconnect) {
-        st->reconnect = 0;
-        begin_connect(st);
-        return;
-    }
-    if (st->busy && st->ph == PH_DONE) deliver_done(st);
-    /* otherwise an idle connection the device closed: the next poll connects again */
-}
-
-static void close_tcp(tx_state *st)
-{
-    st->connected = 0;
-    if (st->tcp_open && !uv_is_closing((uv_handle_t *)&st->tcp))
-        uv_close((uv_handle_t *)&st->tcp, on_tcp_closed);
 }
 
 static void finish(tx_state *st, ag_poll_status status, const char *fmt, ...)
@@ -133,16 +96,18 @@ static void finish(tx_state *st, ag_poll_status status, const char *fmt, ...)
         vsnprintf(st->detail, sizeof st->detail, fmt, ap);
         va_end(ap);
     }
-    uv_timer_stop(&st->timer_h);
-    if (status != AG_POLL_OK && st->tcp_open)
-        close_tcp(st); /* a fresh connection next time; done follows from on_tcp_closed */
-    else if (status == AG_POLL_OK || !st->tcp_open)
-        uv_timer_start(&st->done_h, on_done_timer, 0, 0);
+    ag_tcpconn_stop_wait(st->conn);
+    if (status != AG_POLL_OK && ag_tcpconn_busy(st->conn))
+        ag_tcpconn_disconnect(st->conn); /* a fresh connection next time; done follows */
+    else
+        ag_tcpconn_defer(st->conn);
 }
 
 static const char *cur_cmd(const tx_state *st)
 {
-    return st->cmd < st->tp.ncmds ? st->tp.cmds[st->cmd].send : "?";
+    if (st->cmd >= st->tp.ncmds) return "?";
+    const ag_text_cmd *c = &st->tp.cmds[st->cmd];
+    return c->send ? c->send : c->hex;
 }
 
 /* Printable, bounded copy of device text for logs. */
@@ -158,86 +123,80 @@ static void protocol_error(tx_state *st, const char *why)
 {
     char key[CM_MAX_NAME + 32];
     snprintf(key, sizeof key, "text-proto %s %zu", st->dev->id, st->cmd);
-    cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN, "text: device %s: '%s': %s (last line \"%s\")",
-                   st->dev->id, cur_cmd(st), why, st->last_unmatched);
+    cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN, "text: device %s: '%s': %s (%s \"%s\")",
+                   st->dev->id, cur_cmd(st), why, st->tp.binary ? "received" : "last line",
+                   st->last_unmatched);
     finish(st, AG_POLL_PROTOCOL, "'%s': %s", cur_cmd(st), why);
 }
 
 /* ---- commands ----------------------------------------------------------------------- */
 
-static void on_timeout(uv_timer_t *t)
+static void connect_now(tx_state *st);
+
+static void on_timeout(void *ud)
 {
-    tx_state *st = t->data;
-    if (st->closing || !st->busy || st->ph == PH_DONE) return;
-    if (st->ph == PH_CONNECT && st->attempts <= st->dev->retries) {
-        st->reconnect = 1; /* a fresh connection once the old one is closed */
-        close_tcp(st);
+    tx_state *st = ud;
+    if (!st->busy || st->ph != PH_QUERY) return;
+    if (st->tp.binary && st->binlen > 0) {
+        char why[96];
+        size_t need = ag_bin_frame_len(&st->tp.cmds[st->cmd].reply, st->bin, st->binlen);
+        if (need)
+            snprintf(why, sizeof why, "short reply: %zu of %zu bytes", st->binlen, need);
+        else
+            snprintf(why, sizeof why, "short reply: %zu bytes, no length yet", st->binlen);
+        protocol_error(st, why);
         return;
     }
-    if (st->ph == PH_QUERY && st->unmatched > 0) {
+    if (st->unmatched > 0) {
         protocol_error(st, "no reply line matched the expected pattern");
         return;
     }
-    finish(st, AG_POLL_TIMEOUT, "%s: no answer within %lld ms",
-           st->ph == PH_QUERY ? cur_cmd(st) : "connect", (long long)st->dev->timeout_ms);
+    finish(st, AG_POLL_TIMEOUT, "%s: no answer within %lld ms", cur_cmd(st),
+           (long long)st->dev->timeout_ms);
 }
 
-static void arm_timer(tx_state *st)
+/* The socket failed while a command waited (read error, EOF, write error). */
+static void lost_in_query(tx_state *st, int err)
 {
-    int64_t ms = st->dev->timeout_ms > 0 ? st->dev->timeout_ms : 2000;
-    uv_timer_start(&st->timer_h, on_timeout, (uint64_t)ms, 0);
-}
-
-/* The socket failed (read error, EOF, write error). */
-static void connection_lost(tx_state *st, int err)
-{
-    if (st->closing) return;
-    int querying = st->busy && st->ph == PH_QUERY;
-    if (querying && st->reused && !st->got_line) {
+    if (st->reused && !st->got_line) {
         /* The device dropped the idle connection before this poll: connect once more. */
         st->reused = 0;
-        st->reconnect = 1;
-        uv_timer_stop(&st->timer_h);
-        st->ph = PH_CONNECT;
-        close_tcp(st);
-    } else if (querying) {
-        snprintf(st->last_unmatched, sizeof st->last_unmatched, "(%s)", uv_err_name(err));
-        protocol_error(st, err == UV_EOF ? "connection closed by the device" : "connection failed");
-    } else {
-        /* idle, or between the last reply and the deferred done: the next poll connects
-         * again (a done still due comes from the timer or from on_tcp_closed, once) */
-        close_tcp(st);
+        if (ag_tcpconn_busy(st->conn)) {
+            st->ph = PH_CONNECT;
+            st->reconnect = 1;
+            ag_tcpconn_stop_wait(st->conn);
+            ag_tcpconn_disconnect(st->conn);
+        } else {
+            connect_now(st);
+        }
+        return;
     }
-}
-
-static void on_written(uv_write_t *req, int status)
-{
-    tx_state *st = req->handle->data;
-    free(req);
-    if (status < 0 && status != UV_ECANCELED) connection_lost(st, status);
+    snprintf(st->last_unmatched, sizeof st->last_unmatched, "(%s)", uv_err_name(err));
+    protocol_error(st, err == UV_EOF ? "connection closed by the device" : "connection failed");
 }
 
 static void send_cmd(tx_state *st)
 {
     const ag_text_cmd *c = &st->tp.cmds[st->cmd];
-    size_t sl = strlen(c->send), el = strlen(st->tp.line_end);
-    wreq *w = malloc(sizeof *w + sl + el);
-    if (!w) {
-        finish(st, AG_POLL_PROTOCOL, "out of memory");
-        return;
-    }
-    memcpy(w->buf, c->send, sl);
-    memcpy(w->buf + sl, st->tp.line_end, el);
     st->unmatched = 0;
     st->last_unmatched[0] = '\0';
-    uv_buf_t b = uv_buf_init(w->buf, (unsigned)(sl + el));
-    int rc = uv_write(&w->req, (uv_stream_t *)&st->tcp, &b, 1, on_written);
+    st->binlen = 0;
+    int rc;
+    if (c->bin) {
+        rc = ag_tcpconn_write(st->conn, c->bin, c->binlen);
+    } else {
+        char buf[AG_TEXT_MAX_SEND + sizeof st->tp.line_end];
+        size_t sl = strlen(c->send), el = strlen(st->tp.line_end);
+        if (sl + el > sizeof buf) sl = sizeof buf - el; /* cannot happen: send is bounded */
+        memcpy(buf, c->send, sl);
+        memcpy(buf + sl, st->tp.line_end, el);
+        rc = ag_tcpconn_write(st->conn, buf, sl + el);
+    }
     if (rc < 0) {
-        free(w);
-        connection_lost(st, rc);
+        lost_in_query(st, rc);
         return;
     }
-    arm_timer(st);
+    ag_tcpconn_wait(st->conn, st->dev->timeout_ms);
 }
 
 static void send_inventory(tx_state *st)
@@ -255,26 +214,48 @@ static void send_inventory(tx_state *st)
     st->sink.inventory(st->sink.ud, st->dev, &info);
 }
 
+static void take_identity(tx_state *st, const char *field, const char *v)
+{
+    for (int i = 0; i < INV_N; i++)
+        if (strcmp(field, inv_fields[i]) == 0) snprintf(st->inv[i], sizeof st->inv[i], "%s", v);
+}
+
+/* A raw value through its map into a sample (or a rate-limited warning and no sample). */
+static void take_sample(tx_state *st, const char *metric, const char *unit, const cm_label *labels,
+                        size_t nlabels, const ag_value_map *map, const ag_raw *raw)
+{
+    double x;
+    char why[160];
+    int rc = ag_value_map_apply(map, raw, &x, why, sizeof why);
+    if (rc == 0) {
+        st->sink.point(st->sink.ud, st->dev, metric, unit, labels, nlabels, st->ts_ms, x);
+    } else if (rc < 0) {
+        char key[CM_MAX_NAME + 32];
+        snprintf(key, sizeof key, "text-value %s %zu %s", st->dev->id, st->cmd, metric);
+        cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN, "text: device %s: '%s': %s: %s (no sample)",
+                       st->dev->id, cur_cmd(st), metric, why);
+    }
+}
+
 static void take_value(tx_state *st, const ag_text_cmd *c, const char *v)
 {
     if (c->identity) {
-        for (int i = 0; i < INV_N; i++)
-            if (strcmp(c->identity, inv_fields[i]) == 0)
-                snprintf(st->inv[i], sizeof st->inv[i], "%s", v);
+        take_identity(st, c->identity, v);
         return;
     }
     ag_raw raw = {AG_RAW_STR, 0, v, strlen(v)};
-    double x;
-    char why[160];
-    int rc = ag_value_map_apply(&c->map, &raw, &x, why, sizeof why);
-    if (rc == 0) {
-        st->sink.point(st->sink.ud, st->dev, c->metric, c->unit, NULL, 0, st->ts_ms, x);
-    } else if (rc < 0) {
-        char key[CM_MAX_NAME + 32];
-        snprintf(key, sizeof key, "text-value %s %zu", st->dev->id, st->cmd);
-        cm_log_limited(key, LOG_EVERY_S, CM_LOG_WARN, "text: device %s: '%s': %s (no sample)",
-                       st->dev->id, c->send, why);
+    take_sample(st, c->metric, c->unit, NULL, 0, &c->map, &raw);
+}
+
+/* The command was answered: the next one, or the end of the poll. */
+static void next_cmd(tx_state *st)
+{
+    if (++st->cmd >= st->tp.ncmds) {
+        send_inventory(st);
+        finish(st, AG_POLL_OK, NULL);
+        return;
     }
+    send_cmd(st);
 }
 
 static void start_commands(tx_state *st)
@@ -293,35 +274,84 @@ static void on_line(tx_state *st, const char *line, size_t len)
         shown(line, len, st->last_unmatched, sizeof st->last_unmatched);
         return;
     }
-    uv_timer_stop(&st->timer_h);
+    ag_tcpconn_stop_wait(st->conn);
     take_value(st, c, st->val);
-    if (++st->cmd >= st->tp.ncmds) {
-        send_inventory(st);
-        finish(st, AG_POLL_OK, NULL);
+    next_cmd(st);
+}
+
+/* One whole binary frame answered the command; extra = bytes that came after it. */
+static void on_frame(tx_state *st, size_t extra)
+{
+    const ag_text_cmd *c = &st->tp.cmds[st->cmd];
+    char why[192];
+    ag_tcpconn_stop_wait(st->conn);
+    int rc = ag_bin_check(&c->reply, st->bin, st->binlen, why, sizeof why);
+    if (rc != 0) {
+        protocol_error(st, why);
         return;
     }
-    send_cmd(st);
+    if (extra) {
+        snprintf(why, sizeof why, "%zu unexpected bytes after the %zu-byte reply", extra,
+                 st->binlen);
+        protocol_error(st, why);
+        return;
+    }
+    double num;
+    size_t body = st->binlen - (c->reply.sum8 ? 1 : 0); /* values never read the checksum */
+    for (size_t i = 0; i < c->nvalues; i++)             /* all present, or no sample at all */
+        if (ag_bin_value_get(&c->values[i], st->bin, body, &num, st->val, sizeof st->val, why,
+                             sizeof why) < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s: %s",
+                     c->values[i].metric ? c->values[i].metric : c->values[i].identity, why);
+            protocol_error(st, msg);
+            return;
+        }
+    for (size_t i = 0; i < c->nvalues; i++) {
+        const ag_bin_value *v = &c->values[i];
+        ag_bin_value_get(v, st->bin, body, &num, st->val, sizeof st->val, why, sizeof why);
+        if (v->identity) {
+            take_identity(st, v->identity, st->val);
+            continue;
+        }
+        ag_raw raw = {AG_RAW_NUM, num, NULL, 0};
+        if (v->type == AG_BIN_ASCII) raw = (ag_raw){AG_RAW_STR, 0, st->val, strlen(st->val)};
+        take_sample(st, v->metric, v->unit, v->labels, v->nlabels, &v->map, &raw);
+    }
+    next_cmd(st);
 }
 
 /* ---- the socket --------------------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void on_bin_data(tx_state *st, const unsigned char *buf, size_t n)
 {
-    (void)suggested;
-    tx_state *st = h->data;
-    *buf = uv_buf_init(st->rbuf, sizeof st->rbuf);
+    for (size_t i = 0; i < n; i++) {
+        if (!st->busy || st->ph != PH_QUERY) return; /* outside a poll: dropped */
+        const ag_bin_reply *r = &st->tp.cmds[st->cmd].reply;
+        st->got_line = 1;
+        st->bin[st->binlen++] = buf[i];
+        ag_bin_hex(st->bin, st->binlen, 12, st->last_unmatched, sizeof st->last_unmatched);
+        size_t need = ag_bin_frame_len(r, st->bin, st->binlen);
+        if (need && st->binlen >= need) {
+            on_frame(st, n - i - 1);
+            return; /* what followed the frame was reported as extra bytes */
+        }
+        if (st->binlen >= sizeof st->bin) { /* cannot happen: frames are bounded */
+            protocol_error(st, "reply longer than the reply buffer");
+            return;
+        }
+    }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_data(void *ud, const char *buf, size_t n)
 {
-    tx_state *st = s->data;
-    if (st->closing || nread == 0) return;
-    if (nread < 0) {
-        connection_lost(st, (int)nread);
+    tx_state *st = ud;
+    if (st->tp.binary) {
+        on_bin_data(st, (const unsigned char *)buf, n);
         return;
     }
-    for (ssize_t i = 0; i < nread && !st->closing; i++) {
-        char ch = buf->base[i];
+    for (size_t i = 0; i < n; i++) {
+        char ch = buf[i];
         if (ch == '\r' || ch == '\n') {
             size_t len = st->linelen;
             int dropped = st->overflow;
@@ -341,24 +371,64 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_lost(void *ud, int err, ag_tcp_lost how)
 {
-    tx_state *st = req->data;
-    if (status == UV_ECANCELED || st->closing || st->ph != PH_CONNECT) return;
-    if (status < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address, st->port,
-               uv_strerror(status));
+    (void)how;
+    tx_state *st = ud;
+    if (st->reconnect) { /* a poll waited for this socket to go */
+        st->reconnect = 0;
+        connect_now(st);
         return;
     }
-    uv_timer_stop(&st->timer_h);
+    if (st->busy && st->ph == PH_QUERY) {
+        lost_in_query(st, err);
+        return;
+    }
+    /* idle: the next poll connects again; after the last reply: done is due now */
+    if (st->busy && st->ph == PH_DONE) deliver_done(st);
+}
+
+static void on_closed(void *ud)
+{
+    tx_state *st = ud;
+    if (st->reconnect) {
+        st->reconnect = 0;
+        connect_now(st);
+        return;
+    }
+    if (st->busy && st->ph == PH_DONE) deliver_done(st);
+}
+
+static void on_deferred(void *ud)
+{
+    deliver_done(ud);
+}
+
+static void on_connect(void *ud, int status, int resolving)
+{
+    tx_state *st = ud;
+    if (!st->busy || st->ph != PH_CONNECT) return;
+    if (status == UV_ETIMEDOUT && !resolving) {
+        if (st->attempts <= st->dev->retries) {
+            connect_now(st); /* a fresh connection */
+            return;
+        }
+        finish(st, AG_POLL_TIMEOUT, "connect: no answer within %lld ms",
+               (long long)st->dev->timeout_ms);
+        return;
+    }
+    if (status < 0) {
+        if (resolving)
+            finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address,
+                   uv_strerror(status));
+        else
+            finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address,
+                   st->port, uv_strerror(status));
+        return;
+    }
     st->linelen = 0;
     st->overflow = 0;
-    int rc = uv_read_start((uv_stream_t *)&st->tcp, on_alloc, on_read);
-    if (rc < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot read: %s", uv_strerror(rc));
-        return;
-    }
-    st->connected = 1;
+    st->binlen = 0;
     start_commands(st);
 }
 
@@ -366,96 +436,21 @@ static void connect_now(tx_state *st)
 {
     st->attempts++;
     st->ph = PH_CONNECT;
-    if (uv_tcp_init(st->loop, &st->tcp) != 0) {
-        finish(st, AG_POLL_REFUSED, "cannot create a socket");
-        return;
-    }
-    st->tcp.data = st;
-    st->tcp_open = 1;
-    st->conn.data = st;
-    int rc = uv_tcp_connect(&st->conn, &st->tcp, (const struct sockaddr *)&st->addr, on_connect);
-    if (rc < 0) {
-        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: %s", st->dev->address, st->port,
-               uv_strerror(rc));
-        return;
-    }
-    arm_timer(st);
+    if (ag_tcpconn_connect(st->conn, st->dev->timeout_ms) < 0)
+        finish(st, AG_POLL_REFUSED, "cannot connect to %s port %d: a socket is still open",
+               st->dev->address, st->port);
 }
 
-static void set_port(tx_state *st)
-{
-    if (st->addr.ss_family == AF_INET)
-        ((struct sockaddr_in *)&st->addr)->sin_port = htons((uint16_t)st->port);
-    else
-        ((struct sockaddr_in6 *)&st->addr)->sin6_port = htons((uint16_t)st->port);
-}
-
-static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    tx_state *st = req->data;
-    st->gai_pending = 0;
-    if (st->closing) {
-        if (res) uv_freeaddrinfo(res);
-        if (--st->refs == 0) free(st);
-        return;
-    }
-    if (status < 0 || !res) {
-        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address, uv_strerror(status));
-        if (res) uv_freeaddrinfo(res);
-        return;
-    }
-    const struct addrinfo *ai = res; /* prefer IPv4, as the other drivers do */
-    for (const struct addrinfo *a = res; a; a = a->ai_next)
-        if (a->ai_family == AF_INET) {
-            ai = a;
-            break;
-        }
-    memset(&st->addr, 0, sizeof st->addr);
-    memcpy(&st->addr, ai->ai_addr,
-           ai->ai_addrlen < sizeof st->addr ? ai->ai_addrlen : sizeof st->addr);
-    uv_freeaddrinfo(res);
-    set_port(st);
-    connect_now(st);
-}
-
-/* A literal IPv4/IPv6 address (IPv6 optionally in brackets) into st->addr. 1 or 0. */
-static int literal_addr(tx_state *st)
-{
-    const char *a = st->dev->address;
-    char buf[64];
-    size_t len = strlen(a);
-    if (len > 2 && a[0] == '[' && a[len - 1] == ']' && len - 2 < sizeof buf) {
-        memcpy(buf, a + 1, len - 2);
-        buf[len - 2] = '\0';
-        a = buf;
-    }
-    memset(&st->addr, 0, sizeof st->addr);
-    if (uv_ip4_addr(a, st->port, (struct sockaddr_in *)&st->addr) == 0) return 1;
-    if (uv_ip6_addr(a, st->port, (struct sockaddr_in6 *)&st->addr) == 0) return 1;
-    return 0;
-}
-
-static void begin_connect(tx_state *st)
-{
-    if (literal_addr(st)) {
-        connect_now(st);
-        return;
-    }
-    st->ph = PH_RESOLVE;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = uv_getaddrinfo(st->loop, &st->gai, on_gai, st->dev->address, NULL, &hints);
-    if (rc != 0) {
-        finish(st, AG_POLL_REFUSED, "cannot resolve %s: %s", st->dev->address, uv_strerror(rc));
-        return;
-    }
-    st->gai_pending = 1;
-}
+static const ag_tcpconn_ops conn_ops = {
+    .on_connect = on_connect,
+    .on_data = on_data,
+    .on_lost = on_lost,
+    .on_timeout = on_timeout,
+    .on_closed = on_closed,
+    .on_deferred = on_deferred,
+};
 
 /* ---- the driver interface ----------------------------------------------------------- */
-
 static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set *profiles,
                     const ag_sink *sink, void **state, char *err, size_t errlen)
 {
@@ -497,15 +492,16 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
         free(st);
         return -1;
     }
-    st->loop = loop;
     st->dev = dev;
     st->prof = prof;
     st->sink = *sink;
-    uv_timer_init(loop, &st->timer_h);
-    uv_timer_init(loop, &st->done_h);
-    st->timer_h.data = st;
-    st->done_h.data = st;
-    st->gai.data = st;
+    st->conn = ag_tcpconn_new(loop, dev->address, st->port, &conn_ops, st);
+    if (!st->conn) {
+        snprintf(err, errlen, "out of memory");
+        ag_text_profile_free(&st->tp);
+        free(st);
+        return -1;
+    }
     *state = st;
     return 0;
 }
@@ -513,7 +509,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
 static int drv_poll(void *state)
 {
     tx_state *st = state;
-    if (!st || st->busy || st->closing) return -1;
+    if (!st || st->busy) return -1;
     st->busy = 1;
     st->status = AG_POLL_OK;
     st->ts_ms = cm_now_ms();
@@ -523,47 +519,28 @@ static int drv_poll(void *state)
     st->cmd = 0;
     for (int i = 0; i < INV_N; i++)
         st->inv[i][0] = '\0';
-    if (st->connected && st->tcp_open && !uv_is_closing((uv_handle_t *)&st->tcp)) {
+    if (ag_tcpconn_connected(st->conn)) {
         st->reused = 1;
         start_commands(st); /* its done is deferred like every other */
         return 0;
     }
     st->reused = 0;
-    if (st->tcp_open) { /* the old socket is still closing: connect once it is gone */
+    if (ag_tcpconn_busy(st->conn)) { /* the old socket is still closing: connect once it is gone */
         st->ph = PH_CONNECT;
         st->reconnect = 1;
         return 0;
     }
-    begin_connect(st);
+    connect_now(st);
     return 0;
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    tx_state *st = h->data;
-    if (--st->refs == 0) free(st);
 }
 
 static void drv_close(void *state)
 {
     tx_state *st = state;
-    if (!st || st->closing) return;
-    st->closing = 1;
+    if (!st) return;
+    ag_tcpconn_free(st->conn); /* no callback from it afterwards */
     ag_text_profile_free(&st->tp);
-    st->refs = 2;
-    if (st->gai_pending) {
-        st->refs++;
-        uv_cancel((uv_req_t *)&st->gai); /* on_gai still runs, with UV_ECANCELED */
-    }
-    if (st->tcp_open) {
-        st->refs++;
-        if (!uv_is_closing((uv_handle_t *)&st->tcp))
-            uv_close((uv_handle_t *)&st->tcp, on_tcp_closed);
-    }
-    uv_timer_stop(&st->timer_h);
-    uv_timer_stop(&st->done_h);
-    uv_close((uv_handle_t *)&st->timer_h, on_handle_closed);
-    uv_close((uv_handle_t *)&st->done_h, on_handle_closed);
+    free(st);
 }
 
 const ag_driver_ops ag_text_driver = {

@@ -7,7 +7,7 @@
  * checks that random JSON rarely does), checked the same way.
  * (make fuzz builds it from the line below.) */
 // fuzz-sources: agent/text_profile.c agent/profile.c agent/http_profile.c agent/profile_json.c
-// fuzz-sources: common/wire.c common/batch.c common/arena.c common/errbuf.c
+// fuzz-sources: agent/xml_find.c common/wire.c common/batch.c common/arena.c common/errbuf.c
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,8 @@
 /* test_text.c — the text-protocol driver (agent/text.c) against a scripted CP750-like server
- * thread on 127.0.0.1, the reply matcher, and the text-profile checks (agent/text_profile.c).
- * Runs with cwd = the repository root (loads profiles/dolby-cp750.json). */
+ * thread on 127.0.0.1, the reply matcher, and the text-profile checks (agent/text_profile.c);
+ * its binary mode against a scripted NEC NC-series server (good, bad checksum, error, short,
+ * overlong replies) and the binary decoder. Runs with cwd = the repository root (loads
+ * profiles/dolby-cp750.json and profiles/nec-nc-series2-tcp.json). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -153,6 +155,8 @@ static void server_stop(server *s)
 #define MAX_PTS 32
 typedef struct rec {
     char metric[MAX_PTS][48];
+    char label[MAX_PTS][48]; /* "key=value" of the first label, "" without */
+    char unit[MAX_PTS][16];
     double value[MAX_PTS];
     int npts, ndone, ninv;
     ag_poll_status status;
@@ -163,11 +167,13 @@ typedef struct rec {
 static void on_point(void *ud, const ag_device *dev, const char *metric, const char *unit,
                      const cm_label *labels, size_t nlabels, int64_t ts_ms, double value)
 {
-    (void)dev, (void)unit, (void)labels, (void)ts_ms;
+    (void)dev, (void)ts_ms;
     rec *r = ud;
-    assert_int_equal(nlabels, 0);
     assert_true(r->npts < MAX_PTS);
     snprintf(r->metric[r->npts], 48, "%s", metric);
+    snprintf(r->unit[r->npts], 16, "%s", unit ? unit : "");
+    r->label[r->npts][0] = '\0';
+    if (nlabels > 0) snprintf(r->label[r->npts], 48, "%s=%s", labels[0].key, labels[0].value);
     r->value[r->npts++] = value;
 }
 
@@ -201,25 +207,29 @@ static double value_of(const rec *r, const char *metric)
 /* ---- running the driver ------------------------------------------------------------- */
 
 static ag_profile_set g_set;
-static ag_profile g_cp750;
+static ag_profile g_profiles[2]; /* dolby-cp750, nec-nc-series2-tcp */
 
 static int setup(void **unused)
 {
     (void)unused;
     char err[512];
-    if (ag_profile_load("profiles/dolby-cp750.json", &g_cp750, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    g_set.profiles = &g_cp750;
-    g_set.nprofiles = 1;
+    static const char *const files[2] = {"profiles/dolby-cp750.json",
+                                         "profiles/nec-nc-series2-tcp.json"};
+    for (int i = 0; i < 2; i++)
+        if (ag_profile_load(files[i], &g_profiles[i], err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return -1;
+        }
+    g_set.profiles = g_profiles;
+    g_set.nprofiles = 2;
     return 0;
 }
 
 static int teardown(void **unused)
 {
     (void)unused;
-    ag_profile_free(&g_cp750);
+    ag_profile_free(&g_profiles[0]);
+    ag_profile_free(&g_profiles[1]);
     return 0;
 }
 
@@ -231,15 +241,17 @@ typedef struct harness {
     const ag_driver_ops *ops;
 } harness;
 
-static void h_open(harness *h, int port, int64_t timeout_ms)
+static const char *g_address = "127.0.0.1"; /* of the next h_open */
+
+static void h_open_profile(harness *h, int port, int64_t timeout_ms, const char *profile)
 {
     memset(h, 0, sizeof *h);
     assert_int_equal(uv_loop_init(&h->loop), 0);
     h->dev.id = (char *)"hall1/audio";
     h->dev.screen = (char *)"hall1";
     h->dev.protocol = (char *)"text";
-    h->dev.profile = (char *)"dolby-cp750";
-    h->dev.address = (char *)"127.0.0.1";
+    h->dev.profile = (char *)profile;
+    h->dev.address = (char *)g_address;
     h->dev.port = port;
     h->dev.timeout_ms = timeout_ms;
     h->ops = ag_driver_find("text");
@@ -247,6 +259,11 @@ static void h_open(harness *h, int port, int64_t timeout_ms)
     ag_sink sink = {&h->r, on_point, on_inventory, on_done};
     char err[256];
     assert_int_equal(h->ops->open(&h->loop, &h->dev, &g_set, &sink, &h->state, err, sizeof err), 0);
+}
+
+static void h_open(harness *h, int port, int64_t timeout_ms)
+{
+    h_open_profile(h, port, timeout_ms, "dolby-cp750");
 }
 
 /* One poll, run until its done (or 10 s). */
@@ -413,6 +430,309 @@ static void test_open_errors(void **unused)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- NEC NC-series binary protocol ------------------------------------------------- */
+
+typedef enum {
+    NEC_GOOD,   /* every reply right; the status reply in two pieces */
+    NEC_BADCKS, /* status reply with a wrong checksum */
+    NEC_ERROR,  /* status answered with the error reply A0 85 ... */
+    NEC_SHORT,  /* status reply cut after 10 of 22 bytes */
+    NEC_EXTRA,  /* status reply followed by 2 more bytes */
+    NEC_TINY,   /* a well-formed status reply of 14 bytes: too short for its values */
+    NEC_WRONG,  /* the lamp reply answers the status request */
+} nec_mode;
+
+typedef struct nec_server {
+    int lfd, port;
+    atomic_int mode, stop, accepts, requests;
+    pthread_t th;
+} nec_server;
+
+static size_t nec_frame(unsigned char *out, const unsigned char *head, size_t nhead,
+                        const unsigned char *data, size_t ndata)
+{
+    size_t n = 0;
+    memcpy(out, head, nhead);
+    n = nhead;
+    out[n++] = (unsigned char)ndata;
+    memcpy(out + n, data, ndata);
+    n += ndata;
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += out[i];
+    out[n++] = (unsigned char)sum;
+    return n;
+}
+
+static void send_bytes(int fd, const unsigned char *b, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* The status reply: process status 4 (running, lamp on), lamp 1 on, 1234 h remaining. */
+static size_t status_reply(unsigned char *out, size_t ndata)
+{
+    static const unsigned char head[4] = {0x20, 0x85, 0x00, 0xC0};
+    unsigned char d[16] = {0};
+    d[2] = 1;     /* byte 7: power on */
+    d[5] = 4;     /* byte 10: running (power on, lamp on) */
+    d[9] = 1;     /* byte 14: lamp 1 on */
+    d[14] = 0xD2; /* bytes 19..20: 1234, low byte first */
+    d[15] = 0x04;
+    return nec_frame(out, head, 4, d, ndata);
+}
+
+static void nec_answer(nec_server *s, int fd, const unsigned char *req)
+{
+    unsigned char out[64];
+    size_t n = 0;
+    int mode = atomic_load(&s->mode);
+    atomic_fetch_add(&s->requests, 1);
+    if (req[0] == 0x00 && req[1] == 0x85) {
+        switch (mode) {
+        case NEC_ERROR: {
+            static const unsigned char head[4] = {0xA0, 0x85, 0x00, 0xC0};
+            static const unsigned char err[2] = {0x00, 0x01};
+            n = nec_frame(out, head, 4, err, 2);
+            send_bytes(fd, out, n);
+            return;
+        }
+        case NEC_WRONG: {
+            static const unsigned char head[4] = {0x23, 0x94, 0x00, 0xC0};
+            static const unsigned char d[5] = {1, 2, 3, 4, 0};
+            n = nec_frame(out, head, 4, d, 5);
+            send_bytes(fd, out, n);
+            return;
+        }
+        case NEC_TINY:
+            n = status_reply(out, 8);
+            send_bytes(fd, out, n);
+            return;
+        default:
+            break;
+        }
+        n = status_reply(out, 16);
+        if (mode == NEC_BADCKS) out[n - 1]++;
+        if (mode == NEC_SHORT) n = 10;
+        if (mode == NEC_EXTRA) {
+            out[n++] = 0x20;
+            out[n++] = 0x85;
+        }
+        if (mode == NEC_GOOD) { /* in two pieces: the driver must put them together */
+            send_bytes(fd, out, 3);
+            usleep(20000);
+            send_bytes(fd, out + 3, n - 3);
+            return;
+        }
+        send_bytes(fd, out, n);
+    } else if (req[0] == 0x03 && req[1] == 0x94) {
+        static const unsigned char head[4] = {0x23, 0x94, 0x00, 0xC0};
+        uint32_t secs = 1500u * 3600u + 1800u; /* 1500.5 h */
+        unsigned char d[5] = {(unsigned char)secs, (unsigned char)(secs >> 8),
+                              (unsigned char)(secs >> 16), (unsigned char)(secs >> 24), 0};
+        n = nec_frame(out, head, 4, d, 5);
+        send_bytes(fd, out, n);
+    } else if (req[0] == 0x00 && req[1] == 0x86) {
+        static const unsigned char head[4] = {0x20, 0x86, 0x00, 0xC0};
+        unsigned char d[17] = {0x08};
+        memcpy(d + 1, "NC900SIM01", 10); /* NUL-padded */
+        n = nec_frame(out, head, 4, d, 17);
+        send_bytes(fd, out, n);
+    }
+}
+
+static void nec_serve(nec_server *s, int fd)
+{
+    unsigned char req[16];
+    size_t len = 0;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        unsigned char buf[64];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return;
+        for (ssize_t i = 0; i < n; i++) {
+            if (len < sizeof req) req[len++] = buf[i];
+            size_t want = (req[0] == 0x03) ? 6 : 7; /* 03 94 .. is 6 bytes, 00 8x .. 7 */
+            if (len >= 2 && len == want) {
+                nec_answer(s, fd, req);
+                len = 0;
+            }
+        }
+    }
+}
+
+static void *nec_main(void *arg)
+{
+    nec_server *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd p = {s->lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        atomic_fetch_add(&s->accepts, 1);
+        nec_serve(s, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void nec_start(nec_server *s, nec_mode mode)
+{
+    memset(s, 0, sizeof *s);
+    atomic_store(&s->mode, mode);
+    s->lfd = listen_any(&s->port);
+    assert_int_equal(pthread_create(&s->th, NULL, nec_main, s), 0);
+}
+
+static void nec_stop(nec_server *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->th, NULL);
+    close(s->lfd);
+}
+
+static int index_of(const rec *r, const char *metric)
+{
+    for (int i = 0; i < r->npts; i++)
+        if (strcmp(r->metric[i], metric) == 0) return i;
+    return -1;
+}
+
+static void assert_nec_full(const rec *r)
+{
+    if (r->status != AG_POLL_OK) fprintf(stderr, "detail: %s\n", r->detail);
+    assert_int_equal(r->status, AG_POLL_OK);
+    assert_int_equal(r->npts, 4);
+    assert_true(value_of(r, "power_state") == 1); /* process status 4 → on */
+    assert_true(value_of(r, "light_source_on") == 1);
+    assert_true(value_of(r, "light_source_remaining_hours") == 1234);
+    double h = value_of(r, "light_source_hours");
+    assert_true(h > 1500.499 && h < 1500.501);
+    int i = index_of(r, "light_source_hours");
+    assert_string_equal(r->label[i], "lamp=1");
+    assert_string_equal(r->unit[i], "h");
+    assert_int_equal(r->ninv, 1);
+    assert_string_equal(r->serial, "NC900SIM01");
+    assert_string_equal(r->profile, "nec-nc-series2-tcp");
+}
+
+static void test_nec_good(void **unused)
+{
+    (void)unused;
+    nec_server s;
+    nec_start(&s, NEC_GOOD);
+    harness h;
+    h_open_profile(&h, s.port, 2000, "nec-nc-series2-tcp");
+    for (int i = 0; i < 2; i++) {
+        h_poll(&h);
+        assert_nec_full(&h.r);
+    }
+    assert_int_equal(atomic_load(&s.accepts), 1); /* one connection for both polls */
+    assert_int_equal(atomic_load(&s.requests), 6);
+    h_close(&h);
+    g_address = "localhost"; /* a name: resolved first (IPv4 preferred) */
+    h_open_profile(&h, s.port, 2000, "nec-nc-series2-tcp");
+    g_address = "127.0.0.1";
+    h_poll(&h);
+    assert_nec_full(&h.r);
+    assert_int_equal(atomic_load(&s.accepts), 2);
+    h_close(&h);
+    nec_stop(&s);
+}
+
+/* One poll in mode m ends as "protocol" with want in its detail, no samples of the status
+ * command, and the next poll (device fixed) succeeds on a fresh connection. */
+static void nec_bad(nec_mode m, int64_t timeout_ms, const char *want)
+{
+    nec_server s;
+    nec_start(&s, m);
+    harness h;
+    h_open_profile(&h, s.port, timeout_ms, "nec-nc-series2-tcp");
+    h_poll(&h);
+    if (!strstr(h.r.detail, want)) fprintf(stderr, "mode %d: detail '%s'\n", m, h.r.detail);
+    assert_int_equal(h.r.status, AG_POLL_PROTOCOL);
+    assert_non_null(strstr(h.r.detail, want));
+    assert_non_null(strstr(h.r.detail, "'00 85 00 00 01 01 87'")); /* names the command */
+    assert_int_equal(h.r.npts, 0);
+    assert_int_equal(h.r.ninv, 0);
+    atomic_store(&s.mode, NEC_GOOD);
+    h_poll(&h);
+    assert_nec_full(&h.r);
+    assert_int_equal(atomic_load(&s.accepts), 2);
+    h_close(&h);
+    nec_stop(&s);
+}
+
+static void test_nec_bad_replies(void **unused)
+{
+    (void)unused;
+    nec_bad(NEC_BADCKS, 2000, "bad checksum");
+    nec_bad(NEC_ERROR, 2000, "error reply A0 85 00 C0 02 00 01");
+    nec_bad(NEC_SHORT, 300, "short reply: 10 of 22 bytes");
+    nec_bad(NEC_EXTRA, 2000, "2 unexpected bytes after the 22-byte reply");
+    nec_bad(NEC_TINY, 2000, "light_source_on: the reply has no bytes 14..14 (only 13)");
+    nec_bad(NEC_WRONG, 2000, "does not start with 20 85");
+}
+
+static void test_nec_decoder(void **unused)
+{
+    (void)unused;
+    ag_bin_reply r = {{0x20, 0x85}, 2, 0, 4, 6, 1, 0x80};
+    unsigned char f[32];
+    /* the length is known once byte 4 is there */
+    unsigned char part[5] = {0x20, 0x85, 0x00, 0xC0, 0x10};
+    assert_int_equal(ag_bin_frame_len(&r, part, 4), 0);
+    assert_int_equal(ag_bin_frame_len(&r, part, 5), 22);
+    assert_int_equal(ag_bin_frame_len(&r, NULL, 0), 0);
+    size_t n = status_reply(f, 16);
+    char why[160];
+    assert_int_equal(ag_bin_check(&r, f, n, why, sizeof why), 0);
+    f[n - 1] ^= 1;
+    assert_int_equal(ag_bin_check(&r, f, n, why, sizeof why), -1);
+    assert_non_null(strstr(why, "bad checksum"));
+    f[n - 1] ^= 1;
+    f[0] = 0xA0;
+    f[n - 1] = (unsigned char)(f[n - 1] + 0x80);
+    assert_int_equal(ag_bin_check(&r, f, n, why, sizeof why), AG_BIN_DEVICE_ERROR);
+    /* fixed-length replies: an error reply is known from its first byte */
+    ag_bin_reply fixed = {{0x20}, 1, 8, 0, 0, 0, 0x80};
+    assert_int_equal(ag_bin_frame_len(&fixed, f, 1), 1);
+    f[0] = 0x20;
+    assert_int_equal(ag_bin_frame_len(&fixed, f, 1), 8);
+    /* values: endianness, sign, ascii */
+    unsigned char b[8] = {0xFF, 0xFE, 0x01, 0x02, 'A', 0, 'B', ' '};
+    ag_bin_value v = {0};
+    double x = 0;
+    v.at = 0, v.size = 2, v.type = AG_BIN_UINT, v.big_endian = 1;
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, NULL, 0, why, sizeof why), 0);
+    assert_true(x == 0xFFFE);
+    v.big_endian = 0;
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, NULL, 0, why, sizeof why), 0);
+    assert_true(x == 0xFEFF);
+    v.type = AG_BIN_INT;
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, NULL, 0, why, sizeof why), 0);
+    assert_true(x == -257);
+    v.at = 0, v.size = 4, v.big_endian = 1;
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, NULL, 0, why, sizeof why), 0);
+    assert_true(x == (double)(int32_t)0xFFFE0102u);
+    v.type = AG_BIN_ASCII, v.at = 4, v.size = 4;
+    char str[8];
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, str, sizeof str, why, sizeof why), 0);
+    assert_string_equal(str, "AB");
+    v.at = 6;
+    assert_int_equal(ag_bin_value_get(&v, b, 8, &x, str, sizeof str, why, sizeof why), -1);
+    assert_non_null(strstr(why, "no bytes 6..9"));
+    char hex[16];
+    ag_bin_hex(b, 8, 3, hex, sizeof hex);
+    assert_string_equal(hex, "FF FE 01 ...");
+}
+
 /* ---- the matcher and the profile checks -------------------------------------------- */
 
 static void test_match(void **unused)
@@ -536,12 +856,83 @@ static void test_profile_errors(void **unused)
     rmdir(g_dir);
 }
 
+/* The binary keys: every mistake named by its JSON path. */
+static void test_nec_profile_errors(void **unused)
+{
+    (void)unused;
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_text.XXXXXX");
+    assert_non_null(mkdtemp(g_dir));
+    char err[512];
+#define REPLY                                                                                      \
+    "\"reply\": {\"prefix\": \"20 85\", \"length_at\": 4, \"length_add\": 6, "                     \
+    "\"checksum\": \"sum8\", \"error_mask\": 128}"
+#define VAL "\"values\": [{\"at\": 10, \"size\": 1, \"metric\": \"x\"}]"
+    assert_int_equal(load_text("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                               ", " VAL "}]",
+                               err, sizeof err),
+                     0);
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 0\", " REPLY ", " VAL "}]",
+                 "tp.json: $.commands[0].send_hex: expected 1..64 hex bytes");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 88\", " REPLY ", " VAL "}]",
+                 "$.commands[0].send_hex: last byte 88 is not the checksum of the others (87)");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " VAL "}]",
+                 "$.commands[0].reply: missing");
+    expect_error(
+        "\"commands\": [{\"send_hex\": \"87\", \"reply\": {\"length\": 8, \"length_at\": 4, "
+        "\"checksum\": \"none\"}, " VAL "}]",
+        "$.commands[0].reply: needs exactly one of length (fixed) or length_at");
+    expect_error(
+        "\"commands\": [{\"send_hex\": \"87\", \"reply\": {\"length_at\": 4, \"length_add\": 4, "
+        "\"checksum\": \"none\"}, " VAL "}]",
+        "$.commands[0].reply.length_add: must be more than length_at");
+    expect_error("\"commands\": [{\"send_hex\": \"87\", \"reply\": {\"length\": 8, "
+                 "\"checksum\": \"crc\"}, " VAL "}]",
+                 "$.commands[0].reply.checksum: expected \"sum8\"");
+    expect_error("\"commands\": [{\"send_hex\": \"87\", \"reply\": {\"length\": 8, "
+                 "\"checksum\": \"sum8\"}, " VAL "}]",
+                 "$.commands[0].values[0].at: bytes 10..10 lie outside the 8-byte reply");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                 ", \"values\": [{\"at\": 10, \"size\": 2, \"metric\": \"x\"}]}]",
+                 "$.commands[0].values[0].endian: missing");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                 ", \"values\": [{\"at\": 10, \"size\": 5, \"metric\": \"x\"}]}]",
+                 "$.commands[0].values[0].size: expected an integer 1..4");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                 ", \"values\": [{\"at\": 10, \"size\": 1, \"identity\": \"serial\"}]}]",
+                 "$.commands[0].values[0].identity: an identity is read from an ascii value");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                 ", \"values\": [{\"at\": 10, \"size\": 1, \"metric\": \"x\", \"labels\": "
+                 "{\"Bad-Name\": \"1\"}}]}]",
+                 "$.commands[0].values[0].labels");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+                 ", \"values\": [{\"at\": 10, \"size\": 1, \"metric\": \"x\", \"bit\": 3}]}]",
+                 "$.commands[0].values[0].bit: unknown key");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY ", " VAL
+                 ", \"expect\": \"(.)\"}]",
+                 "$.commands[0].expect: unknown key");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY ", " VAL "}, "
+                 "{\"send\": \"a\", \"expect\": \"(.)\", \"metric\": \"x\"}]",
+                 "$.commands[1]: a line (send) command in a profile whose first command is binary");
+    expect_error(
+        "\"line_end\": \"\\n\", \"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", " REPLY
+        ", " VAL "}]",
+        "$.line_end: not for binary commands");
+    expect_error("\"commands\": [{\"send_hex\": \"00 85 00 00 01 01 87\", \"reply\": {\"prefix\": "
+                 "\"A0\", \"length\": 8, \"checksum\": \"none\", \"error_mask\": 128}, "
+                 "\"values\": [{\"at\": 1, \"size\": 1, \"metric\": \"x\"}]}]",
+                 "$.commands[0].reply.prefix: its first byte has error_mask bits set");
+#undef REPLY
+#undef VAL
+    rmdir(g_dir);
+}
+
 static void test_shipped_profiles(void **unused)
 {
     (void)unused;
     static const char *const files[] = {
-        "profiles/dolby-cp750.json", "profiles/dolby-cp850-cp950.json", "profiles/usl-lss200.json"};
-    for (size_t i = 0; i < 3; i++) {
+        "profiles/dolby-cp750.json", "profiles/dolby-cp850-cp950.json", "profiles/usl-lss200.json",
+        "profiles/nec-nc-series2-tcp.json"};
+    for (size_t i = 0; i < 4; i++) {
         ag_profile p;
         char err[512];
         int rc = ag_profile_load(files[i], &p, err, sizeof err);
@@ -551,6 +942,7 @@ static void test_shipped_profiles(void **unused)
         ag_text_profile tp;
         assert_int_equal(ag_text_profile_parse(p.doc, p.path, &tp, err, sizeof err), 0);
         assert_true(tp.ncmds >= 2 && tp.port > 0);
+        assert_int_equal(tp.binary, i == 3);
         ag_text_profile_free(&tp);
         ag_profile_free(&p);
     }
@@ -569,6 +961,10 @@ int main(void)
         cmocka_unit_test(test_match),
         cmocka_unit_test(test_profile_errors),
         cmocka_unit_test(test_shipped_profiles),
+        cmocka_unit_test(test_nec_good),
+        cmocka_unit_test(test_nec_bad_replies),
+        cmocka_unit_test(test_nec_decoder),
+        cmocka_unit_test(test_nec_profile_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
