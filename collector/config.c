@@ -12,6 +12,9 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_STORE_PATH "./cinemon.db"
+#ifndef CINEMON_RULES_DIR
+#define CINEMON_RULES_DIR "/usr/local/share/cinemon/rules" /* the Makefile sets it from PREFIX */
+#endif
 
 void co_config_defaults(co_config *c)
 {
@@ -26,13 +29,19 @@ void co_config_defaults(co_config *c)
     c->max_json_depth = 8;
     c->log_level = CM_LOG_INFO;
     c->backend = CO_BACKEND_SQLITE;
+    c->rules_enabled = true;
+    c->tick_ms = 5000;
+    co_notify_conf_defaults(&c->notify);
 }
 
 void co_config_free(co_config *c)
 {
     free(c->path);
     free(c->store_path);
-    c->path = c->store_path = NULL;
+    free(c->rules_dir);
+    free(c->overrides_path);
+    c->path = c->store_path = c->rules_dir = c->overrides_path = NULL;
+    co_notify_conf_free(&c->notify);
 }
 
 static int parse_port(const char *s, unsigned *port)
@@ -138,18 +147,42 @@ static cm_conf_entry *find_entry(cm_conf_section *s, const char *key)
     return NULL;
 }
 
-/* Every section must be [collector] or [store], each at most once (conf.c rejects repeats). */
+/* Sections: [collector], [store], [rules], [notify] at most once (conf.c rejects repeats)
+ * and any number of [webhook "name"]. */
 static int check_sections(const cm_conf *cf, char *err, size_t errlen)
 {
+    static const char *const plain[] = {"collector", "store", "rules", "notify", NULL};
     for (size_t i = 0; i < cf->nsections; i++) {
         const cm_conf_section *s = &cf->sections[i];
-        if ((strcmp(s->name, "collector") != 0 && strcmp(s->name, "store") != 0) || s->arg) {
+        int ok = !strcmp(s->name, "webhook");
+        for (size_t k = 0; !ok && plain[k]; k++)
+            ok = !strcmp(s->name, plain[k]) && !s->arg;
+        if (!ok) {
             cm_conf_errf(cf, s->line, err, errlen,
-                         "unknown section [%s%s%s%s] (expected [collector] or [store])", s->name,
-                         s->arg ? " \"" : "", s->arg ? s->arg : "", s->arg ? "\"" : "");
+                         "unknown section [%s%s%s%s] (expected [collector], [store], [rules], "
+                         "[notify] or [webhook \"name\"])",
+                         s->name, s->arg ? " \"" : "", s->arg ? s->arg : "", s->arg ? "\"" : "");
             return -1;
         }
     }
+    return 0;
+}
+
+static int load_rules(co_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "rules", NULL);
+    if (cm_conf_bool(cf, s, "enabled", &c->rules_enabled, err, errlen) < 0) return -1;
+    const char *p = CINEMON_RULES_DIR;
+    if (cm_conf_str(cf, s, "dir", &p, err, errlen) < 0) return -1;
+    c->rules_dir = co_config_resolve_path(cf->path, p);
+    const char *o = NULL;
+    if (cm_conf_str(cf, s, "overrides", &o, err, errlen) < 0) return -1;
+    if (o) c->overrides_path = co_config_resolve_path(cf->path, o);
+    if (!c->rules_dir || (o && !c->overrides_path)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (cm_conf_duration(cf, s, "tick", 100, 600000, &c->tick_ms, err, errlen) < 0) return -1;
     return 0;
 }
 
@@ -227,7 +260,9 @@ int co_config_load(co_config *c, const char *path, char *err, size_t errlen)
     }
     int rc = -1;
     if (check_sections(&cf, err, errlen) == 0 && load_collector(c, &cf, err, errlen) == 0 &&
-        load_store(c, &cf, err, errlen) == 0 && cm_conf_check_unused(&cf, err, errlen) == 0)
+        load_store(c, &cf, err, errlen) == 0 && load_rules(c, &cf, err, errlen) == 0 &&
+        co_notify_conf_load(&c->notify, &cf, err, errlen) == 0 &&
+        cm_conf_check_unused(&cf, err, errlen) == 0)
         rc = 0;
     cm_conf_free(&cf);
     return rc;

@@ -2,11 +2,13 @@
 #ifndef CO_CONFIG_H
 #define CO_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
 #include "log.h"
+#include "notify.h"
 
 typedef enum { CO_BACKEND_SQLITE = 0 } co_backend;
 
@@ -23,6 +25,13 @@ typedef struct co_config {
     cm_log_level log_level;
     co_backend backend;
     char *store_path; /* resolved against the ini file's folder */
+    /* [rules] */
+    bool rules_enabled;    /* judge samples at all (default true) */
+    char *rules_dir;       /* resolved; default CINEMON_RULES_DIR */
+    char *overrides_path;  /* resolved; NULL = none */
+    int64_t tick_ms;       /* absence rules and screen settings refresh period (default 5 s) */
+    /* [notify] and [webhook "name"] */
+    co_notify_conf notify;
 } co_config;
 
 /* Fill c with the defaults (no allocation; co_config_free is still safe). */

@@ -25,34 +25,45 @@
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define GET_ALLOW "GET, HEAD"
 
-typedef enum { H_INGEST, H_QUERY, H_METRICS, H_SETTINGS } handler_kind;
+/* H_API: GET/HEAD read through fn (prefix routes pass the rest of the path as parameter
+ * "_path"); the route's `write` method, if any, is an operator's change (settings.c). */
+typedef enum { H_INGEST, H_API, H_METRICS } handler_kind;
 
 typedef struct route {
     const char *path; /* exact, or a prefix when it ends in '/' */
     handler_kind kind;
-    co_query_fn fn; /* H_QUERY */
+    co_query_fn fn;    /* H_API reads; NULL = no GET */
+    const char *write; /* H_API: "PUT" or "POST" by an operator; NULL = read-only */
 } route;
 
 static const route routes[] = {
-    {"/api/v1/ingest", H_INGEST, NULL},
-    {"/api/v1/sites", H_QUERY, co_query_sites},
-    {"/api/v1/devices", H_QUERY, co_query_devices},
-    {"/api/v1/latest", H_QUERY, co_query_latest},
-    {"/api/v1/series", H_QUERY, co_query_series},
-    {"/api/v1/agents", H_QUERY, co_query_agents},
-    {"/api/v1/gaps", H_QUERY, co_query_gaps},
-    {"/api/v1/events", H_QUERY, co_query_events},
-    {"/api/v1/screens", H_QUERY, co_query_screens},
-    {"/api/v1/screens/", H_SETTINGS, NULL},
-    {"/healthz", H_QUERY, co_query_health},
-    {"/metrics", H_METRICS, NULL},
+    {"/api/v1/ingest", H_INGEST, NULL, NULL},
+    {"/api/v1/sites", H_API, co_query_sites, NULL},
+    {"/api/v1/devices", H_API, co_query_devices, NULL},
+    {"/api/v1/latest", H_API, co_query_latest, NULL},
+    {"/api/v1/series", H_API, co_query_series, NULL},
+    {"/api/v1/agents", H_API, co_query_agents, NULL},
+    {"/api/v1/gaps", H_API, co_query_gaps, NULL},
+    {"/api/v1/events", H_API, co_query_events, NULL},
+    {"/api/v1/screens", H_API, co_query_screens, NULL},
+    {"/api/v1/screens/", H_API, NULL, "PUT"},
+    {"/api/v1/alerts", H_API, co_query_alerts, NULL},
+    {"/api/v1/alerts/", H_API, co_query_alert, "POST"},
+    {"/api/v1/silences", H_API, co_query_silences, "POST"},
+    {"/api/v1/notifications", H_API, co_query_notifications, NULL},
+    {"/api/v1/rules", H_API, co_query_rules, NULL},
+    {"/healthz", H_API, co_query_health, NULL},
+    {"/metrics", H_METRICS, NULL, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 static const char *const route_paths[NROUTES] = {
-    "/api/v1/ingest", "/api/v1/sites", "/api/v1/devices", "/api/v1/latest", "/api/v1/series",
-    "/api/v1/agents", "/api/v1/gaps",  "/api/v1/events", "/api/v1/screens",
-    "/api/v1/screens/{site}/{screen}", "/healthz", "/metrics",
+    "/api/v1/ingest",        "/api/v1/sites",  "/api/v1/devices",
+    "/api/v1/latest",        "/api/v1/series", "/api/v1/agents",
+    "/api/v1/gaps",          "/api/v1/events", "/api/v1/screens",
+    "/api/v1/screens/{site}/{screen}", "/api/v1/alerts", "/api/v1/alerts/{id}",
+    "/api/v1/silences",      "/api/v1/notifications", "/api/v1/rules",
+    "/healthz",              "/metrics",
 };
 
 struct co_http {
@@ -74,7 +85,8 @@ typedef struct req {
     json_t *pending_body;
     size_t discarded; /* bytes thrown away after the decision */
     co_principal who;
-    co_operator op;    /* H_SETTINGS */
+    co_operator op;    /* an operator's write */
+    bool write;        /* this request is the route's write method */
     size_t wire_bytes; /* body bytes as received */
     char *buf;         /* the (inflated) body */
     size_t len, cap;
@@ -131,7 +143,8 @@ static void log_request(const req *r, const char *method, const char *url, unsig
 static const char *allowed_methods(const route *rt)
 {
     if (rt && rt->kind == H_INGEST) return "POST";
-    if (rt && rt->kind == H_SETTINGS) return "PUT";
+    if (rt && rt->write && !rt->fn) return rt->write;
+    if (rt && rt->write) return !strcmp(rt->write, "PUT") ? "GET, HEAD, PUT" : "GET, HEAD, POST";
     return GET_ALLOW;
 }
 
@@ -291,16 +304,17 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         return 1;
     }
     bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    bool ok = r->rt->kind == H_INGEST     ? !strcmp(method, MHD_HTTP_METHOD_POST)
-              : r->rt->kind == H_SETTINGS ? !strcmp(method, MHD_HTTP_METHOD_PUT)
-                                          : is_get;
+    r->write = r->rt->kind == H_API && r->rt->write && !strcmp(method, r->rt->write);
+    bool ok = r->rt->kind == H_INGEST ? !strcmp(method, MHD_HTTP_METHOD_POST)
+              : r->rt->kind == H_API  ? r->write || (is_get && r->rt->fn)
+                                      : is_get;
     if (!ok) {
         *status = 405;
         *body = co_api_error("", "method %s not allowed here (allowed: %s)", method,
                              allowed_methods(r->rt));
         return 1;
     }
-    if (r->rt->kind == H_SETTINGS) {
+    if (r->write) {
         const char *authz =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         unsigned st = co_settings_auth(h->deps.store, authz, &r->op, body);
@@ -404,22 +418,35 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         }
         status = co_ingest_batch(h->deps.ingest, &r->who, r->buf ? r->buf : "", r->len, &body);
         return respond(c, h, r, method, url, status, body);
-    case H_QUERY: {
+    case H_API: {
+        if (r->write) {
+            if (r->len > CO_SETTINGS_MAX_BODY)
+                return respond(c, h, r, method, url, 413,
+                               co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY));
+            co_write_req w = {.route = r->rt->path,
+                              .rest = url + strlen(r->rt->path),
+                              .method = method,
+                              .body = r->buf,
+                              .len = r->len};
+            status = co_settings_write(h->deps.store, &r->op, &w, &body);
+            return respond(c, h, r, method, url, status, body);
+        }
         argv_ctx a = {0};
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
         if (a.overflow)
             return respond(c, h, r, method, url, 400,
                            co_api_error("", "more than %d query parameters", CO_QUERY_MAX_ARGS));
+        size_t plen = strlen(r->rt->path);
+        if (r->rt->path[plen - 1] == '/') {
+            if (a.n == CO_QUERY_MAX_ARGS)
+                return respond(c, h, r, method, url, 400,
+                               co_api_error("", "more than %d query parameters",
+                                            CO_QUERY_MAX_ARGS - 1));
+            a.args[a.n++] = (co_query_arg){"_path", url + plen};
+        }
         status = r->rt->fn(h->deps.query, a.args, a.n, &body);
         return respond(c, h, r, method, url, status, body);
     }
-    case H_SETTINGS:
-        if (r->len > CO_SETTINGS_MAX_BODY)
-            return respond(c, h, r, method, url, 413,
-                           co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY));
-        status = co_settings_put_screen(h->deps.store, &r->op, url + strlen(r->rt->path),
-                                        r->buf, r->len, &body);
-        return respond(c, h, r, method, url, status, body);
     case H_METRICS: {
         size_t len = 0;
         char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
@@ -472,7 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         *upload_size = 0;
         if (r->answered || r->pending || !r->rt ||
-            (r->rt->kind != H_INGEST && r->rt->kind != H_SETTINGS)) {
+            (r->rt->kind != H_INGEST && !r->write)) {
             /* Discard what follows a decision, but do not read an endless body for it. */
             r->discarded += n;
             return r->discarded > h->max_body ? MHD_NO : MHD_YES;

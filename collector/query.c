@@ -16,7 +16,13 @@
 
 struct co_query {
     co_store *store;
+    const co_rules *rules;
 };
+
+void co_query_set_rules(co_query *q, const co_rules *rules)
+{
+    q->rules = rules;
+}
 
 co_query *co_query_new(co_store *s)
 {
@@ -201,6 +207,127 @@ unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, j
     char err[256] = "";
     return answer(co_store_screens(q->store, p.values[0], p.values[1], err, sizeof err),
                   "screens", err, body);
+}
+
+/* A limit parameter 1..max into *out (absent: unchanged). 0 or 400 with *body. */
+static unsigned limit_param(const char *v, size_t max, size_t *out, json_t **body)
+{
+    if (!v) return 0;
+    char *end;
+    long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : -1;
+    if (n < 1 || (size_t)n > max || *end != '\0')
+        return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%zu", max);
+    *out = (size_t)n;
+    return 0;
+}
+
+static unsigned severity_param(const char *v, json_t **body)
+{
+    if (v && strcmp(v, "info") && strcmp(v, "warning") && strcmp(v, "critical"))
+        return fail(body, 400, "severity", "parameter 'severity' must be info, warning or critical");
+    return 0;
+}
+
+unsigned co_query_alerts(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"site",     "screen", "device", "rule",
+                                        "severity", "state",  "limit",  NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    for (int i = 0; i < 4; i++)
+        if ((st = check_name(names[i], p.values[i], 0, body))) return st;
+    if ((st = severity_param(p.values[4], body))) return st;
+    const char *state = p.values[5];
+    if (state && strcmp(state, "pending") && strcmp(state, "firing") &&
+        strcmp(state, "resolved") && strcmp(state, "active"))
+        return fail(body, 400, "state",
+                    "parameter 'state' must be pending, firing, resolved or active");
+    co_alert_filter f = {.site = p.values[0], .screen = p.values[1], .device = p.values[2],
+                         .rule = p.values[3], .min_severity = p.values[4], .state = state,
+                         .limit = 1000};
+    if ((st = limit_param(p.values[6], 10000, &f.limit, body))) return st;
+    char err[256] = "";
+    return answer(co_store_alerts(q->store, &f, err, sizeof err), "alerts", err, body);
+}
+
+unsigned co_query_alert(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"_path", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    const char *v = p.values[0] ? p.values[0] : "";
+    char *end;
+    long long id = (v[0] >= '1' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
+    if (id <= 0 || *end != '\0' || strlen(v) > 18)
+        return fail(body, 404, "", "expected /api/v1/alerts/{id} with a numeric id");
+    char err[256] = "";
+    json_t *a = co_store_alert(q->store, id, err, sizeof err);
+    if (!a && !err[0]) return fail(body, 404, "", "no alert %lld", id);
+    if (!a) return answer(NULL, "alert", err, body);
+    *body = a; /* one object, not wrapped in a list */
+    return 200;
+}
+
+unsigned co_query_silences(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"site", "all", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+        return st;
+    const char *all = p.values[1];
+    if (all && strcmp(all, "0") && strcmp(all, "1"))
+        return fail(body, 400, "all", "parameter 'all' must be 0 or 1");
+    char err[256] = "";
+    return answer(co_store_silences(q->store, p.values[0],
+                                    all && !strcmp(all, "1") ? 0 : cm_now_ms(), err, sizeof err),
+                  "silences", err, body);
+}
+
+unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t nargs,
+                                json_t **body)
+{
+    static const char *const names[] = {"site", "alert", "limit", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+        return st;
+    long long alert = 0;
+    if (p.values[1]) {
+        char *end;
+        const char *v = p.values[1];
+        alert = (v[0] >= '1' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
+        if (alert <= 0 || *end != '\0')
+            return fail(body, 400, "alert", "parameter 'alert' must be an alert id");
+    }
+    size_t limit = 100;
+    if ((st = limit_param(p.values[2], 10000, &limit, body))) return st;
+    char err[256] = "";
+    return answer(co_store_notifications(q->store, p.values[0], alert, limit, err, sizeof err),
+                  "notifications", err, body);
+}
+
+unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    json_t *list = json_array();
+    size_t n = q->rules ? co_rules_count(q->rules) : 0;
+    for (size_t i = 0; list && i < n; i++) {
+        const co_rule *r = co_rules_at(q->rules, i);
+        json_t *o = r->json ? json_deep_copy(r->json) : json_object();
+        if (!o || json_object_set_new(o, "file", json_string(r->file ? r->file : "")) < 0 ||
+            json_array_append_new(list, o) < 0) {
+            json_decref(o);
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return answer(list, "rules", "out of memory", body);
 }
 
 unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rules.h"
 #include "store.h"
 
 #define CO_QUERY_MAX_ARGS 16
@@ -46,6 +47,20 @@ unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json
 unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /api/v1/screens?site=&screen=: screens with their settings and device counts. */
 unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/alerts?site=&screen=&device=&rule=&severity=&state=&limit=: newest change
+ * first; state pending|firing|resolved|active, severity the minimum. */
+unsigned co_query_alerts(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/alerts/{id} (the id arrives as parameter "_path"): one alert and its history. */
+unsigned co_query_alert(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/silences?site=&all=1: silences in force (all=1: every one kept). */
+unsigned co_query_silences(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* GET /api/v1/notifications?site=&alert=&limit=: the notification log with deliveries. */
+unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t nargs,
+                                json_t **body);
+/* GET /api/v1/rules: the rules in force as written, with their files. */
+unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* The rule set /api/v1/rules shows (not owned; NULL = none loaded). */
+void co_query_set_rules(co_query *q, const co_rules *rules);
 /* GET /healthz: {"status": "ok"} after a trivial store read (co_store_ping), else 503. */
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 

@@ -7,6 +7,8 @@
 
 #include "apierror.h"
 #include "log.h"
+#include "query.h"
+#include "timeutil.h"
 #include "token.h"
 
 unsigned co_settings_auth(co_store *s, const char *authz, co_operator *who, json_t **body)
@@ -175,4 +177,169 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
     free(spl);
     json_decref(doc);
     return st;
+}
+
+/* The body as a JSON object with only the known keys; NULL with *out set (400). */
+static json_t *body_object(const char *body, size_t len, const char *const *keys, json_t **out)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *out = co_api_error("", "body is not a JSON object (%s at line %d)",
+                            doc ? "not an object" : je.text, je.line);
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], k))
+            i++;
+        if (!keys[i]) {
+            char known[200] = "";
+            for (size_t j = 0; keys[j]; j++) {
+                size_t l = strlen(known);
+                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", keys[j]);
+            }
+            *out = co_api_error(k, "unknown key '%.64s' (known: %s)", k, known);
+            json_decref(doc);
+            return NULL;
+        }
+    }
+    return doc;
+}
+
+/* POST /api/v1/alerts/{id}/ack {"comment"} */
+static unsigned ack(co_store *s, const co_operator *who, const char *rest, const char *body,
+                    size_t len, json_t **out)
+{
+    char *end;
+    long long id = (rest[0] >= '1' && rest[0] <= '9') ? strtoll(rest, &end, 10) : 0;
+    if (id <= 0 || strcmp(end, "/ack") != 0) {
+        *out = co_api_error("", "expected POST /api/v1/alerts/{id}/ack");
+        return 404;
+    }
+    static const char *const keys[] = {"comment", NULL};
+    json_t *doc = len ? body_object(body, len, keys, out) : json_object();
+    if (!doc) return 400;
+    int bad = 0;
+    const char *comment = member_str(doc, "comment", 1000, out, &bad);
+    if (bad) {
+        json_decref(doc);
+        return 400;
+    }
+    char err[256] = "";
+    int rc = co_store_alert_ack(s, id, who->name, comment, who->site, cm_now_ms(), err,
+                                sizeof err);
+    json_decref(doc);
+    if (rc < 0) {
+        cm_log_limited("settings-ack", 10, CM_LOG_ERROR, "ack alert %lld: %s", id, err);
+        *out = co_api_error("", "store error while acknowledging");
+        return 500;
+    }
+    if (rc == 0) {
+        *out = co_api_error("", "no alert %lld%s", id,
+                            strcmp(who->site, "*") ? " at the operator's site" : "");
+        return 404;
+    }
+    cm_info("alert %lld acknowledged by operator %s", id, who->name);
+    *out = co_store_alert(s, id, err, sizeof err);
+    if (!*out) {
+        *out = co_api_error("", "store error while reading the alert back");
+        return 500;
+    }
+    return 200;
+}
+
+/* A time member: ms since the epoch (number) or an ISO-8601 string. 0 absent, 1 set, -1 bad. */
+static int member_time(json_t *doc, const char *key, int64_t *ms, json_t **out)
+{
+    json_t *v = json_object_get(doc, key);
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *ms = json_integer_value(v);
+        return 1;
+    }
+    if (json_is_string(v) && co_query_parse_time(json_string_value(v), ms) == 0) return 1;
+    *out = co_api_error(key, "'%s' must be ms since the epoch or ISO-8601 "
+                             "(2026-11-25T10:00:00Z)", key);
+    return -1;
+}
+
+/* POST /api/v1/silences {"site","screen","device","rule","from","until","comment"} */
+static unsigned silence(co_store *s, const co_operator *who, const char *body, size_t len,
+                        json_t **out)
+{
+    static const char *const keys[] = {"site", "screen", "device", "rule", "from", "until",
+                                       "comment", NULL};
+    json_t *doc = body_object(body, len, keys, out);
+    if (!doc) return 400;
+    int bad = 0;
+    co_silence sl = {.by = who->name};
+    sl.site = member_str(doc, "site", CM_MAX_NAME, out, &bad);
+    if (!bad && !sl.site) {
+        *out = co_api_error("site", "'site' is required");
+        bad = 1;
+    }
+    if (!bad) sl.screen = member_str(doc, "screen", CM_MAX_NAME, out, &bad);
+    if (!bad) sl.device = member_str(doc, "device", CM_MAX_NAME, out, &bad);
+    if (!bad) sl.rule = member_str(doc, "rule", CM_MAX_NAME, out, &bad);
+    if (!bad) sl.comment = member_str(doc, "comment", 1000, out, &bad);
+    int64_t now = cm_now_ms();
+    sl.from_ms = now;
+    if (!bad && member_time(doc, "from", &sl.from_ms, out) < 0) bad = 1;
+    int got = 0;
+    if (!bad && (got = member_time(doc, "until", &sl.until_ms, out)) < 0) bad = 1;
+    if (!bad && !got) {
+        *out = co_api_error("until", "'until' is required (the end of the maintenance window)");
+        bad = 1;
+    }
+    if (!bad && sl.until_ms <= sl.from_ms) {
+        *out = co_api_error("until", "'until' must be after 'from'");
+        bad = 1;
+    }
+    if (!bad && sl.until_ms - sl.from_ms > 31LL * 86400000) {
+        *out = co_api_error("until", "a silence lasts at most 31 days");
+        bad = 1;
+    }
+    if (bad) {
+        json_decref(doc);
+        return 400;
+    }
+    if (strcmp(who->site, "*") != 0 && strcmp(who->site, sl.site) != 0) {
+        *out = co_api_error("site", "operator %s may not silence site %s", who->name, sl.site);
+        json_decref(doc);
+        return 403;
+    }
+    char err[256] = "";
+    int64_t id = 0;
+    unsigned st = 201;
+    if (co_store_silence_add(s, &sl, &id, err, sizeof err) < 0) {
+        cm_log_limited("settings-silence", 10, CM_LOG_ERROR, "silence: %s", err);
+        *out = co_api_error("", "store error while saving the silence");
+        st = 500;
+    } else {
+        cm_info("silence %lld for site %s added by operator %s", (long long)id, sl.site,
+                who->name);
+        *out = json_pack("{s:I, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?}", "id",
+                         (json_int_t)id, "site", sl.site, "screen", sl.screen, "device",
+                         sl.device, "rule", sl.rule, "from_ms", (json_int_t)sl.from_ms,
+                         "until_ms", (json_int_t)sl.until_ms, "by", sl.by, "comment",
+                         sl.comment);
+    }
+    json_decref(doc);
+    return st;
+}
+
+unsigned co_settings_write(co_store *s, const co_operator *who, const co_write_req *w,
+                           json_t **out)
+{
+    if (!strcmp(w->route, "/api/v1/screens/"))
+        return co_settings_put_screen(s, who, w->rest, w->body, w->len, out);
+    if (!strcmp(w->route, "/api/v1/alerts/")) return ack(s, who, w->rest, w->body, w->len, out);
+    if (!strcmp(w->route, "/api/v1/silences")) return silence(s, who, w->body, w->len, out);
+    *out = co_api_error("", "no such write");
+    return 404;
 }

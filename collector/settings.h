@@ -1,5 +1,6 @@
 /* settings.h — the write side of the API for people: operator tokens (Bearer, kept hashed,
- * scoped to a site or to every site) and PUT /api/v1/screens/{site}/{screen}. */
+ * scoped to a site or to every site), PUT /api/v1/screens/{site}/{screen},
+ * POST /api/v1/alerts/{id}/ack and POST /api/v1/silences. */
 #ifndef CO_SETTINGS_H
 #define CO_SETTINGS_H
 
@@ -16,6 +17,19 @@ typedef struct co_operator {
     char name[CM_MAX_NAME + 1];
     char site[CM_MAX_NAME + 1];
 } co_operator;
+
+/* One write request as routed by http.c. */
+typedef struct co_write_req {
+    const char *route;  /* the route's path, e.g. "/api/v1/alerts/" */
+    const char *rest;   /* the path after a prefix route ("" otherwise) */
+    const char *method; /* "PUT", "POST" */
+    const char *body;
+    size_t len;
+} co_write_req;
+
+/* Route an operator's write to its handler. Returns the status and sets *out. */
+unsigned co_settings_write(co_store *s, const co_operator *who, const co_write_req *w,
+                           json_t **out);
 
 /* Check an Authorization header against the operator tokens. 0 with *who filled, or the
  * status (401, 503) with *body set. */
