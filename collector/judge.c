@@ -906,11 +906,21 @@ int co_judge_event(co_judge *j, const char *site, const char *screen, const char
     if (!n) return 0;
     co_severity esev = CO_SEV_WARNING;
     if (severity && co_severity_parse(severity, &esev) < 0) esev = CO_SEV_WARNING;
+    /* A code that a specific rule names (as its code or its clearing code) belongs to that
+     * rule: catch-all ("*") rules leave it alone, so a clearing trap raises nothing. */
+    int claimed = 0;
+    for (size_t i = 0; i < n && !claimed; i++) {
+        const co_rule *r = rs[i];
+        if (!strcmp(r->code, "*") || (r->source && (!source || strcmp(r->source, source) != 0)))
+            continue;
+        claimed = !strcmp(r->code, code) || (r->clear_code && !strcmp(r->clear_code, code));
+    }
     pthread_mutex_lock(&j->mu);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         const co_rule *r = rs[i];
         if (r->source && (!source || strcmp(r->source, source) != 0)) continue;
+        if (claimed && !strcmp(r->code, "*")) continue;
         const co_override *ov = co_overrides_find(j->ov, r, site, screen, NULL);
         if (ov && ov->has_enabled && !ov->enabled) continue;
         int clear = r->clear_code && strcmp(code, r->clear_code) == 0;

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
+#include "alerting.h"
 #include "arena.h"
 #include "batch.h"
 #include "config.h"
@@ -155,6 +158,29 @@ static int cmd_import(const co_config *cfg, int argc, char **argv)
     return rc ? EXIT_USAGE : 0;
 }
 
+/* --check-config: the rule files and the overrides load. */
+static int check_rules(const co_config *cfg)
+{
+    if (!cfg->rules_enabled) return 0;
+    char err[512];
+    co_rules *r = co_rules_load_dir(cfg->rules_dir, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "cinemon-collector: rules: %s\n", err);
+        return EXIT_USAGE;
+    }
+    int rc = 0;
+    if (cfg->overrides_path) {
+        co_overrides *o = co_overrides_load(r, cfg->overrides_path, err, sizeof err);
+        if (!o) {
+            fprintf(stderr, "cinemon-collector: rules: %s\n", err);
+            rc = EXIT_USAGE;
+        }
+        co_overrides_free(o);
+    }
+    co_rules_free(r);
+    return rc;
+}
+
 /* Run until SIGTERM or SIGINT; signals are taken synchronously by this thread. */
 static int run(const co_config *cfg)
 {
@@ -174,6 +200,7 @@ static int run(const co_config *cfg)
     co_ingest *ingest = NULL;
     co_query *query = NULL;
     co_http *http = NULL;
+    co_alerting *alerting = NULL;
     int rc = EXIT_RUNTIME;
 
     if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
@@ -184,6 +211,12 @@ static int run(const co_config *cfg)
         cm_error("writer: %s", err);
         goto out;
     }
+    if (co_alerting_start(&alerting, store, cfg, err, sizeof err) != 0) {
+        cm_error("rules: %s", err);
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    co_writer_set_hook(writer, co_alerting_judge, alerting);
     size_t npaths;
     const char *const *paths = co_http_paths(&npaths);
     cm_wire_limits lim = {
@@ -195,6 +228,7 @@ static int run(const co_config *cfg)
         cm_error("out of memory");
         goto out;
     }
+    co_query_set_rules(query, co_alerting_rules(alerting));
     co_http_deps deps = {ingest, query, metrics, writer, store};
     if (co_http_start(&http, cfg, &deps, err, sizeof err) != 0) {
         cm_error("%s", err);
@@ -216,7 +250,8 @@ static int run(const co_config *cfg)
     rc = 0;
 out:
     co_http_stop(http, SHUTDOWN_GRACE_MS);
-    if (writer) co_writer_stop(writer);
+    if (writer) co_writer_stop(writer); /* drains: the last batches are judged too */
+    co_alerting_stop(alerting, SHUTDOWN_GRACE_MS / 2);
     co_ingest_free(ingest);
     co_query_free(query);
     co_metrics_free(metrics);
@@ -282,14 +317,19 @@ int main(int argc, char **argv)
     cm_log_init("cinemon-collector", cfg.log_level);
     int rc;
     if (check) {
-        printf("%s: configuration OK (listen %s, store %s)\n", path, cfg.listen, cfg.store_path);
-        rc = 0;
+        rc = check_rules(&cfg);
+        if (rc == 0)
+            printf("%s: configuration OK (listen %s, store %s, rules %s, %zu webhooks)\n", path,
+                   cfg.listen, cfg.store_path, cfg.rules_enabled ? cfg.rules_dir : "off",
+                   cfg.notify.ntargets);
     } else if (token_cmd) {
         rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
     } else if (import_cmd) {
         rc = cmd_import(&cfg, argc - optind - 1, argv + optind + 1);
     } else {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = run(&cfg);
+        curl_global_cleanup();
     }
     co_config_free(&cfg);
     return rc;

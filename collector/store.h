@@ -122,9 +122,11 @@ typedef struct co_alert_outcome {
     int silenced; /* 1: due but a silence covers it */
 } co_alert_outcome;
 
-/* Apply n changes in order in ONE transaction; out[i] for each. 0 or -1 (nothing applied). */
-int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, co_alert_outcome *out,
-                          char *err, size_t errlen);
+/* Apply n changes in order in ONE transaction; out[i] for each. A due notification is
+ * silenced by a silence in force at now_ms (when it would be sent), whatever the samples'
+ * time. 0 or -1 (nothing applied). */
+int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,
+                          co_alert_outcome *out, char *err, size_t errlen);
 
 typedef struct co_alert_filter {
     const char *site, *screen, *device, *rule;

@@ -78,8 +78,8 @@ static int hist(sqlite3 *db, sqlite3_stmt *st, int64_t id, int64_t ts, const cha
 }
 
 /* Apply one change with the prepared statements. */
-static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, co_alert_outcome *o,
-                  char *err, size_t errlen)
+static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, int64_t now_ms,
+                  co_alert_outcome *o, char *err, size_t errlen)
 {
     *o = (co_alert_outcome){0};
     const char *scr = c->screen ? c->screen : "";
@@ -176,7 +176,7 @@ static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, co_a
         sq_bind_text(q, 2, scr);
         sq_bind_text(q, 3, c->device);
         sq_bind_text(q, 4, c->rule);
-        sqlite3_bind_int64(q, 5, c->ts_ms);
+        sqlite3_bind_int64(q, 5, now_ms);
         int r = sqlite3_step(q);
         sqlite3_reset(q);
         if (r != SQLITE_ROW && r != SQLITE_DONE) return sq_dberr(db, "silence", err, errlen);
@@ -186,8 +186,8 @@ static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, co_a
     return 0;
 }
 
-int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, co_alert_outcome *out,
-                          char *err, size_t errlen)
+int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,
+                          co_alert_outcome *out, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++)
         if (!c[i].rule || !c[i].site || !c[i].device || !c[i].labels || !c[i].to ||
@@ -204,7 +204,7 @@ int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, co_al
         if (prep(db, A_SQL[i], &st[i], err, errlen) < 0) goto out;
     if (sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0) goto out;
     for (size_t i = 0; i < n; i++)
-        if (apply1(db, st, &c[i], &out[i], err, errlen) < 0) {
+        if (apply1(db, st, &c[i], now_ms, &out[i], err, errlen) < 0) {
             sq_exec_sql(db, "ROLLBACK", NULL, 0);
             goto out;
         }

@@ -33,6 +33,8 @@ struct co_writer {
     slot *head, *tail;
     int stop;
     co_writer_stats stats;
+    co_writer_hook hook; /* set before the first submit, read by the writer thread */
+    void *hook_ud;
 
     /* writer thread only */
     slot **group;
@@ -79,6 +81,15 @@ static void commit_group(co_writer *w, slot **g, size_t n, co_writer_stats *d)
         else if (w->results[i] == CO_BATCH_STORED)
             d->samples += cm_batch_points(g[i]->b);
     }
+    if (w->hook) w->hook(w->hook_ud, w->batches, w->results, n);
+}
+
+void co_writer_set_hook(co_writer *w, co_writer_hook fn, void *ud)
+{
+    pthread_mutex_lock(&w->mu);
+    w->hook = fn;
+    w->hook_ud = ud;
+    pthread_mutex_unlock(&w->mu);
 }
 
 static void *writer_main(void *arg)

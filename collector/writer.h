@@ -19,6 +19,12 @@ typedef struct co_writer_stats {
 /* Start the writer thread on store s (not owned). max_group: most batches in one commit
  * (default 256). 0 or -1 with err. */
 int co_writer_start(co_writer **out, co_store *s, size_t max_group, char *err, size_t errlen);
+/* Called on the writer thread after each successful commit with the group's batches and
+ * their results, before the submitters are woken (the batches are theirs until then). */
+typedef void (*co_writer_hook)(void *ud, cm_batch *const *batches, const co_batch_result *results,
+                               size_t n);
+/* Set the commit hook (NULL = none). Call before the first co_writer_submit. */
+void co_writer_set_hook(co_writer *w, co_writer_hook fn, void *ud);
 /* Queue b and block until it is committed (result filled: stored, duplicate or overlap; 0)
  * or the commit failed (-1, err).
  * b stays owned by the caller and is not touched after return. Thread-safe. */

@@ -533,6 +533,7 @@ def write_collector_ini(env, port, extra=None, name="collector.ini", db="cinemon
     sections = {
         "collector": {"listen": f"127.0.0.1:{port}", "threads": "4", "log_level": "info"},
         "store": {"backend": "sqlite", "path": db},
+        "rules": {"dir": str(REPO / "collector" / "rules"), "tick": "1s"},
     }
     for sec, kv in (extra or {}).items():
         sections.setdefault(sec, {}).update({k: str(v) for k, v in kv.items()})

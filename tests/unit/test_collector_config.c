@@ -126,6 +126,39 @@ static void test_unknown_section(void **st)
     expect_error("[store \"x\"]\n", "collector.ini:1: unknown section");
 }
 
+/* [rules], [notify] and [webhook "name"] sections. */
+static void test_rules_and_webhooks(void **st)
+{
+    (void)st;
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini("[rules]\ndir = myrules\noverrides = /etc/ov.json\ntick = 2s\n"
+                              "[notify]\nmax_age = 1h\n"
+                              "[webhook \"ops\"]\nurl = https://hooks.example.net/x?token=abc\n"
+                              "min_severity = critical\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    char want[300];
+    snprintf(want, sizeof want, "%s/myrules", g_dir);
+    assert_string_equal(c.rules_dir, want);
+    assert_string_equal(c.overrides_path, "/etc/ov.json");
+    assert_int_equal(c.tick_ms, 2000);
+    assert_true(c.rules_enabled);
+    assert_int_equal(c.notify.ntargets, 1);
+    assert_string_equal(c.notify.targets[0].name, "ops");
+    assert_int_equal(c.notify.max_age_ms, 3600000);
+    co_config_free(&c);
+    cleanup();
+    p = write_ini("[rules]\nenabled = false\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_false(c.rules_enabled);
+    assert_int_equal(c.notify.ntargets, 0);
+    co_config_free(&c);
+    cleanup();
+    expect_error("[webhook \"ops\"]\nmin_severity = critical\n", "collector.ini:1");
+    expect_error("[rules]\ntick = forever\n", "collector.ini:2");
+    expect_error("[rules]\nfolder = x\n", "collector.ini:2");
+}
+
 static void test_bad_values(void **st)
 {
     (void)st;
@@ -225,7 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_file),      cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_malformed_line),  cmocka_unit_test(test_unknown_key),
-        cmocka_unit_test(test_unknown_section), cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_unknown_section), cmocka_unit_test(test_bad_values), cmocka_unit_test(test_rules_and_webhooks),
         cmocka_unit_test(test_listen_forms),    cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_relative_path),
     };

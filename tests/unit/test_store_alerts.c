@@ -62,7 +62,8 @@ static co_alert_outcome apply1(fx *f, co_alert_change c)
 {
     co_alert_outcome o = {.id = -1};
     char err[256] = "";
-    if (co_store_alerts_apply(f->s, &c, 1, &o, err, sizeof err) < 0) fail_msg("apply: %s", err);
+    if (co_store_alerts_apply(f->s, &c, 1, c.ts_ms, &o, err, sizeof err) < 0)
+        fail_msg("apply: %s", err);
     return o;
 }
 
@@ -148,7 +149,7 @@ static void test_lifecycle(void **state)
     /* bad change */
     co_alert_change bad = chg("inactive", "exploded", "warning", 1, T0);
     co_alert_outcome bo;
-    assert_int_equal(co_store_alerts_apply(f->s, &bad, 1, &bo, err, sizeof err), -1);
+    assert_int_equal(co_store_alerts_apply(f->s, &bad, 1, T0, &bo, err, sizeof err), -1);
     assert_non_null(strstr(err, "exploded"));
 }
 

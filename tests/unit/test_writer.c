@@ -192,12 +192,29 @@ static void test_concurrent_group_commit(void **state)
     }
 }
 
+typedef struct hooked {
+    size_t calls, batches, stored;
+} hooked;
+
+static void on_commit(void *ud, cm_batch *const *b, const co_batch_result *r, size_t n)
+{
+    hooked *h = ud;
+    h->calls++;
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(b[i]->site);
+        h->batches++;
+        h->stored += r[i] == CO_BATCH_STORED;
+    }
+}
+
 static void test_one_per_commit_and_stop(void **state)
 {
     fx *f = *state;
     co_writer *w;
     char err[256] = "";
     assert_int_equal(co_writer_start(&w, f->s, 1, err, sizeof err), 0);
+    hooked h = {0};
+    co_writer_set_hook(w, on_commit, &h);
     for (uint64_t seq = 1; seq <= 5; seq++) {
         cm_batch b;
         co_batch_result r = 99;
@@ -211,6 +228,17 @@ static void test_one_per_commit_and_stop(void **state)
     assert_int_equal(st.commits, 5);
     assert_int_equal(st.batches, 5);
     assert_int_equal(st.samples, 5 * POINTS);
+    /* the hook saw every committed batch; a duplicate is passed with its result */
+    assert_int_equal(h.calls, 5);
+    assert_int_equal(h.stored, 5);
+    cm_batch b;
+    co_batch_result r = 99;
+    make_batch(&b, "solo", 1, 3);
+    assert_int_equal(co_writer_submit(w, &b, &r, err, sizeof err), 0);
+    assert_int_equal(r, CO_BATCH_DUPLICATE);
+    cm_batch_free(&b);
+    assert_int_equal(h.batches, 6);
+    assert_int_equal(h.stored, 5);
     co_writer_stop(w);
 
     /* a writer stopped with nothing queued stops at once */

@@ -1,0 +1,498 @@
+/* alerting.c — see alerting.h. */
+#include "alerting.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errbuf.h"
+#include "judge.h"
+#include "log.h"
+#include "notify.h"
+#include "timeutil.h"
+
+#define MAX_TARGETS 64
+
+struct co_alerting {
+    co_store *store;
+    co_rules *rules;
+    co_judge *judge;
+    co_notify *notify;
+    int64_t tick_ms;
+    int64_t max_age_ms;
+
+    pthread_mutex_t mu; /* guards screens, stats, stop */
+    json_t *screens;    /* "site\x1fscreen" -> {"class","display","spl_ref"} */
+    co_alerting_stats st;
+    int stop;
+    pthread_cond_t cv;
+    pthread_t timer;
+    int timer_started;
+
+    co_transitions tr; /* writer thread only */
+};
+
+/* ---------------------------------------------------------------- screen settings */
+
+static void screen_key(char *out, size_t n, const char *site, const char *screen)
+{
+    snprintf(out, n, "%s\x1f%s", site ? site : "", screen ? screen : "");
+}
+
+static int refresh_screens(co_alerting *a)
+{
+    char err[256] = "";
+    json_t *rows = co_store_screens(a->store, NULL, NULL, err, sizeof err);
+    if (!rows) {
+        cm_log_limited("alerting-screens", 60, CM_LOG_WARN, "alerting: screen settings: %s", err);
+        return -1;
+    }
+    json_t *map = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        char key[2 * CM_MAX_NAME + 4];
+        screen_key(key, sizeof key, json_string_value(json_object_get(r, "site")),
+                   json_string_value(json_object_get(r, "screen")));
+        json_object_set(map, key, r);
+    }
+    json_decref(rows);
+    pthread_mutex_lock(&a->mu);
+    json_t *old = a->screens;
+    a->screens = map;
+    pthread_mutex_unlock(&a->mu);
+    json_decref(old);
+    return 0;
+}
+
+/* Judge callback (judge mutex held): the screen's class and display. */
+static int cb_screen(void *ud, const char *site, const char *screen, co_screen_settings *out)
+{
+    co_alerting *a = ud;
+    char key[2 * CM_MAX_NAME + 4];
+    screen_key(key, sizeof key, site, screen);
+    int found = 0;
+    pthread_mutex_lock(&a->mu);
+    json_t *r = json_object_get(a->screens, key);
+    if (r) {
+        co_screen_class c = CO_CLASS_ANY;
+        co_display d = CO_DISPLAY_ANY;
+        co_screen_class_parse(json_string_value(json_object_get(r, "class")), &c);
+        co_display_parse(json_string_value(json_object_get(r, "display")), &d);
+        out->cls = c;
+        out->display = d;
+        found = 1;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return found;
+}
+
+/* Judge callback: the commissioning reference of a sample (SPL per channel). */
+static int cb_reference(void *ud, const char *site, const char *screen, const char *device,
+                        const char *metric, const cm_label *labels, size_t nlabels, double *out)
+{
+    (void)device;
+    co_alerting *a = ud;
+    if (strcmp(metric, "spl_dbc") != 0) return 0;
+    const char *channel = NULL;
+    for (size_t i = 0; i < nlabels; i++)
+        if (!strcmp(labels[i].key, "channel")) channel = labels[i].value;
+    if (!channel) return 0;
+    char key[2 * CM_MAX_NAME + 4];
+    screen_key(key, sizeof key, site, screen);
+    int found = 0;
+    pthread_mutex_lock(&a->mu);
+    json_t *v = json_object_get(json_object_get(json_object_get(a->screens, key), "spl_ref"),
+                                channel);
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        found = 1;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return found;
+}
+
+/* ---------------------------------------------------------------- transitions */
+
+static const char *sev_name(co_severity s)
+{
+    return co_severity_name(s);
+}
+
+/* The payload kept in the notification log: everything needed to send it again. */
+static json_t *payload_of(const char *id, const char *kind, const co_transition *t)
+{
+    json_t *labels = json_loads(t->labels ? t->labels : "{}", 0, NULL);
+    if (!labels) labels = json_object();
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:I}", "id", id,
+                     "kind", kind, "rule", t->rule_id, "severity", sev_name(t->severity),
+                     "site", t->site, "screen", t->screen ? t->screen : "", "device", t->device,
+                     "labels", labels, "value", isfinite(t->value) ? json_real(t->value) : json_null(),
+                     "threshold",
+                     isfinite(t->threshold) ? json_real(t->threshold) : json_null(), "text",
+                     t->text ? t->text : "", "ts_ms", (json_int_t)t->ts_ms);
+}
+
+/* A co_notification viewing a stored payload (strings point into it). -1 when malformed. */
+static int notification_of(json_t *p, co_notification *nt, char *labels_buf, size_t buflen)
+{
+    const char *kind = json_string_value(json_object_get(p, "kind"));
+    co_severity sev;
+    if (!kind || co_severity_parse(json_string_value(json_object_get(p, "severity")), &sev) < 0)
+        return -1;
+    char *labels = json_dumps(json_object_get(p, "labels"), JSON_COMPACT | JSON_SORT_KEYS);
+    if (!labels) return -1;
+    snprintf(labels_buf, buflen, "%s", labels);
+    free(labels);
+    json_t *v = json_object_get(p, "value"), *th = json_object_get(p, "threshold");
+    const char *screen = json_string_value(json_object_get(p, "screen"));
+    *nt = (co_notification){
+        .id = json_string_value(json_object_get(p, "id")),
+        .kind = !strcmp(kind, "resolved") ? CO_NOTIFY_RESOLVED : CO_NOTIFY_FIRING,
+        .rule = json_string_value(json_object_get(p, "rule")),
+        .severity = sev,
+        .site = json_string_value(json_object_get(p, "site")),
+        .screen = screen && *screen ? screen : NULL,
+        .device = json_string_value(json_object_get(p, "device")),
+        .labels_json = labels_buf,
+        .value = json_is_number(v) ? json_number_value(v) : NAN,
+        .threshold = json_is_number(th) ? json_number_value(th) : NAN,
+        .text = json_string_value(json_object_get(p, "text")),
+        .ts_ms = json_integer_value(json_object_get(p, "ts_ms")),
+    };
+    return nt->id && nt->rule && nt->site ? 0 : -1;
+}
+
+/* Log and queue the notification of transition t of alert id. */
+static void notify_one(co_alerting *a, int64_t alert_id, const co_transition *t)
+{
+    const char *kind = t->to == CO_ALERT_RESOLVED || t->to == CO_ALERT_INACTIVE ? "resolved"
+                                                                               : "firing";
+    char id[96];
+    snprintf(id, sizeof id, "%lld-%lld-%s-%s", (long long)alert_id, (long long)t->ts_ms, kind,
+             sev_name(t->severity));
+    json_t *p = payload_of(id, kind, t);
+    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    co_notification nt;
+    char labels[4096], err[256] = "";
+    if (!text || notification_of(p, &nt, labels, sizeof labels) < 0) {
+        cm_log_limited("alerting-notify", 10, CM_LOG_ERROR, "alerting: notification %s: out of "
+                                                            "memory", id);
+        goto out;
+    }
+    const char *targets[MAX_TARGETS];
+    size_t nt_count = co_notify_targets_for(a->notify, &nt, targets, MAX_TARGETS);
+    if (nt_count == 0) goto out; /* no webhook wants it */
+    int stored = co_store_notification_add(a->store, id, alert_id, kind, t->site, text, targets,
+                                           nt_count, cm_now_ms(), err, sizeof err);
+    if (stored < 0) {
+        cm_log_limited("alerting-notify", 10, CM_LOG_ERROR, "alerting: notification %s: %s", id,
+                       err);
+        goto out;
+    }
+    if (stored == 0) goto out; /* logged (and queued) before */
+    if (co_notify_enqueue(a->notify, &nt, err, sizeof err) < 0)
+        cm_log_limited("alerting-notify", 10, CM_LOG_ERROR, "alerting: notification %s: %s", id,
+                       err);
+    pthread_mutex_lock(&a->mu);
+    a->st.notifications++;
+    pthread_mutex_unlock(&a->mu);
+out:
+    free(text);
+    json_decref(p);
+}
+
+/* Store every transition of a->tr (or tr) as alert changes, then notify. */
+static void apply(co_alerting *a, co_transitions *tr)
+{
+    if (tr->n == 0) return;
+    co_alert_change *c = calloc(tr->n, sizeof *c);
+    co_alert_outcome *o = calloc(tr->n, sizeof *o);
+    char err[256] = "";
+    if (!c || !o) {
+        cm_log_limited("alerting-apply", 10, CM_LOG_ERROR, "alerting: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < tr->n; i++) {
+        const co_transition *t = &tr->v[i];
+        c[i] = (co_alert_change){.rule = t->rule_id,
+                                 .site = t->site,
+                                 .screen = t->screen,
+                                 .device = t->device,
+                                 .labels = t->labels,
+                                 .from = co_alert_state_name(t->from),
+                                 .to = co_alert_state_name(t->to),
+                                 .severity = sev_name(t->severity),
+                                 .value = t->value,
+                                 .threshold = t->threshold,
+                                 .ts_ms = t->ts_ms,
+                                 .text = t->text};
+    }
+    if (co_store_alerts_apply(a->store, c, tr->n, cm_now_ms(), o, err, sizeof err) < 0) {
+        cm_log_limited("alerting-apply", 10, CM_LOG_ERROR, "alerting: storing %zu alert "
+                                                           "change(s): %s", tr->n, err);
+        pthread_mutex_lock(&a->mu);
+        a->st.errors++;
+        pthread_mutex_unlock(&a->mu);
+        goto out;
+    }
+    for (size_t i = 0; i < tr->n; i++) {
+        const co_transition *t = &tr->v[i];
+        if (t->to == CO_ALERT_FIRING && t->from != CO_ALERT_FIRING)
+            cm_info("alert %lld firing: %s %s %s (%s)", (long long)o[i].id, t->rule_id, t->site,
+                    t->device, sev_name(t->severity));
+        else if (t->to == CO_ALERT_RESOLVED && o[i].id)
+            cm_info("alert %lld resolved: %s %s %s", (long long)o[i].id, t->rule_id, t->site,
+                    t->device);
+        if (o[i].notify && a->notify) notify_one(a, o[i].id, t);
+    }
+    pthread_mutex_lock(&a->mu);
+    a->st.transitions += tr->n;
+    pthread_mutex_unlock(&a->mu);
+out:
+    free(c);
+    free(o);
+    co_transitions_clear(tr);
+}
+
+/* The screen of a device of batch b: its inventory's, else the part of its id before '/'. */
+static const char *screen_of(const cm_batch *b, const char *device, char *buf, size_t n)
+{
+    for (size_t i = 0; i < b->ndevices; i++)
+        if (b->devices[i].screen && !strcmp(b->devices[i].id, device)) return b->devices[i].screen;
+    const char *slash = strchr(device, '/');
+    if (!slash || (size_t)(slash - device) >= n) return NULL;
+    memcpy(buf, device, (size_t)(slash - device));
+    buf[slash - device] = '\0';
+    return buf;
+}
+
+void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result *results,
+                       size_t n)
+{
+    co_alerting *a = ud;
+    if (!a->judge) return;
+    unsigned long long ns = 0, ne = 0, nerr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] != CO_BATCH_STORED) continue; /* judged when it was stored */
+        const cm_batch *b = batches[i];
+        for (size_t k = 0; k < b->nseries; k++) {
+            const cm_series *se = &b->series[k];
+            char sbuf[CM_MAX_NAME + 1];
+            const char *screen = screen_of(b, se->device, sbuf, sizeof sbuf);
+            for (size_t p = 0; p < se->npoints; p++) {
+                if (co_judge_sample(a->judge, b->site, screen, se->device, se->metric, se->labels,
+                                    se->nlabels, se->points[p].ts_ms, se->points[p].value,
+                                    &a->tr) < 0)
+                    nerr++;
+                ns++;
+            }
+        }
+        for (size_t k = 0; k < b->nevents; k++) {
+            const cm_event *e = &b->events[k];
+            char sbuf[CM_MAX_NAME + 1];
+            const char *screen = screen_of(b, e->device, sbuf, sizeof sbuf);
+            if (co_judge_event(a->judge, b->site, screen, e->device, e->code, e->source,
+                               e->severity, e->ts_ms, e->text, &a->tr) < 0)
+                nerr++;
+            ne++;
+        }
+    }
+    apply(a, &a->tr);
+    pthread_mutex_lock(&a->mu);
+    a->st.samples += ns;
+    a->st.events += ne;
+    a->st.errors += nerr;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---------------------------------------------------------------- timer */
+
+static void *timer_main(void *arg)
+{
+    co_alerting *a = arg;
+    co_transitions tr = {0};
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (a->tick_ms % 1000) * 1000000;
+        ts.tv_sec += (time_t)(a->tick_ms / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+        if (a->stop) break;
+        pthread_mutex_unlock(&a->mu);
+        refresh_screens(a);
+        if (co_judge_tick(a->judge, cm_now_ms(), &tr) < 0)
+            cm_log_limited("alerting-tick", 60, CM_LOG_ERROR, "alerting: tick: out of memory");
+        apply(a, &tr);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    co_transitions_free(&tr);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- start and restore */
+
+static int restore_alert(void *ud, const co_alert_row *r)
+{
+    co_alerting *a = ud;
+    co_alert_info in = {.rule_id = r->rule,
+                        .site = r->site,
+                        .screen = r->screen,
+                        .device = r->device,
+                        .labels = r->labels,
+                        .state = !strcmp(r->state, "firing") ? CO_ALERT_FIRING : CO_ALERT_PENDING,
+                        .value = r->value,
+                        .threshold = r->threshold,
+                        .since_ms = !strcmp(r->state, "firing") && r->firing_ms ? r->firing_ms
+                                                                                 : r->started_ms,
+                        .last_ms = r->updated_ms,
+                        .count = 1};
+    co_severity sev = CO_SEV_WARNING;
+    co_severity_parse(r->severity, &sev);
+    in.severity = sev;
+    char err[256] = "";
+    if (co_judge_restore(a->judge, &in, err, sizeof err) < 0)
+        cm_warn("alerting: alert %s %s %s not restored: %s", r->rule, r->site, r->device, err);
+    return 0;
+}
+
+static int on_pending(void *ud, const char *id, const char *target, const char *payload,
+                      unsigned attempts, int64_t created_ms)
+{
+    co_alerting *a = ud;
+    json_t *p = json_loads(payload, 0, NULL);
+    co_notification nt;
+    char labels[4096], err[256] = "";
+    if (!p || notification_of(p, &nt, labels, sizeof labels) < 0)
+        cm_warn("alerting: notification %s: stored payload unreadable, not resent", id);
+    else if (co_notify_restore(a->notify, &nt, target, attempts, created_ms, err, sizeof err) < 0)
+        cm_warn("alerting: notification %s to '%s' not resent: %s", id, target, err);
+    json_decref(p);
+    return 0;
+}
+
+/* Notifier callback (worker thread): the delivery log. */
+static void on_attempt(void *ud, const co_notify_attempt *at)
+{
+    co_alerting *a = ud;
+    const char *state = at->delivered ? "delivered" : at->final ? "failed" : "pending";
+    char err[256] = "";
+    if (co_store_delivery_update(a->store, at->id, at->target, at->attempt, at->http_status,
+                                 at->error, state, cm_now_ms(), err, sizeof err) < 0)
+        cm_log_limited("alerting-delivery", 10, CM_LOG_ERROR,
+                       "alerting: delivery log of %s to '%s': %s", at->id, at->target, err);
+}
+
+int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char *err,
+                      size_t errlen)
+{
+    co_alerting *a = calloc(1, sizeof *a);
+    if (!a) {
+        cm_seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    a->store = s;
+    a->tick_ms = cfg->tick_ms > 0 ? cfg->tick_ms : 5000;
+    a->max_age_ms = cfg->notify.max_age_ms;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    *out = a;
+    if (!cfg->rules_enabled) {
+        cm_info("alerting: rules disabled ([rules] enabled = false)");
+        return 0;
+    }
+    a->rules = co_rules_load_dir(cfg->rules_dir, err, errlen);
+    if (!a->rules) goto fail;
+    co_judge_callbacks cb = {.screen = cb_screen, .reference = cb_reference, .ud = a};
+    if (!(a->judge = co_judge_new(a->rules, &cb))) {
+        cm_seterr(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->overrides_path) {
+        co_overrides *ov = co_overrides_load(a->rules, cfg->overrides_path, err, errlen);
+        if (!ov) goto fail;
+        co_judge_set_overrides(a->judge, ov);
+    }
+    if (refresh_screens(a) < 0) {
+        cm_seterr(err, errlen, "cannot read the screen settings from the store");
+        goto fail;
+    }
+    if (co_store_alerts_active(s, restore_alert, a, err, errlen) < 0) goto fail;
+    json_t *devs = co_store_devices(s, NULL, err, errlen);
+    if (!devs) goto fail;
+    size_t i;
+    json_t *d;
+    json_array_foreach(devs, i, d)
+    {
+        json_t *seen = json_object_get(d, "last_seen_ms");
+        if (json_is_integer(seen))
+            co_judge_device_seen(a->judge, json_string_value(json_object_get(d, "site")),
+                                 json_string_value(json_object_get(d, "screen")),
+                                 json_string_value(json_object_get(d, "id")),
+                                 json_integer_value(seen));
+    }
+    json_decref(devs);
+    if (cfg->notify.ntargets > 0) {
+        if (co_notify_start(&a->notify, &cfg->notify, on_attempt, a, err, errlen) < 0) goto fail;
+        if (co_store_deliveries_pending(s, cm_now_ms() - a->max_age_ms, on_pending, a, err,
+                                        errlen) < 0)
+            goto fail;
+    }
+    if (pthread_create(&a->timer, NULL, timer_main, a) != 0) {
+        cm_seterr(err, errlen, "cannot start the alerting timer");
+        goto fail;
+    }
+    a->timer_started = 1;
+    cm_info("alerting: %zu rules from %s%s%s, %zu active alerts restored, %zu webhooks",
+            co_rules_count(a->rules), cfg->rules_dir, cfg->overrides_path ? ", overrides " : "",
+            cfg->overrides_path ? cfg->overrides_path : "", co_judge_active(a->judge),
+            cfg->notify.ntargets);
+    return 0;
+fail:
+    co_alerting_stop(a, 0);
+    *out = NULL;
+    return -1;
+}
+
+const co_rules *co_alerting_rules(const co_alerting *a)
+{
+    return a ? a->rules : NULL;
+}
+
+void co_alerting_stats_get(co_alerting *a, co_alerting_stats *out)
+{
+    pthread_mutex_lock(&a->mu);
+    *out = a->st;
+    pthread_mutex_unlock(&a->mu);
+    out->active = a->judge ? co_judge_active(a->judge) : 0;
+}
+
+void co_alerting_stop(co_alerting *a, int64_t grace_ms)
+{
+    if (!a) return;
+    if (a->timer_started) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = 1;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->timer, NULL);
+    }
+    if (a->notify) {
+        size_t left = co_notify_stop(a->notify, grace_ms);
+        if (left) cm_info("alerting: %zu webhook deliveries left pending (resent at start)", left);
+    }
+    co_judge_free(a->judge);
+    co_rules_free(a->rules);
+    co_transitions_free(&a->tr);
+    json_decref(a->screens);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
