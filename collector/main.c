@@ -165,7 +165,9 @@ static int check_rules(const co_config *cfg)
     char err[512];
     co_rules *r = co_rules_load_dir(cfg->rules_dir, err, sizeof err);
     if (!r) {
-        fprintf(stderr, "cinemon-collector: rules: %s\n", err);
+        fprintf(stderr, "cinemon-collector: rules: %s ([rules] dir in %s; `make install` puts "
+                        "the shipped rules in PREFIX/share/cinemon/rules)\n",
+                err, cfg->path);
         return EXIT_USAGE;
     }
     int rc = 0;
@@ -212,7 +214,7 @@ static int run(const co_config *cfg)
         goto out;
     }
     if (co_alerting_start(&alerting, store, cfg, err, sizeof err) != 0) {
-        cm_error("rules: %s", err);
+        cm_error("rules: %s ([rules] dir in %s)", err, cfg->path);
         rc = EXIT_USAGE;
         goto out;
     }
