@@ -92,8 +92,11 @@ typedef struct entry {
     int has_a, has_b;
     int64_t a_ts, b_ts;
     double a_v, b_v;
-    /* absence */
+    /* absence: the sample interval learnt from timestamps; when samples were last seen on the
+     * judge's clock (its latest tick) and the interval between such arrivals, so a backlog
+     * of old samples or an upload interval longer than the poll interval is not silence */
     int64_t interval, prev_gap;
+    int64_t seen_tick, arrival_iv;
     struct entry *tprev, *tnext; /* timed list (absence, events with resolve_after) */
     int timed;
 } entry;
@@ -112,6 +115,7 @@ struct co_judge {
     table alerts, latest;
     entry *timed;
     size_t nactive;
+    int64_t tick_now; /* now_ms of the latest co_judge_tick (0 before the first) */
     char *kb; /* key scratch */
     size_t kcap;
     char *lb; /* canonical labels scratch */
@@ -731,6 +735,10 @@ static int judge_seen(co_judge *j, sctx *s, const co_rule *r)
                   r->standard);
     }
     if (s->ts > e->last) e->last = s->ts;
+    if (j->tick_now > 0 && j->tick_now > e->seen_tick) {
+        if (e->seen_tick > 0) e->arrival_iv = j->tick_now - e->seen_tick;
+        e->seen_tick = j->tick_now;
+    }
     return rc;
 }
 
@@ -980,6 +988,7 @@ int co_judge_tick(co_judge *j, int64_t now_ms, co_transitions *out)
 {
     if (!j) return -1;
     pthread_mutex_lock(&j->mu);
+    if (now_ms > j->tick_now) j->tick_now = now_ms;
     int rc = 0;
     for (entry *e = j->timed, *next; e; e = next) {
         next = e->tnext;
@@ -990,9 +999,11 @@ int co_judge_tick(co_judge *j, int64_t now_ms, co_transitions *out)
             if (ov && ov->has_enabled && !ov->enabled) continue;
             int n = ov && ov->has_intervals ? ov->intervals : r->intervals;
             int64_t iv = e->interval > 0 ? e->interval : r->interval_ms;
+            if (e->arrival_iv > iv) iv = e->arrival_iv;
             int64_t limit = iv * n;
-            if (now_ms - e->last <= limit) continue;
-            e->value = (double)(now_ms - e->last) / 1000.0;
+            int64_t ref = e->seen_tick > e->last ? e->seen_tick : e->last;
+            if (now_ms - ref <= limit) continue;
+            e->value = (double)(now_ms - ref) / 1000.0;
             e->threshold = (double)limit / 1000.0;
             e->since = now_ms;
             e->count = 1;

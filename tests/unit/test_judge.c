@@ -335,10 +335,49 @@ static void test_device_silent_once_and_resolves(void **st)
     co_judge_tick(f->j, T0 + 1000 * SEC, &f->out);
     assert_int_equal(f->out.n, 4); /* hall2/ups, and hall1/projector again */
     /* Seeded at start-up from the store: silent without a sample since. */
-    assert_int_equal(co_judge_device_seen(f->j, "S1", "hall3", "hall3/led", T0), 0);
-    co_judge_tick(f->j, T0 + 181 * SEC, &f->out);
+    assert_int_equal(co_judge_device_seen(f->j, "S1", "hall3", "hall3/led", T0 + 1000 * SEC), 0);
+    co_judge_tick(f->j, T0 + 1180 * SEC, &f->out);
+    assert_int_equal(f->out.n, 4);
+    co_judge_tick(f->j, T0 + 1181 * SEC, &f->out);
     assert_int_equal(f->out.n, 5);
     assert_string_equal(last(f)->device, "hall3/led");
+}
+
+/* Polled every 10 s, uploaded every 30 s, judged on arrival: never silent while uploads come;
+ * a backlog of old samples arriving now is no silence either; silent once uploads stop. */
+static void test_device_silent_upload_interval_and_backlog(void **st)
+{
+    fx *f = *st;
+    const char *dev = "hall1/projector";
+    cm_label l[] = {{"sensor", "dmd"}};
+    int64_t now = T0;
+    for (int up = 0; up < 10; up++) {
+        now += 30 * SEC;
+        co_judge_tick(f->j, now, &f->out);
+        for (int k = 3; k >= 1; k--)
+            co_judge_sample(f->j, "S1", "hall1", dev, "temperature_celsius", l, 1,
+                            now - k * 10 * SEC, 40, &f->out);
+        co_judge_tick(f->j, now + 5 * SEC, &f->out);
+        co_judge_tick(f->j, now + 25 * SEC, &f->out);
+    }
+    assert_int_equal(f->out.n, 0);
+    /* a day-old backlog drains now: samples 60 s apart, all arriving within a minute */
+    const char *old = "hall2/projector";
+    for (int i = 0; i < 120; i++) {
+        if (i % 20 == 0) co_judge_tick(f->j, now + i * SEC, &f->out);
+        co_judge_sample(f->j, "S1", "hall2", old, "temperature_celsius", l, 1,
+                        now - 86400 * SEC + i * 60 * SEC, 40, &f->out);
+    }
+    co_judge_tick(f->j, now + 121 * SEC, &f->out);
+    for (size_t i = 0; i < f->out.n; i++)
+        assert_string_not_equal(f->out.v[i].device, old);
+    /* hall1's uploads stopped at `now`: silent after 3 x its 30 s arrival interval, not after
+     * 3 x its 10 s sample interval */
+    int found = 0;
+    for (size_t i = 0; i < f->out.n; i++)
+        found += !strcmp(f->out.v[i].device, dev) && f->out.v[i].to == CO_ALERT_FIRING;
+    assert_int_equal(found, 1);
+    assert_true(f->out.v[0].threshold == 90);
 }
 
 static void test_event_raises_and_clear_resolves(void **st)
@@ -700,6 +739,7 @@ int main(void)
         T(test_modes_and_displays),
         T(test_spl_deviation_from_reference),
         T(test_device_silent_once_and_resolves),
+        T(test_device_silent_upload_interval_and_backlog),
         cmocka_unit_test(test_event_raises_and_clear_resolves),
         T(test_shipped_trap_rule_resolves_after_quiet_hour),
         T(test_overrides_change_threshold),
