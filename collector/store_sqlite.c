@@ -265,6 +265,13 @@ static const char *const migration[] = {
     " attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER, error TEXT,"
     " updated_ms INTEGER NOT NULL, PRIMARY KEY(id, target)) WITHOUT ROWID;"
     "CREATE INDEX deliveries_pending ON deliveries(state) WHERE state = 'pending';",
+    /* 4 -> 5: compliance (compliance.c, store_compliance.c): per screen, UTC day
+     * ('YYYY-MM-DD') and quantity (luminance, white, spl), the measured time and the part of
+     * it within tolerance, recomputed from the day's samples. */
+    "CREATE TABLE compliance(site TEXT NOT NULL, screen TEXT NOT NULL, day TEXT NOT NULL,"
+    " quantity TEXT NOT NULL, in_ms INTEGER NOT NULL, measured_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL, PRIMARY KEY(site, screen, day, quantity)) WITHOUT ROWID;"
+    "CREATE INDEX compliance_by_day ON compliance(day);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -1095,17 +1102,17 @@ static int copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
     return 0;
 }
 
-int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
-                          char *site, size_t site_len, char *err, size_t errlen)
+/* One row (a, b) of sql keyed by a token hash: 1 found, 0 unknown (or not a hash), -1 error. */
+static int hash_lookup(co_store *s, const char *what, const char *sql, const char *hash_hex,
+                       char *a, size_t alen, char *b, size_t blen, char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) return 0;
     sqlite3 *db = reader_get(s, err, errlen);
     if (!db) return -1;
     sqlite3_stmt *st = NULL;
     int ret = -1;
-    if (sqlite3_prepare_v2(db, "SELECT agent_id, site FROM tokens WHERE hash = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        sq_dberr(db, "token lookup", err, errlen);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sq_dberr(db, what, err, errlen);
         goto out;
     }
     sq_bind_text(st, 1, hash_hex);
@@ -1113,17 +1120,24 @@ int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, siz
     if (rc == SQLITE_DONE) {
         ret = 0;
     } else if (rc == SQLITE_ROW) {
-        if (copy_col(st, 0, agent_id, agent_len) < 0 || copy_col(st, 1, site, site_len) < 0)
-            cm_seterr(err, errlen, "token lookup: agent id or site longer than the buffer");
+        if (copy_col(st, 0, a, alen) < 0 || copy_col(st, 1, b, blen) < 0)
+            cm_seterr(err, errlen, "%s: a value is longer than the buffer", what);
         else
             ret = 1;
     } else {
-        sq_dberr(db, "token lookup", err, errlen);
+        sq_dberr(db, what, err, errlen);
     }
 out:
     sqlite3_finalize(st);
     reader_put(s, db);
     return ret;
+}
+
+int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
+                          char *site, size_t site_len, char *err, size_t errlen)
+{
+    return hash_lookup(s, "token lookup", "SELECT agent_id, site FROM tokens WHERE hash = ?1",
+                       hash_hex, agent_id, agent_len, site, site_len, err, errlen);
 }
 
 /* ---------------------------------------------------------------- queries */
@@ -1558,32 +1572,8 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
 int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
                              char *site, size_t site_len, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) return 0;
-    sqlite3 *db = reader_get(s, err, errlen);
-    if (!db) return -1;
-    sqlite3_stmt *st = NULL;
-    int ret = -1;
-    if (sqlite3_prepare_v2(db, "SELECT name, site FROM operators WHERE hash = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        sq_dberr(db, "operator lookup", err, errlen);
-        goto out;
-    }
-    sq_bind_text(st, 1, hash_hex);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        ret = 0;
-    } else if (rc == SQLITE_ROW) {
-        if (copy_col(st, 0, name, name_len) < 0 || copy_col(st, 1, site, site_len) < 0)
-            cm_seterr(err, errlen, "operator lookup: name or site longer than the buffer");
-        else
-            ret = 1;
-    } else {
-        sq_dberr(db, "operator lookup", err, errlen);
-    }
-out:
-    sqlite3_finalize(st);
-    reader_put(s, db);
-    return ret;
+    return hash_lookup(s, "operator lookup", "SELECT name, site FROM operators WHERE hash = ?1",
+                       hash_hex, name, name_len, site, site_len, err, errlen);
 }
 
 static json_t *event_row(sqlite3_stmt *st)

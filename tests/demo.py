@@ -104,31 +104,9 @@ def _port_from(start, n=20):
     return harness.free_port("tcp")
 
 
-def _free_range(n):
-    """A base port whose n ports are all free for UDP and TCP right now."""
-    for _ in range(50):
-        base = harness.free_port("udp")
-        if base + n > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} free consecutive ports")
-
-
 def _start_multiplex(env, coll):
     """cinemon-sim --halls 12 and an agent of its own polling everything it prints."""
-    base = _free_range(SIM_HALLS * SIM_SLOTS)
+    base = harness.free_port_range(SIM_HALLS * SIM_SLOTS)
     frag = env.path("multiplex-devices.ini")
     env.start("cinemon-sim", [harness.binary("cinemon-sim"), "--halls", str(SIM_HALLS),
                               "--base-port", str(base), "--print-config", str(frag)])

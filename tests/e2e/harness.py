@@ -84,6 +84,29 @@ def free_port(kind="tcp"):
         return s.getsockname()[1]
 
 
+def free_port_range(n):
+    """A base port whose n consecutive ports are all free for UDP and TCP on 127.0.0.1 right
+    now (for cinemon-sim, which takes base + k)."""
+    for _ in range(50):
+        base = free_port("udp")
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError(f"no {n} free consecutive ports")
+
+
 def free_udp_port():
     return free_port("udp")
 

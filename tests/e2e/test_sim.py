@@ -23,30 +23,8 @@ def _sim_binary():
         return os.path.join(str(harness.BUILD), "cinemon-sim")
 
 
-def _free_base(count=HALLS * SLOTS):
-    """A base port whose whole range (count ports) is free for UDP and TCP right now."""
-    for _ in range(50):
-        base = harness.free_port("udp")
-        if base + count > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free UDP port range")
-
-
 def _start(env, *extra):
-    base = _free_base()
+    base = harness.free_port_range(HALLS * SLOTS)
     frag = env.path("devices.ini")
     proc = env.start("sim", [_sim_binary(), "--halls", HALLS, "--base-port", base,
                              "--seed", "7", "--print-config", frag, *extra], check_exit=True)
@@ -207,7 +185,7 @@ def _recv_line(sock, end=b"\r"):
 
 def test_pjlink_auth_and_commands(env):
     import hashlib
-    base = _free_base()
+    base = harness.free_port_range(HALLS * SLOTS)
     frag = env.path("devices.ini")
     proc = env.start("sim", [_sim_binary(), "--halls", 1, "--base-port", base,
                              "--pjlink-password", "JBMIAProjectorLink", "--print-config", frag],
@@ -237,7 +215,7 @@ def test_pjlink_auth_and_commands(env):
 
 
 def test_cp750_text_protocol(env):
-    base = _free_base()
+    base = harness.free_port_range(HALLS * SLOTS)
     proc = env.start("sim", [_sim_binary(), "--halls", 1, "--base-port", base], check_exit=True)
     wait_until(lambda: harness._snmp_answers(base, "public"), 20, 0.1, "cinemon-sim")
     with socket.create_connection(("127.0.0.1", base + 3), timeout=5) as s:
@@ -259,7 +237,7 @@ def test_cp750_text_protocol(env):
 def test_bench_devices_140_values(env):
     """`--bench-devices 3`: the agent reads exactly 140 values from each (profile sim-bench)."""
     n = 3
-    base = _free_base(n)
+    base = harness.free_port_range(n)
     frag = env.path("bench.ini")
     proc = env.start("sim", [_sim_binary(), "--bench-devices", n, "--base-port", base,
                              "--print-config", frag], check_exit=True)
@@ -346,7 +324,7 @@ def test_traps_on_faults(env):
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(0.2)
-    base = _free_base()
+    base = harness.free_port_range(HALLS * SLOTS)
     proc = env.start("sim", [_sim_binary(), "--halls", HALLS, "--base-port", base, "--seed", "3",
                              "--fault-rate", "1", "--trap-target",
                              f"127.0.0.1:{rx.getsockname()[1]}"], check_exit=True)
@@ -412,7 +390,7 @@ def test_traps_reach_snmptrapd(env):
     trapd = env.start("snmptrapd", [tool, "-f", "-n", "-C", "-c", conf, "-Lf", log, "-m", "",
                                     f"udp:127.0.0.1:{port}"])
     __import__("time").sleep(0.5)
-    base = _free_base()
+    base = harness.free_port_range(HALLS * SLOTS)
     proc = env.start("sim", [_sim_binary(), "--halls", HALLS, "--base-port", base, "--seed", "3",
                              "--fault-rate", "1", "--trap-target", f"127.0.0.1:{port}"],
                      check_exit=True)

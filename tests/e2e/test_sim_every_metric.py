@@ -46,31 +46,8 @@ def declared_metrics(profile):
     return out
 
 
-def _free_base(n_ports):
-    """A base port with n_ports consecutive free UDP and TCP ports right now."""
-    import socket
-    for _ in range(50):
-        base = harness.free_port("udp")
-        if base + n_ports > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n_ports):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port range")
-
-
 def test_once_returns_every_metric_of_every_profile(env):
-    base = _free_base(HALLS * 8)
+    base = harness.free_port_range(HALLS * 8)
     devices_ini = env.path("devices.ini")
     env.start("sim", [_sim_binary(), "--halls", HALLS, "--base-port", base,
                       "--print-config", devices_ini], check_exit=True)

@@ -17,28 +17,6 @@ def _sim_binary():
         return os.path.join(str(harness.BUILD), "cinemon-sim")
 
 
-def _free_base():
-    """A base port with the 8 ports of one hall free for UDP and TCP right now."""
-    for _ in range(50):
-        base = harness.free_port("udp")
-        if base + 8 > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + 8):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no free port range")
-
-
 def _send(port, line):
     """Send one command and read its CRLF-terminated reply."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -53,7 +31,7 @@ def _send(port, line):
 
 
 def test_agent_polls_cp750(env):
-    base = _free_base()
+    base = harness.free_port_range(8)
     proc = env.start("sim", [_sim_binary(), "--halls", 1, "--base-port", base], check_exit=True)
     wait_until(lambda: harness._snmp_answers(base, "public"), 20, 0.1, "cinemon-sim")
     port = base + 3
