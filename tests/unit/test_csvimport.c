@@ -12,38 +12,9 @@
 #include <unistd.h>
 
 #include "collector/csvimport.h"
+#include "store_fixture.h"
 
-typedef struct fx {
-    char dir[64], path[96];
-    co_store *s;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-test-csv-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-    char err[256] = "";
-    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    co_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef store_fx fx;
 
 static int import(fx *f, const char *csv, size_t *ns, size_t *nc, char *err, size_t errlen)
 {
@@ -61,15 +32,16 @@ static json_t *screens(fx *f, const char *site)
 static void test_good_file(void **state)
 {
     fx *f = *state;
-    const char *csv = "\xEF\xBB\xBF"
-                      "Cinema_Code,cinema_name,province,city,hall_code,hall_name,class,display,"
-                      "format,spl_L,spl_C,spl_R\r\n"
-                      "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall1,\"Hall \"\"1\"\"\","
-                      "theatre,projection,2D,85,85,85\r\n"
-                      "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall2,VIP,review,led,"
-                      "HDR,,84.5,\r\n"
-                      "\r\n"
-                      "31010002,Bund,Shanghai,Shanghai,,,,,,,,\r\n";
+    const char *csv =
+        "\xEF\xBB\xBF"
+        "Cinema_Code,cinema_name,province,city,hall_code,hall_name,class,display,"
+        "format,spl_L,spl_C,spl_R\r\n"
+        "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall1,\"Hall \"\"1\"\"\","
+        "theatre,projection,2D,85,85,85\r\n"
+        "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall2,VIP,review,led,"
+        "HDR,,84.5,\r\n"
+        "\r\n"
+        "31010002,Bund,Shanghai,Shanghai,,,,,,,,\r\n";
     size_t ns = 0, nc = 0;
     char err[256] = "";
     assert_int_equal(import(f, csv, &ns, &nc, err, sizeof err), 0);
@@ -88,7 +60,8 @@ static void test_good_file(void **state)
     j = co_store_sites(f->s, err, sizeof err);
     assert_int_equal(json_array_size(j), 2);
     json_t *s1 = json_array_get(j, 0);
-    assert_string_equal(json_string_value(json_object_get(s1, "name")), "Capital Cinema, Wangfujing");
+    assert_string_equal(json_string_value(json_object_get(s1, "name")),
+                        "Capital Cinema, Wangfujing");
     assert_string_equal(json_string_value(json_object_get(s1, "province")), "Beijing");
     json_decref(j);
     /* a second import with only some columns changes only those; LF endings, no final EOL */
@@ -123,30 +96,32 @@ static void test_bad_files(void **state)
         {"cinema_code,hall_code\n\"X\"y,h1\n", "halls.csv:2: text after a closing quote"},
         {"cinema_code,hall_code\nX\"y,h1\n", "halls.csv:2: a quote inside an unquoted field"},
         {"cinema_code,hall_code\n,h1\n", "halls.csv:2: cinema_code is empty"},
-        {"cinema_code,hall_code,class\nX,,review\n", "halls.csv:2: hall settings without a hall_code"},
+        {"cinema_code,hall_code,class\nX,,review\n",
+         "halls.csv:2: hall settings without a hall_code"},
         {"cinema_code,hall_name\nX,\"a\x01\"\n", "control character"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";
         if (import(f, cases[i].csv, NULL, NULL, err, sizeof err) != -1)
             fail_msg("case %zu accepted", i);
-        if (!strstr(err, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+        if (!strstr(err, cases[i].want))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
     }
     /* nothing of the bad files was imported (case 6's first row included) */
     json_t *j = screens(f, NULL);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
     char err[256];
-    assert_int_equal(co_csv_import_file(f->s, "/nonexistent/halls.csv", NULL, NULL, err,
-                                        sizeof err), -1);
+    assert_int_equal(
+        co_csv_import_file(f->s, "/nonexistent/halls.csv", NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "/nonexistent/halls.csv"));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_good_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_good_file, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_files, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,49 +13,26 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector/store.h"
+#include "store_fixture.h"
 
 #define T0 1764082800000LL
 
-typedef struct fx {
-    char dir[64], path[96];
-    co_store *s;
-} fx;
+typedef store_fx fx;
 
-static int setup(void **state)
+static co_alert_change chg(const char *from, const char *to, const char *sev, double v, int64_t ts)
 {
-    fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-test-alerts-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-    char err[256] = "";
-    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) return -1;
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    co_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
-
-static co_alert_change chg(const char *from, const char *to, const char *sev, double v,
-                           int64_t ts)
-{
-    return (co_alert_change){.rule = "luminance_2d", .site = "S1", .screen = "hall1",
-                             .device = "hall1/sensor", .labels = "{\"mode\":\"2d\"}",
-                             .from = from, .to = to, .severity = sev, .value = v,
-                             .threshold = 37.8, .ts_ms = ts, .text = "luminance low"};
+    return (co_alert_change){.rule = "luminance_2d",
+                             .site = "S1",
+                             .screen = "hall1",
+                             .device = "hall1/sensor",
+                             .labels = "{\"mode\":\"2d\"}",
+                             .from = from,
+                             .to = to,
+                             .severity = sev,
+                             .value = v,
+                             .threshold = 37.8,
+                             .ts_ms = ts,
+                             .text = "luminance low"};
 }
 
 static co_alert_outcome apply1(fx *f, co_alert_change c)
@@ -157,8 +134,12 @@ static void test_ack_and_silence(void **state)
 {
     fx *f = *state;
     char err[256] = "";
-    co_silence sl = {.site = "S1", .screen = "hall1", .from_ms = T0, .until_ms = T0 + 3600000,
-                     .by = "anna", .comment = "lamp change"};
+    co_silence sl = {.site = "S1",
+                     .screen = "hall1",
+                     .from_ms = T0,
+                     .until_ms = T0 + 3600000,
+                     .by = "anna",
+                     .comment = "lamp change"};
     int64_t sid = 0;
     assert_int_equal(co_store_silence_add(f->s, &sl, &sid, err, sizeof err), 0);
     assert_true(sid > 0);
@@ -177,8 +158,10 @@ static void test_ack_and_silence(void **state)
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
     /* acknowledgement: scope by site */
-    assert_int_equal(co_store_alert_ack(f->s, o.id, "bob", "seen", "S2", T0 + 4000000, err, sizeof err), 0);
-    assert_int_equal(co_store_alert_ack(f->s, o.id, "bob", "seen", "S1", T0 + 4000000, err, sizeof err), 1);
+    assert_int_equal(
+        co_store_alert_ack(f->s, o.id, "bob", "seen", "S2", T0 + 4000000, err, sizeof err), 0);
+    assert_int_equal(
+        co_store_alert_ack(f->s, o.id, "bob", "seen", "S1", T0 + 4000000, err, sizeof err), 1);
     assert_int_equal(co_store_alert_ack(f->s, 424242, "bob", NULL, "*", T0, err, sizeof err), 0);
     j = co_store_alert(f->s, o.id, err, sizeof err);
     json_t *ack = json_object_get(j, "ack");
@@ -227,17 +210,22 @@ static void test_restore_and_notifications(void **state)
     assert_int_equal(n, 1);
     const char *targets[] = {"ops", "ncc"};
     const char *payload = "{\"id\":\"1-1\",\"rule\":\"luminance_2d\"}";
-    assert_int_equal(co_store_notification_add(f->s, "1-1", o.id, "firing", "S1", payload,
-                                               targets, 2, T0, err, sizeof err), 1);
-    assert_int_equal(co_store_notification_add(f->s, "1-1", o.id, "firing", "S1", payload,
-                                               targets, 2, T0, err, sizeof err), 0);
+    assert_int_equal(co_store_notification_add(f->s, "1-1", o.id, "firing", "S1", payload, targets,
+                                               2, T0, err, sizeof err),
+                     1);
+    assert_int_equal(co_store_notification_add(f->s, "1-1", o.id, "firing", "S1", payload, targets,
+                                               2, T0, err, sizeof err),
+                     0);
     assert_int_equal(co_store_delivery_update(f->s, "1-1", "ops", 2, 200, NULL, "delivered",
-                                              T0 + 5000, err, sizeof err), 0);
+                                              T0 + 5000, err, sizeof err),
+                     0);
     assert_int_equal(co_store_delivery_update(f->s, "1-1", "ncc", 3, 503, "http 503", "pending",
-                                              T0 + 5000, err, sizeof err), 0);
+                                              T0 + 5000, err, sizeof err),
+                     0);
     /* a late report does not undo a delivery */
     assert_int_equal(co_store_delivery_update(f->s, "1-1", "ops", 1, 0, "shutdown", "pending",
-                                              T0 + 6000, err, sizeof err), 0);
+                                              T0 + 6000, err, sizeof err),
+                     0);
     pend p = {0};
     assert_int_equal(co_store_deliveries_pending(f->s, T0 - 1000, on_pending, &p, err, sizeof err),
                      0);
@@ -264,9 +252,10 @@ static void test_restore_and_notifications(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ack_and_silence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_restore_and_notifications, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ack_and_silence, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_restore_and_notifications, store_fx_setup,
+                                        store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector/store.h"
+#include "store_fixture.h"
 #include "collector/writer.h"
 
 #define T0 1764082800000LL
@@ -19,40 +19,7 @@
 #define PER_THREAD 200
 #define POINTS 5
 
-typedef struct fx {
-    char dir[64], path[96];
-    co_store *s;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-test-writer-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-    char err[256] = "";
-    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) {
-        fprintf(stderr, "open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    co_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef store_fx fx;
 
 static void make_batch(cm_batch *b, const char *agent, int thread, uint64_t seq)
 {
@@ -250,8 +217,10 @@ static void test_one_per_commit_and_stop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_per_commit_and_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_group_commit, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_one_per_commit_and_stop, store_fx_setup,
+                                        store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
