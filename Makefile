@@ -19,7 +19,10 @@ VERSION ?= 0.1.0
 
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
-	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format
+	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format curl snmptrapd
+
+# Only `make bench` needs these: the peers the polling benchmark measures against.
+BENCH_PKGS := prometheus-snmp-exporter
 
 # Only `make fuzz` needs these (libFuzzer comes with clang's runtime).
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -32,6 +35,7 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wno-missing-field-initializers -I. -Icommon -MMD -MP \
 	-DCINEMON_VERSION='"$(VERSION)"' -DCINEMON_PROFILES_DIR='"$(PREFIX)/share/cinemon/profiles"' \
+	-DCINEMON_RULES_DIR='"$(PREFIX)/share/cinemon/rules"' \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(SAN),1)
@@ -114,14 +118,18 @@ test-faults: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@$(PYTHON) tests/run.py --build $(B) --only faults --repeat 3
 
-# Benchmarks print figures; they are never timed tests.
+# Benchmarks print figures; they are never timed tests. bench/poll_bench.py: the polling
+# benchmark (cinemon-agent against prometheus-snmp-exporter and net-snmp's tools).
 bench: deps
+	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@echo "== bench/poll_bench.py"; $(PYTHON) bench/poll_bench.py --build $(B)
 
 # Every tests/fuzz/fuzz_*.c is a libFuzzer target over one parser of outside input; each runs
 # FUZZ_SECONDS (default 60) and stops at the first crash, leak or sanitizer report.
-# A target names the sources it needs on a line "// fuzz-sources: a.c b.c".
+# A target names the sources it needs on a line "// fuzz-sources: a.c b.c", and may name seed
+# inputs for its corpus on a line "// fuzz-seeds: dir/*.json".
 fuzz: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(FUZZ_PKGS)" deps
 	@mkdir -p build-fuzz
@@ -131,6 +139,7 @@ fuzz: deps
 	  clang -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
 	    -I. -Icommon -Iagent -Icollector -Isim $$f $$srcs -o build-fuzz/$$n $(LDLIBS); \
 	  mkdir -p build-fuzz/$$n.corpus; \
+	  for seed in $$(sed -n 's|^// fuzz-seeds:||p' $$f); do cp $$seed build-fuzz/$$n.corpus/; done; \
 	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
 	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/$$n.corpus \
 	    >build-fuzz/$$n.log 2>&1 || { tail -40 build-fuzz/$$n.log; echo "fuzz: $$n failed"; exit 1; }; \
@@ -148,9 +157,11 @@ demo-stop:
 	@$(PYTHON) tests/demo.py --stop
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cinemon/profiles $(DESTDIR)$(PREFIX)/share/cinemon/examples
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cinemon/profiles $(DESTDIR)$(PREFIX)/share/cinemon/examples \
+	  $(DESTDIR)$(PREFIX)/share/cinemon/rules
+	install -m 755 $(BINS) $(B)/cinemon-sim $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 profiles/*.json $(DESTDIR)$(PREFIX)/share/cinemon/profiles/
+	install -m 644 collector/rules/*.json $(DESTDIR)$(PREFIX)/share/cinemon/rules/
 	install -m 644 etc/*.ini $(DESTDIR)$(PREFIX)/share/cinemon/examples/
 
 fmt:

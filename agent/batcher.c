@@ -18,6 +18,17 @@
  * given up (counted and logged) rather than growing without bound. */
 #define MAX_KEPT_SAMPLES 200000
 #define LOG_EVERY_S 60
+#define SPOOL_GZIP_LEVEL 1
+/* Records are written plain while the spool holds less than max_bytes / this (the uploader
+ * keeps up: a record lives seconds, and the uploader would only gunzip it again), gzipped
+ * once a backlog builds up (an uplink outage), so that a full spool holds several times
+ * more. gzip was a quarter of the CPU of a polling round (make bench). */
+#define PLAIN_SPOOL_FRACTION 16
+/* A batch is sealed into a record as soon as it holds this many points, even mid-tick: a
+ * thousand devices answering in the same tick would otherwise build one batch of 100,000+
+ * points, and the batch, its JSON and its gzip copy are the agent's peak memory (make
+ * bench). The sync still happens once, at the end of the tick. */
+#define RECORD_MAX_POINTS 8192
 
 struct ag_batcher {
     uv_check_t check;
@@ -25,11 +36,14 @@ struct ag_batcher {
     cm_spool *spool;
     char *agent_id, *version, *site;
     char *ledger_path;
-    int ledger_fd; /* -1 = no ledger */
-    int fsync;     /* cm_fsync_policy */
+    int ledger_fd;            /* -1 = no ledger */
+    int fsync;                /* cm_fsync_policy */
+    uint64_t plain_max_bytes; /* spool bytes below which records are not compressed */
     ag_batcher_record_cb on_record;
     void *on_record_ud;
     ag_batcher_stats stats;
+    int unsynced;    /* records appended this tick whose sync waits for the end of the tick */
+    int full_failed; /* a mid-tick seal failed: the next try is at the end of the tick */
 };
 
 static char *dup_str(const char *s)
@@ -98,12 +112,39 @@ static void ledger_sync(ag_batcher *b)
     }
 }
 
+static int seal(ag_batcher *b, int sync, uint64_t *seq_out, char *err, size_t errlen);
+
+/* Sync what was appended without a sync (records sealed mid-tick) as the policy says. */
+static void sync_pending(ag_batcher *b)
+{
+    if (!b->unsynced) return;
+    b->unsynced = 0;
+    if (b->fsync == CM_FSYNC_CYCLE) {
+        char serr[256];
+        if (cm_spool_sync(b->spool, serr, sizeof serr) != 0)
+            cm_log_limited("spool-sync", LOG_EVERY_S, CM_LOG_ERROR, "spool: cannot sync: %s", serr);
+    }
+    if (b->fsync != CM_FSYNC_NONE) ledger_sync(b);
+}
+
 static void on_check(uv_check_t *h)
 {
     ag_batcher *b = h->data;
     char err[256];
+    b->full_failed = 0;
     if (ag_batcher_seal(b, NULL, err, sizeof err) < 0)
         cm_log_limited("seal", LOG_EVERY_S, CM_LOG_ERROR, "cannot spool samples: %s", err);
+}
+
+/* A full batch is sealed now; its sync waits for the end of the tick. */
+static void seal_if_full(ag_batcher *b)
+{
+    if (b->full_failed || cm_batch_points(&b->batch) < RECORD_MAX_POINTS) return;
+    char err[256];
+    if (seal(b, 0, NULL, err, sizeof err) < 0) {
+        b->full_failed = 1;
+        cm_log_limited("seal", LOG_EVERY_S, CM_LOG_ERROR, "cannot spool samples: %s", err);
+    }
 }
 
 int ag_batcher_open(ag_batcher **out, uv_loop_t *loop, cm_spool *spool, const ag_config *cfg,
@@ -123,6 +164,7 @@ int ag_batcher_open(ag_batcher **out, uv_loop_t *loop, cm_spool *spool, const ag
     b->ledger_fd = -1;
     b->spool = spool;
     b->fsync = cfg->spool_fsync;
+    b->plain_max_bytes = cfg->spool_max_bytes / PLAIN_SPOOL_FRACTION;
     cm_batch_init(&b->batch);
     b->agent_id = dup_str(id);
     b->version = dup_str(version ? version : "unknown");
@@ -175,7 +217,9 @@ cm_batch *ag_batcher_current(ag_batcher *b)
 int ag_batcher_add_point(ag_batcher *b, const char *device, const char *metric, const char *unit,
                          const cm_label *labels, size_t nlabels, int64_t ts_ms, double value)
 {
-    return cm_batch_add_point(&b->batch, device, metric, unit, labels, nlabels, ts_ms, value);
+    int rc = cm_batch_add_point(&b->batch, device, metric, unit, labels, nlabels, ts_ms, value);
+    if (rc == 0) seal_if_full(b);
+    return rc;
 }
 
 int ag_batcher_add_device(ag_batcher *b, const cm_device_info *d)
@@ -189,6 +233,15 @@ int ag_batcher_add_event(ag_batcher *b, const cm_event *e)
 }
 
 int ag_batcher_seal(ag_batcher *b, uint64_t *seq_out, char *err, size_t errlen)
+{
+    int rc = seal(b, 1, seq_out, err, errlen);
+    sync_pending(b);
+    return rc;
+}
+
+/* Seal the current batch into a record; sync: as the policy says now, else later by
+ * sync_pending (b->unsynced). */
+static int seal(ag_batcher *b, int sync, uint64_t *seq_out, char *err, size_t errlen)
 {
     if (cm_batch_empty(&b->batch)) return 0;
     if (!b->batch.agent_id && cm_batch_set_agent(&b->batch, b->agent_id, b->version, b->site)) {
@@ -213,11 +266,15 @@ int ag_batcher_seal(ag_batcher *b, uint64_t *seq_out, char *err, size_t errlen)
      * missing, never a record the ledger does not know. */
     ledger_line(b, seq, samples);
     uint64_t got = 0;
-    /* Compressed on disk: a spool of max_bytes then holds a day's backlog of a large cinema. */
+    /* During a backlog, compressed on disk: a spool of max_bytes then holds a day's backlog
+     * of a large cinema. Level 1: on these repetitive JSON batches it keeps most of level
+     * 6's ratio at a fraction of its CPU. */
+    cm_spool_stats sp;
+    cm_spool_stats_get(b->spool, &sp);
     char *gz;
     size_t gzlen;
     int rc;
-    if (cm_gzip(json, len, 6, &gz, &gzlen) == 0) {
+    if (sp.bytes >= b->plain_max_bytes && cm_gzip(json, len, SPOOL_GZIP_LEVEL, &gz, &gzlen) == 0) {
         rc = cm_spool_append(b->spool, CM_REC_BATCH_GZ, gz, gzlen, &got, err, errlen);
         free(gz);
     } else {
@@ -237,7 +294,9 @@ int ag_batcher_seal(ag_batcher *b, uint64_t *seq_out, char *err, size_t errlen)
         cm_log_limited("seal-seq", LOG_EVERY_S, CM_LOG_ERROR,
                        "spool gave record seq %llu, expected %llu", (unsigned long long)got,
                        (unsigned long long)seq);
-    if (b->fsync == CM_FSYNC_CYCLE || has_events) {
+    if (!sync && !has_events) {
+        b->unsynced = 1;
+    } else if (b->fsync == CM_FSYNC_CYCLE || has_events) {
         char serr[256];
         if (cm_spool_sync(b->spool, serr, sizeof serr) != 0)
             cm_log_limited("spool-sync", LOG_EVERY_S, CM_LOG_ERROR, "spool: cannot sync: %s", serr);

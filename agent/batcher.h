@@ -1,7 +1,10 @@
 /* batcher.h — gathers the samples of one event-loop tick into a batch and, at the end of
- * the tick (a uv_check handle), seals it into ONE spool record: seq from the spool, JSON
- * (wire.h), CM_REC_BATCH, then one cm_spool_sync for the tick (policy cycle; a record that
- * holds events is synced under every policy). With a ledger file, the line "seq samples\n"
+ * the tick (a uv_check handle), seals it into one spool record: seq from the spool, JSON
+ * (wire.h), CM_REC_BATCH (CM_REC_BATCH_GZ, gzipped, once the spool holds a backlog of more
+ * than 1/16 of its max_bytes), then one cm_spool_sync for the tick (policy cycle; a
+ * record that holds events is synced under every policy). A batch that reaches 8192 points
+ * is sealed at once, mid-tick, so a busy tick makes several records (memory stays bounded);
+ * their sync is still the one at the end of the tick. With a ledger file, the line "seq samples\n"
  * is appended (one write, O_APPEND) before the record and synced with it: for every seq the
  * last ledger line is the truth. */
 #ifndef AG_BATCHER_H

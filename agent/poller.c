@@ -31,14 +31,27 @@ struct ag_poller {
     size_t nslots;
     size_t open_handles;
     int closing;
+    /* the round of ag_poller_poll_all */
+    int round_active;
+    size_t round_next, round_pending, round_in_flight, round_max;
+    unsigned char *round_member; /* per slot: polled by the round */
+    ag_round_cb round_done;
+    void *round_ud;
+    uv_timer_t round_timer;
+    int round_timer_init;
 };
 
+static void round_fill(ag_poller *p);
+static void round_poll_ended(ag_poller *p, dev_slot *s);
 
+
+/* Devices are the elements of cfg->devices, in the order of the slots: O(1), not a search
+ * (a thousand devices' polls end every round). */
 static dev_slot *slot_of(ag_poller *p, const ag_device *dev)
 {
-    for (size_t i = 0; i < p->nslots; i++)
-        if (p->slots[i].dev == dev) return &p->slots[i];
-    return NULL;
+    if (p->nslots == 0 || dev < p->slots[0].dev) return NULL;
+    size_t i = (size_t)(dev - p->slots[0].dev);
+    return i < p->nslots && p->slots[i].dev == dev ? &p->slots[i] : NULL;
 }
 
 static void on_point(void *ud, const ag_device *dev, const char *metric, const char *unit,
@@ -80,6 +93,7 @@ static void on_done(void *ud, const ag_device *dev, ag_poll_status status, const
                        (double)s->errors[r]);
     }
     if (p->outer.done) p->outer.done(p->outer.ud, dev, status, detail);
+    round_poll_ended(p, s);
 }
 
 static void start_poll(dev_slot *s)
@@ -109,8 +123,8 @@ static void on_once_timer(uv_timer_t *t)
 }
 
 int ag_poller_open(ag_poller **out, uv_loop_t *loop, const ag_config *cfg,
-                   const ag_profile_set *profiles, const ag_sink *sink, int once, char *err,
-                   size_t errlen)
+                   const ag_profile_set *profiles, const ag_sink *sink, ag_poll_mode mode,
+                   char *err, size_t errlen)
 {
     ag_poller *p = calloc(1, sizeof *p);
     if (!p) return -1;
@@ -144,9 +158,9 @@ int ag_poller_open(ag_poller **out, uv_loop_t *loop, const ag_config *cfg,
         uv_timer_init(loop, &s->timer);
         s->timer.data = s;
         s->timer_init = 1;
-        if (once) {
+        if (mode == AG_POLL_ONCE) {
             uv_timer_start(&s->timer, on_once_timer, 0, 0);
-        } else {
+        } else if (mode == AG_POLL_TIMERS) {
             /* A random phase so a thousand devices do not fire in the same millisecond. */
             uint64_t phase = (uint64_t)(random() % (s->dev->interval_ms > 0 ? s->dev->interval_ms : 1));
             uv_timer_start(&s->timer, on_timer, phase, (uint64_t)s->dev->interval_ms);
@@ -156,20 +170,105 @@ int ag_poller_open(ag_poller **out, uv_loop_t *loop, const ag_config *cfg,
     return 0;
 }
 
+/* ---- rounds --------------------------------------------------------------------- */
+
+static void round_finish(ag_poller *p)
+{
+    p->round_active = 0;
+    if (p->round_done) p->round_done(p->round_ud);
+}
+
+static void on_round_timer(uv_timer_t *t)
+{
+    ag_poller *p = t->data;
+    if (p->round_active && p->round_pending == 0) round_finish(p);
+}
+
+/* Start members of the round until max_in_flight are polling. */
+static void round_fill(ag_poller *p)
+{
+    while (p->round_active && !p->closing && p->round_next < p->nslots &&
+           (p->round_max == 0 || p->round_in_flight < p->round_max)) {
+        size_t i = p->round_next++;
+        dev_slot *s = &p->slots[i];
+        if (!p->round_member[i]) continue;
+        start_poll(s);
+        if (s->in_flight) {
+            p->round_in_flight++;
+        } else { /* could not start: it ends the round's wait for it at once */
+            p->round_member[i] = 0;
+            p->round_pending--;
+        }
+    }
+    if (p->round_active && p->round_pending == 0)
+        uv_timer_start(&p->round_timer, on_round_timer, 0, 0); /* never from inside the call */
+}
+
+static void round_poll_ended(ag_poller *p, dev_slot *s)
+{
+    size_t i = (size_t)(s - p->slots);
+    if (!p->round_active || p->closing || !p->round_member[i]) return;
+    p->round_member[i] = 0;
+    p->round_in_flight--;
+    if (--p->round_pending == 0) {
+        round_finish(p);
+        return;
+    }
+    round_fill(p);
+}
+
+long ag_poller_poll_all(ag_poller *p, size_t max_in_flight, ag_round_cb done, void *ud)
+{
+    if (!p || p->closing || p->round_active) return -1;
+    if (!p->round_member && !(p->round_member = calloc(p->nslots ? p->nslots : 1, 1))) return -1;
+    if (!p->round_timer_init) {
+        uv_timer_init(p->loop, &p->round_timer);
+        p->round_timer.data = p;
+        p->round_timer_init = 1;
+    }
+    p->round_pending = p->round_in_flight = p->round_next = 0;
+    for (size_t i = 0; i < p->nslots; i++) {
+        p->round_member[i] = !p->slots[i].in_flight;
+        p->round_pending += p->round_member[i];
+    }
+    p->round_max = max_in_flight;
+    p->round_done = done;
+    p->round_ud = ud;
+    p->round_active = 1;
+    long n = (long)p->round_pending;
+    round_fill(p);
+    return n;
+}
+
+static void free_poller(ag_poller *p)
+{
+    free(p->round_member);
+    free(p->slots);
+    free(p);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     dev_slot *s = h->data;
     ag_poller *p = s->p;
-    if (--p->open_handles == 0) {
-        free(p->slots);
-        free(p);
-    }
+    if (--p->open_handles == 0) free_poller(p);
+}
+
+static void on_round_timer_closed(uv_handle_t *h)
+{
+    ag_poller *p = h->data;
+    if (--p->open_handles == 0) free_poller(p);
 }
 
 void ag_poller_close(ag_poller *p)
 {
     if (!p || p->closing) return;
     p->closing = 1;
+    if (p->round_timer_init) {
+        p->open_handles++;
+        uv_timer_stop(&p->round_timer);
+        uv_close((uv_handle_t *)&p->round_timer, on_round_timer_closed);
+    }
     for (size_t i = 0; i < p->nslots; i++) {
         dev_slot *s = &p->slots[i];
         if (s->state) s->ops->close(s->state);
@@ -180,8 +279,5 @@ void ag_poller_close(ag_poller *p)
             uv_close((uv_handle_t *)&s->timer, on_timer_closed);
         }
     }
-    if (p->open_handles == 0) {
-        free(p->slots);
-        free(p);
-    }
+    if (p->open_handles == 0) free_poller(p);
 }

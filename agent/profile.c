@@ -854,12 +854,14 @@ int ag_value_map_apply(const ag_value_map *m, const ag_raw *raw, double *out, ch
             return -1;
         }
         have_num = 1;
-        if (num == floor(num) && fabs(num) < 1e18)
-            snprintf(text, sizeof text, "%.0f", num);
-        else
-            snprintf(text, sizeof text, "%.17g", num);
-        key = text;
-        keylen = strlen(text);
+        if (m && m->nenums > 0) { /* the text form is only the enum's key */
+            if (num == floor(num) && fabs(num) < 1e18)
+                snprintf(text, sizeof text, "%.0f", num);
+            else
+                snprintf(text, sizeof text, "%.17g", num);
+            key = text;
+            keylen = strlen(text);
+        }
     }
 
     if (m && m->nenums > 0) {

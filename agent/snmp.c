@@ -35,8 +35,15 @@
 #include "snmplib.h"
 #include "timeutil.h"
 
-#define MAX_VARBINDS 32  /* varbinds per request PDU */
-#define BULK_VARBINDS 48 /* aim for about this many varbinds per GETBULK answer */
+/* Varbinds per GET PDU. Large enough for a whole profile's scalars in one request; a device
+ * that answers tooBig gets half as many, and the device keeps that limit for later polls. */
+#define MAX_VARBINDS 64
+/* Varbinds asked for in one GETBULK (columns x max-repetitions): a table of up to this many
+ * values is asked for in one request. Agents cut a GETBULK answer to what fits in their
+ * message (RFC 3416 §4.2.3); the walk goes on from where the answer stopped. A device that
+ * answers tooBig instead gets half, and keeps that limit. */
+#define BULK_VARBINDS 128
+#define BULK_FIRST_VARBINDS 48 /* before a table's row count is known */
 #define MAP_LOG_EVERY_S 600
 #define SYSOBJECTID_OID "1.3.6.1.2.1.1.2.0"
 
@@ -68,11 +75,12 @@ typedef struct walk_col {
 
 typedef struct row {
     uint32_t *idx; /* index part of the OID after entry.column */
-    size_t idxlen;
+    size_t idxlen, idx_cap;
     char **labels; /* one per table label column, NULL = not seen */
-    size_t nlabels;
+    size_t nlabels, labels_cap;
     double *vals; /* one per table value column */
     unsigned char *has;
+    size_t vals_cap, has_cap;
 } row;
 
 typedef struct snmp_state {
@@ -98,18 +106,22 @@ typedef struct snmp_state {
     char detail[256];
 
     get_item *items;
+    size_t items_cap; /* kept from poll to poll: no allocation per poll */
     size_t nitems, pos, batch_max, cur_n;
+    size_t bulk_max;             /* varbinds per GETBULK (learnt from tooBig answers) */
+    const ag_profile *seen_prof; /* the profile seen_rows belongs to */
+    uint32_t *seen_rows;         /* rows each table had at the last poll (0 = unknown) */
     size_t cur_idx[MAX_VARBINDS];
     char inv[INV_N][CM_MAX_VALUE];
 
     size_t table;
     walk_col *cols;
-    size_t ncols;
+    size_t ncols, cols_cap;
     size_t cur_cols[MAX_VARBINDS];
     size_t ncur;
     int maxrep;
-    row *rows;
-    size_t nrows, rows_cap, hint;
+    row *rows; /* rows_cap rows keep their buffers from poll to poll */
+    size_t nrows, rows_cap, rows_init, hint;
 } snmp_state;
 
 
@@ -306,12 +318,36 @@ static void schedule_timer(snmp_state *st)
     uv_timer_start(&st->timer_h, on_snmp_timer, ms, 0);
 }
 
-static void free_rows(snmp_state *st)
+/* Forget the rows of a table; their buffers stay for the next table or poll. */
+static void reset_rows(snmp_state *st)
 {
     for (size_t i = 0; i < st->nrows; i++) {
         row *r = &st->rows[i];
-        for (size_t k = 0; r->labels && k < r->nlabels; k++)
+        for (size_t k = 0; k < r->nlabels; k++) {
             free(r->labels[k]);
+            r->labels[k] = NULL;
+        }
+        r->nlabels = r->idxlen = 0;
+    }
+    st->nrows = st->hint = 0;
+}
+
+/* End of a poll: nothing of it is kept but the row and item buffers (a poll allocates only
+ * what the previous ones did not). */
+static void end_poll(snmp_state *st)
+{
+    reset_rows(st);
+    free(st->cols); /* 1 KB a column: not worth keeping for a thousand idle devices */
+    st->cols = NULL;
+    st->ncols = st->cols_cap = 0;
+    st->nitems = 0;
+}
+
+static void free_poll(snmp_state *st)
+{
+    reset_rows(st);
+    for (size_t i = 0; i < st->rows_init; i++) {
+        row *r = &st->rows[i];
         free(r->labels);
         free(r->idx);
         free(r->vals);
@@ -319,25 +355,37 @@ static void free_rows(snmp_state *st)
     }
     free(st->rows);
     st->rows = NULL;
-    st->nrows = st->rows_cap = st->hint = 0;
-}
-
-static void free_poll(snmp_state *st)
-{
-    free_rows(st);
+    st->rows_cap = st->rows_init = 0;
     free(st->cols);
     st->cols = NULL;
-    st->ncols = 0;
+    st->ncols = st->cols_cap = 0;
     free(st->items);
     st->items = NULL;
-    st->nitems = 0;
+    st->nitems = st->items_cap = 0;
+    free(st->seen_rows);
+    st->seen_rows = NULL;
+    st->seen_prof = NULL;
+}
+
+/* Make *p hold at least need elements of size elem (contents kept). 0 or -1. */
+static int ensure(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 4;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
 }
 
 static void on_done_timer(uv_timer_t *t)
 {
     snmp_state *st = t->data;
     if (st->closing || !st->busy) return;
-    free_poll(st);
+    end_poll(st);
     st->busy = 0;
     st->ph = PH_IDLE;
     /* The sink may call poll() or close() from here: nothing of st is touched after. */
@@ -497,11 +545,11 @@ static void start_get(snmp_state *st)
     st->ph = PH_GET;
     memset(st->inv, 0, sizeof st->inv);
     st->nitems = p->nidentity + p->nscalars;
-    st->items = st->nitems ? calloc(st->nitems, sizeof *st->items) : NULL;
-    if (st->nitems && !st->items) {
+    if (ensure((void **)&st->items, &st->items_cap, st->nitems, sizeof *st->items) != 0) {
         finish(st, AG_POLL_PROTOCOL, "out of memory");
         return;
     }
+    if (st->nitems) memset(st->items, 0, st->nitems * sizeof *st->items);
     size_t k = 0;
     for (size_t i = 0; i < p->nidentity; i++) {
         int inv = -1;
@@ -519,7 +567,11 @@ static void start_get(snmp_state *st)
     }
     st->nitems = k;
     st->pos = 0;
-    st->batch_max = MAX_VARBINDS;
+    if (st->seen_prof != p) { /* row counts learnt for another profile mean nothing here */
+        free(st->seen_rows);
+        st->seen_rows = p->ntables ? calloc(p->ntables, sizeof *st->seen_rows) : NULL;
+        st->seen_prof = st->seen_rows || !p->ntables ? p : NULL;
+    }
     send_get_batch(st);
 }
 
@@ -651,9 +703,7 @@ static void send_walk(snmp_state *st);
 static void start_table(snmp_state *st)
 {
     const ag_profile *p = st->prof;
-    free_rows(st);
-    free(st->cols);
-    st->cols = NULL;
+    reset_rows(st);
     st->ncols = 0;
     if (st->table >= p->ntables) {
         finish(st, AG_POLL_OK, NULL);
@@ -662,11 +712,11 @@ static void start_table(snmp_state *st)
     st->ph = PH_WALK;
     const ag_table *t = &p->tables[st->table];
     size_t max = t->ncolumns + t->nlabel_columns;
-    st->cols = calloc(max, sizeof *st->cols);
-    if (!st->cols) {
+    if (ensure((void **)&st->cols, &st->cols_cap, max, sizeof *st->cols) != 0) {
         finish(st, AG_POLL_PROTOCOL, "out of memory");
         return;
     }
+    memset(st->cols, 0, max * sizeof *st->cols);
     for (size_t i = 0; i < max; i++) {
         uint32_t c = i < t->nlabel_columns ? t->label_columns[i].column
                                            : t->columns[i - t->nlabel_columns].column;
@@ -698,26 +748,23 @@ static row *find_row(snmp_state *st, const oid *idx, size_t len)
         }
     }
     const ag_table *t = &st->prof->tables[st->table];
-    if (st->nrows == st->rows_cap) {
-        size_t nc = st->rows_cap ? st->rows_cap * 2 : 16;
-        row *nr = realloc(st->rows, nc * sizeof *nr);
-        if (!nr) return NULL;
-        st->rows = nr;
-        st->rows_cap = nc;
+    if (st->nrows == st->rows_init) { /* a row never used before: room for it */
+        if (ensure((void **)&st->rows, &st->rows_cap, st->nrows + 1, sizeof *st->rows) != 0)
+            return NULL;
+        memset(&st->rows[st->nrows], 0, sizeof *st->rows);
+        st->rows_init++;
     }
     row *r = &st->rows[st->nrows];
-    memset(r, 0, sizeof *r);
-    r->idx = malloc((len ? len : 1) * sizeof *r->idx);
-    r->labels = calloc(t->nlabel_columns ? t->nlabel_columns : 1, sizeof *r->labels);
-    r->vals = calloc(t->ncolumns, sizeof *r->vals);
-    r->has = calloc(t->ncolumns, 1);
-    if (!r->idx || !r->labels || !r->vals || !r->has) {
-        free(r->idx);
-        free(r->labels);
-        free(r->vals);
-        free(r->has);
+    size_t ncol = t->ncolumns ? t->ncolumns : 1;
+    if (ensure((void **)&r->idx, &r->idx_cap, len ? len : 1, sizeof *r->idx) != 0 ||
+        ensure((void **)&r->labels, &r->labels_cap, t->nlabel_columns ? t->nlabel_columns : 1,
+               sizeof *r->labels) != 0)
         return NULL;
-    }
+    if (ensure((void **)&r->vals, &r->vals_cap, ncol, sizeof *r->vals) != 0 ||
+        ensure((void **)&r->has, &r->has_cap, ncol, 1) != 0)
+        return NULL;
+    memset(r->has, 0, ncol);
+    memset(r->labels, 0, (t->nlabel_columns ? t->nlabel_columns : 1) * sizeof *r->labels);
     for (size_t j = 0; j < len; j++)
         r->idx[j] = (uint32_t)idx[j];
     r->idxlen = len;
@@ -793,6 +840,7 @@ static void send_walk(snmp_state *st)
         if (!st->cols[i].done) st->cur_cols[n++] = i;
     st->ncur = n;
     if (n == 0) {
+        if (st->seen_rows) st->seen_rows[st->table] = (uint32_t)st->nrows;
         emit_table(st);
         st->table++;
         start_table(st);
@@ -804,7 +852,12 @@ static void send_walk(snmp_state *st)
     } else {
         pdu = snmp_pdu_create(SNMP_MSG_GETBULK);
         if (st->maxrep == 0) {
-            long rep = BULK_VARBINDS / (long)n;
+            /* As many rows as the table had last time and one more to see its end: usually
+             * the whole table in one request (or as many as the answers can carry). */
+            uint32_t seen = st->seen_rows ? st->seen_rows[st->table] : 0;
+            long rep = seen ? (long)seen + 1 : (long)(BULK_FIRST_VARBINDS / n);
+            long cap = (long)(st->bulk_max / n);
+            if (rep > cap) rep = cap;
             if (rep < 1) rep = 1;
             if (rep > (long)t->max_rows + 1) rep = (long)t->max_rows + 1;
             st->maxrep = (int)rep;
@@ -827,6 +880,8 @@ static void handle_walk(snmp_state *st, netsnmp_pdu *pdu)
     if (pdu->errstat == SNMP_ERR_TOOBIG) {
         if (st->maxrep > 1) {
             st->maxrep /= 2;
+            size_t cap = (size_t)st->maxrep * st->ncur; /* the device's limit, kept */
+            if (cap < st->bulk_max) st->bulk_max = cap;
             send_walk(st);
         } else {
             finish(st, AG_POLL_PROTOCOL, "device answered tooBig to a one-row table request");
@@ -1224,6 +1279,8 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
     st->profiles = profiles;
     st->sink = *sink;
     st->fixed = fixed;
+    st->batch_max = MAX_VARBINDS;
+    st->bulk_max = BULK_VARBINDS;
     uv_timer_init(loop, &st->timer_h);
     uv_timer_init(loop, &st->done_h);
     st->timer_h.data = st;

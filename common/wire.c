@@ -102,6 +102,29 @@ static void ob_double(obuf *o, double v)
         ob_i64(o, (int64_t)v);
         return;
     }
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    if (v > -1e9 && v < 1e9) {
+        for (int k = 1; k <= 6; k++) {
+            double m = v * p10[k];
+            if (m != (double)(int64_t)m || (double)(int64_t)m / p10[k] != v) continue;
+            int64_t im = (int64_t)m;
+            uint64_t u = im < 0 ? (uint64_t)0 - (uint64_t)im : (uint64_t)im;
+            char t[32];
+            int i = (int)sizeof t;
+            for (int d = 0; d < k; d++) {
+                t[--i] = (char)('0' + u % 10);
+                u /= 10;
+            }
+            t[--i] = '.';
+            do {
+                t[--i] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u);
+            if (im < 0) t[--i] = '-';
+            ob_raw(o, t + i, sizeof t - (size_t)i);
+            return;
+        }
+    }
     char tmp[40];
     int n = snprintf(tmp, sizeof tmp, "%.15g", v);
     if (strtod(tmp, NULL) != v) n = snprintf(tmp, sizeof tmp, "%.17g", v);

@@ -11,6 +11,7 @@
  * (make fuzz builds it from the lines below.) */
 // fuzz-sources: collector/rules.c collector/judge.c common/wire.c common/batch.c common/arena.c
 // fuzz-sources: common/errbuf.c common/timeutil.c common/log.c
+// fuzz-seeds: collector/rules/*.json
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1037,6 +1037,151 @@ static void test_v3_dead_does_not_stall(void **st)
     assert_true(count_of(&live, "memory_total_bytes") == 1);
 }
 
+/* ---- request economy, against cinemon-sim --bench-devices 1 ---------------------------- */
+
+static pid_t g_bench_sim = -1;
+static char g_bench_log[64];
+static int g_bench_port;
+
+/* build/cinemon-sim next to this test's folder (build/tests/test_snmp), or "" */
+static void find_cinemon_sim(char *out, size_t outlen)
+{
+    char self[512];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    out[0] = '\0';
+    if (n <= 0) return;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash) *slash = '\0'; /* .../build/tests */
+    slash = strrchr(self, '/');
+    if (slash) *slash = '\0'; /* .../build */
+    snprintf(out, outlen, "%s/cinemon-sim", self);
+    if (access(out, X_OK) != 0) out[0] = '\0';
+}
+
+static int setup_bench(void **st)
+{
+    (void)st;
+    g_skip = 0;
+    if (uv_loop_init(&g_loop) != 0) return -1;
+    char err[512] = "", sim[600];
+    if (ag_profiles_load_dir("profiles", &g_profiles, err, sizeof err) != 0) {
+        fprintf(stderr, "profiles: %s\n", err);
+        return -1;
+    }
+    find_cinemon_sim(sim, sizeof sim);
+    if (!sim[0]) {
+        g_skip = 1;
+        snprintf(g_skip_why, sizeof g_skip_why, "cinemon-sim is not built next to the tests");
+        return 0;
+    }
+    snprintf(g_bench_log, sizeof g_bench_log, "/tmp/cinemon-test-snmp-sim-XXXXXX");
+    int lfd = mkstemp(g_bench_log);
+    g_bench_port = free_udp_port();
+    if (lfd < 0 || g_bench_port <= 0) return -1;
+    char port[16];
+    snprintf(port, sizeof port, "%d", g_bench_port);
+    g_bench_sim = fork();
+    if (g_bench_sim < 0) return -1;
+    if (g_bench_sim == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        dup2(lfd, 2);
+        execl(sim, sim, "--bench-devices", "1", "--base-port", port, (char *)NULL);
+        _exit(127);
+    }
+    close(lfd);
+    for (int i = 0; i < 200; i++) { /* the banner follows the bind */
+        char buf[512] = "";
+        FILE *f = fopen(g_bench_log, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[n] = '\0';
+        if (strstr(buf, "benchmark SNMP devices")) return 0;
+        int wst;
+        if (waitpid(g_bench_sim, &wst, WNOHANG) == g_bench_sim) {
+            g_bench_sim = -1;
+            fprintf(stderr, "cinemon-sim exited early: %s\n", buf);
+            return -1;
+        }
+        usleep(25 * 1000);
+    }
+    fprintf(stderr, "cinemon-sim did not start\n");
+    return -1;
+}
+
+/* Stop the simulator; the number of requests it served (its exit counters), or -1. */
+static long stop_bench_sim(void)
+{
+    if (g_bench_sim <= 0) return -1;
+    kill(g_bench_sim, SIGTERM);
+    int wst;
+    waitpid(g_bench_sim, &wst, 0);
+    g_bench_sim = -1;
+    char buf[2048] = "";
+    FILE *f = fopen(g_bench_log, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *p = strstr(buf, " requests,");
+    if (!p) return -1;
+    while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    return strtol(p, NULL, 10);
+}
+
+static int teardown_bench(void **st)
+{
+    (void)st;
+    stop_bench_sim();
+    if (g_bench_log[0]) unlink(g_bench_log);
+    ag_profiles_free(&g_profiles);
+    uv_run(&g_loop, UV_RUN_NOWAIT);
+    int rc = uv_loop_close(&g_loop);
+    if (rc != 0) fprintf(stderr, "loop still has handles: %s\n", uv_strerror(rc));
+    return rc == 0 ? 0 : -1;
+}
+
+/* 40 scalars and a 20x5 table: every value at every poll, in at most 4 requests the first
+ * time (one GET for all scalars, GETBULKs sized for the table) and 3 afterwards (the table's
+ * row count is remembered: one GETBULK as large as the simulator's 1472-byte answers allow,
+ * and one for the rest); the buffers kept from poll to poll hold no stale rows. */
+static void test_bench_device_requests(void **st)
+{
+    (void)st;
+    SKIP_IF_NO_SIM();
+    ag_device d = make_dev("bench/dev0001", "public", "sim-bench", g_bench_port);
+    static rec r;
+    memset(&r, 0, sizeof r);
+    void *s = open_dev(&d, &r);
+    const int polls = 4;
+    for (int i = 0; i < polls; i++) {
+        memset(&r, 0, sizeof r);
+        assert_int_equal(ag_snmp_driver.poll(s), 0);
+        rec *rs[] = {&r};
+        run_until_done(rs, 1, 10000);
+        if (r.status != AG_POLL_OK)
+            fail_msg("poll %d: %s: %s", i + 1, ag_poll_status_name(r.status), r.detail);
+        assert_int_equal(r.npts, 140);
+        assert_int_equal(count_of(&r, "bench_row_integer"), 20);
+        assert_int_equal(count_of(&r, "bench_row_text_value"), 20);
+        for (int row = 1; row <= 20; row++) {
+            char l[16];
+            snprintf(l, sizeof l, "row=%d", row);
+            (void)value_of(&r, "bench_row_counter64_total", l); /* exactly one per row */
+        }
+    }
+    close_dev(s);
+    long reqs = stop_bench_sim();
+    if (reqs < 0) fail_msg("cinemon-sim printed no request counter");
+    if (reqs > 4 + 3 * (polls - 1))
+        fail_msg("%ld requests for %d polls of 140 values, want at most %d", reqs, polls,
+                 4 + 3 * (polls - 1));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1067,7 +1212,12 @@ int main(void)
         cmocka_unit_test(test_v3_unsupported_level),
         cmocka_unit_test(test_v3_dead_does_not_stall),
     };
+    const struct CMUnitTest benchtests[] = {
+        cmocka_unit_test(test_bench_device_requests),
+    };
     int failed = cmocka_run_group_tests_name("snmp driver", tests, setup, teardown);
+    failed += cmocka_run_group_tests_name("snmp driver requests", benchtests, setup_bench,
+                                          teardown_bench);
     failed += cmocka_run_group_tests_name("snmp driver v3", v3tests, setup_v3, teardown_v3);
     return failed;
 }

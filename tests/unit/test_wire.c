@@ -189,6 +189,44 @@ static void test_encode_exact(void **st)
     cm_batch_free(&b);
 }
 
+/* Numbers come back exactly, whichever way they were printed (short decimals take a fast
+ * path; the rest %.15g or %.17g). */
+static void test_numbers_exact(void **st)
+{
+    (void)st;
+    static const double vs[] = {0.05, -0.5,  47.5,   0.314,    123.456789, 1e-5,  -1e-7,
+                                1e300, 0.1 + 0.2, 85.3,  99999999.5, 1.0 / 3, -0.000001,
+                                4.999999, 0.3507};
+    cm_batch b;
+    cm_batch_init(&b);
+    assert_int_equal(cm_batch_set_agent(&b, "a", NULL, NULL), 0);
+    b.seq = 1;
+    b.sent_ms = 1764082800123;
+    size_t n = sizeof vs / sizeof vs[0];
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0,
+                                            1764082790000 + (int64_t)i, vs[i]), 0);
+    size_t len = 0;
+    char *json = cm_wire_encode(&b, &len);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "[1764082790000,0.05]"));
+    assert_non_null(strstr(json, "[1764082790001,-0.5]"));
+    assert_non_null(strstr(json, "[1764082790012,-0.000001]"));
+    cm_batch c;
+    cm_batch_init(&c);
+    char err[256], at[128];
+    if (cm_wire_decode(json, len, NULL, &c, err, sizeof err, at, sizeof at) != 0)
+        fail_msg("decode: %s at %s", err, at);
+    assert_int_equal(c.nseries, 1);
+    assert_int_equal(c.series[0].npoints, n);
+    for (size_t i = 0; i < n; i++)
+        if (c.series[0].points[i].value != vs[i])
+            fail_msg("value %zu: %.17g came back as %.17g", i, vs[i], c.series[0].points[i].value);
+    free(json);
+    cm_batch_free(&b);
+    cm_batch_free(&c);
+}
+
 static void test_nan_impossible(void **st)
 {
     (void)st;
@@ -683,6 +721,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_encode_exact),
+        cmocka_unit_test(test_numbers_exact),
         cmocka_unit_test(test_nan_impossible), cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_valid_minimal),  cmocka_unit_test(test_series_merge_on_decode),
         cmocka_unit_test(test_depth_limit),    cmocka_unit_test(test_label_and_size_limits),
