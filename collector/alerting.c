@@ -21,6 +21,7 @@ struct co_alerting {
     co_rules *rules;
     co_judge *judge;
     co_notify *notify;
+    co_compliance *compliance;
     int64_t tick_ms;
     int64_t max_age_ms;
 
@@ -330,6 +331,9 @@ static void *timer_main(void *arg)
         if (co_judge_tick(a->judge, cm_now_ms(), &tr) < 0)
             cm_log_limited("alerting-tick", 60, CM_LOG_ERROR, "alerting: tick: out of memory");
         apply(a, &tr);
+        char err[256] = "";
+        if (co_compliance_tick(a->compliance, cm_now_ms(), err, sizeof err) < 0)
+            cm_log_limited("alerting-compliance", 600, CM_LOG_ERROR, "compliance: %s", err);
         pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);
@@ -420,6 +424,10 @@ int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char
         if (!ov) goto fail;
         co_judge_set_overrides(a->judge, ov);
     }
+    if (!(a->compliance = co_compliance_new(s, a->rules, a->judge, cfg->compliance_interval_ms))) {
+        cm_seterr(err, errlen, "out of memory");
+        goto fail;
+    }
     if (refresh_screens(a) < 0) {
         cm_seterr(err, errlen, "cannot read the screen settings from the store");
         goto fail;
@@ -466,6 +474,11 @@ const co_rules *co_alerting_rules(const co_alerting *a)
     return a ? a->rules : NULL;
 }
 
+co_compliance *co_alerting_compliance(const co_alerting *a)
+{
+    return a ? a->compliance : NULL;
+}
+
 void co_alerting_stats_get(co_alerting *a, co_alerting_stats *out)
 {
     pthread_mutex_lock(&a->mu);
@@ -488,6 +501,7 @@ void co_alerting_stop(co_alerting *a, int64_t grace_ms)
         size_t left = co_notify_stop(a->notify, grace_ms);
         if (left) cm_info("alerting: %zu webhook deliveries left pending (resent at start)", left);
     }
+    co_compliance_free(a->compliance);
     co_judge_free(a->judge);
     co_rules_free(a->rules);
     co_transitions_free(&a->tr);

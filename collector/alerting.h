@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "compliance.h"
 #include "config.h"
 #include "rules.h"
 #include "store.h"
@@ -29,6 +30,8 @@ int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char
                       size_t errlen);
 /* The rules in force (NULL when disabled), for /api/v1/rules. */
 const co_rules *co_alerting_rules(const co_alerting *a);
+/* The compliance engine (compliance.h; NULL when rules are disabled), for the query API. */
+co_compliance *co_alerting_compliance(const co_alerting *a);
 /* Judge the stored batches of a committed group (a co_writer_hook: writer thread). */
 void co_alerting_judge(void *a, cm_batch *const *batches, const co_batch_result *results,
                        size_t n);

@@ -31,6 +31,7 @@ void co_config_defaults(co_config *c)
     c->backend = CO_BACKEND_SQLITE;
     c->rules_enabled = true;
     c->tick_ms = 5000;
+    c->compliance_interval_ms = 10 * 60 * 1000;
     co_notify_conf_defaults(&c->notify);
 }
 
@@ -183,6 +184,9 @@ static int load_rules(co_config *c, cm_conf *cf, char *err, size_t errlen)
         return -1;
     }
     if (cm_conf_duration(cf, s, "tick", 100, 600000, &c->tick_ms, err, errlen) < 0) return -1;
+    if (cm_conf_duration(cf, s, "compliance_interval", 1000, 86400000, &c->compliance_interval_ms,
+                         err, errlen) < 0)
+        return -1;
     return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct co_config {
     char *rules_dir;       /* resolved; default CINEMON_RULES_DIR */
     char *overrides_path;  /* resolved; NULL = none */
     int64_t tick_ms;       /* absence rules and screen settings refresh period (default 5 s) */
+    int64_t compliance_interval_ms; /* compliance of today and yesterday recomputed (10 min) */
     /* [notify] and [webhook "name"] */
     co_notify_conf notify;
 } co_config;

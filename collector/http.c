@@ -52,6 +52,7 @@ static const route routes[] = {
     {"/api/v1/silences", H_API, co_query_silences, "POST"},
     {"/api/v1/notifications", H_API, co_query_notifications, NULL},
     {"/api/v1/rules", H_API, co_query_rules, NULL},
+    {"/api/v1/compliance", H_API, co_query_compliance, NULL},
     {"/healthz", H_API, co_query_health, NULL},
     {"/metrics", H_METRICS, NULL, NULL},
 };
@@ -63,6 +64,7 @@ static const char *const route_paths[NROUTES] = {
     "/api/v1/gaps",          "/api/v1/events", "/api/v1/screens",
     "/api/v1/screens/{site}/{screen}", "/api/v1/alerts", "/api/v1/alerts/{id}",
     "/api/v1/silences",      "/api/v1/notifications", "/api/v1/rules",
+    "/api/v1/compliance",
     "/healthz",              "/metrics",
 };
 

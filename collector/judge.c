@@ -615,6 +615,34 @@ static const co_screen_settings *settings(co_judge *j, sctx *s)
     return &s->settings;
 }
 
+/* The first choice of threshold rule r matching the sample's mode label and the screen's
+ * settings st (NULL = unknown), or NULL. */
+static const co_choice *choose(const co_rule *r, const sctx *s, const co_screen_settings *st)
+{
+    co_mode mode = CO_MODE_ANY;
+    const char *ml = label_get(s, "mode");
+    if (ml && co_mode_parse(ml, &mode) < 0) mode = CO_MODE_ANY;
+    for (size_t i = 0; i < r->nchoices; i++) {
+        const co_choice *c = &r->choices[i];
+        if (c->mode && c->mode != mode) continue;
+        if (c->cls && (!st || c->cls != st->cls)) continue;
+        if (c->display && (!st || c->display != st->display)) continue;
+        return c;
+    }
+    return NULL;
+}
+
+/* The judged difference of a deviation rule: value − ref, or in % of ref. -1 when undefined. */
+static int deviation_of(const co_rule *r, double value, double ref, double *d)
+{
+    *d = value - ref;
+    if (r->percent) {
+        if (ref == 0) return -1;
+        *d = 100.0 * *d / fabs(ref);
+    }
+    return 0;
+}
+
 static int judge_threshold(co_judge *j, sctx *s, const co_rule *r)
 {
     int w = while_ok(j, r, s);
@@ -625,18 +653,7 @@ static int judge_threshold(co_judge *j, sctx *s, const co_rule *r)
         if (!l || l->v == 0) return 0;
         v = 100.0 * s->value / l->v;
     }
-    co_mode mode = CO_MODE_ANY;
-    const char *ml = label_get(s, "mode");
-    if (ml && co_mode_parse(ml, &mode) < 0) mode = CO_MODE_ANY;
-    const co_screen_settings *st = r->needs_screen ? settings(j, s) : NULL;
-    const co_choice *ch = NULL;
-    for (size_t i = 0; i < r->nchoices && !ch; i++) {
-        const co_choice *c = &r->choices[i];
-        if (c->mode && c->mode != mode) continue;
-        if (c->cls && (!st || c->cls != st->cls)) continue;
-        if (c->display && (!st || c->display != st->display)) continue;
-        ch = c;
-    }
+    const co_choice *ch = choose(r, s, r->needs_screen ? settings(j, s) : NULL);
     if (!ch) return 0;
     const co_override *ov = co_overrides_find(j->ov, r, s->site, s->screen, ch);
     if (ov && ov->has_enabled && !ov->enabled) return 0;
@@ -664,11 +681,8 @@ static int judge_deviation(co_judge *j, sctx *s, const co_rule *r, const co_over
                         s->nraw, &ref) != 1 ||
         !isfinite(ref))
         return 0;
-    double d = s->value - ref;
-    if (r->percent) {
-        if (ref == 0) return 0;
-        d = 100.0 * d / fabs(ref);
-    }
+    double d;
+    if (deviation_of(r, s->value, ref, &d) < 0) return 0;
     char what[96];
     snprintf(what, sizeof what, "%s vs reference %g: difference%s", r->metric, ref,
              r->percent ? " %" : "");
@@ -739,6 +753,75 @@ static int judge_seen(co_judge *j, sctx *s, const co_rule *r)
         if (e->seen_tick > 0) e->arrival_iv = j->tick_now - e->seen_tick;
         e->seen_tick = j->tick_now;
     }
+    return rc;
+}
+
+/* The sample's labels, sorted by key, into s (nlabels <= CM_MAX_LABELS). */
+static void sort_labels(sctx *s, const cm_label *labels, size_t nlabels)
+{
+    for (size_t i = 0; i < nlabels; i++) { /* insertion sort by key */
+        size_t k = i;
+        while (k > 0 && strcmp(s->labels[k - 1]->key, labels[i].key) > 0) {
+            s->labels[k] = s->labels[k - 1];
+            k--;
+        }
+        s->labels[k] = &labels[i];
+    }
+    s->nlabels = nlabels;
+}
+
+/* co_rules_in_tolerance with the overrides ovs (the judge's, under its mutex, or given). */
+static int in_tolerance(const co_overrides *ovs, const co_rule *r, const char *site,
+                        const char *screen, const co_screen_settings *st, const cm_label *labels,
+                        size_t nlabels, double value, const double *reference, int *in)
+{
+    if (!r || !site || !in || (nlabels && !labels) || nlabels > CM_MAX_LABELS) return -1;
+    for (size_t i = 0; i < nlabels; i++)
+        if (!labels[i].key || !labels[i].value) return -1;
+    if (!isfinite(value)) return 0;
+    sctx s = {.site = site, .screen = screen, .raw = labels, .nraw = nlabels, .value = value};
+    sort_labels(&s, labels, nlabels);
+    if (!matches(r, &s) || r->while_metric) return 0; /* while needs live values: not judged */
+    const co_override *ov = NULL;
+    co_limits lim;
+    double v = value;
+    if (r->kind == CO_RULE_THRESHOLD) {
+        if (r->percent_of) return 0;
+        const co_choice *ch = choose(r, &s, st);
+        if (!ch) return 0;
+        ov = co_overrides_find(ovs, r, site, screen, ch);
+        lim = ch->lim;
+    } else if (r->kind == CO_RULE_DEVIATION) {
+        if (!reference || !isfinite(*reference) || deviation_of(r, value, *reference, &v) < 0)
+            return 0;
+        ov = co_overrides_find(ovs, r, site, screen, NULL);
+        lim = r->lim;
+    } else {
+        return 0;
+    }
+    if (ov && ov->has_enabled && !ov->enabled) return 0;
+    co_limits_apply(&lim, ov);
+    verdict vd;
+    evaluate(&lim, v, &vd);
+    *in = vd.viol < 0;
+    return 1;
+}
+
+int co_rules_in_tolerance(const co_overrides *ov, const co_rule *rule, const char *site,
+                          const char *screen, const co_screen_settings *st, const cm_label *labels,
+                          size_t nlabels, double value, const double *reference, int *in)
+{
+    return in_tolerance(ov, rule, site, screen, st, labels, nlabels, value, reference, in);
+}
+
+int co_judge_in_tolerance(co_judge *j, const co_rule *rule, const char *site, const char *screen,
+                          const co_screen_settings *st, const cm_label *labels, size_t nlabels,
+                          double value, const double *reference, int *in)
+{
+    if (!j) return -1;
+    pthread_mutex_lock(&j->mu);
+    int rc = in_tolerance(j->ov, rule, site, screen, st, labels, nlabels, value, reference, in);
+    pthread_mutex_unlock(&j->mu);
     return rc;
 }
 
@@ -824,15 +907,7 @@ int co_judge_sample(co_judge *j, const char *site, const char *screen, const cha
               .ts = ts_ms,
               .value = value,
               .out = out};
-    for (size_t i = 0; i < nlabels; i++) { /* insertion sort by key */
-        size_t k = i;
-        while (k > 0 && strcmp(s.labels[k - 1]->key, labels[i].key) > 0) {
-            s.labels[k] = s.labels[k - 1];
-            k--;
-        }
-        s.labels[k] = &labels[i];
-    }
-    s.nlabels = nlabels;
+    sort_labels(&s, labels, nlabels);
     int rc = 0;
     char *canon = NULL;
     if (n || referenced) { /* absence rules alone need no labels */

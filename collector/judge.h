@@ -113,6 +113,22 @@ int co_judge_restore(co_judge *j, const co_alert_info *a, char *err, size_t errl
 /* Number of pending + firing alerts. */
 size_t co_judge_active(co_judge *j);
 
+/* Whether value is within the tolerance of threshold or deviation rule `rule` for a sample
+ * of (site, screen) with these labels and screen settings st (NULL = unknown), by the same
+ * choice, override and band logic as co_judge_sample but without touching any alert state
+ * (hold and hysteresis play no part): *in = 1 inside every band, 0 outside one. reference:
+ * the screen's reference for a deviation rule (NULL = none). ov: overrides (may be NULL).
+ * Returns 1 judged, 0 the rule does not judge this sample (labels do not match, no choice,
+ * disabled by an override, no reference, or it needs live values: percent_of, while), -1 bad
+ * arguments. Pure: safe from any thread. */
+int co_rules_in_tolerance(const co_overrides *ov, const co_rule *rule, const char *site,
+                          const char *screen, const co_screen_settings *st, const cm_label *labels,
+                          size_t nlabels, double value, const double *reference, int *in);
+/* The same with the judge's current overrides (under its mutex). */
+int co_judge_in_tolerance(co_judge *j, const co_rule *rule, const char *site, const char *screen,
+                          const co_screen_settings *st, const cm_label *labels, size_t nlabels,
+                          double value, const double *reference, int *in);
+
 /* "inactive", "pending", "firing", "resolved". */
 const char *co_alert_state_name(co_alert_state s);
 

@@ -231,6 +231,7 @@ static int run(const co_config *cfg)
         goto out;
     }
     co_query_set_rules(query, co_alerting_rules(alerting));
+    co_query_set_compliance(query, co_alerting_compliance(alerting));
     co_http_deps deps = {ingest, query, metrics, writer, store};
     if (co_http_start(&http, cfg, &deps, err, sizeof err) != 0) {
         cm_error("%s", err);

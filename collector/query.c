@@ -17,7 +17,13 @@
 struct co_query {
     co_store *store;
     const co_rules *rules;
+    co_compliance *compliance;
 };
+
+void co_query_set_compliance(co_query *q, co_compliance *c)
+{
+    q->compliance = c;
+}
 
 void co_query_set_rules(co_query *q, const co_rules *rules)
 {
@@ -368,6 +374,28 @@ unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, js
     return answer(
         co_store_series(q->store, p.values[4], p.values[0], p.values[1], &r, err, sizeof err),
         "series", err, body);
+}
+
+unsigned co_query_compliance(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+{
+    static const char *const names[] = {"level", "day", "site", "province", "city", NULL};
+    params p = {.names = names};
+    unsigned st;
+    if ((st = take(args, nargs, &p, body))) return st;
+    for (int i = 2; i < 5; i++)
+        if ((st = check_name(names[i], p.values[i], 0, body))) return st;
+    co_compliance_level level = CO_LEVEL_NATION;
+    if (p.values[0] && co_compliance_level_parse(p.values[0], &level) < 0)
+        return fail(body, 400, "level",
+                    "parameter 'level' must be screen, site, city, province or nation");
+    int64_t now = cm_now_ms();
+    int64_t day = co_compliance_day_of(now);
+    if (p.values[1] && co_compliance_day_parse(p.values[1], &day) < 0)
+        return fail(body, 400, "day", "parameter 'day' is not a date YYYY-MM-DD");
+    char err[256] = "";
+    return answer(co_compliance_report(q->store, q->compliance, level, day, p.values[2],
+                                       p.values[3], p.values[4], now, err, sizeof err),
+                  "compliance", err, body);
 }
 
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compliance.h"
 #include "rules.h"
 #include "store.h"
 
@@ -61,6 +62,13 @@ unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t na
 unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* The rule set /api/v1/rules shows (not owned; NULL = none loaded). */
 void co_query_set_rules(co_query *q, const co_rules *rules);
+/* GET /api/v1/compliance?level=screen|site|city|province|nation&day=YYYY-MM-DD&site=
+ * &province=&city=: time-weighted share within tolerance of luminance, white and spl per group
+ * (compliance.h); level defaults to nation, day to today (UTC). */
+unsigned co_query_compliance(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* The compliance engine used to refresh stale figures on request (not owned; NULL = read the
+ * stored figures only). */
+void co_query_set_compliance(co_query *q, co_compliance *c);
 /* GET /healthz: {"status": "ok"} after a trivial store read (co_store_ping), else 503. */
 unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 

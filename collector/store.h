@@ -193,6 +193,44 @@ int co_store_deliveries_pending(co_store *s, int64_t since_ms,
                                           int64_t created_ms),
                                 void *ud, char *err, size_t errlen);
 
+/* ---- compliance (store_compliance.c) ---- */
+
+/* The samples of one series on one UTC day, in time order (valid during the callback). */
+typedef struct co_day_series {
+    const char *site, *device, *metric, *labels_json; /* labels: JSON object of strings */
+    const char *screen; /* the device's screen from its inventory, NULL when unknown */
+    const int64_t *ts_ms;
+    const double *value;
+    size_t n;
+} co_day_series;
+
+/* Call fn for every series of one of the metrics with samples on UTC day `day` (days since the
+ * epoch); fn returns non-zero to stop (then returned). 0 (also when the day has no samples)
+ * or -1 with err. */
+int co_store_day_series(co_store *s, int64_t day, const char *const *metrics, size_t nmetrics,
+                        int (*fn)(void *ud, const co_day_series *se), void *ud, char *err,
+                        size_t errlen);
+
+/* One compliance figure: of quantity ("luminance", "white", "spl") on a screen and a day, the
+ * measured time and the part of it within tolerance. */
+typedef struct co_compliance_row {
+    const char *site, *screen, *quantity;
+    int64_t in_ms, measured_ms;
+} co_compliance_row;
+
+/* Replace every figure of day ('YYYY-MM-DD') by rows, in ONE transaction. 0 or -1 with err. */
+int co_store_compliance_put(co_store *s, const char *day, const co_compliance_row *rows, size_t n,
+                            int64_t now_ms, char *err, size_t errlen);
+/* Call fn (may be NULL) for every figure of day whose site matches site, province and city
+ * (NULL = any; the site's province and city are passed, "" when unknown), ordered by site and
+ * screen; *updated_ms (may be NULL) = when the day's figures were last stored (0 = never).
+ * 0 or -1 with err. */
+int co_store_compliance_rows(co_store *s, const char *day, const char *site, const char *province,
+                             const char *city,
+                             int (*fn)(void *ud, const co_compliance_row *r, const char *province,
+                                       const char *city),
+                             void *ud, int64_t *updated_ms, char *err, size_t errlen);
+
 /* A trivial read of the database (for /healthz): 0, or -1 with err. */
 int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
