@@ -113,13 +113,17 @@ static void send_trap(sim_snmp_dev *sd, sim_trap_cause cause, sim_fault f, int64
         s->traps_sent++;
 }
 
+/* Once a second: temperature crossings, and the linkUp of silent episodes that have ended. */
 static void on_trap_timer(uv_timer_t *t)
 {
     sim *s = t->data;
     int64_t now = (int64_t)uv_now(&s->loop);
-    for (size_t i = 0; i < s->ndevs; i++)
+    for (size_t i = 0; i < s->ndevs; i++) {
+        if (sim_trap_link_up_due(&s->devs[i].trap, &s->devs[i].dev, now))
+            send_trap(&s->devs[i], SIM_TRAP_LINK_UP, SIM_FAULT_NONE, now);
         if (sim_trap_temp_check(&s->devs[i].trap, &s->devs[i].dev, now))
             send_trap(&s->devs[i], SIM_TRAP_TEMP, SIM_FAULT_NONE, now);
+    }
 }
 
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr,
@@ -130,10 +134,14 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
     if (nread <= 0 || !addr || (flags & UV_UDP_PARTIAL)) return;
     int64_t now = (int64_t)uv_now(&s->loop);
     sd->dev.requests++;
+    /* a silent episode that ended before the timer noticed: its linkUp goes first, before
+     * the next episode's linkDown */
+    if (s->trap_on && sim_trap_link_up_due(&sd->trap, &sd->dev, now))
+        send_trap(sd, SIM_TRAP_LINK_UP, SIM_FAULT_NONE, now);
     int was_silent = now < sd->dev.fault.silent_until_ms;
     sim_fault f = sim_fault_decide(&sd->dev.fault, s->fault_rate, now);
     if (f != SIM_FAULT_NONE && !was_silent && s->trap_on && sim_trap_capable(&sd->dev))
-        send_trap(sd, SIM_TRAP_FAULT, f, now); /* a fault episode starts */
+        send_trap(sd, SIM_TRAP_FAULT, f, now); /* an episode starts (silent: linkDown) */
     if (f == SIM_FAULT_SILENT || f == SIM_FAULT_CLOSE) {
         s->faults[f]++;
         sd->dev.dropped++;
@@ -249,7 +257,8 @@ static void usage(FILE *f)
         "  --print-config F   write the agent's [device] sections to F ('-' = stdout)\n"
         "  --ims-user U, --ims-password W  login of the IMS SOAP servers (manager, password)\n"
         "  --trap-target H:P  SNMP projectors send SNMPv2c traps there when a fault episode\n"
-        "                     starts or a temperature passes its limit (default: no traps)\n",
+        "                     starts or a temperature passes its limit, linkDown/linkUp\n"
+        "                     around silent episodes (default: no traps)\n",
         MAX_HALLS, MAX_BENCH, SLOTS_PER_HALL);
 }
 

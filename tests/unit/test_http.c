@@ -577,7 +577,7 @@ static void test_shipped_profiles(void **unused)
     assert_non_null(b);
     assert_non_null(imb);
     assert_string_equal(b->protocol, "snmp");
-    assert_int_equal(b->ntraps, 15);
+    assert_int_equal(b->ntraps, 17); /* 15 vendor traps + SNMPv2-MIB linkDown/linkUp */
     assert_int_equal(b->nidentity, 3);
     assert_int_equal(b->nmatch, 1);
     assert_string_equal(imb->protocol, "snmp");

@@ -68,7 +68,7 @@ static void test_shipped_defaults_load(void **st)
     co_rules_any_metric(r, &n);
     assert_int_equal(n, 1);
     co_rules_events(r, &n);
-    assert_int_equal(n, 1);
+    assert_int_equal(n, 2); /* device_trap, network_link */
     co_rules_free(r);
 }
 

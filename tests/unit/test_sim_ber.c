@@ -430,8 +430,8 @@ static void test_traps(void **state)
 
     sim_trap_state ts = {.next_id = 7};
     uint8_t out[SIM_MAX_RESPONSE];
-    size_t n = sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SILENT, "public", 5000, out,
-                              sizeof out);
+    size_t n =
+        sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_CLOSE, "public", 5000, out, sizeof out);
     assert_true(n > 0);
     /* the decoder takes a Response: relabel the SNMPv2-Trap PDU and check the varbinds */
     static sim_request r;
@@ -448,9 +448,9 @@ static void test_traps(void **state)
     assert_int_equal(sim_oid_cmp(&r.oids[0], &want), 0);
     assert_int_equal(sim_oid_parse("1.3.6.1.6.3.1.1.4.1.0", &want), 0);
     assert_int_equal(sim_oid_cmp(&r.oids[1], &want), 0);
-    /* Christie fan trap .0.1 as the value of snmpTrapOID.0 */
-    const uint8_t fan[] = {0x06, 0x0e, 0x2b, 6, 1, 4, 1, 0x81, 0xc9, 0x26, 1, 0x0b, 0x64, 3, 0, 1};
-    assert_true(has_byte_seq(out, n, fan, sizeof fan));
+    /* Christie interlock trap .0.2 as the value of snmpTrapOID.0 */
+    const uint8_t ilk[] = {0x06, 0x0e, 0x2b, 6, 1, 4, 1, 0x81, 0xc9, 0x26, 1, 0x0b, 0x64, 3, 0, 2};
+    assert_true(has_byte_seq(out, n, ilk, sizeof ilk));
     /* rate limit: a second trap within 10 s is held back, one after it goes out */
     assert_int_equal(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SLOW, "public",
                                     5000 + SIM_TRAP_MIN_GAP_MS - 1, out, sizeof out),
@@ -487,6 +487,162 @@ static void test_traps(void **state)
     assert_int_equal(sim_oid_cmp(&r.oids[3], &want), 0);
 }
 
+/* linkDown / linkUp encoded as the value of snmpTrapOID.0 */
+static const uint8_t LINK_DOWN_OID[] = {0x06, 0x09, 0x2b, 6, 1, 6, 3, 1, 1, 5, 3};
+static const uint8_t LINK_UP_OID[] = {0x06, 0x09, 0x2b, 6, 1, 6, 3, 1, 1, 5, 4};
+
+/* Decode a trap (relabelled as a Response) into r; returns the number of varbinds. */
+static size_t decode_trap(const uint8_t *out, size_t n, sim_request *r)
+{
+    static uint8_t copy[SIM_MAX_RESPONSE];
+    assert_true(n > 0 && n <= sizeof copy);
+    memcpy(copy, out, n);
+    assert_true(n > 2 && copy[0] == 0x30);
+    size_t hdr = copy[1] < 0x80 ? 2 : 2 + (size_t)(copy[1] & 0x7f); /* SEQ header */
+    size_t at = hdr + 3 + 2 + 6; /* version, community "public" */
+    assert_true(at < n);
+    assert_int_equal(copy[at], 0xA7);
+    copy[at] = SIM_PDU_RESPONSE;
+    assert_int_equal(sim_ber_decode_request(copy, n, r), 0);
+    return r->noids;
+}
+
+/* 1 when the encoded varbind (oid = INTEGER v) is in b[0..n). */
+static int has_int_varbind(const uint8_t *b, size_t n, const char *oid, int64_t v)
+{
+    sim_oid o;
+    assert_int_equal(sim_oid_parse(oid, &o), 0);
+    sim_value val = {.tag = SIM_TAG_INT, .num = v};
+    uint8_t vb[64];
+    size_t pos = 0;
+    assert_int_equal(sim_ber_put_varbind(vb, sizeof vb, &pos, &o, &val), 0);
+    return has_byte_seq(b, n, vb, pos);
+}
+
+/* A silent episode is linkDown (SNMPv2-MIB, with ifIndex/ifAdminStatus/ifOperStatus of
+ * interface 1), its end linkUp; both bypass the rate limit and leave it to vendor traps. */
+static void test_link_traps(void **state)
+{
+    (void)state;
+    sim_device barco, host;
+    sim_device_init(&barco, SIM_MODEL_BARCO, 2, 1, 0, 1);
+    sim_device_init(&host, SIM_MODEL_HOST, 1, 1, 0, 1);
+    sim_oid o, want;
+    assert_int_equal(sim_trap_oid(&DEV, SIM_TRAP_FAULT, SIM_FAULT_SILENT, &o), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.6.3.1.1.5.3", &want), 0);
+    assert_int_equal(sim_oid_cmp(&o, &want), 0);
+    assert_int_equal(sim_trap_oid(&barco, SIM_TRAP_LINK_DOWN, SIM_FAULT_NONE, &o), 0);
+    assert_int_equal(sim_oid_cmp(&o, &want), 0);
+    assert_int_equal(sim_trap_oid(&barco, SIM_TRAP_LINK_UP, SIM_FAULT_NONE, &o), 0);
+    assert_int_equal(sim_oid_parse("1.3.6.1.6.3.1.1.5.4", &want), 0);
+    assert_int_equal(sim_oid_cmp(&o, &want), 0);
+    assert_int_equal(sim_trap_oid(&host, SIM_TRAP_LINK_DOWN, SIM_FAULT_NONE, &o), -1);
+
+    /* a vendor trap, then a silent episode right after it: the linkDown is not held back */
+    sim_trap_state ts = {.next_id = 1};
+    uint8_t out[SIM_MAX_RESPONSE];
+    static sim_request r;
+    assert_true(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SLOW, "public", 1000, out,
+                               sizeof out) > 0);
+    DEV.fault.silent_until_ms = 1100 + 5000;
+    assert_int_equal(sim_trap_link_up_due(&ts, &DEV, 1100), 0);
+    size_t n = sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_SILENT, "public", 1100, out,
+                              sizeof out);
+    assert_int_equal(ts.suppressed, 0);
+    assert_int_equal(ts.link_down, 1);
+    assert_int_equal(decode_trap(out, n, &r), 6);
+    const char *order[] = {"1.3.6.1.2.1.1.3.0",     "1.3.6.1.6.3.1.1.4.1.0",
+                           "1.3.6.1.2.1.2.2.1.1.1", "1.3.6.1.2.1.2.2.1.7.1",
+                           "1.3.6.1.2.1.2.2.1.8.1", "1.3.6.1.2.1.1.5.0"};
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(sim_oid_parse(order[i], &want), 0);
+        assert_int_equal(sim_oid_cmp(&r.oids[i], &want), 0);
+    }
+    /* snmpTrapOID.0 = linkDown; ifIndex.1 = 1, ifAdminStatus.1 = up(1), ifOperStatus.1 = down(2) */
+    assert_true(has_byte_seq(out, n, LINK_DOWN_OID, sizeof LINK_DOWN_OID));
+    assert_true(has_int_varbind(out, n, "1.3.6.1.2.1.2.2.1.1.1", 1));
+    assert_true(has_int_varbind(out, n, "1.3.6.1.2.1.2.2.1.7.1", 1));
+    assert_true(has_int_varbind(out, n, "1.3.6.1.2.1.2.2.1.8.1", 2));
+    /* the episode runs: no linkUp yet; it ends: linkUp is due, even inside the 10 s gap */
+    assert_int_equal(sim_trap_link_up_due(&ts, &DEV, 6099), 0);
+    assert_int_equal(sim_trap_link_up_due(&ts, &DEV, 6100), 1);
+    n = sim_trap_build(&ts, &DEV, SIM_TRAP_LINK_UP, SIM_FAULT_NONE, "public", 6100, out,
+                       sizeof out);
+    assert_int_equal(decode_trap(out, n, &r), 6);
+    assert_true(has_byte_seq(out, n, LINK_UP_OID, sizeof LINK_UP_OID));
+    assert_true(has_int_varbind(out, n, "1.3.6.1.2.1.2.2.1.8.1", 1));
+    assert_int_equal(r.request_id, 3);
+    assert_int_equal(ts.link_down, 0);
+    assert_int_equal(sim_trap_link_up_due(&ts, &DEV, 6200), 0);
+    assert_int_equal(ts.sent, 3);
+    /* link traps did not consume the rate limit: it still counts from the vendor trap */
+    assert_int_equal(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_GARBLE, "public", 6200,
+                                    out, sizeof out),
+                     0);
+    assert_int_equal(ts.suppressed, 1);
+    assert_true(sim_trap_build(&ts, &DEV, SIM_TRAP_FAULT, SIM_FAULT_GARBLE, "public", 11000, out,
+                               sizeof out) > 0);
+    DEV.fault.silent_until_ms = 0;
+}
+
+/* The pairing as cinemon-sim drives it (sim/main.c): a request (every 50 ms, none in every
+ * other 10 s stretch) may start a fault episode, after sending the linkUp that is due; a 1 s
+ * timer sends the linkUp of an episode that has ended. Over an hour, link traps alternate
+ * down, up, down, ...; each linkUp comes at or after its episode's end, within the timer
+ * period; linkUps go out from both paths; none is lost. */
+static void test_link_pairing(void **state)
+{
+    (void)state;
+    sim_device d;
+    sim_device_init(&d, SIM_MODEL_CHRISTIE, 3, 42, 0, 1);
+    sim_trap_state ts = {.next_id = 1};
+    uint8_t out[SIM_MAX_RESPONSE];
+    sim_oid down, o;
+    assert_int_equal(sim_oid_parse("1.3.6.1.6.3.1.1.5.3", &down), 0);
+    static sim_request r;
+    int downs = 0, last = 0, ups_timer = 0, ups_request = 0; /* last: 1 down, 2 up */
+    int64_t episode_end = 0;
+    for (int64_t t = 50; t < 3600 * 1000; t += 50) {
+        int timer = t % 1000 == 0, request = (t / 10000) % 2 == 0;
+        if (!timer && !request) continue;
+        if (sim_trap_link_up_due(&ts, &d, t)) {
+            size_t n = sim_trap_build(&ts, &d, SIM_TRAP_LINK_UP, SIM_FAULT_NONE, "public", t, out,
+                                      sizeof out);
+            assert_true(n > 0);
+            assert_int_equal(decode_trap(out, n, &r), 6);
+            assert_true(has_byte_seq(out, n, LINK_UP_OID, sizeof LINK_UP_OID));
+            assert_int_equal(last, 1);
+            assert_true(t >= episode_end && t < episode_end + 1000);
+            last = 2;
+            if (timer)
+                ups_timer++;
+            else
+                ups_request++;
+        }
+        if (!request) continue;
+        int was_silent = t < d.fault.silent_until_ms;
+        sim_fault f = sim_fault_decide(&d.fault, 0.002, t);
+        if (f == SIM_FAULT_NONE || was_silent) continue;
+        size_t n = sim_trap_build(&ts, &d, SIM_TRAP_FAULT, f, "public", t, out, sizeof out);
+        if (f != SIM_FAULT_SILENT) continue; /* vendor traps may be rate-limited */
+        assert_true(n > 0);
+        assert_int_equal(decode_trap(out, n, &r), 6);
+        assert_true(has_byte_seq(out, n, LINK_DOWN_OID, sizeof LINK_DOWN_OID));
+        assert_int_equal(sim_trap_oid(&d, SIM_TRAP_FAULT, f, &o), 0);
+        assert_int_equal(sim_oid_cmp(&o, &down), 0);
+        assert_int_not_equal(last, 1);
+        assert_int_equal(ts.link_down, 1);
+        last = 1;
+        downs++;
+        episode_end = d.fault.silent_until_ms;
+        assert_true(episode_end - t >= 5000 && episode_end - t < 20000);
+    }
+    assert_true(downs >= 10);
+    assert_true(ups_timer > 0 && ups_request > 0);
+    assert_true(ups_timer + ups_request == downs || ups_timer + ups_request == downs - 1);
+    assert_true(ts.sent >= (uint64_t)(downs + ups_timer + ups_request)); /* all went out */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_get_semantics),   cmocka_unit_test(test_getbulk),
         cmocka_unit_test(test_lamp_hours_grow), cmocka_unit_test(test_bench_model),
         cmocka_unit_test(test_barco_oids),      cmocka_unit_test(test_traps),
+        cmocka_unit_test(test_link_traps),      cmocka_unit_test(test_link_pairing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
