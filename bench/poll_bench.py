@@ -41,6 +41,9 @@ import socket
 import statistics
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import harness  # noqa: E402  (free_port_range: the same port search as the tests)
 import tempfile
 import time
 
@@ -61,26 +64,6 @@ def free_tcp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def free_udp_range(n, tries=200):
-    """A base port P with P..P+n-1 free for UDP on 127.0.0.1 (checked by binding them all)."""
-    import random
-    for _ in range(tries):
-        base = random.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} consecutive free UDP ports found")
 
 
 def stop(proc, sig=signal.SIGTERM, timeout=10):
@@ -115,7 +98,7 @@ class Sim:
     def __init__(self, build, n, work):
         self.n = n
         for attempt in range(5):
-            self.base = free_udp_range(n)
+            self.base = harness.free_port_range(n)
             self.config = os.path.join(work, "devices.ini")
             if os.path.exists(self.config):
                 os.unlink(self.config)

@@ -58,6 +58,18 @@ static int valid_ident(const char *s)
     return 1;
 }
 
+/* The store for a command, or NULL (reported). */
+static co_store *open_store(const co_config *cfg)
+{
+    char err[512];
+    co_store *store = NULL;
+    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+        return NULL;
+    }
+    return store;
+}
+
 /* `token add --agent ID --site CODE` or `token add --operator NAME [--site CODE]` (args after
  * "token"). */
 static int cmd_token(const co_config *cfg, int argc, char **argv)
@@ -106,11 +118,8 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
     }
 
     char err[512];
-    co_store *store = NULL;
-    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
-        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
-        return EXIT_RUNTIME;
-    }
+    co_store *store = open_store(cfg);
+    if (!store) return EXIT_RUNTIME;
     char token[CO_TOKEN_HEX_LEN + 1], hash[CO_HASH_HEX_LEN + 1];
     int rc = EXIT_RUNTIME;
     if (co_token_generate(token, err, sizeof err) != 0) {
@@ -143,11 +152,8 @@ static int cmd_import(const co_config *cfg, int argc, char **argv)
         return EXIT_USAGE;
     }
     char err[512];
-    co_store *store = NULL;
-    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
-        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
-        return EXIT_RUNTIME;
-    }
+    co_store *store = open_store(cfg);
+    if (!store) return EXIT_RUNTIME;
     size_t ns = 0, nc = 0;
     int rc = co_csv_import_file(store, argv[0], &ns, &nc, err, sizeof err);
     if (rc != 0)

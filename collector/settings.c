@@ -70,6 +70,38 @@ static const char *member_str(json_t *o, const char *key, size_t max, json_t **o
     return s;
 }
 
+/* The body as a JSON object with only the known keys; NULL with *out set (400). */
+static json_t *body_object(const char *body, size_t len, const char *const *keys, json_t **out)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *out = co_api_error("", "body is not a JSON object (%s at line %d)",
+                            doc ? "not an object" : je.text, je.line);
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(doc, k, v)
+    {
+        size_t i = 0;
+        while (keys[i] && strcmp(keys[i], k))
+            i++;
+        if (!keys[i]) {
+            char known[200] = "";
+            for (size_t j = 0; keys[j]; j++) {
+                size_t l = strlen(known);
+                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", keys[j]);
+            }
+            *out = co_api_error(k, "unknown key '%.64s' (known: %s)", k, known);
+            json_decref(doc);
+            return NULL;
+        }
+    }
+    return doc;
+}
+
 unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char *rest,
                                 const char *body, size_t len, json_t **out)
 {
@@ -90,29 +122,9 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
         *out = co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY);
         return 413;
     }
-    json_error_t je;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        *out = co_api_error("", "body is not a JSON object (%s at line %d)",
-                            doc ? "not an object" : je.text, je.line);
-        return 400;
-    }
     static const char *const keys[] = {"name", "class", "display", "format", "spl_ref", NULL};
-    const char *k;
-    json_t *v;
-    json_object_foreach(doc, k, v)
-    {
-        size_t i = 0;
-        while (keys[i] && strcmp(keys[i], k))
-            i++;
-        if (!keys[i]) {
-            *out = co_api_error(k, "unknown key '%.64s' (known: name, class, display, format, "
-                                   "spl_ref)", k);
-            json_decref(doc);
-            return 400;
-        }
-    }
+    json_t *doc = body_object(body, len, keys, out);
+    if (!doc) return 400;
     int bad = 0;
     co_screen sc = {.site = site, .screen = screen};
     sc.name = member_str(doc, "name", 256, out, &bad);
@@ -134,6 +146,8 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
             *out = co_api_error("spl_ref", "'spl_ref' must be an object of at most 32 channels");
             bad = 1;
         } else {
+            const char *k;
+            json_t *v;
             json_object_foreach(ref, k, v)
             {
                 char at[64];
@@ -177,38 +191,6 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
     free(spl);
     json_decref(doc);
     return st;
-}
-
-/* The body as a JSON object with only the known keys; NULL with *out set (400). */
-static json_t *body_object(const char *body, size_t len, const char *const *keys, json_t **out)
-{
-    json_error_t je;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (!json_is_object(doc)) {
-        json_decref(doc);
-        *out = co_api_error("", "body is not a JSON object (%s at line %d)",
-                            doc ? "not an object" : je.text, je.line);
-        return NULL;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(doc, k, v)
-    {
-        size_t i = 0;
-        while (keys[i] && strcmp(keys[i], k))
-            i++;
-        if (!keys[i]) {
-            char known[200] = "";
-            for (size_t j = 0; keys[j]; j++) {
-                size_t l = strlen(known);
-                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", keys[j]);
-            }
-            *out = co_api_error(k, "unknown key '%.64s' (known: %s)", k, known);
-            json_decref(doc);
-            return NULL;
-        }
-    }
-    return doc;
 }
 
 /* POST /api/v1/alerts/{id}/ack {"comment"} */

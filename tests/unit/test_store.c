@@ -13,45 +13,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector/store.h"
+#include "store_fixture.h"
 
 #define T0 1764082800000LL       /* 2025-11-25T15:00:00Z */
 #define MIDNIGHT 1764115200000LL /* 2025-11-26T00:00:00Z */
 
-typedef struct fx {
-    char dir[64], path[96];
-    co_store *s;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/cinemon-test-store-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
-    char err[256] = "";
-    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) {
-        fprintf(stderr, "open: %s\n", err);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    co_store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
-    free(f);
-    return 0;
-}
+typedef store_fx fx;
 
 static void reopen(fx *f)
 {
@@ -411,11 +378,19 @@ static void test_events_query(void **state)
 {
     fx *f = *state;
     cm_batch *b = sample_batch(1); /* one warning lamp_strike of hall1/projector */
-    cm_event e = {.device = "hall1/projector", .ts_ms = T0 + 5000, .severity = "info",
-                  .code = "door_open", .text = "booth door <open> & \"x\"", .source = "agent"};
+    cm_event e = {.device = "hall1/projector",
+                  .ts_ms = T0 + 5000,
+                  .severity = "info",
+                  .code = "door_open",
+                  .text = "booth door <open> & \"x\"",
+                  .source = "agent"};
     assert_int_equal(cm_batch_add_event(b, &e), 0);
-    cm_event ghost = {.device = "hall2/ims", .ts_ms = T0 + 6000, .severity = "warning",
-                      .code = "raid_degraded", .text = "RAID degraded", .source = "snmp-trap"};
+    cm_event ghost = {.device = "hall2/ims",
+                      .ts_ms = T0 + 6000,
+                      .severity = "warning",
+                      .code = "raid_degraded",
+                      .text = "RAID degraded",
+                      .source = "snmp-trap"};
     assert_int_equal(cm_batch_add_event(b, &ghost), 0);
     assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
     drop(b);
@@ -508,17 +483,20 @@ static void test_screens(void **state)
     char name[64], site[64];
     assert_int_equal(co_store_operator_add(f->s, h, "anna", "*", err, sizeof err), 0);
     assert_int_equal(co_store_operator_add(f->s, h, "bob", "*", err, sizeof err), -1);
-    assert_int_equal(co_store_operator_lookup(f->s, h, name, sizeof name, site, sizeof site, err,
-                                              sizeof err), 1);
+    assert_int_equal(
+        co_store_operator_lookup(f->s, h, name, sizeof name, site, sizeof site, err, sizeof err),
+        1);
     assert_string_equal(name, "anna");
     assert_string_equal(site, "*");
     const char *other = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
     assert_int_equal(co_store_operator_lookup(f->s, other, name, sizeof name, site, sizeof site,
-                                              err, sizeof err), 0);
+                                              err, sizeof err),
+                     0);
     /* an agent token is not an operator token */
     assert_int_equal(co_store_token_add(f->s, other, "agent-1", "S1", err, sizeof err), 0);
     assert_int_equal(co_store_operator_lookup(f->s, other, name, sizeof name, site, sizeof site,
-                                              err, sizeof err), 0);
+                                              err, sizeof err),
+                     0);
 }
 
 /* A batch carrying records first..seq of agent-1 with one point per record. */
@@ -933,19 +911,23 @@ static void test_open_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_write_and_read_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_seq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_midnight_chunks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_labels_order_insensitive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overlap_gaps_audit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_gaps_never_cover_stored_records, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_and_read_back, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_seq, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_midnight_chunks, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_labels_order_insensitive, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_persists, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_overlap_gaps_audit, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_gaps_never_cover_stored_records, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test(test_open_errors),
-        cmocka_unit_test_setup_teardown(test_events_query, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_screens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_query, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_screens, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
