@@ -249,7 +249,14 @@ static void on_self_timer(uv_timer_t *t)
     ag_uploader_stats up;
     cm_spool_stats_get(a->spool, &sp);
     ag_uploader_stats_get(a->uploader, &up);
-    if (ag_selfmetrics_write(&a->self, ag_batcher_current(a->batcher), &sp, &up, cm_now_ms()) != 0)
+    int64_t now = cm_now_ms();
+    int rc = ag_selfmetrics_write(&a->self, ag_batcher_current(a->batcher), &sp, &up, now);
+    if (a->traps) {
+        ag_traps_stats ts;
+        ag_traps_stats_get(a->traps, &ts);
+        if (ag_selfmetrics_write_traps(ag_batcher_current(a->batcher), &ts, now) != 0) rc = -1;
+    }
+    if (rc != 0)
         cm_log_limited("self-metrics", 60, CM_LOG_WARN, "self-metrics: a sample was refused");
 }
 

@@ -80,3 +80,33 @@ int ag_selfmetrics_write(ag_selfmetrics *m, cm_batch *b, const cm_spool_stats *s
     if (disk_event(m, b, sp, now_ms) != 0) rc = -1;
     return rc;
 }
+
+int ag_selfmetrics_write_traps(cm_batch *b, const ag_traps_stats *t, int64_t now_ms)
+{
+    const struct {
+        const char *metric, *reason;
+        uint64_t v;
+    } s[] = {
+        {"agent_traps_received_total", NULL, t->datagrams},
+        {"agent_trap_events_total", NULL, t->events},
+        {"agent_informs_acked_total", NULL, t->informs_acked},
+        {"agent_traps_refused_total", "malformed", t->malformed},
+        {"agent_traps_refused_total", "bad_community", t->bad_community},
+        {"agent_traps_refused_total", "unknown_sender", t->unknown_sender},
+        {"agent_traps_refused_total", "unsupported", t->unsupported},
+        {"agent_traps_refused_total", "v3_unknown_engine", t->v3_unknown_engine},
+        {"agent_traps_refused_total", "v3_unknown_user", t->v3_unknown_user},
+        {"agent_traps_refused_total", "v3_wrong_digest", t->v3_wrong_digest},
+        {"agent_traps_refused_total", "v3_decrypt_error", t->v3_decrypt_error},
+        {"agent_traps_refused_total", "v3_not_in_time", t->v3_not_in_time},
+        {"agent_traps_refused_total", "v3_bad_level", t->v3_bad_level},
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
+        cm_label l = {"reason", s[i].reason};
+        if (cm_batch_add_point(b, AG_SELF_DEVICE, s[i].metric, NULL, s[i].reason ? &l : NULL,
+                               s[i].reason ? 1 : 0, now_ms, (double)s[i].v) != 0)
+            rc = -1;
+    }
+    return rc;
+}

@@ -9,6 +9,7 @@
 
 #include "batch.h"
 #include "spool.h"
+#include "traps.h"
 #include "uploader.h"
 
 #define AG_SELF_DEVICE "agent"
@@ -27,5 +28,10 @@ void ag_selfmetrics_init(ag_selfmetrics *m, const char *version);
  * 0, or -1 when the batch refused something (out of memory). */
 int ag_selfmetrics_write(ag_selfmetrics *m, cm_batch *b, const cm_spool_stats *sp,
                          const ag_uploader_stats *up, int64_t now_ms);
+
+/* The trap receiver's counters as samples of device "agent": agent_traps_received_total,
+ * agent_trap_events_total, agent_informs_acked_total, agent_traps_refused_total{reason}.
+ * 0 or -1 (out of memory). */
+int ag_selfmetrics_write_traps(cm_batch *b, const ag_traps_stats *t, int64_t now_ms);
 
 #endif

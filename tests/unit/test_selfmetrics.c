@@ -133,9 +133,38 @@ static void test_disk_events(void **state)
     cm_batch_free(&b);
 }
 
+static void test_trap_counters(void **st)
+{
+    (void)st;
+    cm_batch b;
+    cm_batch_init(&b);
+    ag_traps_stats t = {.datagrams = 9, .events = 5, .informs_acked = 2, .bad_community = 3,
+                        .v3_wrong_digest = 1};
+    assert_int_equal(ag_selfmetrics_write_traps(&b, &t, 1764082800000), 0);
+    int seen = 0;
+    for (size_t i = 0; i < b.nseries; i++) {
+        const cm_series *s = &b.series[i];
+        assert_string_equal(s->device, "agent");
+        if (!strcmp(s->metric, "agent_traps_received_total")) {
+            assert_true(s->points[0].value == 9);
+            seen |= 1;
+        } else if (!strcmp(s->metric, "agent_traps_refused_total") && s->nlabels == 1 &&
+                   !strcmp(s->labels[0].value, "bad_community")) {
+            assert_true(s->points[0].value == 3);
+            seen |= 2;
+        } else if (!strcmp(s->metric, "agent_informs_acked_total")) {
+            assert_true(s->points[0].value == 2);
+            seen |= 4;
+        }
+    }
+    assert_int_equal(seen, 7);
+    cm_batch_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trap_counters),
         cmocka_unit_test(test_samples_and_inventory),
         cmocka_unit_test(test_unknown_append_time),
         cmocka_unit_test(test_disk_events),
