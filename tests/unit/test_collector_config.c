@@ -142,6 +142,7 @@ static void test_rules_and_webhooks(void **st)
     assert_string_equal(c.rules_dir, want);
     assert_string_equal(c.overrides_path, "/etc/ov.json");
     assert_int_equal(c.tick_ms, 2000);
+    assert_int_equal(c.compliance_interval_ms, 600000); /* default 10 min */
     assert_true(c.rules_enabled);
     assert_int_equal(c.notify.ntargets, 1);
     assert_string_equal(c.notify.targets[0].name, "ops");
@@ -156,6 +157,12 @@ static void test_rules_and_webhooks(void **st)
     cleanup();
     expect_error("[webhook \"ops\"]\nmin_severity = critical\n", "collector.ini:1");
     expect_error("[rules]\ntick = forever\n", "collector.ini:2");
+    expect_error("[rules]\ncompliance_interval = 10ms\n", "collector.ini:2");
+    p = write_ini("[rules]\ncompliance_interval = 30s\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.compliance_interval_ms, 30000);
+    co_config_free(&c);
+    cleanup();
     expect_error("[rules]\nfolder = x\n", "collector.ini:2");
 }
 
