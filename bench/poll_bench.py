@@ -98,7 +98,7 @@ class Sim:
     def __init__(self, build, n, work):
         self.n = n
         for attempt in range(5):
-            self.base = harness.free_port_range(n)
+            self.base = harness.free_port_range(n, tcp=False)
             self.config = os.path.join(work, "devices.ini")
             if os.path.exists(self.config):
                 os.unlink(self.config)

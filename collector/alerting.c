@@ -453,6 +453,14 @@ int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char
                                         errlen) < 0)
             goto fail;
     }
+    /* Start the judge's clock now: samples judged from here on count as arrived at this
+     * time at the earliest, so the first batches after a restart (a backlog, say) are not
+     * taken for silence at the first tick. Devices silent since before the restart fire. */
+    co_transitions first = {0};
+    if (co_judge_tick(a->judge, cm_now_ms(), &first) < 0)
+        cm_warn("alerting: first tick: out of memory");
+    apply(a, &first);
+    co_transitions_free(&first);
     if (pthread_create(&a->timer, NULL, timer_main, a) != 0) {
         cm_seterr(err, errlen, "cannot start the alerting timer");
         goto fail;

@@ -84,17 +84,19 @@ def free_port(kind="tcp"):
         return s.getsockname()[1]
 
 
-def free_port_range(n):
-    """A base port whose n consecutive ports are all free for UDP and TCP on 127.0.0.1 right
-    now (for cinemon-sim, which takes base + k)."""
-    for _ in range(50):
-        base = free_port("udp")
-        if base + n > 65535:
-            continue
+def free_port_range(n, tcp=True, tries=200):
+    """A base port whose n consecutive ports are all free on 127.0.0.1 right now, for UDP and
+    (tcp=True) TCP — for cinemon-sim, which takes base + k. Bases are drawn below the kernel's
+    ephemeral range (32768+), where connections in TIME_WAIT do not come and go."""
+    import random
+    kinds = (socket.SOCK_DGRAM, socket.SOCK_STREAM) if tcp else (socket.SOCK_DGRAM,)
+    hi = 32700 - n if n < 12000 else 65000 - n
+    for _ in range(tries):
+        base = random.randint(20000, max(20000, hi))
         socks = []
         try:
             for p in range(base, base + n):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                for kind in kinds:
                     s = socket.socket(socket.AF_INET, kind)
                     socks.append(s)
                     s.bind(("127.0.0.1", p))
