@@ -358,7 +358,8 @@ unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, js
 
 unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
 {
-    static const char *const names[] = {"device", "metric", "from", "to", "site", "limit", NULL};
+    static const char *const names[] = {"device", "metric", "from", "to",
+                                        "site",   "limit",  "step", NULL};
     params p = {.names = names};
     unsigned st;
     if ((st = take(args, nargs, &p, body)) || (st = check_name("device", p.values[0], 1, body)) ||
@@ -369,6 +370,11 @@ unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, js
         return fail(body, 400, "metric",
                     "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
     co_range r = {.limit = CO_SERIES_DEFAULT_LIMIT};
+    const char *step = p.values[6];
+    if (step && strcmp(step, "raw") && strcmp(step, "1m") && strcmp(step, "1h"))
+        return fail(body, 400, "step", "parameter 'step' must be raw, 1m or 1h");
+    if (step && !strcmp(step, "1m")) r.step_ms = 60000;
+    if (step && !strcmp(step, "1h")) r.step_ms = HOUR_MS;
     if ((st = range_params(p.values[2], p.values[3], p.values[5], HOUR_MS, &r, body))) return st;
     char err[256] = "";
     return answer(

@@ -37,7 +37,8 @@ unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, jso
 unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /api/v1/latest?device=&metric=&site=  (device required) */
 unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
-/* GET /api/v1/series?device=&metric=&from=&to=&site=&limit=  (device, metric required) */
+/* GET /api/v1/series?device=&metric=&from=&to=&site=&limit=&step=raw|1m|1h  (device, metric
+ * required; with 1m or 1h the roll-ups: [bucket_ms, avg, min, max, count]) */
 unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
 /* GET /api/v1/agents: every agent with its last_seq and audit totals. */
 unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);

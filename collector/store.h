@@ -19,10 +19,12 @@ typedef enum {
     CO_BATCH_OVERLAP = 2    /* first_seq <= last_seq < seq: partly stored, nothing written */
 } co_batch_result;
 
-/* A series query's bounds: [from_ms, to_ms], at most `limit` points (newest kept). */
+/* A series query's bounds: [from_ms, to_ms], at most `limit` points (newest kept); step_ms
+ * 0 = the stored samples, 60000 or 3600000 = the minute or hour roll-ups. */
 typedef struct co_range {
     int64_t from_ms, to_ms;
     size_t limit;
+    int64_t step_ms;
 } co_range;
 
 /* Open (creating and migrating the schema) the SQLite database at path. 0 or -1 with err. */
@@ -59,7 +61,8 @@ json_t *co_store_devices(co_store *s, const char *site /* NULL = all */, char *e
  * Latest point of every series of the device (metric NULL) or of one metric. */
 json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
                         char *err, size_t errlen);
-/* Points of every series of (device, metric) within range. */
+/* Points of every series of (device, metric) within range: [[ts, value]], or with a step
+ * [[bucket_ms, avg, min, max, count]] and "step_ms". */
 json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
                         const co_range *r, char *err, size_t errlen);
 /* Every agent: [{"id","site","version","last_seq","last_seen_ms","batches","samples"}] by id;

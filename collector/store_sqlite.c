@@ -132,6 +132,9 @@ enum {
     ST_CHUNK_ADD,
     ST_CHUNK_ROWS,
     ST_TOKEN_ADD,
+    ST_ROLLUP_1M,
+    ST_ROLLUP_1H,
+    ST_ROLLUP_1H_REDO,
     ST_BATCH_AUDIT,
     ST_AUDIT_BELOW,
     ST_GAP_BELOW,
@@ -179,6 +182,18 @@ static const char *const st_sql[ST_COUNT] = {
                      "ON CONFLICT(day) DO NOTHING",
     [ST_CHUNK_ROWS] = "UPDATE chunks SET rows = rows + ?2 WHERE day = ?1",
     [ST_TOKEN_ADD] = "INSERT INTO tokens(hash, agent_id, site, created_ms) VALUES(?1, ?2, ?3, ?4)",
+    [ST_ROLLUP_1M] = "INSERT INTO rollup_1m(series_id, bucket_ms, n, sum, min, max)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(series_id, bucket_ms) DO UPDATE"
+                     " SET n = n + excluded.n, sum = sum + excluded.sum,"
+                     " min = min(min, excluded.min), max = max(max, excluded.max)",
+    [ST_ROLLUP_1H] = "INSERT INTO rollup_1h(series_id, bucket_ms, n, sum, min, max)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(series_id, bucket_ms) DO UPDATE"
+                     " SET n = n + excluded.n, sum = sum + excluded.sum,"
+                     " min = min(min, excluded.min), max = max(max, excluded.max)",
+    [ST_ROLLUP_1H_REDO] = "INSERT OR REPLACE INTO rollup_1h(series_id, bucket_ms, n, sum, min, max)"
+                          " SELECT ?1, ?2, sum(n), sum(sum), min(min), max(max) FROM rollup_1m"
+                          " WHERE series_id = ?1 AND bucket_ms >= ?2 AND bucket_ms < ?2 + 3600000"
+                          " HAVING count(*) > 0",
     /* no ON CONFLICT: a second row for the same (agent, first_seq) is a bug, never stored */
     [ST_BATCH_AUDIT] = "INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms) "
                        "VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -272,6 +287,14 @@ static const char *const migration[] = {
     " quantity TEXT NOT NULL, in_ms INTEGER NOT NULL, measured_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL, PRIMARY KEY(site, screen, day, quantity)) WITHOUT ROWID;"
     "CREATE INDEX compliance_by_day ON compliance(day);",
+    /* 5 -> 6: roll-ups maintained as samples are written: per series and UTC minute / hour,
+     * the count, sum, min and max of the stored values (a year-long chart reads hours). */
+    "CREATE TABLE rollup_1m(series_id INTEGER NOT NULL, bucket_ms INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,"
+    " PRIMARY KEY(series_id, bucket_ms)) WITHOUT ROWID;"
+    "CREATE TABLE rollup_1h(series_id INTEGER NOT NULL, bucket_ms INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,"
+    " PRIMARY KEY(series_id, bucket_ms)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -285,6 +308,15 @@ typedef struct chunk {
 typedef struct touch {
     int64_t ref;
 } touch;
+
+/* The samples one transaction added to one series' minute, or `redo` when a stored sample
+ * was replaced (the minute is then recomputed from the samples). */
+typedef struct rollup_acc {
+    int64_t sid, bucket; /* bucket: the minute's first ms */
+    int64_t n;
+    double sum, min, max;
+    int redo;
+} rollup_acc;
 
 struct co_store {
     char *path;
@@ -302,6 +334,11 @@ struct co_store {
     int64_t *touched; /* device refs seen in the batch being written */
     size_t ntouched, touchedcap;
     char labels[LABELS_MAX];
+    /* roll-up deltas of the open transaction, one per (series, minute) */
+    rollup_acc *acc;
+    size_t nacc, acccap;
+    uint32_t *accidx; /* open addressing: index + 1 into acc, 0 = empty */
+    size_t accidxcap;
 
     pthread_mutex_t rmu; /* guards the reader pool */
     sqlite3 *idle[READER_POOL];
@@ -447,6 +484,8 @@ void co_store_close(co_store *s)
     idmap_clear(&s->sermap);
     free(s->key);
     free(s->touched);
+    free(s->acc);
+    free(s->accidx);
     free(s->path);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->rmu);
@@ -729,6 +768,168 @@ fail:
 }
 
 /* Insert one sample; a repeated (series, ts) keeps the value written last. */
+/* ---------------------------------------------------------------- roll-ups */
+
+#define MINUTE_MS 60000LL
+#define HOUR_MS 3600000LL
+
+static void acc_clear(co_store *s)
+{
+    s->nacc = 0;
+    if (s->accidx) memset(s->accidx, 0, s->accidxcap * sizeof *s->accidx);
+}
+
+static size_t acc_slot(int64_t sid, int64_t bucket, size_t mask)
+{
+    uint64_t h = (uint64_t)sid * 0x9E3779B97F4A7C15ULL ^ (uint64_t)bucket * 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 29;
+    return (size_t)h & mask;
+}
+
+/* The accumulator of (sid, minute of ts), created empty when new; NULL on out of memory. */
+static rollup_acc *acc_get(co_store *s, int64_t sid, int64_t ts)
+{
+    int64_t bucket = floor_div(ts, MINUTE_MS) * MINUTE_MS;
+    if ((s->nacc + 1) * 2 > s->accidxcap) { /* keep the index at most half full */
+        size_t ncap = s->accidxcap ? s->accidxcap * 2 : 1024;
+        uint32_t *idx = calloc(ncap, sizeof *idx);
+        if (!idx) return NULL;
+        for (size_t i = 0; i < s->nacc; i++) {
+            size_t j = acc_slot(s->acc[i].sid, s->acc[i].bucket, ncap - 1);
+            while (idx[j])
+                j = (j + 1) & (ncap - 1);
+            idx[j] = (uint32_t)i + 1;
+        }
+        free(s->accidx);
+        s->accidx = idx;
+        s->accidxcap = ncap;
+    }
+    size_t mask = s->accidxcap - 1, j = acc_slot(sid, bucket, mask);
+    for (; s->accidx[j]; j = (j + 1) & mask) {
+        rollup_acc *a = &s->acc[s->accidx[j] - 1];
+        if (a->sid == sid && a->bucket == bucket) return a;
+    }
+    if (s->nacc == s->acccap) {
+        size_t ncap = s->acccap ? s->acccap * 2 : 512;
+        rollup_acc *na = realloc(s->acc, ncap * sizeof *na);
+        if (!na) return NULL;
+        s->acc = na;
+        s->acccap = ncap;
+    }
+    rollup_acc *a = &s->acc[s->nacc++];
+    *a = (rollup_acc){.sid = sid, .bucket = bucket, .min = INFINITY, .max = -INFINITY};
+    s->accidx[j] = (uint32_t)s->nacc;
+    return a;
+}
+
+/* A sample (sid, ts, v) was inserted (replaced = 0) or replaced an older value (1). */
+static int acc_add(co_store *s, int64_t sid, int64_t ts, double v, int replaced, char *err,
+                   size_t errlen)
+{
+    rollup_acc *a = acc_get(s, sid, ts);
+    if (!a) {
+        cm_seterr(err, errlen, "out of memory (roll-ups)");
+        return -1;
+    }
+    if (replaced) {
+        a->redo = 1;
+        return 0;
+    }
+    a->n++;
+    a->sum += v;
+    if (v < a->min) a->min = v;
+    if (v > a->max) a->max = v;
+    return 0;
+}
+
+static int step_rollup(sqlite3 *db, sqlite3_stmt *st, int64_t sid, int64_t bucket, int64_t n,
+                       double sum, double min, double max, char *err, size_t errlen)
+{
+    sqlite3_bind_int64(st, 1, sid);
+    sqlite3_bind_int64(st, 2, bucket);
+    sqlite3_bind_int64(st, 3, n);
+    sqlite3_bind_double(st, 4, sum);
+    sqlite3_bind_double(st, 5, min);
+    sqlite3_bind_double(st, 6, max);
+    return sq_step_done(db, st, "roll-up", err, errlen);
+}
+
+/* Recompute one minute of a series from its samples (after a sample was replaced). */
+static int minute_redo(co_store *s, const rollup_acc *a, char *err, size_t errlen)
+{
+    char name[48], sql[400];
+    chunk_name(floor_div(a->bucket, DAY_MS), name, sizeof name);
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO rollup_1m(series_id, bucket_ms, n, sum, min, max)"
+             " SELECT ?1, ?2, count(*), sum(value), min(value), max(value) FROM %s"
+             " WHERE series_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?2 + 60000 HAVING count(*) > 0",
+             name);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->w, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return sq_dberr(s->w, "roll-up redo", err, errlen);
+    }
+    sqlite3_bind_int64(st, 1, a->sid);
+    sqlite3_bind_int64(st, 2, a->bucket);
+    int rc = sq_step_done(s->w, st, "roll-up redo", err, errlen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int acc_cmp(const void *x, const void *y)
+{
+    const rollup_acc *a = x, *b = y;
+    if (a->sid != b->sid) return a->sid < b->sid ? -1 : 1;
+    return a->bucket < b->bucket ? -1 : a->bucket > b->bucket;
+}
+
+/* Write the transaction's roll-up deltas: each minute, then each hour (added to, or
+ * recomputed from its minutes when one of them was). Inside the open transaction. */
+static int rollup_flush(co_store *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->nacc; i++) {
+        const rollup_acc *a = &s->acc[i];
+        int rc = a->redo ? minute_redo(s, a, err, errlen)
+                         : step_rollup(s->w, s->st[ST_ROLLUP_1M], a->sid, a->bucket, a->n,
+                                       a->sum, a->min, a->max, err, errlen);
+        if (rc < 0) return -1;
+    }
+    /* hours: the minutes sorted by (series, minute), each run of one series' hour folded */
+    if (s->nacc > 1) qsort(s->acc, s->nacc, sizeof *s->acc, acc_cmp);
+    for (size_t i = 0; i < s->nacc;) {
+        const rollup_acc *a = &s->acc[i];
+        int64_t hour = floor_div(a->bucket, HOUR_MS) * HOUR_MS;
+        int64_t n = 0;
+        double sum = 0, mn = INFINITY, mx = -INFINITY;
+        int redo = 0;
+        size_t k = i;
+        for (; k < s->nacc && s->acc[k].sid == a->sid &&
+               floor_div(s->acc[k].bucket, HOUR_MS) * HOUR_MS == hour;
+             k++) {
+            const rollup_acc *b = &s->acc[k];
+            n += b->n;
+            sum += b->sum;
+            if (b->min < mn) mn = b->min;
+            if (b->max > mx) mx = b->max;
+            redo |= b->redo;
+        }
+        int rc;
+        if (redo) {
+            sqlite3_stmt *st = s->st[ST_ROLLUP_1H_REDO];
+            sqlite3_bind_int64(st, 1, a->sid);
+            sqlite3_bind_int64(st, 2, hour);
+            rc = sq_step_done(s->w, st, "roll-up hour", err, errlen);
+        } else {
+            rc = step_rollup(s->w, s->st[ST_ROLLUP_1H], a->sid, hour, n, sum, mn, mx, err,
+                             errlen);
+        }
+        if (rc < 0) return -1;
+        i = k;
+    }
+    acc_clear(s);
+    return 0;
+}
+
 static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, size_t errlen)
 {
     chunk *c = NULL;
@@ -743,12 +944,13 @@ static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, siz
     if (sq_step_done(s->w, c->ins, "sample insert", err, errlen) < 0) return -1;
     if (sqlite3_changes(s->w) > 0) {
         c->added++;
-        return 0;
+        return acc_add(s, sid, p->ts_ms, p->value, 0, err, errlen);
     }
     sqlite3_bind_int64(c->upd, 1, sid);
     sqlite3_bind_int64(c->upd, 2, p->ts_ms);
     sqlite3_bind_double(c->upd, 3, p->value);
-    return sq_step_done(s->w, c->upd, "sample update", err, errlen);
+    if (sq_step_done(s->w, c->upd, "sample update", err, errlen) < 0) return -1;
+    return acc_add(s, sid, p->ts_ms, p->value, 1, err, errlen);
 }
 
 static int series_write(co_store *s, const char *site, const cm_series *se, int64_t now, char *err,
@@ -1033,6 +1235,7 @@ static void after_rollback(co_store *s)
     chunks_drop(s);
     idmap_clear(&s->devmap);
     idmap_clear(&s->sermap);
+    acc_clear(s);
 }
 
 int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
@@ -1046,6 +1249,7 @@ int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_res
         if (batch_write(s, batches[i], now, &result[i], err, errlen) < 0) goto fail;
     for (size_t i = 0; i < s->nchunks; i++)
         if (chunk_flush(s, &s->chunks[i], err, errlen) < 0) goto fail;
+    if (rollup_flush(s, err, errlen) < 0) goto fail;
     if (sq_step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) goto fail;
     pthread_mutex_unlock(&s->wmu);
     return 0;
@@ -1776,6 +1980,54 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
     if (rc != SQLITE_DONE) {
         sq_dberr(q.db, "series", err, errlen);
         goto out;
+    }
+    if (r->step_ms) { /* roll-ups: [bucket, avg, min, max, count] */
+        if (!(res = json_array())) goto oom;
+        const char *sql =
+            r->step_ms == HOUR_MS
+                ? "SELECT bucket_ms, sum / n, min, max, n FROM rollup_1h WHERE series_id = ?1"
+                  " AND bucket_ms BETWEEN ?2 AND ?3 ORDER BY bucket_ms DESC LIMIT ?4"
+                : "SELECT bucket_ms, sum / n, min, max, n FROM rollup_1m WHERE series_id = ?1"
+                  " AND bucket_ms BETWEEN ?2 AND ?3 ORDER BY bucket_ms DESC LIMIT ?4";
+        sqlite3_stmt *rs = sq_q_prepare(&q, sql);
+        if (!rs) {
+            json_decref(res);
+            res = NULL;
+            goto out;
+        }
+        int64_t from = floor_div(r->from_ms, r->step_ms) * r->step_ms;
+        for (size_t i = 0; i < nqs; i++) {
+            json_t *pts = json_array();
+            if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) goto oom_rs;
+            json_object_set_new(qs[i].obj, "step_ms", json_integer(r->step_ms));
+            sqlite3_reset(rs);
+            sqlite3_bind_int64(rs, 1, qs[i].id);
+            sqlite3_bind_int64(rs, 2, from);
+            sqlite3_bind_int64(rs, 3, r->to_ms);
+            sqlite3_bind_int64(rs, 4, r->limit ? (int64_t)r->limit : -1);
+            while ((rc = sqlite3_step(rs)) == SQLITE_ROW)
+                if (json_array_insert_new(pts, 0,
+                                          json_pack("[I, f, f, f, I]",
+                                                    (json_int_t)sqlite3_column_int64(rs, 0),
+                                                    sqlite3_column_double(rs, 1),
+                                                    sqlite3_column_double(rs, 2),
+                                                    sqlite3_column_double(rs, 3),
+                                                    (json_int_t)sqlite3_column_int64(rs, 4))) < 0)
+                    goto oom_rs;
+            if (rc != SQLITE_DONE) {
+                sq_dberr(q.db, "roll-ups", err, errlen);
+                sqlite3_finalize(rs);
+                json_decref(res);
+                res = NULL;
+                goto out;
+            }
+            if (json_array_append(res, qs[i].obj) < 0) goto oom_rs;
+        }
+        sqlite3_finalize(rs);
+        goto out;
+    oom_rs:
+        sqlite3_finalize(rs);
+        goto oom;
     }
     if (series_points(&q, qs, nqs, r) < 0) goto out;
     if (!(res = json_array())) goto oom;

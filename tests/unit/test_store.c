@@ -369,7 +369,7 @@ static void test_reopen_persists(void **state)
     drop(b);
     counts(f->s, 4, 2, 1);
     assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
 }
 
@@ -497,6 +497,82 @@ static void test_screens(void **state)
     assert_int_equal(co_store_operator_lookup(f->s, other, name, sizeof name, site, sizeof site,
                                               err, sizeof err),
                      0);
+}
+
+/* Roll-ups: minute and hour aggregates equal those of the stored samples, also when a sample
+ * is replaced and across several transactions. */
+static void test_rollups(void **state)
+{
+    fx *f = *state;
+    /* 3 hours of a sample every 20 s, in batches of 10 minutes */
+    double sum_h[3] = {0}, min_h[3] = {1e9, 1e9, 1e9}, max_h[3] = {-1e9, -1e9, -1e9};
+    int n_h[3] = {0};
+    uint64_t seq = 100;
+    for (int b = 0; b < 18; b++) {
+        cm_batch *x = mk("agent-1", "S1", ++seq);
+        for (int k = 0; k < 30; k++) {
+            int i = b * 30 + k;
+            double v = 40.0 + (i % 17) * 0.5;
+            int64_t ts = T0 + (int64_t)i * 20000;
+            pt(x, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, ts, v);
+            int h = i / 180;
+            if (i == 5) continue; /* replaced below */
+            sum_h[h] += v;
+            n_h[h]++;
+            if (v < min_h[h]) min_h[h] = v;
+            if (v > max_h[h]) max_h[h] = v;
+        }
+        assert_int_equal(write1(f->s, x), CO_BATCH_STORED);
+        drop(x);
+    }
+    /* sample 5 (hour 0) replaced by another batch's value */
+    cm_batch *x = mk("agent-1", "S1", ++seq);
+    pt(x, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 5 * 20000, 99.0);
+    assert_int_equal(write1(f->s, x), CO_BATCH_STORED);
+    drop(x);
+    sum_h[0] += 99.0;
+    n_h[0]++;
+    max_h[0] = 99.0;
+
+    char err[256] = "";
+    co_range r = {.from_ms = T0, .to_ms = T0 + 3 * 3600000LL, .limit = 1000, .step_ms = 3600000};
+    json_t *j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, err,
+                                sizeof err);
+    if (!j) fail_msg("%s", err);
+    json_t *pts = json_object_get(json_array_get(j, 0), "points");
+    assert_int_equal(json_array_size(pts), 3);
+    for (int h = 0; h < 3; h++) {
+        json_t *row = json_array_get(pts, (size_t)h);
+        assert_int_equal(json_integer_value(json_array_get(row, 0)), T0 + h * 3600000LL);
+        assert_true(fabs(json_real_value(json_array_get(row, 1)) - sum_h[h] / n_h[h]) < 1e-9);
+        assert_true(json_real_value(json_array_get(row, 2)) == min_h[h]);
+        assert_true(json_real_value(json_array_get(row, 3)) == max_h[h]);
+        assert_int_equal(json_integer_value(json_array_get(row, 4)), n_h[h]);
+    }
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "step_ms")),
+                     3600000);
+    json_decref(j);
+    /* minutes: 3 samples each; the minute of the replaced sample has the new value */
+    r.step_ms = 60000;
+    r.to_ms = T0 + 3 * 60000 - 1;
+    j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, err, sizeof err);
+    pts = json_object_get(json_array_get(j, 0), "points");
+    assert_int_equal(json_array_size(pts), 3);
+    json_t *m0 = json_array_get(pts, 0);
+    assert_int_equal(json_integer_value(json_array_get(m0, 4)), 3);
+    assert_true(json_real_value(json_array_get(m0, 3)) == 40.0 + 2 * 0.5); /* samples 0..2 */
+    json_t *m1 = json_array_get(pts, 1); /* samples 3..5: 5 is 99 now */
+    assert_true(json_real_value(json_array_get(m1, 3)) == 99.0);
+    assert_true(fabs(json_real_value(json_array_get(m1, 1)) - (41.5 + 42.0 + 99.0) / 3) < 1e-9);
+    json_decref(j);
+    /* a duplicate batch changes nothing */
+    x = mk("agent-1", "S1", 101);
+    pt(x, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0, 1000.0);
+    assert_int_equal(write1(f->s, x), CO_BATCH_DUPLICATE);
+    drop(x);
+    assert_int_equal(sql_int(f->path, "SELECT max(max) = 99.0 FROM rollup_1h"), 1);
+    assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rollup_1m"), 540);
+    assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rollup_1h"), 540);
 }
 
 /* A batch carrying records first..seq of agent-1 with one point per record. */
@@ -775,7 +851,7 @@ static void test_migration_from_v1(void **state)
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 0);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 0);
     assert_int_equal(sql_int(f->path, "SELECT batches * 1000 + samples FROM agents"), 0);
@@ -803,7 +879,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
@@ -928,6 +1004,7 @@ int main(void)
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test_setup_teardown(test_events_query, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_screens, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_rollups, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
