@@ -57,5 +57,14 @@ extern const ag_driver_ops ag_text_driver;
 
 /* The driver for a protocol name ("snmp", ...), or NULL when none is built in. */
 const ag_driver_ops *ag_driver_find(const char *protocol);
+/* What every driver's open checks first: a device with an id and an address, a sink with both
+ * callbacks, and (when check_port) a port 1..65535. 0, or -1 with "<proto>: ..." in err. */
+int ag_driver_check_device(const char *proto, const ag_device *dev, const ag_sink *sink,
+                           int check_port, char *err, size_t errlen);
+/* The profile dev names, which must exist and be of protocol proto (any protocol when proto
+ * is NULL); without one, the profile named fallback, or an error when fallback is NULL.
+ * *out may be NULL for a fallback that is not loaded. 0, or -1 with err naming the device. */
+int ag_driver_profile(const char *proto, const ag_device *dev, const ag_profile_set *profiles,
+                      const char *fallback, const ag_profile **out, char *err, size_t errlen);
 
 #endif

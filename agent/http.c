@@ -491,26 +491,12 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
                     const ag_sink *sink, void **state, char *err, size_t errlen)
 {
     *state = NULL;
-    if (!dev || !dev->id || !dev->address || !dev->address[0] || !sink || !sink->point ||
-        !sink->done) {
-        snprintf(err, errlen, "http: device without id, address or sink");
+    const ag_profile *prof;
+    if (ag_driver_check_device("http", dev, sink, 1, err, errlen) < 0 ||
+        ag_driver_profile("http", dev, profiles, NULL, &prof, err, errlen) < 0)
         return -1;
-    }
-    if (dev->port < 1 || dev->port > 65535) {
-        snprintf(err, errlen, "device %s: port %d out of range", dev->id, dev->port);
-        return -1;
-    }
-    if (!dev->profile) {
-        snprintf(err, errlen, "device %s: an http device needs a profile", dev->id);
-        return -1;
-    }
-    const ag_profile *prof = profiles ? ag_profile_find(profiles, dev->profile) : NULL;
-    if (!prof) {
-        snprintf(err, errlen, "device %s: profile '%s' not found", dev->id, dev->profile);
-        return -1;
-    }
-    if (!prof->protocol || strcmp(prof->protocol, "http") != 0 || !prof->doc) {
-        snprintf(err, errlen, "device %s: profile '%s' is not an http profile", dev->id,
+    if (!prof->doc) {
+        snprintf(err, errlen, "device %s: profile '%s' has no http section", dev->id,
                  dev->profile);
         return -1;
     }

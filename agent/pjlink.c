@@ -475,30 +475,10 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
                     const ag_sink *sink, void **state, char *err, size_t errlen)
 {
     *state = NULL;
-    if (!dev || !dev->id || !dev->address || !dev->address[0] || !sink || !sink->point ||
-        !sink->done) {
-        snprintf(err, errlen, "pjlink: device without id, address or sink");
+    const ag_profile *prof;
+    if (ag_driver_check_device("pjlink", dev, sink, 1, err, errlen) < 0 ||
+        ag_driver_profile("pjlink", dev, profiles, DEFAULT_PROFILE, &prof, err, errlen) < 0)
         return -1;
-    }
-    if (dev->port < 1 || dev->port > 65535) {
-        snprintf(err, errlen, "device %s: port %d out of range", dev->id, dev->port);
-        return -1;
-    }
-    const ag_profile *prof = NULL;
-    if (dev->profile) {
-        prof = profiles ? ag_profile_find(profiles, dev->profile) : NULL;
-        if (!prof) {
-            snprintf(err, errlen, "device %s: profile '%s' not found", dev->id, dev->profile);
-            return -1;
-        }
-        if (!prof->protocol || strcmp(prof->protocol, "pjlink") != 0) {
-            snprintf(err, errlen, "device %s: profile '%s' is not a pjlink profile", dev->id,
-                     dev->profile);
-            return -1;
-        }
-    } else if (profiles) {
-        prof = ag_profile_find(profiles, DEFAULT_PROFILE);
-    }
     pj_state *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");

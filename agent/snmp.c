@@ -1230,11 +1230,7 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
                     const ag_sink *sink, void **state, char *err, size_t errlen)
 {
     *state = NULL;
-    if (!dev || !dev->id || !dev->address || !dev->address[0] || !sink || !sink->point ||
-        !sink->done) {
-        snprintf(err, errlen, "snmp: device without id, address or sink");
-        return -1;
-    }
+    if (ag_driver_check_device("snmp", dev, sink, 0, err, errlen) < 0) return -1;
     if (dev->snmp_version != 1 && dev->snmp_version != 2 && dev->snmp_version != 3) {
         snprintf(err, errlen, "device %s: snmp version %d is not supported (1, 2 or 3)", dev->id,
                  dev->snmp_version);
@@ -1260,14 +1256,10 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
         snprintf(err, errlen, "device %s: port %d out of range", dev->id, dev->port);
         return -1;
     }
+    /* no profile: chosen by sysObjectID at the first poll */
     const ag_profile *fixed = NULL;
-    if (dev->profile) {
-        fixed = ag_profile_find(profiles, dev->profile);
-        if (!fixed) {
-            snprintf(err, errlen, "device %s: profile '%s' not found", dev->id, dev->profile);
-            return -1;
-        }
-    }
+    if (dev->profile && ag_driver_profile(NULL, dev, profiles, NULL, &fixed, err, errlen) < 0)
+        return -1;
     ag_snmp_lib_init();
     snmp_state *st = calloc(1, sizeof *st);
     if (!st) {

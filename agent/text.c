@@ -455,22 +455,12 @@ static int drv_open(uv_loop_t *loop, const ag_device *dev, const ag_profile_set 
                     const ag_sink *sink, void **state, char *err, size_t errlen)
 {
     *state = NULL;
-    if (!dev || !dev->id || !dev->address || !dev->address[0] || !sink || !sink->point ||
-        !sink->done) {
-        snprintf(err, errlen, "text: device without id, address or sink");
+    const ag_profile *prof;
+    if (ag_driver_check_device("text", dev, sink, 0, err, errlen) < 0 ||
+        ag_driver_profile("text", dev, profiles, NULL, &prof, err, errlen) < 0)
         return -1;
-    }
-    if (!dev->profile) {
-        snprintf(err, errlen, "device %s: protocol text needs a profile", dev->id);
-        return -1;
-    }
-    const ag_profile *prof = profiles ? ag_profile_find(profiles, dev->profile) : NULL;
-    if (!prof) {
-        snprintf(err, errlen, "device %s: profile '%s' not found", dev->id, dev->profile);
-        return -1;
-    }
-    if (!prof->protocol || strcmp(prof->protocol, "text") != 0 || !prof->doc) {
-        snprintf(err, errlen, "device %s: profile '%s' is not a text profile", dev->id,
+    if (!prof->doc) {
+        snprintf(err, errlen, "device %s: profile '%s' has no text section", dev->id,
                  dev->profile);
         return -1;
     }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "netwrite.h"
+
 #define CONN_BUF (SIM_HTTP_MAX_HEAD + SIM_HTTP_MAX_BODY) /* the most a connection buffers */
 #define CONN_BUF0 4096                                   /* what it starts with */
 
@@ -244,27 +246,11 @@ typedef struct sim_hconn {
     int closing, shutting, mute, sent_continue;
 } sim_hconn;
 
-typedef struct wreq {
-    uv_write_t req;
-    char data[];
-} wreq;
-
-static void on_written(uv_write_t *r, int status)
-{
-    (void)status;
-    free(r->data);
-}
-
 /* Write n bytes (copied) to the connection. */
 static void send_bytes(sim_hconn *c, const char *b, size_t n)
 {
     if (n == 0 || c->closing || c->shutting) return;
-    wreq *w = malloc(sizeof *w + n);
-    if (!w) return;
-    memcpy(w->data, b, n);
-    w->req.data = w;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) free(w);
+    sim_write_copy((uv_stream_t *)&c->tcp, b, n);
 }
 
 static void conn_freed(uv_handle_t *h)

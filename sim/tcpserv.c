@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "netwrite.h"
 #include "rng.h"
 
 #define LINE_CAP 512
@@ -21,26 +22,10 @@ typedef struct sim_tconn {
     int closing, close_after;
 } sim_tconn;
 
-typedef struct wreq {
-    uv_write_t req;
-    char data[];
-} wreq;
-
-static void on_written(uv_write_t *r, int status)
-{
-    (void)status;
-    free(r->data);
-}
-
 static void send_bytes(sim_tconn *c, const char *b, size_t n)
 {
     if (n == 0 || c->closing) return;
-    wreq *w = malloc(sizeof *w + n);
-    if (!w) return;
-    memcpy(w->data, b, n);
-    w->req.data = w;
-    uv_buf_t buf = uv_buf_init(w->data, (unsigned)n);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) free(w);
+    sim_write_copy((uv_stream_t *)&c->tcp, b, n);
 }
 
 static void conn_freed(uv_handle_t *h)
@@ -157,7 +142,8 @@ static void on_connection(uv_stream_t *l, int status)
     }
     if (s->proto->max_conns > 0 && s->nconns > s->proto->max_conns) {
         sim_tconn *old = s->conns; /* the oldest is the last in the list */
-        while (old->next) old = old->next;
+        while (old->next)
+            old = old->next;
         conn_close(old);
     }
     int64_t now = (int64_t)uv_now(s->loop);
@@ -187,6 +173,7 @@ int sim_tcpserv_start(sim_tcpserv *s, uv_loop_t *loop, const struct sockaddr *ad
 
 void sim_tcpserv_stop(sim_tcpserv *s)
 {
-    while (s->conns) conn_close(s->conns);
+    while (s->conns)
+        conn_close(s->conns);
     if (!uv_is_closing((uv_handle_t *)&s->listener)) uv_close((uv_handle_t *)&s->listener, NULL);
 }

@@ -2,7 +2,7 @@
  * and the IMS SOAP reader (sim/ims_soap.c): any input parses to a request, an error or
  * "need more" without crashing or reading out of bounds; the consumed length never exceeds
  * the input; a complete request's body is handed to the SOAP device. */
-// fuzz-sources: sim/httpserv.c sim/ims_soap.c sim/fault.c sim/rng.c
+// fuzz-sources: sim/httpserv.c sim/netwrite.c sim/ims_soap.c sim/fault.c sim/rng.c
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
