@@ -107,8 +107,8 @@ static int cb_reference(void *ud, const char *site, const char *screen, const ch
     screen_key(key, sizeof key, site, screen);
     int found = 0;
     pthread_mutex_lock(&a->mu);
-    json_t *v = json_object_get(json_object_get(json_object_get(a->screens, key), "spl_ref"),
-                                channel);
+    json_t *v =
+        json_object_get(json_object_get(json_object_get(a->screens, key), "spl_ref"), channel);
     if (json_is_number(v)) {
         *out = json_number_value(v);
         found = 1;
@@ -130,12 +130,11 @@ static json_t *payload_of(const char *id, const char *kind, const co_transition 
     json_t *labels = json_loads(t->labels ? t->labels : "{}", 0, NULL);
     if (!labels) labels = json_object();
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:I}", "id", id,
-                     "kind", kind, "rule", t->rule_id, "severity", sev_name(t->severity),
-                     "site", t->site, "screen", t->screen ? t->screen : "", "device", t->device,
-                     "labels", labels, "value", isfinite(t->value) ? json_real(t->value) : json_null(),
-                     "threshold",
-                     isfinite(t->threshold) ? json_real(t->threshold) : json_null(), "text",
-                     t->text ? t->text : "", "ts_ms", (json_int_t)t->ts_ms);
+                     "kind", kind, "rule", t->rule_id, "severity", sev_name(t->severity), "site",
+                     t->site, "screen", t->screen ? t->screen : "", "device", t->device, "labels",
+                     labels, "value", isfinite(t->value) ? json_real(t->value) : json_null(),
+                     "threshold", isfinite(t->threshold) ? json_real(t->threshold) : json_null(),
+                     "text", t->text ? t->text : "", "ts_ms", (json_int_t)t->ts_ms);
 }
 
 /* A co_notification viewing a stored payload (strings point into it). -1 when malformed. */
@@ -171,8 +170,8 @@ static int notification_of(json_t *p, co_notification *nt, char *labels_buf, siz
 /* Log and queue the notification of transition t of alert id. */
 static void notify_one(co_alerting *a, int64_t alert_id, const co_transition *t)
 {
-    const char *kind = t->to == CO_ALERT_RESOLVED || t->to == CO_ALERT_INACTIVE ? "resolved"
-                                                                               : "firing";
+    const char *kind =
+        t->to == CO_ALERT_RESOLVED || t->to == CO_ALERT_INACTIVE ? "resolved" : "firing";
     char id[96];
     snprintf(id, sizeof id, "%lld-%lld-%s-%s", (long long)alert_id, (long long)t->ts_ms, kind,
              sev_name(t->severity));
@@ -181,8 +180,10 @@ static void notify_one(co_alerting *a, int64_t alert_id, const co_transition *t)
     co_notification nt;
     char labels[4096], err[256] = "";
     if (!text || notification_of(p, &nt, labels, sizeof labels) < 0) {
-        cm_log_limited("alerting-notify", 10, CM_LOG_ERROR, "alerting: notification %s: out of "
-                                                            "memory", id);
+        cm_log_limited("alerting-notify", 10, CM_LOG_ERROR,
+                       "alerting: notification %s: out of "
+                       "memory",
+                       id);
         goto out;
     }
     const char *targets[MAX_TARGETS];
@@ -234,8 +235,10 @@ static void apply(co_alerting *a, co_transitions *tr)
                                  .text = t->text};
     }
     if (co_store_alerts_apply(a->store, c, tr->n, cm_now_ms(), o, err, sizeof err) < 0) {
-        cm_log_limited("alerting-apply", 10, CM_LOG_ERROR, "alerting: storing %zu alert "
-                                                           "change(s): %s", tr->n, err);
+        cm_log_limited("alerting-apply", 10, CM_LOG_ERROR,
+                       "alerting: storing %zu alert "
+                       "change(s): %s",
+                       tr->n, err);
         pthread_mutex_lock(&a->mu);
         a->st.errors++;
         pthread_mutex_unlock(&a->mu);
@@ -272,8 +275,7 @@ static const char *screen_of(const cm_batch *b, const char *device, char *buf, s
     return buf;
 }
 
-void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result *results,
-                       size_t n)
+void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result *results, size_t n)
 {
     co_alerting *a = ud;
     if (!a->judge) return;
@@ -281,10 +283,15 @@ void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result
     for (size_t i = 0; i < n; i++) {
         if (results[i] != CO_BATCH_STORED) continue; /* judged when it was stored */
         const cm_batch *b = batches[i];
+        /* a device's series come together in a batch: look its screen up once per run */
+        char sbuf[CM_MAX_NAME + 1];
+        const char *dev = NULL, *screen = NULL;
         for (size_t k = 0; k < b->nseries; k++) {
             const cm_series *se = &b->series[k];
-            char sbuf[CM_MAX_NAME + 1];
-            const char *screen = screen_of(b, se->device, sbuf, sizeof sbuf);
+            if (!dev || strcmp(dev, se->device) != 0) {
+                dev = se->device;
+                screen = screen_of(b, dev, sbuf, sizeof sbuf);
+            }
             for (size_t p = 0; p < se->npoints; p++) {
                 if (co_judge_sample(a->judge, b->site, screen, se->device, se->metric, se->labels,
                                     se->nlabels, se->points[p].ts_ms, se->points[p].value,
@@ -295,9 +302,9 @@ void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result
         }
         for (size_t k = 0; k < b->nevents; k++) {
             const cm_event *e = &b->events[k];
-            char sbuf[CM_MAX_NAME + 1];
-            const char *screen = screen_of(b, e->device, sbuf, sizeof sbuf);
-            if (co_judge_event(a->judge, b->site, screen, e->device, e->code, e->source,
+            char ebuf[CM_MAX_NAME + 1];
+            const char *escreen = screen_of(b, e->device, ebuf, sizeof ebuf);
+            if (co_judge_event(a->judge, b->site, escreen, e->device, e->code, e->source,
                                e->severity, e->ts_ms, e->text, &a->tr) < 0)
                 nerr++;
             ne++;
@@ -355,7 +362,7 @@ static int restore_alert(void *ud, const co_alert_row *r)
                         .value = r->value,
                         .threshold = r->threshold,
                         .since_ms = !strcmp(r->state, "firing") && r->firing_ms ? r->firing_ms
-                                                                                 : r->started_ms,
+                                                                                : r->started_ms,
                         .last_ms = r->updated_ms,
                         .count = 1};
     co_severity sev = CO_SEV_WARNING;

@@ -11,8 +11,7 @@
 #include "store_sqlite_int.h"
 #include "timeutil.h"
 
-#define SEV_RANK_SQL(col)                                                                          \
-    "(CASE " col " WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)"
+#define SEV_RANK_SQL(col) "(CASE " col " WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)"
 
 static int sev_rank(const char *s)
 {
@@ -27,17 +26,6 @@ static void bind_real(sqlite3_stmt *st, int i, double v)
         sqlite3_bind_null(st, i);
     else
         sqlite3_bind_double(st, i, v);
-}
-
-static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-        sq_dberr(db, "prepare", err, errlen);
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return -1;
-    }
-    return 0;
 }
 
 enum { A_FIND, A_INSERT, A_UPDATE, A_RESOLVE, A_DELETE, A_DELETE_HIST, A_HIST, A_SILENCED, A_N };
@@ -167,8 +155,8 @@ static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, int6
     }
     o->id = id;
     const char *hstate = !strcmp(c->to, "inactive") ? "resolved" : c->to;
-    if (hist(db, st[A_HIST], id, c->ts_ms, hstate, c->severity, c->value, c->threshold, NULL,
-             NULL, err, errlen) < 0)
+    if (hist(db, st[A_HIST], id, c->ts_ms, hstate, c->severity, c->value, c->threshold, NULL, NULL,
+             err, errlen) < 0)
         return -1;
     if (due) {
         sqlite3_stmt *q = st[A_SILENCED];
@@ -192,8 +180,10 @@ int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64
     for (size_t i = 0; i < n; i++)
         if (!c[i].rule || !c[i].site || !c[i].device || !c[i].labels || !c[i].to ||
             !c[i].severity) {
-            cm_seterr(err, errlen, "alert change %zu: rule, site, device, labels, state and "
-                                   "severity are required", i);
+            cm_seterr(err, errlen,
+                      "alert change %zu: rule, site, device, labels, state and "
+                      "severity are required",
+                      i);
             return -1;
         }
     if (n == 0) return 0;
@@ -201,7 +191,7 @@ int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64
     sqlite3 *db = sq_writer_lock(s);
     int rc = -1;
     for (int i = 0; i < A_N; i++)
-        if (prep(db, A_SQL[i], &st[i], err, errlen) < 0) goto out;
+        if (sq_prepare(db, A_SQL[i], &st[i], err, errlen) < 0) goto out;
     if (sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0) goto out;
     for (size_t i = 0; i < n; i++)
         if (apply1(db, st, &c[i], now_ms, &out[i], err, errlen) < 0) {
@@ -223,10 +213,10 @@ out:
 /* ---------------------------------------------------------------- reading alerts */
 
 #define ALERT_COLS                                                                                 \
-    "a.id, a.rule, a.site, a.screen, a.device, a.labels, a.severity, a.state, a.value,"           \
-    " a.threshold, a.text, a.started_ms, a.firing_ms, a.resolved_ms, a.updated_ms, a.ack_by,"    \
-    " a.ack_comment, a.ack_ms, EXISTS(SELECT 1 FROM silences x WHERE x.site = a.site AND"        \
-    " (x.screen IS NULL OR x.screen = a.screen) AND (x.device IS NULL OR x.device = a.device)"   \
+    "a.id, a.rule, a.site, a.screen, a.device, a.labels, a.severity, a.state, a.value,"            \
+    " a.threshold, a.text, a.started_ms, a.firing_ms, a.resolved_ms, a.updated_ms, a.ack_by,"      \
+    " a.ack_comment, a.ack_ms, EXISTS(SELECT 1 FROM silences x WHERE x.site = a.site AND"          \
+    " (x.screen IS NULL OR x.screen = a.screen) AND (x.device IS NULL OR x.device = a.device)"     \
     " AND (x.rule IS NULL OR x.rule = a.rule) AND x.from_ms <= ?9 AND x.until_ms > ?9)"
 
 static json_t *col_real(sqlite3_stmt *st, int i)
@@ -251,12 +241,12 @@ static json_t *alert_row(sqlite3_stmt *st)
     return json_pack(
         "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
         "id", (json_int_t)sqlite3_column_int64(st, 0), "rule", sq_col_json_str(st, 1), "site",
-        sq_col_json_str(st, 2), "screen", sq_col_json_str(st, 3), "device",
-        sq_col_json_str(st, 4), "labels", labels, "severity", sq_col_json_str(st, 6), "state",
-        sq_col_json_str(st, 7), "value", col_real(st, 8), "threshold", col_real(st, 9), "text",
-        sq_col_json_str(st, 10), "started_ms", sq_col_json_int(st, 11), "firing_ms",
-        sq_col_json_int(st, 12), "resolved_ms", sq_col_json_int(st, 13), "updated_ms",
-        sq_col_json_int(st, 14), "ack", ack, "silenced", sqlite3_column_int(st, 18));
+        sq_col_json_str(st, 2), "screen", sq_col_json_str(st, 3), "device", sq_col_json_str(st, 4),
+        "labels", labels, "severity", sq_col_json_str(st, 6), "state", sq_col_json_str(st, 7),
+        "value", col_real(st, 8), "threshold", col_real(st, 9), "text", sq_col_json_str(st, 10),
+        "started_ms", sq_col_json_int(st, 11), "firing_ms", sq_col_json_int(st, 12), "resolved_ms",
+        sq_col_json_int(st, 13), "updated_ms", sq_col_json_int(st, 14), "ack", ack, "silenced",
+        sqlite3_column_int(st, 18));
 }
 
 json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t errlen)
@@ -264,12 +254,14 @@ json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = sq_q_prepare(
-        &q, "SELECT " ALERT_COLS " FROM alerts a WHERE (?1 IS NULL OR a.site = ?1)"
-            " AND (?2 IS NULL OR a.screen = ?2) AND (?3 IS NULL OR a.device = ?3)"
-            " AND (?4 IS NULL OR a.rule = ?4) AND " SEV_RANK_SQL("a.severity") " >= ?5"
-            " AND (?6 IS NULL OR a.state = ?6 OR (?6 = 'active' AND a.state <> 'resolved'))"
-            " ORDER BY a.updated_ms DESC, a.id DESC LIMIT ?7");
+    sqlite3_stmt *st =
+        sq_q_prepare(&q, "SELECT " ALERT_COLS " FROM alerts a WHERE (?1 IS NULL OR a.site = ?1)"
+                         " AND (?2 IS NULL OR a.screen = ?2) AND (?3 IS NULL OR a.device = ?3)"
+                         " AND (?4 IS NULL OR a.rule = ?4) AND " SEV_RANK_SQL(
+                             "a.severity") " >= ?5"
+                                           " AND (?6 IS NULL OR a.state = ?6 OR (?6 = 'active' AND "
+                                           "a.state <> 'resolved'))"
+                                           " ORDER BY a.updated_ms DESC, a.id DESC LIMIT ?7");
     if (st) {
         sq_bind_text(st, 1, f->site);
         sq_bind_text(st, 2, f->screen);
@@ -289,9 +281,9 @@ json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t
 static json_t *history_row(sqlite3_stmt *st)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "ts_ms", sq_col_json_int(st, 0),
-                     "state", sq_col_json_str(st, 1), "severity", sq_col_json_str(st, 2),
-                     "value", col_real(st, 3), "threshold", col_real(st, 4), "by",
-                     sq_col_json_str(st, 5), "comment", sq_col_json_str(st, 6));
+                     "state", sq_col_json_str(st, 1), "severity", sq_col_json_str(st, 2), "value",
+                     col_real(st, 3), "threshold", col_real(st, 4), "by", sq_col_json_str(st, 5),
+                     "comment", sq_col_json_str(st, 6));
 }
 
 json_t *co_store_alert(co_store *s, int64_t id, char *err, size_t errlen)
@@ -335,11 +327,11 @@ int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comm
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *u = NULL, *h = NULL;
     int rc = -1;
-    if (prep(db,
-             "UPDATE alerts SET ack_by = ?2, ack_comment = ?3, ack_ms = ?4 WHERE id = ?1 AND"
-             " (?5 = '*' OR site = ?5)",
-             &u, err, errlen) < 0 ||
-        prep(db, A_SQL[A_HIST], &h, err, errlen) < 0 ||
+    if (sq_prepare(db,
+                   "UPDATE alerts SET ack_by = ?2, ack_comment = ?3, ack_ms = ?4 WHERE id = ?1 AND"
+                   " (?5 = '*' OR site = ?5)",
+                   &u, err, errlen) < 0 ||
+        sq_prepare(db, A_SQL[A_HIST], &h, err, errlen) < 0 ||
         sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0)
         goto out;
     sqlite3_bind_int64(u, 1, id);
@@ -369,8 +361,7 @@ out:
 
 /* ---------------------------------------------------------------- silences */
 
-int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err,
-                         size_t errlen)
+int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err, size_t errlen)
 {
     if (!sl->site || !*sl->site || !sl->by || !*sl->by || sl->until_ms <= sl->from_ms) {
         cm_seterr(err, errlen, "a silence needs a site, who, and from < until");
@@ -379,10 +370,11 @@ int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *e
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (prep(db,
-             "INSERT INTO silences(site, screen, device, rule, from_ms, until_ms, by, comment,"
-             " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-             &st, err, errlen) == 0) {
+    if (sq_prepare(
+            db,
+            "INSERT INTO silences(site, screen, device, rule, from_ms, until_ms, by, comment,"
+            " created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &st, err, errlen) == 0) {
         sq_bind_text(st, 1, sl->site);
         sq_bind_text(st, 2, sl->screen);
         sq_bind_text(st, 3, sl->device);
@@ -412,8 +404,7 @@ static json_t *silence_row(sqlite3_stmt *st)
                      sq_col_json_str(st, 8));
 }
 
-json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *err,
-                          size_t errlen)
+json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -453,11 +444,10 @@ int co_store_alerts_active(co_store *s, int (*fn)(void *ud, const co_alert_row *
                 .labels = (const char *)sqlite3_column_text(st, 4),
                 .state = (const char *)sqlite3_column_text(st, 5),
                 .severity = (const char *)sqlite3_column_text(st, 6),
-                .value = sqlite3_column_type(st, 7) == SQLITE_NULL ? NAN
-                                                                   : sqlite3_column_double(st, 7),
-                .threshold = sqlite3_column_type(st, 8) == SQLITE_NULL
-                                 ? NAN
-                                 : sqlite3_column_double(st, 8),
+                .value =
+                    sqlite3_column_type(st, 7) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 7),
+                .threshold =
+                    sqlite3_column_type(st, 8) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 8),
                 .started_ms = sqlite3_column_int64(st, 9),
                 .firing_ms = sqlite3_column_int64(st, 10),
                 .updated_ms = sqlite3_column_int64(st, 11),
@@ -480,14 +470,14 @@ int co_store_notification_add(co_store *s, const char *id, int64_t alert_id, con
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *n = NULL, *d = NULL;
     int rc = -1;
-    if (prep(db,
-             "INSERT INTO notifications(id, alert_id, kind, site, payload, created_ms)"
-             " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
-             &n, err, errlen) < 0 ||
-        prep(db,
-             "INSERT INTO deliveries(id, target, state, attempts, updated_ms)"
-             " VALUES(?1, ?2, 'pending', 0, ?3) ON CONFLICT(id, target) DO NOTHING",
-             &d, err, errlen) < 0 ||
+    if (sq_prepare(db,
+                   "INSERT INTO notifications(id, alert_id, kind, site, payload, created_ms)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+                   &n, err, errlen) < 0 ||
+        sq_prepare(db,
+                   "INSERT INTO deliveries(id, target, state, attempts, updated_ms)"
+                   " VALUES(?1, ?2, 'pending', 0, ?3) ON CONFLICT(id, target) DO NOTHING",
+                   &d, err, errlen) < 0 ||
         sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0)
         goto out;
     sq_bind_text(n, 1, id);
@@ -521,19 +511,20 @@ out:
 }
 
 int co_store_delivery_update(co_store *s, const char *id, const char *target, unsigned attempts,
-                             long http_status, const char *error, const char *state,
-                             int64_t now_ms, char *err, size_t errlen)
+                             long http_status, const char *error, const char *state, int64_t now_ms,
+                             char *err, size_t errlen)
 {
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *st = NULL;
     int rc = -1;
     /* a delivered row never goes back to pending or failed (a late report changes nothing) */
-    if (prep(db,
-             "INSERT INTO deliveries(id, target, state, attempts, http_status, error, updated_ms)"
-             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id, target) DO UPDATE SET"
-             " state = ?3, attempts = max(attempts, ?4), http_status = ?5, error = ?6,"
-             " updated_ms = ?7 WHERE state <> 'delivered'",
-             &st, err, errlen) == 0) {
+    if (sq_prepare(
+            db,
+            "INSERT INTO deliveries(id, target, state, attempts, http_status, error, updated_ms)"
+            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(id, target) DO UPDATE SET"
+            " state = ?3, attempts = max(attempts, ?4), http_status = ?5, error = ?6,"
+            " updated_ms = ?7 WHERE state <> 'delivered'",
+            &st, err, errlen) == 0) {
         sq_bind_text(st, 1, id);
         sq_bind_text(st, 2, target);
         sq_bind_text(st, 3, state);
@@ -577,10 +568,10 @@ json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, 
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = sq_q_prepare(
-        &q, "SELECT id, alert_id, kind, site, payload, created_ms FROM notifications"
-            " WHERE (?1 IS NULL OR site = ?1) AND (?2 = 0 OR alert_id = ?2)"
-            " ORDER BY created_ms DESC, rowid DESC LIMIT ?3");
+    sqlite3_stmt *st =
+        sq_q_prepare(&q, "SELECT id, alert_id, kind, site, payload, created_ms FROM notifications"
+                         " WHERE (?1 IS NULL OR site = ?1) AND (?2 = 0 OR alert_id = ?2)"
+                         " ORDER BY created_ms DESC, rowid DESC LIMIT ?3");
     sqlite3_stmt *d = sq_q_prepare(&q, "SELECT target, state, attempts, http_status, error,"
                                        " updated_ms FROM deliveries WHERE id = ?1 ORDER BY target");
     if (st && d) {
@@ -627,8 +618,8 @@ int co_store_deliveries_pending(co_store *s, int64_t since_ms,
         while ((r = sqlite3_step(st)) == SQLITE_ROW)
             if (fn(ud, (const char *)sqlite3_column_text(st, 0),
                    (const char *)sqlite3_column_text(st, 1),
-                   (const char *)sqlite3_column_text(st, 2),
-                   (unsigned)sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4)))
+                   (const char *)sqlite3_column_text(st, 2), (unsigned)sqlite3_column_int64(st, 3),
+                   sqlite3_column_int64(st, 4)))
                 break;
         if (r != SQLITE_ROW && r != SQLITE_DONE)
             rc = sq_dberr(q.db, "pending deliveries", err, errlen);

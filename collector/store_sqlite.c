@@ -32,7 +32,6 @@
 
 /* ---------------------------------------------------------------- errors */
 
-
 int sq_dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     cm_seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
@@ -356,6 +355,17 @@ int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, siz
     return 0;
 }
 
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
+        sq_dberr(db, "prepare", err, errlen);
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
@@ -411,7 +421,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     if (user_version(db, &v, err, errlen) < 0) goto fail;
     if (v > SCHEMA_VERSION) {
         cm_seterr(err, errlen, "%s: schema version %d is newer than this collector's (%d)", path, v,
-               SCHEMA_VERSION);
+                  SCHEMA_VERSION);
         goto fail;
     }
     for (; v < SCHEMA_VERSION; v++) {
@@ -433,7 +443,7 @@ static sqlite3 *reader_open(const co_store *s, char *err, size_t errlen)
     if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         cm_seterr(err, errlen, "sqlite: open %s read-only: %s", s->path,
-               db ? sqlite3_errmsg(db) : "out of memory");
+                  db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return NULL;
     }
@@ -516,7 +526,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         cm_seterr(err, errlen, "sqlite: open %s: %s", path,
-               s->w ? sqlite3_errmsg(s->w) : "out of memory");
+                  s->w ? sqlite3_errmsg(s->w) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->w, BUSY_TIMEOUT_MS);
@@ -658,7 +668,7 @@ static int labels_json(co_store *s, const cm_series *se, char *err, size_t errle
             json_object_set_new(o, se->labels[i].key, json_string(se->labels[i].value)) < 0) {
             json_decref(o);
             cm_seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
-                   se->metric, i);
+                      se->metric, i);
             return -1;
         }
     }
@@ -666,7 +676,7 @@ static int labels_json(co_store *s, const cm_series *se, char *err, size_t errle
     json_decref(o);
     if (n == 0 || n >= sizeof s->labels) {
         cm_seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
-               LABELS_MAX);
+                  LABELS_MAX);
         return -1;
     }
     s->labels[n] = '\0';
@@ -890,8 +900,8 @@ static int rollup_flush(co_store *s, char *err, size_t errlen)
     for (size_t i = 0; i < s->nacc; i++) {
         const rollup_acc *a = &s->acc[i];
         int rc = a->redo ? minute_redo(s, a, err, errlen)
-                         : step_rollup(s->w, s->st[ST_ROLLUP_1M], a->sid, a->bucket, a->n,
-                                       a->sum, a->min, a->max, err, errlen);
+                         : step_rollup(s->w, s->st[ST_ROLLUP_1M], a->sid, a->bucket, a->n, a->sum,
+                                       a->min, a->max, err, errlen);
         if (rc < 0) return -1;
     }
     /* hours: the minutes sorted by (series, minute), each run of one series' hour folded */
@@ -920,8 +930,7 @@ static int rollup_flush(co_store *s, char *err, size_t errlen)
             sqlite3_bind_int64(st, 2, hour);
             rc = sq_step_done(s->w, st, "roll-up hour", err, errlen);
         } else {
-            rc = step_rollup(s->w, s->st[ST_ROLLUP_1H], a->sid, hour, n, sum, mn, mx, err,
-                             errlen);
+            rc = step_rollup(s->w, s->st[ST_ROLLUP_1H], a->sid, hour, n, sum, mn, mx, err, errlen);
         }
         if (rc < 0) return -1;
         i = k;
@@ -964,7 +973,7 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
         const cm_point *p = &se->points[j];
         if (p->ts_ms < TS_MIN_MS || p->ts_ms > TS_MAX_MS || !isfinite(p->value)) {
             cm_seterr(err, errlen, "series %s/%s: point %zu (%lld, %g) out of range", se->device,
-                   se->metric, j, (long long)p->ts_ms, p->value);
+                      se->metric, j, (long long)p->ts_ms, p->value);
             return -1;
         }
     }
@@ -995,7 +1004,8 @@ typedef struct seq_range {
 
 static void ranges_free(seq_range *r, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(r[i].reason);
+    for (size_t i = 0; i < n; i++)
+        free(r[i].reason);
     free(r);
 }
 
@@ -1068,8 +1078,8 @@ static int gap_put(co_store *s, const char *agent, int64_t a, int64_t b, const c
 {
     seq_range *stored, *gaps = NULL;
     size_t nstored, ngaps = 0;
-    if (ranges_overlapping(s, s->st[ST_AUDIT_BELOW], agent, a, b, &stored, &nstored, err,
-                           errlen) < 0)
+    if (ranges_overlapping(s, s->st[ST_AUDIT_BELOW], agent, a, b, &stored, &nstored, err, errlen) <
+        0)
         return -1;
     int rc = 0;
     int64_t p = a;
@@ -1078,8 +1088,8 @@ static int gap_put(co_store *s, const char *agent, int64_t a, int64_t b, const c
         int64_t q = i < nstored ? stored[i].from - 1 : b;
         if (q > b) q = b;
         if (p <= q) {
-            rc = ranges_overlapping(s, s->st[ST_GAP_BELOW], agent, p, q, &gaps, &ngaps, err,
-                                    errlen);
+            rc =
+                ranges_overlapping(s, s->st[ST_GAP_BELOW], agent, p, q, &gaps, &ngaps, err, errlen);
             if (rc < 0) break;
             if (weak) {
                 int64_t x = p;
@@ -1141,7 +1151,7 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
     uint64_t first = b->first_seq ? b->first_seq : b->seq;
     if (b->seq > (uint64_t)INT64_MAX || first > b->seq) {
         cm_seterr(err, errlen, "agent %s: seq range %llu..%llu out of range", b->agent_id,
-               (unsigned long long)first, (unsigned long long)b->seq);
+                  (unsigned long long)first, (unsigned long long)b->seq);
         return -1;
     }
     for (size_t i = 0; i < b->ngaps; i++)
@@ -1450,9 +1460,9 @@ json_t *co_store_sites(co_store *s, char *err, size_t errlen)
     json_t *res = NULL;
     sqlite3_stmt *st =
         sq_q_prepare(&q, "SELECT code, name, province, city,"
-                      " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
-                      " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code)"
-                      " FROM sites s ORDER BY code");
+                         " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
+                         " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code)"
+                         " FROM sites s ORDER BY code");
     if (st) res = sq_q_rows(&q, st, site_row);
     sqlite3_finalize(st);
     sq_q_end(&q);
@@ -1462,11 +1472,12 @@ json_t *co_store_sites(co_store *s, char *err, size_t errlen)
 static json_t *device_row(sqlite3_stmt *st)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "site",
-                     sq_col_json_str(st, 0), "id", sq_col_json_str(st, 1), "screen", sq_col_json_str(st, 2),
-                     "kind", sq_col_json_str(st, 3), "vendor", sq_col_json_str(st, 4), "model",
-                     sq_col_json_str(st, 5), "serial", sq_col_json_str(st, 6), "firmware",
-                     sq_col_json_str(st, 7), "profile", sq_col_json_str(st, 8), "first_seen_ms",
-                     sq_col_json_int(st, 9), "last_seen_ms", sq_col_json_int(st, 10));
+                     sq_col_json_str(st, 0), "id", sq_col_json_str(st, 1), "screen",
+                     sq_col_json_str(st, 2), "kind", sq_col_json_str(st, 3), "vendor",
+                     sq_col_json_str(st, 4), "model", sq_col_json_str(st, 5), "serial",
+                     sq_col_json_str(st, 6), "firmware", sq_col_json_str(st, 7), "profile",
+                     sq_col_json_str(st, 8), "first_seen_ms", sq_col_json_int(st, 9),
+                     "last_seen_ms", sq_col_json_int(st, 10));
 }
 
 json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen)
@@ -1479,7 +1490,7 @@ json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen
     " first_seen_ms, last_seen_ms FROM devices"
     /* two statements, so that one site's listing searches the (site, device_id) index */
     sqlite3_stmt *st = sq_q_prepare(&q, site ? DEVICE_COLS " WHERE site = ?1 ORDER BY device_id"
-                                          : DEVICE_COLS " ORDER BY site, device_id");
+                                             : DEVICE_COLS " ORDER BY site, device_id");
 #undef DEVICE_COLS
     if (st) {
         sq_bind_text(st, 1, site);
@@ -1535,7 +1546,7 @@ json_t *co_store_agents(co_store *s, char *err, size_t errlen)
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st = sq_q_prepare(&q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
-                                     " samples FROM agents ORDER BY id");
+                                        " samples FROM agents ORDER BY id");
     if (st) res = sq_q_rows(&q, st, agent_row);
     sqlite3_finalize(st);
     sq_q_end(&q);
@@ -1560,7 +1571,7 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st = sq_q_prepare(&q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms"
-                                     " FROM gaps WHERE agent_id = ?1 ORDER BY from_seq");
+                                        " FROM gaps WHERE agent_id = ?1 ORDER BY from_seq");
     if (st) {
         sq_bind_text(st, 1, agent);
         res = sq_q_rows(&q, st, gap_row);
@@ -1601,17 +1612,6 @@ int co_screen_display_valid(const char *d)
 }
 
 /* Run one prepared write on the writer connection (caller holds wmu). */
-static int write_stmt(co_store *s, const char *sql, sqlite3_stmt **out, char *err, size_t errlen)
-{
-    if (sqlite3_prepare_v2(s->w, sql, -1, out, NULL) != SQLITE_OK) {
-        sq_dberr(s->w, "prepare", err, errlen);
-        sqlite3_finalize(*out);
-        *out = NULL;
-        return -1;
-    }
-    return 0;
-}
-
 static int check_screen(const co_screen *sc, size_t i, char *err, size_t errlen)
 {
     if (!sc->site || !*sc->site || !sc->screen || !*sc->screen) {
@@ -1647,12 +1647,13 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
     if (sq_exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen) < 0) goto unlock;
     /* A NULL field keeps what is stored (COALESCE), so a partial update changes only what it
      * names; a new row gets the defaults. */
-    if (write_stmt(s,
-                   "INSERT INTO sites(code, name, province, city, created_ms) VALUES(?1,?2,?3,?4,?5)"
-                   " ON CONFLICT(code) DO UPDATE SET name = COALESCE(?2, name),"
-                   " province = COALESCE(?3, province), city = COALESCE(?4, city)",
-                   &site_st, err, errlen) < 0 ||
-        write_stmt(s,
+    if (sq_prepare(
+            s->w,
+            "INSERT INTO sites(code, name, province, city, created_ms) VALUES(?1,?2,?3,?4,?5)"
+            " ON CONFLICT(code) DO UPDATE SET name = COALESCE(?2, name),"
+            " province = COALESCE(?3, province), city = COALESCE(?4, city)",
+            &site_st, err, errlen) < 0 ||
+        sq_prepare(s->w,
                    "INSERT INTO screens(site, screen, name, class, display, format, spl_ref,"
                    " updated_ms, updated_by) VALUES(?1, ?2, ?3, COALESCE(?4, 'theatre'),"
                    " COALESCE(?5, 'projection'), ?6, COALESCE(?7, '{}'), ?8, ?9)"
@@ -1754,7 +1755,7 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
     sqlite3_stmt *st = NULL;
     int rc = -1;
     pthread_mutex_lock(&s->wmu);
-    if (write_stmt(s, "INSERT INTO operators(hash, name, site, created_ms) VALUES(?1,?2,?3,?4)",
+    if (sq_prepare(s->w, "INSERT INTO operators(hash, name, site, created_ms) VALUES(?1,?2,?3,?4)",
                    &st, err, errlen) == 0) {
         sq_bind_text(st, 1, hash_hex);
         sq_bind_text(st, 2, name);
@@ -1782,12 +1783,11 @@ int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size
 
 static json_t *event_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id",
-                     (json_int_t)sqlite3_column_int64(st, 0), "site", sq_col_json_str(st, 1),
-                     "device", sq_col_json_str(st, 2), "ts_ms",
-                     (json_int_t)sqlite3_column_int64(st, 3), "severity", sq_col_json_str(st, 4),
-                     "code", sq_col_json_str(st, 5), "text", sq_col_json_str(st, 6), "source",
-                     sq_col_json_str(st, 7));
+    return json_pack(
+        "{s:I, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+        "site", sq_col_json_str(st, 1), "device", sq_col_json_str(st, 2), "ts_ms",
+        (json_int_t)sqlite3_column_int64(st, 3), "severity", sq_col_json_str(st, 4), "code",
+        sq_col_json_str(st, 5), "text", sq_col_json_str(st, 6), "source", sq_col_json_str(st, 7));
 }
 
 /* Rank of a severity for filtering: info 0, warning 1, critical 2. */
@@ -1798,8 +1798,8 @@ static int severity_rank(const char *sev)
     return !strcmp(sev, "warning");
 }
 
-json_t *co_store_events(co_store *s, const char *site, const char *device,
-                        const char *min_severity, const co_range *r, char *err, size_t errlen)
+json_t *co_store_events(co_store *s, const char *site, const char *device, const char *min_severity,
+                        const co_range *r, char *err, size_t errlen)
 {
     if (!r) {
         cm_seterr(err, errlen, "events: a range is required");
@@ -1809,13 +1809,12 @@ json_t *co_store_events(co_store *s, const char *site, const char *device,
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st = sq_q_prepare(
-        &q,
-        "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
-        " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
-        " WHERE e.ts_ms BETWEEN ?3 AND ?4 AND (?1 IS NULL OR e.site = ?1)"
-        " AND (?2 IS NULL OR d.device_id = ?2)"
-        " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
-        " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
+        &q, "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
+            " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
+            " WHERE e.ts_ms BETWEEN ?3 AND ?4 AND (?1 IS NULL OR e.site = ?1)"
+            " AND (?2 IS NULL OR d.device_id = ?2)"
+            " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
+            " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
     if (st) {
         sq_bind_text(st, 1, site);
         sq_bind_text(st, 2, device);
@@ -1832,8 +1831,8 @@ json_t *co_store_events(co_store *s, const char *site, const char *device,
 
 static json_t *latest_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", sq_col_json_str(st, 0), "device",
-                     sq_col_json_str(st, 1), "metric", sq_col_json_str(st, 2), "labels",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", sq_col_json_str(st, 0),
+                     "device", sq_col_json_str(st, 1), "metric", sq_col_json_str(st, 2), "labels",
                      col_json_labels(st, 3), "unit", sq_col_json_str(st, 4), "ts_ms",
                      (json_int_t)sqlite3_column_int64(st, 5), "value",
                      sqlite3_column_double(st, 6));
@@ -2006,13 +2005,12 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
             sqlite3_bind_int64(rs, 3, r->to_ms);
             sqlite3_bind_int64(rs, 4, r->limit ? (int64_t)r->limit : -1);
             while ((rc = sqlite3_step(rs)) == SQLITE_ROW)
-                if (json_array_insert_new(pts, 0,
-                                          json_pack("[I, f, f, f, I]",
-                                                    (json_int_t)sqlite3_column_int64(rs, 0),
-                                                    sqlite3_column_double(rs, 1),
-                                                    sqlite3_column_double(rs, 2),
-                                                    sqlite3_column_double(rs, 3),
-                                                    (json_int_t)sqlite3_column_int64(rs, 4))) < 0)
+                if (json_array_insert_new(
+                        pts, 0,
+                        json_pack("[I, f, f, f, I]", (json_int_t)sqlite3_column_int64(rs, 0),
+                                  sqlite3_column_double(rs, 1), sqlite3_column_double(rs, 2),
+                                  sqlite3_column_double(rs, 3),
+                                  (json_int_t)sqlite3_column_int64(rs, 4))) < 0)
                     goto oom_rs;
             if (rc != SQLITE_DONE) {
                 sq_dberr(q.db, "roll-ups", err, errlen);

@@ -22,6 +22,8 @@ typedef struct sq_query {
 int sq_dberr(sqlite3 *db, const char *what, char *err, size_t errlen);
 /* Step a statement that returns no row, then reset it. 0 or -1. */
 int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen);
+/* Prepare sql on db into *st; 0, or -1 with err (and *st NULL). */
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen);
 /* Bind s (NULL binds NULL) as static text. */
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Run SQL without results. 0 or -1. */
