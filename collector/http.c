@@ -59,13 +59,15 @@ static const route routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 static const char *const route_paths[NROUTES] = {
-    "/api/v1/ingest",        "/api/v1/sites",  "/api/v1/devices",
-    "/api/v1/latest",        "/api/v1/series", "/api/v1/agents",
-    "/api/v1/gaps",          "/api/v1/events", "/api/v1/screens",
-    "/api/v1/screens/{site}/{screen}", "/api/v1/alerts", "/api/v1/alerts/{id}",
-    "/api/v1/silences",      "/api/v1/notifications", "/api/v1/rules",
-    "/api/v1/compliance",
-    "/healthz",              "/metrics",
+    "/api/v1/ingest",   "/api/v1/sites",
+    "/api/v1/devices",  "/api/v1/latest",
+    "/api/v1/series",   "/api/v1/agents",
+    "/api/v1/gaps",     "/api/v1/events",
+    "/api/v1/screens",  "/api/v1/screens/{site}/{screen}",
+    "/api/v1/alerts",   "/api/v1/alerts/{id}",
+    "/api/v1/silences", "/api/v1/notifications",
+    "/api/v1/rules",    "/api/v1/compliance",
+    "/healthz",         "/metrics",
 };
 
 struct co_http {
@@ -87,6 +89,7 @@ typedef struct req {
     json_t *pending_body;
     size_t discarded; /* bytes thrown away after the decision */
     co_principal who;
+    co_scope scope;    /* what the caller may read */
     co_operator op;    /* an operator's write */
     bool write;        /* this request is the route's write method */
     size_t wire_bytes; /* body bytes as received */
@@ -101,7 +104,6 @@ const char *const *co_http_paths(size_t *n)
     *n = NROUTES;
     return route_paths;
 }
-
 
 /* json_dump_callback sink into a malloc'ed buffer that MHD will free(). */
 typedef struct outbuf {
@@ -286,7 +288,8 @@ static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **bo
             return 503;
         }
         if (zr != Z_OK && !(zr == Z_BUF_ERROR && r->z.avail_out == 0)) {
-            *body = co_api_error("", "body is not valid gzip (%s)", r->z.msg ? r->z.msg : "corrupt");
+            *body =
+                co_api_error("", "body is not valid gzip (%s)", r->z.msg ? r->z.msg : "corrupt");
             return 400;
         }
     }
@@ -299,10 +302,11 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
 {
     if (!r->rt) {
         *status = 404;
-        *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
-                               "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, /api/v1/events, "
-                               "/api/v1/screens, "
-                               "/api/v1/ingest, /healthz, /metrics)");
+        *body = co_api_error(
+            "", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
+                "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, /api/v1/events, "
+                "/api/v1/screens, "
+                "/api/v1/ingest, /healthz, /metrics)");
         return 1;
     }
     bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
@@ -343,7 +347,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
     } else if (enc && strcasecmp(enc, "identity") != 0) {
         *status = 415;
         *body = co_api_error("Content-Encoding",
-                           "unsupported Content-Encoding '%.40s' (use gzip or none)", enc);
+                             "unsupported Content-Encoding '%.40s' (use gzip or none)", enc);
         co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
         return 1;
     }
@@ -356,7 +360,7 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
         if (errno == 0 && *end == '\0' && n > h->max_body) {
             *status = 413;
             *body = co_api_error("", "request body of %llu bytes is larger than %zu bytes", n,
-                               h->max_body);
+                                 h->max_body);
             co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
             return 1;
         }
@@ -441,12 +445,12 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         size_t plen = strlen(r->rt->path);
         if (r->rt->path[plen - 1] == '/') {
             if (a.n == CO_QUERY_MAX_ARGS)
-                return respond(c, h, r, method, url, 400,
-                               co_api_error("", "more than %d query parameters",
-                                            CO_QUERY_MAX_ARGS - 1));
+                return respond(
+                    c, h, r, method, url, 400,
+                    co_api_error("", "more than %d query parameters", CO_QUERY_MAX_ARGS - 1));
             a.args[a.n++] = (co_query_arg){"_path", url + plen};
         }
-        status = r->rt->fn(h->deps.query, a.args, a.n, &body);
+        status = r->rt->fn(h->deps.query, &r->scope, a.args, a.n, &body);
         return respond(c, h, r, method, url, status, body);
     }
     case H_METRICS: {
@@ -476,6 +480,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         atomic_fetch_add(&h->inflight, 1);
         r->t0 = cm_mono_ms();
+        r->scope = co_scope_all;
         r->route_idx = NROUTES;
         for (size_t i = 0; i < NROUTES; i++) {
             size_t n = strlen(routes[i].path);
@@ -500,8 +505,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->answered || r->pending || !r->rt ||
-            (r->rt->kind != H_INGEST && !r->write)) {
+        if (r->answered || r->pending || !r->rt || (r->rt->kind != H_INGEST && !r->write)) {
             /* Discard what follows a decision, but do not read an endless body for it. */
             r->discarded += n;
             return r->discarded > h->max_body ? MHD_NO : MHD_YES;

@@ -111,8 +111,10 @@ static unsigned check_name(const char *name, const char *v, int required, json_t
     return 0;
 }
 
-unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_sites(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
@@ -121,8 +123,10 @@ unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, jso
     return answer(co_store_sites(q->store, err, sizeof err), "sites", err, body);
 }
 
-unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_devices(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                          json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site", NULL};
     params p = {.names = names};
     unsigned st;
@@ -132,8 +136,10 @@ unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, j
     return answer(co_store_devices(q->store, p.values[0], err, sizeof err), "devices", err, body);
 }
 
-unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_latest(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"device", "metric", "site", NULL};
     params p = {.names = names};
     unsigned st;
@@ -149,8 +155,10 @@ unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, js
                   "latest", err, body);
 }
 
-unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_agents(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
@@ -159,8 +167,10 @@ unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, js
     return answer(co_store_agents(q->store, err, sizeof err), "agents", err, body);
 }
 
-unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_gaps(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                       json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"agent", NULL};
     params p = {.names = names};
     unsigned st;
@@ -202,8 +212,10 @@ static unsigned range_params(const char *from, const char *to, const char *limit
     return 0;
 }
 
-unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_screens(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                          json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site", "screen", NULL};
     params p = {.names = names};
     unsigned st;
@@ -211,8 +223,8 @@ unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, j
         (st = check_name("screen", p.values[1], 0, body)))
         return st;
     char err[256] = "";
-    return answer(co_store_screens(q->store, p.values[0], p.values[1], err, sizeof err),
-                  "screens", err, body);
+    return answer(co_store_screens(q->store, p.values[0], p.values[1], err, sizeof err), "screens",
+                  err, body);
 }
 
 /* A limit parameter 1..max into *out (absent: unchanged). 0 or 400 with *body. */
@@ -230,12 +242,15 @@ static unsigned limit_param(const char *v, size_t max, size_t *out, json_t **bod
 static unsigned severity_param(const char *v, json_t **body)
 {
     if (v && strcmp(v, "info") && strcmp(v, "warning") && strcmp(v, "critical"))
-        return fail(body, 400, "severity", "parameter 'severity' must be info, warning or critical");
+        return fail(body, 400, "severity",
+                    "parameter 'severity' must be info, warning or critical");
     return 0;
 }
 
-unsigned co_query_alerts(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_alerts(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site",     "screen", "device", "rule",
                                         "severity", "state",  "limit",  NULL};
     params p = {.names = names};
@@ -245,20 +260,26 @@ unsigned co_query_alerts(co_query *q, const co_query_arg *args, size_t nargs, js
         if ((st = check_name(names[i], p.values[i], 0, body))) return st;
     if ((st = severity_param(p.values[4], body))) return st;
     const char *state = p.values[5];
-    if (state && strcmp(state, "pending") && strcmp(state, "firing") &&
-        strcmp(state, "resolved") && strcmp(state, "active"))
+    if (state && strcmp(state, "pending") && strcmp(state, "firing") && strcmp(state, "resolved") &&
+        strcmp(state, "active"))
         return fail(body, 400, "state",
                     "parameter 'state' must be pending, firing, resolved or active");
-    co_alert_filter f = {.site = p.values[0], .screen = p.values[1], .device = p.values[2],
-                         .rule = p.values[3], .min_severity = p.values[4], .state = state,
+    co_alert_filter f = {.site = p.values[0],
+                         .screen = p.values[1],
+                         .device = p.values[2],
+                         .rule = p.values[3],
+                         .min_severity = p.values[4],
+                         .state = state,
                          .limit = 1000};
     if ((st = limit_param(p.values[6], 10000, &f.limit, body))) return st;
     char err[256] = "";
     return answer(co_store_alerts(q->store, &f, err, sizeof err), "alerts", err, body);
 }
 
-unsigned co_query_alert(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_alert(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"_path", NULL};
     params p = {.names = names};
     unsigned st;
@@ -276,8 +297,10 @@ unsigned co_query_alert(co_query *q, const co_query_arg *args, size_t nargs, jso
     return 200;
 }
 
-unsigned co_query_silences(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_silences(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                           json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site", "all", NULL};
     params p = {.names = names};
     unsigned st;
@@ -292,9 +315,10 @@ unsigned co_query_silences(co_query *q, const co_query_arg *args, size_t nargs, 
                   "silences", err, body);
 }
 
-unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t nargs,
-                                json_t **body)
+unsigned co_query_notifications(co_query *q, const co_scope *sc, const co_query_arg *args,
+                                size_t nargs, json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site", "alert", "limit", NULL};
     params p = {.names = names};
     unsigned st;
@@ -315,8 +339,10 @@ unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t na
                   "notifications", err, body);
 }
 
-unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_rules(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
@@ -336,8 +362,10 @@ unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, jso
     return answer(list, "rules", "out of memory", body);
 }
 
-unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_events(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"site", "device", "severity", "from", "to", "limit", NULL};
     params p = {.names = names};
     unsigned st;
@@ -356,8 +384,10 @@ unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, js
                   "events", err, body);
 }
 
-unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_series(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"device", "metric", "from", "to",
                                         "site",   "limit",  "step", NULL};
     params p = {.names = names};
@@ -382,8 +412,10 @@ unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, js
         "series", err, body);
 }
 
-unsigned co_query_compliance(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_compliance(co_query *q, const co_scope *sc, const co_query_arg *args,
+                             size_t nargs, json_t **body)
 {
+    (void)sc;
     static const char *const names[] = {"level", "day", "site", "province", "city", NULL};
     params p = {.names = names};
     unsigned st;
@@ -404,8 +436,10 @@ unsigned co_query_compliance(co_query *q, const co_query_arg *args, size_t nargs
                   "compliance", err, body);
 }
 
-unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body)
+unsigned co_query_health(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body)
 {
+    (void)sc;
     (void)args;
     (void)nargs;
     char err[256] = "";

@@ -11,6 +11,7 @@
 
 #include "compliance.h"
 #include "rules.h"
+#include "scope.h"
 #include "store.h"
 
 #define CO_QUERY_MAX_ARGS 16
@@ -24,54 +25,70 @@ typedef struct co_query_arg {
 
 typedef struct co_query co_query;
 
-/* A handler: fills *body (caller decrefs) and returns the HTTP status. */
-typedef unsigned (*co_query_fn)(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+/* A handler: fills *body (caller decrefs) and returns the HTTP status. sc is the caller's
+ * scope (never NULL): a handler answers only about the sites within it. */
+typedef unsigned (*co_query_fn)(co_query *q, const co_scope *sc, const co_query_arg *args,
+                                size_t nargs, json_t **body);
 
 /* New query API on store s (not owned). NULL on OOM. */
 co_query *co_query_new(co_store *s);
 void co_query_free(co_query *q);
 
 /* GET /api/v1/sites */
-unsigned co_query_sites(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_sites(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body);
 /* GET /api/v1/devices?site= */
-unsigned co_query_devices(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_devices(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                          json_t **body);
 /* GET /api/v1/latest?device=&metric=&site=  (device required) */
-unsigned co_query_latest(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_latest(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 /* GET /api/v1/series?device=&metric=&from=&to=&site=&limit=&step=raw|1m|1h  (device, metric
  * required; with 1m or 1h the roll-ups: [bucket_ms, avg, min, max, count]) */
-unsigned co_query_series(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_series(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 /* GET /api/v1/agents: every agent with its last_seq and audit totals. */
-unsigned co_query_agents(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_agents(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 /* GET /api/v1/gaps?agent=  (agent required): the agent's lost records, by from_seq. */
-unsigned co_query_gaps(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_gaps(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                       json_t **body);
 /* GET /api/v1/events?site=&device=&severity=&from=&to=&limit=: events newest first; the
  * range defaults to the last 24 hours, severity is the minimum (info|warning|critical). */
-unsigned co_query_events(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_events(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 /* GET /api/v1/screens?site=&screen=: screens with their settings and device counts. */
-unsigned co_query_screens(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_screens(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                          json_t **body);
 /* GET /api/v1/alerts?site=&screen=&device=&rule=&severity=&state=&limit=: newest change
  * first; state pending|firing|resolved|active, severity the minimum. */
-unsigned co_query_alerts(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_alerts(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 /* GET /api/v1/alerts/{id} (the id arrives as parameter "_path"): one alert and its history. */
-unsigned co_query_alert(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_alert(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body);
 /* GET /api/v1/silences?site=&all=1: silences in force (all=1: every one kept). */
-unsigned co_query_silences(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_silences(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                           json_t **body);
 /* GET /api/v1/notifications?site=&alert=&limit=: the notification log with deliveries. */
-unsigned co_query_notifications(co_query *q, const co_query_arg *args, size_t nargs,
-                                json_t **body);
+unsigned co_query_notifications(co_query *q, const co_scope *sc, const co_query_arg *args,
+                                size_t nargs, json_t **body);
 /* GET /api/v1/rules: the rules in force as written, with their files. */
-unsigned co_query_rules(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_rules(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                        json_t **body);
 /* The rule set /api/v1/rules shows (not owned; NULL = none loaded). */
 void co_query_set_rules(co_query *q, const co_rules *rules);
 /* GET /api/v1/compliance?level=screen|site|city|province|nation&day=YYYY-MM-DD&site=
  * &province=&city=: time-weighted share within tolerance of luminance, white and spl per group
  * (compliance.h); level defaults to nation, day to today (UTC). */
-unsigned co_query_compliance(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_compliance(co_query *q, const co_scope *sc, const co_query_arg *args,
+                             size_t nargs, json_t **body);
 /* The compliance engine used to refresh stale figures on request (not owned; NULL = read the
  * stored figures only). */
 void co_query_set_compliance(co_query *q, co_compliance *c);
 /* GET /healthz: {"status": "ok"} after a trivial store read (co_store_ping), else 503. */
-unsigned co_query_health(co_query *q, const co_query_arg *args, size_t nargs, json_t **body);
+unsigned co_query_health(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
+                         json_t **body);
 
 /* Parse a time parameter: ms since the epoch ("1764064800000") or ISO-8601 UTC/offset
  * ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.250+08:00"). 0 or -1. */

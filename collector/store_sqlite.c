@@ -294,6 +294,22 @@ static const char *const migration[] = {
     "CREATE TABLE rollup_1h(series_id INTEGER NOT NULL, bucket_ms INTEGER NOT NULL,"
     " n INTEGER NOT NULL, sum REAL NOT NULL, min REAL NOT NULL, max REAL NOT NULL,"
     " PRIMARY KEY(series_id, bucket_ms)) WITHOUT ROWID;",
+    /* 6 -> 7: access for people. A cinema's chain (a viewer may be limited to one chain);
+     * viewer accounts (password as a slow salted hash; role viewer = read, operator = also
+     * acknowledge, silence and change screens; scope all | province | chain | site); login
+     * sessions (only the SHA-256 of the cookie's token is stored). */
+    "ALTER TABLE sites ADD COLUMN chain TEXT;"
+    "CREATE INDEX sites_by_province ON sites(province, city);"
+    "CREATE INDEX sites_by_chain ON sites(chain);"
+    "CREATE TABLE viewers(name TEXT PRIMARY KEY, pwhash TEXT NOT NULL,"
+    " role TEXT NOT NULL DEFAULT 'viewer', scope_kind TEXT NOT NULL DEFAULT 'all',"
+    " scope_value TEXT NOT NULL DEFAULT '', disabled INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE sessions(hash TEXT PRIMARY KEY, viewer TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX sessions_by_viewer ON sessions(viewer);"
+    "CREATE INDEX sessions_by_expiry ON sessions(expires_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -372,6 +388,12 @@ void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
+}
+
+void sq_bind_scope(sqlite3_stmt *st, int ik, int iv, const co_scope *sc)
+{
+    sqlite3_bind_int(st, ik, sc ? (int)sc->kind : 0);
+    sqlite3_bind_text(st, iv, sc ? sc->value : "", -1, SQLITE_STATIC);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

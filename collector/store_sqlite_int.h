@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "scope.h"
 #include "store.h"
 
 /* A read transaction on a pooled read-only connection. */
@@ -26,6 +27,9 @@ int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, char *err, siz
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, char *err, size_t errlen);
 /* Bind s (NULL binds NULL) as static text. */
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Bind a scope's kind and value to parameters ik and iv of a CO_SCOPE_SQL condition
+ * (sc NULL = every site). */
+void sq_bind_scope(sqlite3_stmt *st, int ik, int iv, const co_scope *sc);
 /* Run SQL without results. 0 or -1. */
 int sq_exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen);
 /* Take the writer connection (its mutex held until sq_writer_unlock). */

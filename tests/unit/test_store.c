@@ -369,7 +369,7 @@ static void test_reopen_persists(void **state)
     drop(b);
     counts(f->s, 4, 2, 1);
     assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
 }
 
@@ -851,7 +851,7 @@ static void test_migration_from_v1(void **state)
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 0);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 0);
     assert_int_equal(sql_int(f->path, "SELECT batches * 1000 + samples FROM agents"), 0);
@@ -879,7 +879,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 6);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
