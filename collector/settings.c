@@ -36,6 +36,12 @@ unsigned co_settings_auth(co_store *s, const char *authz, co_operator *who, json
         *body = co_api_error("Authorization", "unknown operator token");
         return 401;
     }
+    if (strcmp(who->site, "*") == 0)
+        who->scope = co_scope_all;
+    else if (co_scope_set(&who->scope, CO_SCOPE_SITE, who->site, err, sizeof err) != 0) {
+        *body = co_api_error("", "bad operator scope");
+        return 503;
+    }
     return 0;
 }
 

@@ -8,14 +8,17 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "scope.h"
 #include "store.h"
 
 #define CO_SETTINGS_MAX_BODY 65536
 
-/* Who is calling: an operator's name and the site it may change ('*' = every site). */
+/* Who is calling: an operator's name, the site it may change ('*' = every site; being
+ * replaced by scope) and its scope (what it may read and change). */
 typedef struct co_operator {
     char name[CM_MAX_NAME + 1];
     char site[CM_MAX_NAME + 1];
+    co_scope scope;
 } co_operator;
 
 /* One write request as routed by http.c. */
