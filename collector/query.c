@@ -30,6 +30,16 @@ void co_query_set_rules(co_query *q, const co_rules *rules)
     q->rules = rules;
 }
 
+co_store *co_query_store(const co_query *q)
+{
+    return q->store;
+}
+
+const co_rules *co_query_ruleset(const co_query *q)
+{
+    return q->rules;
+}
+
 co_query *co_query_new(co_store *s)
 {
     co_query *q = calloc(1, sizeof *q);

@@ -34,6 +34,11 @@ typedef unsigned (*co_query_fn)(co_query *q, const co_scope *sc, const co_query_
 co_query *co_query_new(co_store *s);
 void co_query_free(co_query *q);
 
+/* The store and the rule set (NULL = none) the query API reads, for handlers of other
+ * modules (dashboard.c). */
+co_store *co_query_store(const co_query *q);
+const co_rules *co_query_ruleset(const co_query *q);
+
 /* GET /api/v1/sites */
 unsigned co_query_sites(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                         json_t **body);
