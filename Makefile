@@ -19,7 +19,8 @@ VERSION ?= 0.1.0
 
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
-	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format curl snmptrapd
+	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format curl snmptrapd \
+	chromium fonts-wqy-microhei
 
 # Only `make bench` needs these: the peers the polling benchmark measures against.
 BENCH_PKGS := prometheus-snmp-exporter
@@ -52,7 +53,8 @@ SIM_SRC       := $(wildcard sim/*.c)
 
 COMMON_OBJ    := $(COMMON_SRC:%.c=$(B)/%.o)
 AGENT_OBJ     := $(AGENT_SRC:%.c=$(B)/%.o)
-COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(B)/%.o)
+COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(B)/%.o) $(B)/collector/webassets.o
+WEB_FILES     := $(sort $(wildcard collector/web/*))
 UNIT_BIN      := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_BIN     := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 SIM_OBJ       := $(filter-out $(B)/sim/main.o,$(SIM_SRC:%.c=$(B)/%.o))
@@ -79,6 +81,16 @@ deps:
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The dashboard (collector/web/*) embedded as byte arrays by the build tool tools/embed.c.
+$(B)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -o $@ $<
+$(B)/collector/webassets.c: $(B)/tools/embed $(WEB_FILES) collector/web
+	@mkdir -p $(dir $@)
+	$(B)/tools/embed $@ $(WEB_FILES)
+$(B)/collector/webassets.o: $(B)/collector/webassets.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBCM): $(COMMON_OBJ)

@@ -46,7 +46,7 @@ static void screen_key(char *out, size_t n, const char *site, const char *screen
 static int refresh_screens(co_alerting *a)
 {
     char err[256] = "";
-    json_t *rows = co_store_screens(a->store, NULL, NULL, err, sizeof err);
+    json_t *rows = co_store_screens(a->store, NULL, NULL, NULL, err, sizeof err);
     if (!rows) {
         cm_log_limited("alerting-screens", 60, CM_LOG_WARN, "alerting: screen settings: %s", err);
         return -1;
@@ -440,7 +440,7 @@ int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char
         goto fail;
     }
     if (co_store_alerts_active(s, restore_alert, a, err, errlen) < 0) goto fail;
-    json_t *devs = co_store_devices(s, NULL, err, errlen);
+    json_t *devs = co_store_devices(s, NULL, NULL, err, errlen);
     if (!devs) goto fail;
     size_t i;
     json_t *d;

@@ -271,7 +271,7 @@ static int on_series(void *ud, const co_day_series *se)
 
 static json_t *screens_map(co_store *s, char *err, size_t errlen)
 {
-    json_t *rows = co_store_screens(s, NULL, NULL, err, errlen);
+    json_t *rows = co_store_screens(s, NULL, NULL, NULL, err, errlen);
     if (!rows) return NULL;
     json_t *map = json_object();
     size_t i;
@@ -340,8 +340,8 @@ static int run_day_locked(co_compliance *c, int64_t day, int64_t now_ms, char *e
     char dbuf[16];
     co_compliance_day_format(day, dbuf, sizeof dbuf);
     int64_t stored = 1;
-    if (nr == 0 && co_store_compliance_rows(c->store, dbuf, NULL, NULL, NULL, NULL, NULL, &stored,
-                                            err, errlen) < 0)
+    if (nr == 0 && co_store_compliance_rows(c->store, dbuf, NULL, NULL, NULL, NULL, NULL, NULL,
+                                            &stored, err, errlen) < 0)
         goto out;
     /* nothing measured and nothing stored before: no write (a GET of an empty day stays a read) */
     rc = nr == 0 && stored == 0
@@ -397,7 +397,8 @@ static int refresh(co_store *s, co_compliance *c, int64_t day, int64_t now_ms, c
     co_compliance_day_format(day, dbuf, sizeof dbuf);
     pthread_mutex_lock(&c->mu);
     int64_t updated = 0;
-    int rc = co_store_compliance_rows(s, dbuf, NULL, NULL, NULL, NULL, NULL, &updated, err, errlen);
+    int rc = co_store_compliance_rows(s, dbuf, NULL, NULL, NULL, NULL, NULL, NULL, &updated, err,
+                                      errlen);
     if (rc == 0) {
         int stale =
             day == today ? now_ms - updated >= c->interval_ms : updated < (day + 1) * DAY_MS;
@@ -527,7 +528,7 @@ static json_t *group_json(const group *g, co_compliance_level level, const char 
 
 json_t *co_compliance_report(co_store *s, co_compliance *c, co_compliance_level level, int64_t day,
                              const char *site, const char *province, const char *city,
-                             int64_t now_ms, char *err, size_t errlen)
+                             const co_scope *sc, int64_t now_ms, char *err, size_t errlen)
 {
     if (!s || (unsigned)level > CO_LEVEL_NATION) {
         cm_seterr(err, errlen, "compliance report: bad arguments");
@@ -539,8 +540,8 @@ json_t *co_compliance_report(co_store *s, co_compliance *c, co_compliance_level 
     rollup ru = {.level = level, .index = json_object()};
     json_t *out = NULL;
     if (!ru.index) goto oom;
-    if (co_store_compliance_rows(s, dbuf, site, province, city, on_row, &ru, NULL, err, errlen) !=
-        0) {
+    if (co_store_compliance_rows(s, dbuf, site, province, city, sc, on_row, &ru, NULL, err,
+                                 errlen) != 0) {
         if (ru.oom) goto oom;
         goto done;
     }

@@ -46,14 +46,15 @@ int co_compliance_run_day(co_compliance *c, int64_t day, int64_t now_ms, char *e
  * 0 (also when not yet due) or -1 with err. */
 int co_compliance_tick(co_compliance *c, int64_t now_ms, char *err, size_t errlen);
 
-/* The roll-up of day at level, filtered by site, province and city (NULL = any):
+/* The roll-up of day at level, filtered by site, province and city (NULL = any) and by the
+ * caller's scope sc (NULL = every site; a group sums only the sites within it):
  * [{level key fields, "day", "screens": n, "luminance"|"white"|"spl": {"in_tolerance":
  * 0..1 | null, "measured_hours"}}] sorted by key. With c (may be NULL), the figures are
  * recomputed first when they are older than the interval (today) or were computed before the
  * day ended (past days). NULL with err. */
 json_t *co_compliance_report(co_store *s, co_compliance *c, co_compliance_level level, int64_t day,
                              const char *site, const char *province, const char *city,
-                             int64_t now_ms, char *err, size_t errlen);
+                             const co_scope *sc, int64_t now_ms, char *err, size_t errlen);
 
 /* "screen", "site", "city", "province", "nation". 0 or -1. */
 int co_compliance_level_parse(const char *s, co_compliance_level *out);

@@ -9,9 +9,11 @@
 #include <string.h>
 
 #include "conf.h"
+#include "timeutil.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_STORE_PATH "./cinemon.db"
+#define DAY_MS (86400LL * 1000)
 #ifndef CINEMON_RULES_DIR
 #define CINEMON_RULES_DIR "/usr/local/share/cinemon/rules" /* the Makefile sets it from PREFIX */
 #endif
@@ -33,6 +35,14 @@ void co_config_defaults(co_config *c)
     c->tick_ms = 5000;
     c->compliance_interval_ms = 10 * 60 * 1000;
     co_notify_conf_defaults(&c->notify);
+    c->retention = (co_retention_conf){.raw_ms = 90 * DAY_MS,
+                                       .rollup_1m_ms = 180 * DAY_MS,
+                                       .rollup_1h_ms = 3650 * DAY_MS,
+                                       .audit_ms = 365 * DAY_MS,
+                                       .interval_ms = 3600 * 1000};
+    c->session_ttl_ms = 12 * 3600 * 1000;
+    c->login_max_failures = 5;
+    c->login_lockout_ms = 5 * 60 * 1000;
 }
 
 void co_config_free(co_config *c)
@@ -124,7 +134,6 @@ int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t
     return 0;
 }
 
-
 char *co_config_resolve_path(const char *ini_path, const char *p)
 {
     if (p[0] == '/' || strcmp(p, ":memory:") == 0) return strdup(p);
@@ -152,7 +161,8 @@ static cm_conf_entry *find_entry(cm_conf_section *s, const char *key)
  * and any number of [webhook "name"]. */
 static int check_sections(const cm_conf *cf, char *err, size_t errlen)
 {
-    static const char *const plain[] = {"collector", "store", "rules", "notify", NULL};
+    static const char *const plain[] = {"collector", "store",     "rules", "notify",
+                                        "access",    "retention", NULL};
     for (size_t i = 0; i < cf->nsections; i++) {
         const cm_conf_section *s = &cf->sections[i];
         int ok = !strcmp(s->name, "webhook");
@@ -161,7 +171,7 @@ static int check_sections(const cm_conf *cf, char *err, size_t errlen)
         if (!ok) {
             cm_conf_errf(cf, s->line, err, errlen,
                          "unknown section [%s%s%s%s] (expected [collector], [store], [rules], "
-                         "[notify] or [webhook \"name\"])",
+                         "[notify], [access], [retention] or [webhook \"name\"])",
                          s->name, s->arg ? " \"" : "", s->arg ? s->arg : "", s->arg ? "\"" : "");
             return -1;
         }
@@ -187,6 +197,119 @@ static int load_rules(co_config *c, cm_conf *cf, char *err, size_t errlen)
     if (cm_conf_duration(cf, s, "compliance_interval", 1000, 86400000, &c->compliance_interval_ms,
                          err, errlen) < 0)
         return -1;
+    return 0;
+}
+
+/* [access]: who may read without logging in, sessions, login throttling. */
+static int load_access(co_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "access", NULL);
+    if (cm_conf_bool(cf, s, "anonymous_read", &c->anonymous_read, err, errlen) < 0 ||
+        cm_conf_bool(cf, s, "secure_cookie", &c->secure_cookie, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "session_ttl", 60 * 1000, 90LL * 86400 * 1000, &c->session_ttl_ms,
+                         err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "lockout", 1000, 86400 * 1000, &c->login_lockout_ms, err, errlen) <
+            0)
+        return -1;
+    int64_t v = c->login_max_failures;
+    if (cm_conf_int(cf, s, "login_max_failures", 1, 1000, &v, err, errlen) < 0) return -1;
+    c->login_max_failures = (unsigned)v;
+    return 0;
+}
+
+/* One [retention] period: "0" or "forever" (0 = keep forever), or a duration (common/timeutil.h,
+ * also "2w" weeks and "1y" = 365 days) of at least min_ms. 1 set, 0 absent, -1 error. */
+static int retention_period(const cm_conf *cf, cm_conf_section *s, const char *key, int64_t min_ms,
+                            int64_t *out, char *err, size_t errlen)
+{
+    const char *v = NULL;
+    int r = cm_conf_str(cf, s, key, &v, err, errlen);
+    if (r <= 0) return r;
+    int line = find_entry(s, key)->line;
+    if (strcmp(v, "forever") == 0) {
+        *out = 0;
+        return 1;
+    }
+    int64_t ms = -1;
+    size_t n = strlen(v);
+    if (n > 1 && (v[n - 1] == 'y' || v[n - 1] == 'w') && n < 32) {
+        char num[32];
+        memcpy(num, v, n - 1);
+        num[n - 1] = 'd';
+        num[n] = '\0';
+        if (cm_parse_duration_ms(num, &ms) == 0)
+            ms = ms * (v[n - 1] == 'y' ? 365 : 7);
+        else
+            ms = -1;
+        if (ms > 10000LL * 365 * DAY_MS) ms = -1;
+    } else if (cm_parse_duration_ms(v, &ms) != 0) {
+        ms = -1;
+    }
+    if (ms < 0) {
+        cm_conf_errf(cf, line, err, errlen,
+                     "key '%s' in [retention]: expected a duration such as 90d, 26w, 10y, or "
+                     "0 / forever to keep forever",
+                     key);
+        return -1;
+    }
+    if (ms != 0 && ms < min_ms) {
+        cm_conf_errf(cf, line, err, errlen,
+                     "key '%s' in [retention]: must be 0 / forever or at least %lld%s", key,
+                     (long long)(min_ms % DAY_MS ? min_ms / 3600000 : min_ms / DAY_MS),
+                     min_ms % DAY_MS ? "h" : "d");
+        return -1;
+    }
+    *out = ms;
+    return 1;
+}
+
+/* "forever", "90d" or "36h" (rounded down). */
+static void period_str(int64_t ms, char *buf, size_t len)
+{
+    if (ms == 0)
+        snprintf(buf, len, "forever");
+    else if (ms % DAY_MS == 0)
+        snprintf(buf, len, "%lldd", (long long)(ms / DAY_MS));
+    else
+        snprintf(buf, len, "%lldh", (long long)(ms / 3600000));
+}
+
+/* 1 when a kept for ka (0 = forever) is shorter than b kept for kb. */
+static int kept_shorter(int64_t ka, int64_t kb)
+{
+    return ka != 0 && (kb == 0 || ka < kb);
+}
+
+/* [retention]: raw, rollup_1m, rollup_1h, audit, interval; a roll-up is never kept shorter
+ * than what it summarises (it would be the only copy of nothing). */
+static int load_retention(co_config *c, cm_conf *cf, char *err, size_t errlen)
+{
+    cm_conf_section *s = cm_conf_find(cf, "retention", NULL);
+    co_retention_conf *r = &c->retention;
+    if (retention_period(cf, s, "raw", DAY_MS, &r->raw_ms, err, errlen) < 0 ||
+        retention_period(cf, s, "rollup_1m", DAY_MS, &r->rollup_1m_ms, err, errlen) < 0 ||
+        retention_period(cf, s, "rollup_1h", DAY_MS, &r->rollup_1h_ms, err, errlen) < 0 ||
+        retention_period(cf, s, "audit", DAY_MS, &r->audit_ms, err, errlen) < 0 ||
+        cm_conf_duration(cf, s, "interval", 60 * 1000, 7 * DAY_MS, &r->interval_ms, err, errlen) <
+            0)
+        return -1;
+    static const char *const names[] = {"raw", "rollup_1m", "rollup_1h"};
+    const int64_t kept[] = {r->raw_ms, r->rollup_1m_ms, r->rollup_1h_ms};
+    for (int hi = 1; hi < 3; hi++)
+        for (int lo = 0; lo < hi; lo++) {
+            if (!kept_shorter(kept[hi], kept[lo])) continue;
+            /* name the roll-up's line, or the finer setting's when only that one was written */
+            cm_conf_entry *e = find_entry(s, names[hi]);
+            if (!e) e = find_entry(s, names[lo]);
+            char a[32], b[32];
+            period_str(kept[hi], a, sizeof a);
+            period_str(kept[lo], b, sizeof b);
+            cm_conf_errf(cf, e ? e->line : (s ? s->line : 0), err, errlen,
+                         "[retention]: %s (%s) would be kept shorter than %s (%s): a roll-up "
+                         "must be kept at least as long as the data it summarises",
+                         names[hi], a, names[lo], b);
+            return -1;
+        }
     return 0;
 }
 
@@ -265,6 +388,7 @@ int co_config_load(co_config *c, const char *path, char *err, size_t errlen)
     int rc = -1;
     if (check_sections(&cf, err, errlen) == 0 && load_collector(c, &cf, err, errlen) == 0 &&
         load_store(c, &cf, err, errlen) == 0 && load_rules(c, &cf, err, errlen) == 0 &&
+        load_retention(c, &cf, err, errlen) == 0 && load_access(c, &cf, err, errlen) == 0 &&
         co_notify_conf_load(&c->notify, &cf, err, errlen) == 0 &&
         cm_conf_check_unused(&cf, err, errlen) == 0)
         rc = 0;

@@ -12,6 +12,15 @@
 
 typedef enum { CO_BACKEND_SQLITE = 0 } co_backend;
 
+/* [retention] (docs/retention.md): how long each kind of data is kept, 0 = forever. */
+typedef struct co_retention_conf {
+    int64_t raw_ms;       /* raw samples, by whole UTC days (default 90 d) */
+    int64_t rollup_1m_ms; /* minute roll-ups (default 180 d); never shorter than raw */
+    int64_t rollup_1h_ms; /* hour roll-ups (default 10 y); never shorter than raw or 1m */
+    int64_t audit_ms;     /* audit rows of stored batches (default 1 y) */
+    int64_t interval_ms;  /* between retention passes (default 1 h) */
+} co_retention_conf;
+
 typedef struct co_config {
     char *path;                   /* the ini file as given */
     char listen[80];              /* listen address as written, e.g. "127.0.0.1:8080" */
@@ -26,13 +35,21 @@ typedef struct co_config {
     co_backend backend;
     char *store_path; /* resolved against the ini file's folder */
     /* [rules] */
-    bool rules_enabled;    /* judge samples at all (default true) */
-    char *rules_dir;       /* resolved; default CINEMON_RULES_DIR */
-    char *overrides_path;  /* resolved; NULL = none */
-    int64_t tick_ms;       /* absence rules and screen settings refresh period (default 5 s) */
+    bool rules_enabled;   /* judge samples at all (default true) */
+    char *rules_dir;      /* resolved; default CINEMON_RULES_DIR */
+    char *overrides_path; /* resolved; NULL = none */
+    int64_t tick_ms;      /* absence rules and screen settings refresh period (default 5 s) */
     int64_t compliance_interval_ms; /* compliance of today and yesterday recomputed (10 min) */
     /* [notify] and [webhook "name"] */
     co_notify_conf notify;
+    /* [retention] */
+    co_retention_conf retention;
+    /* [access] (docs/access.md) */
+    bool anonymous_read;         /* API reads without a principal (default false) */
+    int64_t session_ttl_ms;      /* a login session lives this long after its last use (12 h) */
+    bool secure_cookie;          /* the session cookie carries Secure (behind TLS) */
+    unsigned login_max_failures; /* failed logins of one user or address before a lockout */
+    int64_t login_lockout_ms;    /* failures counted over, and lockout lasting, this long */
 } co_config;
 
 /* Fill c with the defaults (no allocation; co_config_free is still safe). */

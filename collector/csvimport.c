@@ -14,12 +14,24 @@
 
 #define MAX_COLS 64
 
-enum { C_CODE, C_NAME, C_PROVINCE, C_CITY, C_HALL, C_HALL_NAME, C_CLASS, C_DISPLAY, C_FORMAT,
-       C_NKNOWN, C_SPL = 100 };
+enum {
+    C_CODE,
+    C_NAME,
+    C_PROVINCE,
+    C_CITY,
+    C_HALL,
+    C_HALL_NAME,
+    C_CLASS,
+    C_DISPLAY,
+    C_FORMAT,
+    C_CHAIN,
+    C_NKNOWN,
+    C_SPL = 100
+};
 
 static const char *const COLS[C_NKNOWN] = {"cinema_code", "cinema_name", "province", "city",
                                            "hall_code",   "hall_name",   "class",    "display",
-                                           "format"};
+                                           "format",      "chain"};
 
 /* One parsed record: fields point into the reader's buffer (unescaped in place). */
 typedef struct record {
@@ -115,8 +127,8 @@ static int check_text(const char *v, const char *col, const char *name, long lin
     }
     for (const unsigned char *c = (const unsigned char *)v; *c; c++)
         if (*c < 0x20 || *c == 0x7f) {
-            cm_seterr(err, errlen, "%s:%ld: column '%s' contains a control character", name,
-                      line, col);
+            cm_seterr(err, errlen, "%s:%ld: column '%s' contains a control character", name, line,
+                      col);
             return -1;
         }
     return 0;
@@ -165,7 +177,8 @@ int co_csv_import(co_store *s, const char *name, const char *buf, size_t len, si
         if (col[i] < 0) {
             cm_seterr(err, errlen,
                       "%s:1: unknown column '%.64s' (known: cinema_code, cinema_name, province, "
-                      "city, hall_code, hall_name, class, display, format, spl_<channel>)",
+                      "city, chain, hall_code, hall_name, class, display, format, "
+                      "spl_<channel>)",
                       name, h);
             goto out;
         }
@@ -214,15 +227,36 @@ int co_csv_import(co_store *s, const char *name, const char *buf, size_t len, si
                 goto out;
             }
             switch (col[i]) {
-            case C_CODE: st.code = sc.site = v; break;
-            case C_NAME: st.name = v; break;
-            case C_PROVINCE: st.province = v; break;
-            case C_CITY: st.city = v; break;
-            case C_HALL: sc.screen = v; break;
-            case C_HALL_NAME: sc.name = v; break;
-            case C_CLASS: sc.class_ = v; break;
-            case C_DISPLAY: sc.display = v; break;
-            case C_FORMAT: sc.format = v; break;
+            case C_CODE:
+                st.code = sc.site = v;
+                break;
+            case C_NAME:
+                st.name = v;
+                break;
+            case C_PROVINCE:
+                st.province = v;
+                break;
+            case C_CITY:
+                st.city = v;
+                break;
+            case C_CHAIN:
+                st.chain = v;
+                break;
+            case C_HALL:
+                sc.screen = v;
+                break;
+            case C_HALL_NAME:
+                sc.name = v;
+                break;
+            case C_CLASS:
+                sc.class_ = v;
+                break;
+            case C_DISPLAY:
+                sc.display = v;
+                break;
+            case C_FORMAT:
+                sc.format = v;
+                break;
             case C_SPL: {
                 if (!v) break;
                 char *end;
@@ -252,8 +286,8 @@ int co_csv_import(co_store *s, const char *name, const char *buf, size_t len, si
         }
         if (sc.class_ && !co_screen_class_valid(sc.class_)) {
             json_decref(ref);
-            cm_seterr(err, errlen, "%s:%ld: column 'class': '%.32s' is not theatre or review",
-                      name, rec.line, sc.class_);
+            cm_seterr(err, errlen, "%s:%ld: column 'class': '%.32s' is not theatre or review", name,
+                      rec.line, sc.class_);
             goto out;
         }
         if (sc.display && !co_screen_display_valid(sc.display)) {
@@ -293,8 +327,8 @@ out:
     return rc;
 }
 
-int co_csv_import_file(co_store *s, const char *path, size_t *nsites, size_t *nscreens,
-                       char *err, size_t errlen)
+int co_csv_import_file(co_store *s, const char *path, size_t *nsites, size_t *nscreens, char *err,
+                       size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {

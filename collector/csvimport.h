@@ -11,13 +11,14 @@
 
 /* Parse the CSV text buf[0..len) named `name` (for messages) and import it into s as one
  * transaction. Header row (case-insensitive): cinema_code (required), cinema_name, province,
- * city, hall_code, hall_name, class, display, format, spl_<channel> (reference dBC per
- * channel, e.g. spl_L, spl_Ls). An empty cell keeps what is stored. Returns 0 with the
+ * city, chain (the cinema chain, for viewers limited to one), hall_code, hall_name, class,
+ * display, format, spl_<channel> (reference dBC per channel, e.g. spl_L, spl_Ls). An empty
+ * cell keeps what is stored. Returns 0 with the
  * counts, or -1 with err "name:line: ..." and nothing imported. */
 int co_csv_import(co_store *s, const char *name, const char *buf, size_t len, size_t *nsites,
                   size_t *nscreens, char *err, size_t errlen);
 /* Read the file at path (at most CO_CSV_MAX_BYTES) and co_csv_import it. */
-int co_csv_import_file(co_store *s, const char *path, size_t *nsites, size_t *nscreens,
-                       char *err, size_t errlen);
+int co_csv_import_file(co_store *s, const char *path, size_t *nsites, size_t *nscreens, char *err,
+                       size_t errlen);
 
 #endif

@@ -16,59 +16,72 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "access.h"
 #include "apierror.h"
+#include "dashboard.h"
 #include "log.h"
 #include "settings.h"
 #include "timeutil.h"
+#include "webui.h"
 
 #define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define GET_ALLOW "GET, HEAD"
 
-/* H_API: GET/HEAD read through fn (prefix routes pass the rest of the path as parameter
- * "_path"); the route's `write` method, if any, is an operator's change (settings.c). */
-typedef enum { H_INGEST, H_API, H_METRICS } handler_kind;
+/* H_WEB: the dashboard's pages and static files (webui.c), open to anyone: they hold no data,
+ * which the pages fetch from the API with the viewer's session.
+ * H_API: GET/HEAD read through fn (prefix routes pass the rest of the path as parameter
+ * "_path") by a principal (access.c) within its scope; the route's `write` method, if any, is
+ * an operator's change (settings.c). H_LOGIN / H_LOGOUT / H_ME: the session endpoints. */
+typedef enum { H_INGEST, H_API, H_METRICS, H_LOGIN, H_LOGOUT, H_ME, H_WEB } handler_kind;
+
+/* Who may call a route: R_AUTH = a principal (viewer session or operator token; anyone under
+ * [access] anonymous_read) for reads, an operator for writes; R_OPEN = anyone (holds no data
+ * of cinemas); R_AGENT = an agent token (ingest checks it). */
+typedef enum { R_AUTH, R_OPEN, R_AGENT } route_access;
 
 typedef struct route {
-    const char *path; /* exact, or a prefix when it ends in '/' */
+    const char *path; /* exact, or a prefix when it ends in '/' (except "/" itself) */
     handler_kind kind;
     co_query_fn fn;    /* H_API reads; NULL = no GET */
     const char *write; /* H_API: "PUT" or "POST" by an operator; NULL = read-only */
+    route_access who;
+    const char *name; /* the path as /metrics counts it; NULL = path */
 } route;
 
 static const route routes[] = {
-    {"/api/v1/ingest", H_INGEST, NULL, NULL},
-    {"/api/v1/sites", H_API, co_query_sites, NULL},
-    {"/api/v1/devices", H_API, co_query_devices, NULL},
-    {"/api/v1/latest", H_API, co_query_latest, NULL},
-    {"/api/v1/series", H_API, co_query_series, NULL},
-    {"/api/v1/agents", H_API, co_query_agents, NULL},
-    {"/api/v1/gaps", H_API, co_query_gaps, NULL},
-    {"/api/v1/events", H_API, co_query_events, NULL},
-    {"/api/v1/screens", H_API, co_query_screens, NULL},
-    {"/api/v1/screens/", H_API, NULL, "PUT"},
-    {"/api/v1/alerts", H_API, co_query_alerts, NULL},
-    {"/api/v1/alerts/", H_API, co_query_alert, "POST"},
-    {"/api/v1/silences", H_API, co_query_silences, "POST"},
-    {"/api/v1/notifications", H_API, co_query_notifications, NULL},
-    {"/api/v1/rules", H_API, co_query_rules, NULL},
-    {"/api/v1/compliance", H_API, co_query_compliance, NULL},
-    {"/healthz", H_API, co_query_health, NULL},
-    {"/metrics", H_METRICS, NULL, NULL},
+    {"/api/v1/ingest", H_INGEST, NULL, NULL, R_AGENT, NULL},
+    {"/api/v1/sites", H_API, co_query_sites, NULL, R_AUTH, NULL},
+    {"/api/v1/devices", H_API, co_query_devices, NULL, R_AUTH, NULL},
+    {"/api/v1/latest", H_API, co_query_latest, NULL, R_AUTH, NULL},
+    {"/api/v1/series", H_API, co_query_series, NULL, R_AUTH, NULL},
+    {"/api/v1/agents", H_API, co_query_agents, NULL, R_AUTH, NULL},
+    {"/api/v1/gaps", H_API, co_query_gaps, NULL, R_AUTH, NULL},
+    {"/api/v1/events", H_API, co_query_events, NULL, R_AUTH, NULL},
+    {"/api/v1/screens", H_API, co_query_screens, NULL, R_AUTH, NULL},
+    {"/api/v1/screens/", H_API, NULL, "PUT", R_AUTH, "/api/v1/screens/{site}/{screen}"},
+    {"/api/v1/alerts", H_API, co_query_alerts, NULL, R_AUTH, NULL},
+    {"/api/v1/alerts/", H_API, co_query_alert, "POST", R_AUTH, "/api/v1/alerts/{id}"},
+    {"/api/v1/silences", H_API, co_query_silences, "POST", R_AUTH, NULL},
+    {"/api/v1/notifications", H_API, co_query_notifications, NULL, R_AUTH, NULL},
+    {"/api/v1/rules", H_API, co_query_rules, NULL, R_AUTH, NULL},
+    {"/api/v1/compliance", H_API, co_query_compliance, NULL, R_AUTH, NULL},
+    {"/api/v1/overview", H_API, co_dash_overview, NULL, R_AUTH, NULL},
+    {"/api/v1/cinema", H_API, co_dash_cinema, NULL, R_AUTH, NULL},
+    {"/api/v1/hall", H_API, co_dash_hall, NULL, R_AUTH, NULL},
+    {"/api/v1/login", H_LOGIN, NULL, "POST", R_OPEN, NULL},
+    {"/api/v1/logout", H_LOGOUT, NULL, "POST", R_OPEN, NULL},
+    {"/api/v1/me", H_ME, NULL, NULL, R_OPEN, NULL},
+    {"/healthz", H_API, co_query_health, NULL, R_OPEN, NULL},
+    {"/metrics", H_METRICS, NULL, NULL, R_OPEN, NULL},
+    {"/", H_WEB, NULL, NULL, R_OPEN, NULL},
+    {"/login", H_WEB, NULL, NULL, R_OPEN, NULL},
+    {"/cinema", H_WEB, NULL, NULL, R_OPEN, NULL},
+    {"/hall", H_WEB, NULL, NULL, R_OPEN, NULL},
+    {"/alerts", H_WEB, NULL, NULL, R_OPEN, NULL},
+    {"/static/", H_WEB, NULL, NULL, R_OPEN, "/static/{file}"},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-
-static const char *const route_paths[NROUTES] = {
-    "/api/v1/ingest",   "/api/v1/sites",
-    "/api/v1/devices",  "/api/v1/latest",
-    "/api/v1/series",   "/api/v1/agents",
-    "/api/v1/gaps",     "/api/v1/events",
-    "/api/v1/screens",  "/api/v1/screens/{site}/{screen}",
-    "/api/v1/alerts",   "/api/v1/alerts/{id}",
-    "/api/v1/silences", "/api/v1/notifications",
-    "/api/v1/rules",    "/api/v1/compliance",
-    "/healthz",         "/metrics",
-};
 
 struct co_http {
     struct MHD_Daemon *d;
@@ -84,16 +97,22 @@ typedef struct req {
     size_t route_idx;
     int64_t t0;
     char peer[INET6_ADDRSTRLEN + 8];
-    bool answered;    /* a response is queued */
-    unsigned pending; /* error status decided mid-upload, answered at the end */
+    char addr[INET6_ADDRSTRLEN]; /* the peer's address without the port (login throttling) */
+    bool answered;               /* a response is queued */
+    unsigned pending;            /* error status decided mid-upload, answered at the end */
     json_t *pending_body;
     size_t discarded; /* bytes thrown away after the decision */
     co_principal who;
-    co_scope scope;    /* what the caller may read */
-    co_operator op;    /* an operator's write */
-    bool write;        /* this request is the route's write method */
-    size_t wire_bytes; /* body bytes as received */
-    char *buf;         /* the (inflated) body */
+    co_scope scope;                     /* what the caller may read */
+    co_operator op;                     /* an operator's write */
+    co_caller caller;                   /* who reads (or writes) */
+    bool write;                         /* this request is the route's write method */
+    bool want_body;                     /* the body is read (ingest, writes, login) */
+    size_t max_body;                    /* ... up to this many bytes */
+    unsigned retry_after;               /* seconds for Retry-After (429, 503); 0 = default */
+    char set_cookie[CO_SET_COOKIE_MAX]; /* a Set-Cookie to send, or "" */
+    size_t wire_bytes;                  /* body bytes as received */
+    char *buf;                          /* the (inflated) body */
     size_t len, cap;
     bool gzip, z_init, z_end;
     z_stream z;
@@ -101,8 +120,11 @@ typedef struct req {
 
 const char *const *co_http_paths(size_t *n)
 {
+    static const char *paths[NROUTES];
+    for (size_t i = 0; i < NROUTES; i++)
+        paths[i] = routes[i].name ? routes[i].name : routes[i].path;
     *n = NROUTES;
-    return route_paths;
+    return paths;
 }
 
 /* json_dump_callback sink into a malloc'ed buffer that MHD will free(). */
@@ -146,10 +168,22 @@ static void log_request(const req *r, const char *method, const char *url, unsig
 
 static const char *allowed_methods(const route *rt)
 {
-    if (rt && rt->kind == H_INGEST) return "POST";
+    if (rt && (rt->kind == H_INGEST || rt->kind == H_LOGIN || rt->kind == H_LOGOUT)) return "POST";
     if (rt && rt->write && !rt->fn) return rt->write;
     if (rt && rt->write) return !strcmp(rt->write, "PUT") ? "GET, HEAD, PUT" : "GET, HEAD, POST";
     return GET_ALLOW;
+}
+
+/* Headers every answer carries: no content sniffing, no framing, nothing loaded from elsewhere,
+ * no referrer leaving the collector. */
+static void add_common_headers(struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                            "base-uri 'none'; form-action 'self'");
 }
 
 /* Queue text (taken: malloc'ed, freed by MHD) with content type and the headers status needs. */
@@ -163,12 +197,37 @@ static enum MHD_Result queue_text(struct MHD_Connection *c, req *r, unsigned sta
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_common_headers(resp);
     if (status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allowed_methods(r->rt));
-    if (status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (status == 503 || status == 429) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", r->retry_after ? r->retry_after : 1);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
     if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->set_cookie[0]) MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, r->set_cookie);
     enum MHD_Result ok = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ok;
+}
+
+/* 1 when the If-None-Match list inm names etag (or is "*"), weak or strong. */
+static int etag_listed(const char *inm, const char *etag)
+{
+    size_t el = strlen(etag);
+    const char *p = inm;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (*p == '*') return 1;
+        if (!strncmp(p, "W/", 2)) p += 2;
+        size_t n = strcspn(p, ",");
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == el && !memcmp(p, etag, el)) return 1;
+        p += strcspn(p, ",");
+    }
+    return 0;
 }
 
 /* Answer with body (taken; NULL means out of memory → 500). */
@@ -200,8 +259,9 @@ static enum MHD_Result respond(struct MHD_Connection *c, co_http *h, req *r, con
     return ok;
 }
 
-static void peer_of(struct MHD_Connection *c, char *out, size_t len)
+static void peer_of(struct MHD_Connection *c, char *out, size_t len, char *addr, size_t alen)
 {
+    snprintf(addr, alen, "?");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     snprintf(out, len, "?");
@@ -212,10 +272,12 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t len)
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
         snprintf(out, len, "%s:%u", a, ntohs(s4->sin_port));
+        snprintf(addr, alen, "%s", a);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
         snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+        snprintf(addr, alen, "%s", a);
     }
 }
 
@@ -235,9 +297,9 @@ static int grow(req *r, size_t need, size_t max)
 }
 
 /* Take n body bytes. Returns 0, or an error status with *body set. */
-static unsigned feed(co_http *h, req *r, const char *data, size_t n, json_t **body)
+static unsigned feed(req *r, const char *data, size_t n, json_t **body)
 {
-    size_t max = h->max_body;
+    size_t max = r->max_body;
     r->wire_bytes += n;
     if (r->wire_bytes > max) {
         *body = co_api_error("", "request body larger than %zu bytes", max);
@@ -302,35 +364,70 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
 {
     if (!r->rt) {
         *status = 404;
-        *body = co_api_error(
-            "", "no such endpoint (see /api/v1/sites, /api/v1/devices, "
-                "/api/v1/latest, /api/v1/series, /api/v1/agents, /api/v1/gaps, /api/v1/events, "
-                "/api/v1/screens, "
-                "/api/v1/ingest, /healthz, /metrics)");
+        *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/screens, "
+                                 "/api/v1/latest, /api/v1/series, /api/v1/alerts, "
+                                 "/api/v1/events, /api/v1/compliance, /api/v1/login, "
+                                 "/api/v1/me, /api/v1/overview, /healthz, /metrics)");
         return 1;
     }
     bool is_get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    bool is_post = !strcmp(method, MHD_HTTP_METHOD_POST);
     r->write = r->rt->kind == H_API && r->rt->write && !strcmp(method, r->rt->write);
-    bool ok = r->rt->kind == H_INGEST ? !strcmp(method, MHD_HTTP_METHOD_POST)
-              : r->rt->kind == H_API  ? r->write || (is_get && r->rt->fn)
-                                      : is_get;
+    bool ok;
+    switch (r->rt->kind) {
+    case H_INGEST:
+    case H_LOGIN:
+    case H_LOGOUT:
+        ok = is_post;
+        break;
+    case H_API:
+        ok = r->write || (is_get && r->rt->fn);
+        break;
+    default:
+        ok = is_get;
+    }
     if (!ok) {
         *status = 405;
         *body = co_api_error("", "method %s not allowed here (allowed: %s)", method,
                              allowed_methods(r->rt));
         return 1;
     }
+    const char *authz =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *cookie = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    const char *ctype =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    r->max_body = CO_SETTINGS_MAX_BODY;
+    r->want_body = r->write || r->rt->kind == H_LOGIN;
     if (r->write) {
-        const char *authz =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        unsigned st = co_settings_auth(h->deps.store, authz, &r->op, body);
+        unsigned st =
+            co_access_write(h->deps.access, authz, cookie, ctype, &r->op, &r->caller, body);
         if (st) {
             *status = st;
             return 1;
         }
         return 0;
     }
+    if (r->rt->kind == H_ME) {
+        unsigned st = co_access_identify(h->deps.access, authz, cookie, &r->caller, NULL, body);
+        if (st) {
+            *status = st;
+            return 1;
+        }
+        return 0;
+    }
+    if (r->rt->kind == H_API && r->rt->who == R_AUTH) {
+        unsigned st = co_access_read(h->deps.access, authz, cookie, &r->caller, body);
+        if (st) {
+            *status = st;
+            return 1;
+        }
+        r->scope = r->caller.scope;
+        return 0;
+    }
     if (r->rt->kind != H_INGEST) return 0;
+    r->want_body = true;
+    r->max_body = h->max_body;
 
     co_ingest *ing = h->deps.ingest;
     const char *enc =
@@ -371,8 +468,6 @@ static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *metho
             return 1;
         }
     }
-    const char *authz =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     unsigned st = co_ingest_auth(ing, authz, &r->who, body);
     if (st) {
         *status = st;
@@ -407,6 +502,31 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
     }
     a->args[a->n++] = (co_query_arg){key, value ? value : ""};
     return MHD_YES;
+}
+
+/* An embedded page or asset, or 304 when the client's copy (If-None-Match) is current. */
+static enum MHD_Result serve_web(struct MHD_Connection *c, co_http *h, req *r, const char *method,
+                                 const char *url)
+{
+    co_webui_file f;
+    if (co_webui_find(url, &f) != 0)
+        return respond(c, h, r, method, url, 404, co_api_error("", "no such page or file"));
+    const char *inm =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    unsigned status = inm && etag_listed(inm, f.etag) ? 304 : 200;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        status == 304 ? 0 : f.len, (void *)(uintptr_t)f.data, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f.type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, f.etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, f.cache_control);
+    add_common_headers(resp);
+    log_request(r, method, url, status, NULL);
+    co_metrics_request(h->deps.metrics, r->route_idx, status);
+    enum MHD_Result ok = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    r->answered = ok == MHD_YES;
+    return ok;
 }
 
 /* Final call: the whole request is here. */
@@ -453,6 +573,25 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         status = r->rt->fn(h->deps.query, &r->scope, a.args, a.n, &body);
         return respond(c, h, r, method, url, status, body);
     }
+    case H_LOGIN: {
+        const char *ctype =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        status = co_access_login(h->deps.access, r->addr, ctype, r->buf, r->len, r->set_cookie,
+                                 &r->retry_after, &body);
+        if (r->buf) explicit_bzero(r->buf, r->cap); /* the password */
+        return respond(c, h, r, method, url, status, body);
+    }
+    case H_LOGOUT: {
+        const char *cookie =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+        status = co_access_logout(h->deps.access, cookie, r->set_cookie, &body);
+        return respond(c, h, r, method, url, status, body);
+    }
+    case H_ME:
+        status = co_access_me(&r->caller, &body);
+        return respond(c, h, r, method, url, status, body);
+    case H_WEB:
+        return serve_web(c, h, r, method, url);
     case H_METRICS: {
         size_t len = 0;
         char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
@@ -484,16 +623,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->route_idx = NROUTES;
         for (size_t i = 0; i < NROUTES; i++) {
             size_t n = strlen(routes[i].path);
-            bool prefix = routes[i].path[n - 1] == '/';
+            bool prefix = n > 1 && routes[i].path[n - 1] == '/';
             if (prefix ? strncmp(url, routes[i].path, n) == 0 : strcmp(url, routes[i].path) == 0) {
                 r->rt = &routes[i];
                 r->route_idx = i;
             }
         }
-        peer_of(c, r->peer, sizeof r->peer);
+        peer_of(c, r->peer, sizeof r->peer, r->addr, sizeof r->addr);
         unsigned status = 0;
         json_t *body = NULL;
-        if (begin(c, h, r, method, &status, &body) != 0) {
+        int b = begin(c, h, r, method, &status, &body);
+        if (r->caller.set_cookie[0]) /* the session's expiry slid: so does the cookie's */
+            snprintf(r->set_cookie, sizeof r->set_cookie, "%s", r->caller.set_cookie);
+        if (b != 0) {
             /* With a body to come, answer now (MHD then closes the connection instead of
              * reading it); without one, answer at the final call and keep the connection. */
             if (has_body(c)) return respond(c, h, r, method, url, status, body);
@@ -505,13 +647,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->answered || r->pending || !r->rt || (r->rt->kind != H_INGEST && !r->write)) {
+        if (r->answered || r->pending || !r->rt || !r->want_body) {
             /* Discard what follows a decision, but do not read an endless body for it. */
             r->discarded += n;
             return r->discarded > h->max_body ? MHD_NO : MHD_YES;
         }
         json_t *body = NULL;
-        unsigned st = feed(h, r, upload_data, n, &body);
+        unsigned st = feed(r, upload_data, n, &body);
         if (st) {
             co_metrics_ingest(h->deps.metrics, st == 503 ? CO_INGEST_FAILED : CO_INGEST_REJECTED,
                               0);

@@ -1,10 +1,12 @@
 /* http.h — the collector's HTTP server (libmicrohttpd thread pool): body limits, gzip,
- * routing to ingest, the query API, /healthz and /metrics, JSON responses. */
+ * routing to ingest, the query API (reads need a principal, access.c), login and logout,
+ * /healthz and /metrics, JSON responses. */
 #ifndef CO_HTTP_H
 #define CO_HTTP_H
 
 #include <stddef.h>
 
+#include "access.h"
 #include "config.h"
 #include "ingest.h"
 #include "metrics.h"
@@ -21,6 +23,7 @@ typedef struct co_http_deps {
     co_metrics *metrics;
     co_writer *writer; /* /metrics: commit stats */
     co_store *store;   /* /metrics: store counts */
+    co_access *access; /* who may read and write; login sessions */
 } co_http_deps;
 
 /* The routes' paths in the order co_metrics counts them: pass to co_metrics_new. */

@@ -8,6 +8,7 @@
 
 #include <curl/curl.h>
 
+#include "access.h"
 #include "alerting.h"
 #include "arena.h"
 #include "batch.h"
@@ -18,8 +19,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "query.h"
+#include "retention.h"
 #include "store.h"
 #include "token.h"
+#include "viewer_cmd.h"
 #include "writer.h"
 
 #ifndef CINEMON_VERSION
@@ -33,20 +36,27 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cinemon-collector -c FILE                 run the collector\n"
-            "       cinemon-collector -c FILE --check-config  validate FILE and exit\n"
-            "       cinemon-collector -c FILE token add --agent ID --site CODE\n"
-            "                                                 create an agent token; it is\n"
-            "                                                 printed once, only its hash is kept\n"
-            "       cinemon-collector -c FILE token add --operator NAME [--site CODE]\n"
-            "                                                 create an operator token (screen\n"
-            "                                                 settings, acknowledgements) for one\n"
-            "                                                 site, or every site without --site\n"
-            "       cinemon-collector -c FILE import FILE.csv import sites and screens (columns\n"
-            "                                                 in docs/screens.md), all or nothing\n"
-            "       cinemon-collector -h | --help | --version\n"
-            "exit status: 0 ok, 1 runtime error, 2 usage or configuration error\n");
+    fprintf(
+        f,
+        "usage: cinemon-collector -c FILE                 run the collector\n"
+        "       cinemon-collector -c FILE --check-config  validate FILE and exit\n"
+        "       cinemon-collector -c FILE token add --agent ID --site CODE\n"
+        "                                                 create an agent token; it is\n"
+        "                                                 printed once, only its hash is kept\n"
+        "       cinemon-collector -c FILE token add --operator NAME [--site CODE]\n"
+        "                                                 create an operator token (screen\n"
+        "                                                 settings, acknowledgements) for one\n"
+        "                                                 site, or every site without --site\n"
+        "       cinemon-collector -c FILE viewer add NAME [--role viewer|operator]\n"
+        "                     [--province P | --chain C | --site S] [--password-file F]\n"
+        "                                                 create a dashboard login (national\n"
+        "                                                 without a scope option); the password\n"
+        "                                                 is one line on stdin or in F\n"
+        "       cinemon-collector -c FILE viewer list | viewer remove NAME | viewer passwd NAME\n"
+        "       cinemon-collector -c FILE import FILE.csv import sites and screens (columns\n"
+        "                                                 in docs/screens.md), all or nothing\n"
+        "       cinemon-collector -h | --help | --version\n"
+        "exit status: 0 ok, 1 runtime error, 2 usage or configuration error\n");
 }
 
 static int valid_ident(const char *s)
@@ -171,8 +181,9 @@ static int check_rules(const co_config *cfg)
     char err[512];
     co_rules *r = co_rules_load_dir(cfg->rules_dir, err, sizeof err);
     if (!r) {
-        fprintf(stderr, "cinemon-collector: rules: %s ([rules] dir in %s; `make install` puts "
-                        "the shipped rules in PREFIX/share/cinemon/rules)\n",
+        fprintf(stderr,
+                "cinemon-collector: rules: %s ([rules] dir in %s; `make install` puts "
+                "the shipped rules in PREFIX/share/cinemon/rules)\n",
                 err, cfg->path);
         return EXIT_USAGE;
     }
@@ -208,7 +219,9 @@ static int run(const co_config *cfg)
     co_ingest *ingest = NULL;
     co_query *query = NULL;
     co_http *http = NULL;
+    co_access *access = NULL;
     co_alerting *alerting = NULL;
+    co_retention *retention = NULL;
     int rc = EXIT_RUNTIME;
 
     if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
@@ -232,13 +245,18 @@ static int run(const co_config *cfg)
     metrics = co_metrics_new(paths, npaths);
     ingest = metrics ? co_ingest_new(store, writer, metrics, &lim, 10000) : NULL;
     query = co_query_new(store);
-    if (!metrics || !ingest || !query) {
+    access = co_access_new(store, cfg, cfg->threads > 1 ? (unsigned)cfg->threads / 2 : 1);
+    if (!metrics || !ingest || !query || !access) {
         cm_error("out of memory");
         goto out;
     }
     co_query_set_rules(query, co_alerting_rules(alerting));
     co_query_set_compliance(query, co_alerting_compliance(alerting));
-    co_http_deps deps = {ingest, query, metrics, writer, store};
+    co_http_deps deps = {ingest, query, metrics, writer, store, access};
+    if (co_retention_start(&retention, store, &cfg->retention, err, sizeof err) != 0) {
+        cm_error("%s", err);
+        goto out;
+    }
     if (co_http_start(&http, cfg, &deps, err, sizeof err) != 0) {
         cm_error("%s", err);
         goto out;
@@ -261,8 +279,10 @@ out:
     co_http_stop(http, SHUTDOWN_GRACE_MS);
     if (writer) co_writer_stop(writer); /* drains: the last batches are judged too */
     co_alerting_stop(alerting, SHUTDOWN_GRACE_MS / 2);
+    co_retention_stop(retention);
     co_ingest_free(ingest);
     co_query_free(query);
+    co_access_free(access);
     co_metrics_free(metrics);
     if (store) co_store_close(store);
     if (rc == 0) cm_info("stopped");
@@ -306,12 +326,13 @@ int main(int argc, char **argv)
     }
     int token_cmd = optind < argc && strcmp(argv[optind], "token") == 0;
     int import_cmd = optind < argc && strcmp(argv[optind], "import") == 0;
-    if (optind < argc && !token_cmd && !import_cmd) {
+    int viewer_cmd = optind < argc && strcmp(argv[optind], "viewer") == 0;
+    if (optind < argc && !token_cmd && !import_cmd && !viewer_cmd) {
         fprintf(stderr, "cinemon-collector: unknown command '%s'\n", argv[optind]);
         usage(stderr);
         return EXIT_USAGE;
     }
-    if ((token_cmd || import_cmd) && check) {
+    if ((token_cmd || import_cmd || viewer_cmd) && check) {
         fprintf(stderr, "cinemon-collector: --check-config takes no command\n");
         return EXIT_USAGE;
     }
@@ -335,6 +356,9 @@ int main(int argc, char **argv)
         rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
     } else if (import_cmd) {
         rc = cmd_import(&cfg, argc - optind - 1, argv + optind + 1);
+    } else if (viewer_cmd) {
+        rc = co_viewer_cmd(cfg.store_path, argc - optind - 1, argv + optind + 1, stdin, stdout,
+                           stderr);
     } else {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = run(&cfg);

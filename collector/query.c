@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apierror.h"
 #include "batch.h"
 #include "log.h"
 #include "timeutil.h"
@@ -52,30 +53,6 @@ void co_query_free(co_query *q)
     free(q);
 }
 
-static unsigned fail(json_t **body, unsigned status, const char *at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static unsigned fail(json_t **body, unsigned status, const char *at, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    *body = json_pack("{s:s, s:s}", "error", msg, "at", at);
-    return status;
-}
-
-/* Wrap a store answer as {"data": ...}, or answer 500 (the detail goes to the log only). */
-static unsigned answer(json_t *data, const char *what, const char *err, json_t **body)
-{
-    if (!data) {
-        cm_log_limited("query-store", 10, CM_LOG_ERROR, "query %s: %s", what, err);
-        return fail(body, 500, "", "store error while reading %s", what);
-    }
-    *body = json_pack("{s:o}", "data", data);
-    return 200;
-}
-
 /* The accepted parameters of a handler, looked up by name; unknown or repeated ones are
  * rejected. Returns 0, or the 400 status with *body set. */
 typedef struct params {
@@ -83,120 +60,128 @@ typedef struct params {
     const char *values[8];
 } params;
 
-static unsigned take(const co_query_arg *args, size_t nargs, params *p, json_t **body)
+unsigned co_query_take(const co_query_arg *args, size_t nargs, const char *const *names,
+                       const char **values, json_t **body)
 {
     for (size_t i = 0; i < nargs; i++) {
         size_t k = 0;
-        while (p->names[k] && strcmp(p->names[k], args[i].key) != 0)
+        while (names[k] && strcmp(names[k], args[i].key) != 0)
             k++;
-        if (!p->names[k]) {
+        if (!names[k]) {
             char known[200] = "";
-            for (size_t j = 0; p->names[j]; j++) {
+            for (size_t j = 0; names[j]; j++) {
                 size_t l = strlen(known);
-                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", p->names[j]);
+                snprintf(known + l, sizeof known - l, "%s%s", j ? ", " : "", names[j]);
             }
-            return fail(body, 400, args[i].key, "unknown parameter '%.64s' (known: %s)",
-                        args[i].key, known[0] ? known : "none");
+            return co_api_fail(body, 400, args[i].key, "unknown parameter '%.64s' (known: %s)",
+                               args[i].key, known[0] ? known : "none");
         }
-        if (p->values[k])
-            return fail(body, 400, args[i].key, "parameter '%s' given twice", p->names[k]);
-        p->values[k] = args[i].value ? args[i].value : "";
+        if (values[k])
+            return co_api_fail(body, 400, args[i].key, "parameter '%s' given twice", names[k]);
+        values[k] = args[i].value ? args[i].value : "";
     }
     return 0;
 }
 
-/* A device id, site code or metric: present (when required), not empty, short enough. */
-static unsigned check_name(const char *name, const char *v, int required, json_t **body)
+static unsigned take(const co_query_arg *args, size_t nargs, params *p, json_t **body)
+{
+    return co_query_take(args, nargs, p->names, p->values, body);
+}
+
+unsigned co_query_check_name(const char *name, const char *v, int required, json_t **body)
 {
     if (!v) {
-        if (required) return fail(body, 400, name, "missing parameter '%s'", name);
+        if (required) return co_api_fail(body, 400, name, "missing parameter '%s'", name);
         return 0;
     }
-    if (v[0] == '\0') return fail(body, 400, name, "parameter '%s' is empty", name);
+    if (v[0] == '\0') return co_api_fail(body, 400, name, "parameter '%s' is empty", name);
     if (strlen(v) > CM_MAX_NAME)
-        return fail(body, 400, name, "parameter '%s' is longer than %d bytes", name, CM_MAX_NAME);
+        return co_api_fail(body, 400, name, "parameter '%s' is longer than %d bytes", name,
+                           CM_MAX_NAME);
     for (const unsigned char *c = (const unsigned char *)v; *c; c++)
         if (*c < 0x20 || *c == 0x7f)
-            return fail(body, 400, name, "parameter '%s' contains a control character", name);
+            return co_api_fail(body, 400, name, "parameter '%s' contains a control character",
+                               name);
     return 0;
 }
 
 unsigned co_query_sites(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                         json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
     if ((st = take(args, nargs, &p, body))) return st;
     char err[256] = "";
-    return answer(co_store_sites(q->store, err, sizeof err), "sites", err, body);
+    return co_api_answer(co_store_sites(q->store, sc, err, sizeof err), "sites", err, body);
 }
 
 unsigned co_query_devices(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                           json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("site", p.values[0], 0, body)))
         return st;
     char err[256] = "";
-    return answer(co_store_devices(q->store, p.values[0], err, sizeof err), "devices", err, body);
+    return co_api_answer(co_store_devices(q->store, p.values[0], sc, err, sizeof err), "devices",
+                         err, body);
 }
 
 unsigned co_query_latest(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                          json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"device", "metric", "site", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("device", p.values[0], 1, body)) ||
-        (st = check_name("metric", p.values[1], 0, body)) ||
-        (st = check_name("site", p.values[2], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("device", p.values[0], 1, body)) ||
+        (st = co_query_check_name("metric", p.values[1], 0, body)) ||
+        (st = co_query_check_name("site", p.values[2], 0, body)))
         return st;
     if (p.values[1] && !cm_wire_valid_name(p.values[1]))
-        return fail(body, 400, "metric",
-                    "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
+        return co_api_fail(body, 400, "metric",
+                           "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
     char err[256] = "";
-    return answer(co_store_latest(q->store, p.values[2], p.values[0], p.values[1], err, sizeof err),
-                  "latest", err, body);
+    return co_api_answer(
+        co_store_latest(q->store, p.values[2], p.values[0], p.values[1], sc, err, sizeof err),
+        "latest", err, body);
 }
 
 unsigned co_query_agents(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                          json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
     if ((st = take(args, nargs, &p, body))) return st;
     char err[256] = "";
-    return answer(co_store_agents(q->store, err, sizeof err), "agents", err, body);
+    return co_api_answer(co_store_agents(q->store, sc, err, sizeof err), "agents", err, body);
 }
 
 unsigned co_query_gaps(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                        json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"agent", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("agent", p.values[0], 1, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("agent", p.values[0], 1, body)))
         return st;
     char err[256] = "";
-    return answer(co_store_gaps(q->store, p.values[0], err, sizeof err), "gaps", err, body);
+    return co_api_answer(co_store_gaps(q->store, p.values[0], sc, err, sizeof err), "gaps", err,
+                         body);
 }
 
 static unsigned time_param(const char *name, const char *v, int64_t *out, json_t **body)
 {
     if (co_query_parse_time(v, out) != 0)
-        return fail(body, 400, name,
-                    "parameter '%s' is not a time (ms since the epoch or ISO-8601 such as "
-                    "2026-11-25T10:00:00Z)",
-                    name);
+        return co_api_fail(body, 400, name,
+                           "parameter '%s' is not a time (ms since the epoch or ISO-8601 such as "
+                           "2026-11-25T10:00:00Z)",
+                           name);
     return 0;
 }
 
@@ -210,13 +195,14 @@ static unsigned range_params(const char *from, const char *to, const char *limit
     if (to && (st = time_param("to", to, &r->to_ms, body))) return st;
     r->from_ms = r->to_ms - span;
     if (from && (st = time_param("from", from, &r->from_ms, body))) return st;
-    if (r->from_ms > r->to_ms) return fail(body, 400, "from", "parameter 'from' is after 'to'");
+    if (r->from_ms > r->to_ms)
+        return co_api_fail(body, 400, "from", "parameter 'from' is after 'to'");
     if (limit) {
         char *end;
         long long n = (limit[0] >= '0' && limit[0] <= '9') ? strtoll(limit, &end, 10) : -1;
         if (n < 1 || n > CO_SERIES_MAX_LIMIT || *end != '\0')
-            return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%d",
-                        CO_SERIES_MAX_LIMIT);
+            return co_api_fail(body, 400, "limit", "parameter 'limit' must be a number 1..%d",
+                               CO_SERIES_MAX_LIMIT);
         r->limit = (size_t)n;
     }
     return 0;
@@ -225,16 +211,16 @@ static unsigned range_params(const char *from, const char *to, const char *limit
 unsigned co_query_screens(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                           json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site", "screen", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)) ||
-        (st = check_name("screen", p.values[1], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("site", p.values[0], 0, body)) ||
+        (st = co_query_check_name("screen", p.values[1], 0, body)))
         return st;
     char err[256] = "";
-    return answer(co_store_screens(q->store, p.values[0], p.values[1], err, sizeof err), "screens",
-                  err, body);
+    return co_api_answer(co_store_screens(q->store, p.values[0], p.values[1], sc, err, sizeof err),
+                         "screens", err, body);
 }
 
 /* A limit parameter 1..max into *out (absent: unchanged). 0 or 400 with *body. */
@@ -244,7 +230,7 @@ static unsigned limit_param(const char *v, size_t max, size_t *out, json_t **bod
     char *end;
     long long n = (v[0] >= '0' && v[0] <= '9') ? strtoll(v, &end, 10) : -1;
     if (n < 1 || (size_t)n > max || *end != '\0')
-        return fail(body, 400, "limit", "parameter 'limit' must be a number 1..%zu", max);
+        return co_api_fail(body, 400, "limit", "parameter 'limit' must be a number 1..%zu", max);
     *out = (size_t)n;
     return 0;
 }
@@ -252,28 +238,27 @@ static unsigned limit_param(const char *v, size_t max, size_t *out, json_t **bod
 static unsigned severity_param(const char *v, json_t **body)
 {
     if (v && strcmp(v, "info") && strcmp(v, "warning") && strcmp(v, "critical"))
-        return fail(body, 400, "severity",
-                    "parameter 'severity' must be info, warning or critical");
+        return co_api_fail(body, 400, "severity",
+                           "parameter 'severity' must be info, warning or critical");
     return 0;
 }
 
 unsigned co_query_alerts(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                          json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site",     "screen", "device", "rule",
                                         "severity", "state",  "limit",  NULL};
     params p = {.names = names};
     unsigned st;
     if ((st = take(args, nargs, &p, body))) return st;
     for (int i = 0; i < 4; i++)
-        if ((st = check_name(names[i], p.values[i], 0, body))) return st;
+        if ((st = co_query_check_name(names[i], p.values[i], 0, body))) return st;
     if ((st = severity_param(p.values[4], body))) return st;
     const char *state = p.values[5];
     if (state && strcmp(state, "pending") && strcmp(state, "firing") && strcmp(state, "resolved") &&
         strcmp(state, "active"))
-        return fail(body, 400, "state",
-                    "parameter 'state' must be pending, firing, resolved or active");
+        return co_api_fail(body, 400, "state",
+                           "parameter 'state' must be pending, firing, resolved or active");
     co_alert_filter f = {.site = p.values[0],
                          .screen = p.values[1],
                          .device = p.values[2],
@@ -283,13 +268,12 @@ unsigned co_query_alerts(co_query *q, const co_scope *sc, const co_query_arg *ar
                          .limit = 1000};
     if ((st = limit_param(p.values[6], 10000, &f.limit, body))) return st;
     char err[256] = "";
-    return answer(co_store_alerts(q->store, &f, err, sizeof err), "alerts", err, body);
+    return co_api_answer(co_store_alerts(q->store, &f, sc, err, sizeof err), "alerts", err, body);
 }
 
 unsigned co_query_alert(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                         json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"_path", NULL};
     params p = {.names = names};
     unsigned st;
@@ -298,11 +282,11 @@ unsigned co_query_alert(co_query *q, const co_scope *sc, const co_query_arg *arg
     char *end;
     long long id = (v[0] >= '1' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
     if (id <= 0 || *end != '\0' || strlen(v) > 18)
-        return fail(body, 404, "", "expected /api/v1/alerts/{id} with a numeric id");
+        return co_api_fail(body, 404, "", "expected /api/v1/alerts/{id} with a numeric id");
     char err[256] = "";
-    json_t *a = co_store_alert(q->store, id, err, sizeof err);
-    if (!a && !err[0]) return fail(body, 404, "", "no alert %lld", id);
-    if (!a) return answer(NULL, "alert", err, body);
+    json_t *a = co_store_alert(q->store, id, sc, err, sizeof err);
+    if (!a && !err[0]) return co_api_fail(body, 404, "", "no alert %lld", id);
+    if (!a) return co_api_answer(NULL, "alert", err, body);
     *body = a; /* one object, not wrapped in a list */
     return 200;
 }
@@ -310,29 +294,30 @@ unsigned co_query_alert(co_query *q, const co_scope *sc, const co_query_arg *arg
 unsigned co_query_silences(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                            json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site", "all", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("site", p.values[0], 0, body)))
         return st;
     const char *all = p.values[1];
     if (all && strcmp(all, "0") && strcmp(all, "1"))
-        return fail(body, 400, "all", "parameter 'all' must be 0 or 1");
+        return co_api_fail(body, 400, "all", "parameter 'all' must be 0 or 1");
     char err[256] = "";
-    return answer(co_store_silences(q->store, p.values[0],
-                                    all && !strcmp(all, "1") ? 0 : cm_now_ms(), err, sizeof err),
-                  "silences", err, body);
+    return co_api_answer(co_store_silences(q->store, p.values[0],
+                                           all && !strcmp(all, "1") ? 0 : cm_now_ms(), sc, err,
+                                           sizeof err),
+                         "silences", err, body);
 }
 
 unsigned co_query_notifications(co_query *q, const co_scope *sc, const co_query_arg *args,
                                 size_t nargs, json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site", "alert", "limit", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("site", p.values[0], 0, body)))
         return st;
     long long alert = 0;
     if (p.values[1]) {
@@ -340,19 +325,20 @@ unsigned co_query_notifications(co_query *q, const co_scope *sc, const co_query_
         const char *v = p.values[1];
         alert = (v[0] >= '1' && v[0] <= '9') ? strtoll(v, &end, 10) : 0;
         if (alert <= 0 || *end != '\0')
-            return fail(body, 400, "alert", "parameter 'alert' must be an alert id");
+            return co_api_fail(body, 400, "alert", "parameter 'alert' must be an alert id");
     }
     size_t limit = 100;
     if ((st = limit_param(p.values[2], 10000, &limit, body))) return st;
     char err[256] = "";
-    return answer(co_store_notifications(q->store, p.values[0], alert, limit, err, sizeof err),
-                  "notifications", err, body);
+    return co_api_answer(
+        co_store_notifications(q->store, p.values[0], alert, limit, sc, err, sizeof err),
+        "notifications", err, body);
 }
 
 unsigned co_query_rules(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                         json_t **body)
 {
-    (void)sc;
+    (void)sc; /* the rules are configuration, not site data: any authenticated caller */
     static const char *const names[] = {NULL};
     params p = {.names = names};
     unsigned st;
@@ -369,81 +355,81 @@ unsigned co_query_rules(co_query *q, const co_scope *sc, const co_query_arg *arg
             list = NULL;
         }
     }
-    return answer(list, "rules", "out of memory", body);
+    return co_api_answer(list, "rules", "out of memory", body);
 }
 
 unsigned co_query_events(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                          json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"site", "device", "severity", "from", "to", "limit", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("site", p.values[0], 0, body)) ||
-        (st = check_name("device", p.values[1], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("site", p.values[0], 0, body)) ||
+        (st = co_query_check_name("device", p.values[1], 0, body)))
         return st;
     const char *sev = p.values[2];
     if (sev && strcmp(sev, "info") && strcmp(sev, "warning") && strcmp(sev, "critical"))
-        return fail(body, 400, "severity",
-                    "parameter 'severity' must be info, warning or critical");
+        return co_api_fail(body, 400, "severity",
+                           "parameter 'severity' must be info, warning or critical");
     co_range r = {.limit = CO_EVENTS_DEFAULT_LIMIT};
     if ((st = range_params(p.values[3], p.values[4], p.values[5], 24 * HOUR_MS, &r, body)))
         return st;
     char err[256] = "";
-    return answer(co_store_events(q->store, p.values[0], p.values[1], sev, &r, err, sizeof err),
-                  "events", err, body);
+    return co_api_answer(
+        co_store_events(q->store, p.values[0], p.values[1], sev, &r, sc, err, sizeof err), "events",
+        err, body);
 }
 
 unsigned co_query_series(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                          json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"device", "metric", "from", "to",
                                         "site",   "limit",  "step", NULL};
     params p = {.names = names};
     unsigned st;
-    if ((st = take(args, nargs, &p, body)) || (st = check_name("device", p.values[0], 1, body)) ||
-        (st = check_name("metric", p.values[1], 1, body)) ||
-        (st = check_name("site", p.values[4], 0, body)))
+    if ((st = take(args, nargs, &p, body)) ||
+        (st = co_query_check_name("device", p.values[0], 1, body)) ||
+        (st = co_query_check_name("metric", p.values[1], 1, body)) ||
+        (st = co_query_check_name("site", p.values[4], 0, body)))
         return st;
     if (!cm_wire_valid_name(p.values[1]))
-        return fail(body, 400, "metric",
-                    "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
+        return co_api_fail(body, 400, "metric",
+                           "parameter 'metric' is not a metric name ([a-z_][a-z0-9_]*)");
     co_range r = {.limit = CO_SERIES_DEFAULT_LIMIT};
     const char *step = p.values[6];
     if (step && strcmp(step, "raw") && strcmp(step, "1m") && strcmp(step, "1h"))
-        return fail(body, 400, "step", "parameter 'step' must be raw, 1m or 1h");
+        return co_api_fail(body, 400, "step", "parameter 'step' must be raw, 1m or 1h");
     if (step && !strcmp(step, "1m")) r.step_ms = 60000;
     if (step && !strcmp(step, "1h")) r.step_ms = HOUR_MS;
     if ((st = range_params(p.values[2], p.values[3], p.values[5], HOUR_MS, &r, body))) return st;
     char err[256] = "";
-    return answer(
-        co_store_series(q->store, p.values[4], p.values[0], p.values[1], &r, err, sizeof err),
+    return co_api_answer(
+        co_store_series(q->store, p.values[4], p.values[0], p.values[1], &r, sc, err, sizeof err),
         "series", err, body);
 }
 
 unsigned co_query_compliance(co_query *q, const co_scope *sc, const co_query_arg *args,
                              size_t nargs, json_t **body)
 {
-    (void)sc;
     static const char *const names[] = {"level", "day", "site", "province", "city", NULL};
     params p = {.names = names};
     unsigned st;
     if ((st = take(args, nargs, &p, body))) return st;
     for (int i = 2; i < 5; i++)
-        if ((st = check_name(names[i], p.values[i], 0, body))) return st;
+        if ((st = co_query_check_name(names[i], p.values[i], 0, body))) return st;
     co_compliance_level level = CO_LEVEL_NATION;
     if (p.values[0] && co_compliance_level_parse(p.values[0], &level) < 0)
-        return fail(body, 400, "level",
-                    "parameter 'level' must be screen, site, city, province or nation");
+        return co_api_fail(body, 400, "level",
+                           "parameter 'level' must be screen, site, city, province or nation");
     int64_t now = cm_now_ms();
     int64_t day = co_compliance_day_of(now);
     if (p.values[1] && co_compliance_day_parse(p.values[1], &day) < 0)
-        return fail(body, 400, "day", "parameter 'day' is not a date YYYY-MM-DD");
+        return co_api_fail(body, 400, "day", "parameter 'day' is not a date YYYY-MM-DD");
     char err[256] = "";
-    return answer(co_compliance_report(q->store, q->compliance, level, day, p.values[2],
-                                       p.values[3], p.values[4], now, err, sizeof err),
-                  "compliance", err, body);
+    return co_api_answer(co_compliance_report(q->store, q->compliance, level, day, p.values[2],
+                                              p.values[3], p.values[4], sc, now, err, sizeof err),
+                         "compliance", err, body);
 }
 
 unsigned co_query_health(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
@@ -455,7 +441,7 @@ unsigned co_query_health(co_query *q, const co_scope *sc, const co_query_arg *ar
     char err[256] = "";
     if (co_store_ping(q->store, err, sizeof err) < 0) {
         cm_log_limited("healthz", 10, CM_LOG_ERROR, "healthz: store: %s", err);
-        return fail(body, 503, "", "store unavailable");
+        return co_api_fail(body, 503, "", "store unavailable");
     }
     *body = json_pack("{s:s}", "status", "ok");
     return 200;

@@ -26,7 +26,9 @@ typedef struct co_query_arg {
 typedef struct co_query co_query;
 
 /* A handler: fills *body (caller decrefs) and returns the HTTP status. sc is the caller's
- * scope (never NULL): a handler answers only about the sites within it. */
+ * scope (never NULL): a handler answers only about the sites within it; a single object
+ * outside it (an alert, a device) answers exactly as an unknown one (404 / empty), so its
+ * existence is not revealed. */
 typedef unsigned (*co_query_fn)(co_query *q, const co_scope *sc, const co_query_arg *args,
                                 size_t nargs, json_t **body);
 
@@ -78,7 +80,8 @@ unsigned co_query_silences(co_query *q, const co_scope *sc, const co_query_arg *
 /* GET /api/v1/notifications?site=&alert=&limit=: the notification log with deliveries. */
 unsigned co_query_notifications(co_query *q, const co_scope *sc, const co_query_arg *args,
                                 size_t nargs, json_t **body);
-/* GET /api/v1/rules: the rules in force as written, with their files. */
+/* GET /api/v1/rules: the rules in force as written, with their files (not site data: the
+ * same for every scope). */
 unsigned co_query_rules(co_query *q, const co_scope *sc, const co_query_arg *args, size_t nargs,
                         json_t **body);
 /* The rule set /api/v1/rules shows (not owned; NULL = none loaded). */
@@ -98,5 +101,14 @@ unsigned co_query_health(co_query *q, const co_scope *sc, const co_query_arg *ar
 /* Parse a time parameter: ms since the epoch ("1764064800000") or ISO-8601 UTC/offset
  * ("2026-11-25T10:00:00Z", "2026-11-25T10:00:00.250+08:00"). 0 or -1. */
 int co_query_parse_time(const char *s, int64_t *out_ms);
+
+/* For handlers (also dashboard.c): the accepted parameters (names NULL-terminated) into
+ * values[] (one per name, NULL when absent); an unknown or repeated one is 400 naming it.
+ * 0, or the status with *body set. */
+unsigned co_query_take(const co_query_arg *args, size_t nargs, const char *const *names,
+                       const char **values, json_t **body);
+/* A site code, device id, metric, screen, province or city v of parameter `name`: present
+ * when required, not empty, at most CM_MAX_NAME bytes, no control characters. 0 or 400. */
+unsigned co_query_check_name(const char *name, const char *v, int required, json_t **body);
 
 #endif

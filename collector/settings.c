@@ -20,13 +20,13 @@ unsigned co_settings_auth(co_store *s, const char *authz, co_operator *who, json
                                               "(Authorization: Bearer TOKEN)");
         return 401;
     }
-    char hash[CO_HASH_HEX_LEN + 1], err[256] = "";
+    char hash[CO_HASH_HEX_LEN + 1], err[256] = "", site[CM_MAX_NAME + 1] = "";
     if (co_token_hash(tok, len, hash) != 0) {
         *body = co_api_error("", "cannot hash the token");
         return 503;
     }
-    int found = co_store_operator_lookup(s, hash, who->name, sizeof who->name, who->site,
-                                         sizeof who->site, err, sizeof err);
+    int found = co_store_operator_lookup(s, hash, who->name, sizeof who->name, site, sizeof site,
+                                         err, sizeof err);
     if (found < 0) {
         cm_log_limited("settings-auth", 10, CM_LOG_ERROR, "operator lookup: %s", err);
         *body = co_api_error("", "store unavailable");
@@ -36,9 +36,12 @@ unsigned co_settings_auth(co_store *s, const char *authz, co_operator *who, json
         *body = co_api_error("Authorization", "unknown operator token");
         return 401;
     }
-    if (strcmp(who->site, "*") == 0)
+    /* who->site is still filled for callers that have not moved to the scope; nothing here
+     * reads it any more */
+    snprintf(who->site, sizeof who->site, "%s", site);
+    if (strcmp(site, "*") == 0)
         who->scope = co_scope_all;
-    else if (co_scope_set(&who->scope, CO_SCOPE_SITE, who->site, err, sizeof err) != 0) {
+    else if (co_scope_set(&who->scope, CO_SCOPE_SITE, site, err, sizeof err) != 0) {
         *body = co_api_error("", "bad operator scope");
         return 503;
     }
@@ -74,6 +77,25 @@ static const char *member_str(json_t *o, const char *key, size_t max, json_t **o
             return NULL;
         }
     return s;
+}
+
+/* Whether the operator may change site: 0 yes, else the status (403, 500) with *out set. */
+static unsigned site_allowed(co_store *s, const co_operator *who, const char *site, const char *at,
+                             const char *what, json_t **out)
+{
+    char err[256] = "";
+    int in = co_store_site_in_scope(s, site, &who->scope, err, sizeof err);
+    if (in < 0) {
+        cm_log_limited("settings-scope", 10, CM_LOG_ERROR, "scope of operator %s: %s", who->name,
+                       err);
+        *out = co_api_error("", "store error while checking the operator's scope");
+        return 500;
+    }
+    if (!in) {
+        *out = co_api_error(at, "operator %s may not %s site %s", who->name, what, site);
+        return 403;
+    }
+    return 0;
 }
 
 /* The body as a JSON object with only the known keys; NULL with *out set (400). */
@@ -112,7 +134,8 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
                                 const char *body, size_t len, json_t **out)
 {
     const char *slash = rest ? strchr(rest, '/') : NULL;
-    if (!slash || !segment(rest, (size_t)(slash - rest)) || !segment(slash + 1, strlen(slash + 1))) {
+    if (!slash || !segment(rest, (size_t)(slash - rest)) ||
+        !segment(slash + 1, strlen(slash + 1))) {
         *out = co_api_error("", "expected /api/v1/screens/{site}/{screen}");
         return 404;
     }
@@ -120,10 +143,8 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
     memcpy(site, rest, (size_t)(slash - rest));
     site[slash - rest] = '\0';
     strcpy(screen, slash + 1);
-    if (strcmp(who->site, "*") != 0 && strcmp(who->site, site) != 0) {
-        *out = co_api_error("", "operator %s may not change site %s", who->name, site);
-        return 403;
-    }
+    unsigned denied = site_allowed(s, who, site, "", "change", out);
+    if (denied) return denied;
     if (len > CO_SETTINGS_MAX_BODY) {
         *out = co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY);
         return 413;
@@ -183,7 +204,7 @@ unsigned co_settings_put_screen(co_store *s, const co_operator *who, const char 
         *out = co_api_error("", "store error while saving the screen");
         st = 500;
     } else {
-        json_t *rows = co_store_screens(s, site, screen, err, sizeof err);
+        json_t *rows = co_store_screens(s, site, screen, &who->scope, err, sizeof err);
         json_t *row = json_array_get(rows, 0);
         if (row) {
             *out = json_incref(row);
@@ -219,8 +240,8 @@ static unsigned ack(co_store *s, const co_operator *who, const char *rest, const
         return 400;
     }
     char err[256] = "";
-    int rc = co_store_alert_ack(s, id, who->name, comment, who->site, cm_now_ms(), err,
-                                sizeof err);
+    int rc =
+        co_store_alert_ack(s, id, who->name, comment, &who->scope, cm_now_ms(), err, sizeof err);
     json_decref(doc);
     if (rc < 0) {
         cm_log_limited("settings-ack", 10, CM_LOG_ERROR, "ack alert %lld: %s", id, err);
@@ -228,12 +249,13 @@ static unsigned ack(co_store *s, const co_operator *who, const char *rest, const
         return 500;
     }
     if (rc == 0) {
+        /* an alert outside the scope reads as an unknown one */
         *out = co_api_error("", "no alert %lld%s", id,
-                            strcmp(who->site, "*") ? " at the operator's site" : "");
+                            co_scope_is_all(&who->scope) ? "" : " within the operator's scope");
         return 404;
     }
     cm_info("alert %lld acknowledged by operator %s", id, who->name);
-    *out = co_store_alert(s, id, err, sizeof err);
+    *out = co_store_alert(s, id, &who->scope, err, sizeof err);
     if (!*out) {
         *out = co_api_error("", "store error while reading the alert back");
         return 500;
@@ -251,8 +273,10 @@ static int member_time(json_t *doc, const char *key, int64_t *ms, json_t **out)
         return 1;
     }
     if (json_is_string(v) && co_query_parse_time(json_string_value(v), ms) == 0) return 1;
-    *out = co_api_error(key, "'%s' must be ms since the epoch or ISO-8601 "
-                             "(2026-11-25T10:00:00Z)", key);
+    *out = co_api_error(key,
+                        "'%s' must be ms since the epoch or ISO-8601 "
+                        "(2026-11-25T10:00:00Z)",
+                        key);
     return -1;
 }
 
@@ -260,8 +284,8 @@ static int member_time(json_t *doc, const char *key, int64_t *ms, json_t **out)
 static unsigned silence(co_store *s, const co_operator *who, const char *body, size_t len,
                         json_t **out)
 {
-    static const char *const keys[] = {"site", "screen", "device", "rule", "from", "until",
-                                       "comment", NULL};
+    static const char *const keys[] = {"site", "screen", "device",  "rule",
+                                       "from", "until",  "comment", NULL};
     json_t *doc = body_object(body, len, keys, out);
     if (!doc) return 400;
     int bad = 0;
@@ -296,10 +320,10 @@ static unsigned silence(co_store *s, const co_operator *who, const char *body, s
         json_decref(doc);
         return 400;
     }
-    if (strcmp(who->site, "*") != 0 && strcmp(who->site, sl.site) != 0) {
-        *out = co_api_error("site", "operator %s may not silence site %s", who->name, sl.site);
+    unsigned denied = site_allowed(s, who, sl.site, "site", "silence", out);
+    if (denied) {
         json_decref(doc);
-        return 403;
+        return denied;
     }
     char err[256] = "";
     int64_t id = 0;
@@ -309,20 +333,17 @@ static unsigned silence(co_store *s, const co_operator *who, const char *body, s
         *out = co_api_error("", "store error while saving the silence");
         st = 500;
     } else {
-        cm_info("silence %lld for site %s added by operator %s", (long long)id, sl.site,
-                who->name);
-        *out = json_pack("{s:I, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?}", "id",
-                         (json_int_t)id, "site", sl.site, "screen", sl.screen, "device",
-                         sl.device, "rule", sl.rule, "from_ms", (json_int_t)sl.from_ms,
-                         "until_ms", (json_int_t)sl.until_ms, "by", sl.by, "comment",
-                         sl.comment);
+        cm_info("silence %lld for site %s added by operator %s", (long long)id, sl.site, who->name);
+        *out = json_pack("{s:I, s:s, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?}", "id", (json_int_t)id,
+                         "site", sl.site, "screen", sl.screen, "device", sl.device, "rule", sl.rule,
+                         "from_ms", (json_int_t)sl.from_ms, "until_ms", (json_int_t)sl.until_ms,
+                         "by", sl.by, "comment", sl.comment);
     }
     json_decref(doc);
     return st;
 }
 
-unsigned co_settings_write(co_store *s, const co_operator *who, const co_write_req *w,
-                           json_t **out)
+unsigned co_settings_write(co_store *s, const co_operator *who, const co_write_req *w, json_t **out)
 {
     if (!strcmp(w->route, "/api/v1/screens/"))
         return co_settings_put_screen(s, who, w->rest, w->body, w->len, out);

@@ -13,8 +13,9 @@
 
 #define CO_SETTINGS_MAX_BODY 65536
 
-/* Who is calling: an operator's name, the site it may change ('*' = every site; being
- * replaced by scope) and its scope (what it may read and change). */
+/* Who is calling: an operator's name and its scope (what it may read and change: PUT screens,
+ * ack and silences are allowed only for sites within it). `site` ('*' = every site) is the
+ * old form, still filled by co_settings_auth but read by nothing here; to be removed. */
 typedef struct co_operator {
     char name[CM_MAX_NAME + 1];
     char site[CM_MAX_NAME + 1];

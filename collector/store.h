@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "scope.h"
 
 typedef struct co_store co_store;
 
@@ -54,30 +55,39 @@ int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, 
 int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
                           char *site, size_t site_len, char *err, size_t errlen);
 
-/* Queries: each returns a new JSON value (caller decrefs), or NULL with err. */
-json_t *co_store_sites(co_store *s, char *err, size_t errlen);
-json_t *co_store_devices(co_store *s, const char *site /* NULL = all */, char *err, size_t errlen);
+/* Queries: each returns a new JSON value (caller decrefs), or NULL with err. Each takes the
+ * caller's scope sc (NULL = every site) and answers only about the sites within it, filtered
+ * in SQL before any limit; an object outside the scope reads exactly as an unknown one. */
+/* Sites: [{"code","name","province","city","chain","devices","last_seen_ms"}] by code. */
+json_t *co_store_sites(co_store *s, const co_scope *sc, char *err, size_t errlen);
+json_t *co_store_devices(co_store *s, const char *site /* NULL = all */, const co_scope *sc,
+                         char *err, size_t errlen);
 /* Devices are identified by (site, device id); site NULL = that device id in any site.
  * Latest point of every series of the device (metric NULL) or of one metric. */
 json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
-                        char *err, size_t errlen);
+                        const co_scope *sc, char *err, size_t errlen);
 /* Points of every series of (device, metric) within range: [[ts, value]], or with a step
  * [[bucket_ms, avg, min, max, count]] and "step_ms". */
 json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
-                        const co_range *r, char *err, size_t errlen);
+                        const co_range *r, const co_scope *sc, char *err, size_t errlen);
 /* Every agent: [{"id","site","version","last_seq","last_seen_ms","batches","samples"}] by id;
  * batches and samples are the count and the sum of samples of its audit rows. */
-json_t *co_store_agents(co_store *s, char *err, size_t errlen);
-/* Gaps of one agent: [{"agent","from_seq","to_seq","reason","reported_ms"}] by from_seq. */
-json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen);
+json_t *co_store_agents(co_store *s, const co_scope *sc, char *err, size_t errlen);
+/* Gaps of one agent: [{"agent","from_seq","to_seq","reason","reported_ms"}] by from_seq
+ * (empty when the agent's site is outside sc). */
+json_t *co_store_gaps(co_store *s, const char *agent, const co_scope *sc, char *err, size_t errlen);
 /* Events within range, newest first, at most r->limit: [{"id","site","device","ts_ms",
  * "severity","code","text","source"}]. site, device and min_severity (info < warning <
  * critical) may be NULL = any. */
-json_t *co_store_events(co_store *s, const char *site, const char *device,
-                        const char *min_severity, const co_range *r, char *err, size_t errlen);
-/* A cinema: national cinema code, name, province, city (NULL = keep what is stored). */
+json_t *co_store_events(co_store *s, const char *site, const char *device, const char *min_severity,
+                        const co_range *r, const co_scope *sc, char *err, size_t errlen);
+/* 1 when site is within sc (sc NULL or national: always; a site scope: that code; a province
+ * or chain scope: a stored site of that province / chain), 0 when not, -1 error. */
+int co_store_site_in_scope(co_store *s, const char *site, const co_scope *sc, char *err,
+                           size_t errlen);
+/* A cinema: national cinema code, name, province, city, chain (NULL = keep what is stored). */
 typedef struct co_site {
-    const char *code, *name, *province, *city;
+    const char *code, *name, *province, *city, *chain;
 } co_site;
 
 /* A screen's settings; NULL fields keep what is stored (a new screen gets class theatre,
@@ -97,8 +107,8 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
 /* Screens with their settings and device counts, by site and screen; site/screen NULL = all:
  * [{"site","screen","name","class","display","format","spl_ref","devices","updated_ms",
  * "updated_by"}]. */
-json_t *co_store_screens(co_store *s, const char *site, const char *screen, char *err,
-                         size_t errlen);
+json_t *co_store_screens(co_store *s, const char *site, const char *screen, const co_scope *sc,
+                         char *err, size_t errlen);
 /* Store an operator token's hash for name, allowed at site ('*' = every site). 0 or -1. */
 int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
                           char *err, size_t errlen);
@@ -134,21 +144,22 @@ int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64
 typedef struct co_alert_filter {
     const char *site, *screen, *device, *rule;
     const char *min_severity; /* NULL = any */
-    const char *state;        /* pending, firing, resolved, active (= pending or firing); NULL = any */
+    const char *state; /* pending, firing, resolved, active (= pending or firing); NULL = any */
     size_t limit;
 } co_alert_filter;
 
 /* Alerts, newest change first: [{"id","rule","site","screen","device","labels","severity",
  * "state","value","threshold","text","started_ms","firing_ms","resolved_ms","updated_ms",
  * "ack": null | {"by","comment","ts_ms"}, "silenced": bool}]. */
-json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t errlen);
+json_t *co_store_alerts(co_store *s, const co_alert_filter *f, const co_scope *sc, char *err,
+                        size_t errlen);
 /* One alert as above plus "history": [{"ts_ms","state","severity","value","threshold","by",
- * "comment"}]; NULL with err[0] = '\0' when there is no such alert. */
-json_t *co_store_alert(co_store *s, int64_t id, char *err, size_t errlen);
-/* Acknowledge alert id as by (comment may be NULL); site_scope "*" or the only site allowed.
+ * "comment"}]; NULL with err[0] = '\0' when there is no such alert (or it is outside sc). */
+json_t *co_store_alert(co_store *s, int64_t id, const co_scope *sc, char *err, size_t errlen);
+/* Acknowledge alert id as by (comment may be NULL) when its site is within sc (NULL = any).
  * 1 done, 0 no such alert (or outside the scope), -1 error. */
 int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comment,
-                       const char *site_scope, int64_t now_ms, char *err, size_t errlen);
+                       const co_scope *sc, int64_t now_ms, char *err, size_t errlen);
 
 /* A maintenance window: alerts matching it are kept but not notified. NULL = any. */
 typedef struct co_silence {
@@ -158,11 +169,10 @@ typedef struct co_silence {
 } co_silence;
 
 /* Store a silence; *id set. 0 or -1. */
-int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err,
-                         size_t errlen);
+int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err, size_t errlen);
 /* Silences of site (NULL = all) still in force at now_ms (or all when now_ms = 0). */
-json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *err,
-                          size_t errlen);
+json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, const co_scope *sc,
+                          char *err, size_t errlen);
 
 /* An active (pending or firing) alert at start-up, for the judge's restore. */
 typedef struct co_alert_row {
@@ -182,13 +192,13 @@ int co_store_notification_add(co_store *s, const char *id, int64_t alert_id, con
                               size_t ntargets, int64_t now_ms, char *err, size_t errlen);
 /* Record one delivery attempt's outcome: state pending (will retry), delivered or failed. */
 int co_store_delivery_update(co_store *s, const char *id, const char *target, unsigned attempts,
-                             long http_status, const char *error, const char *state,
-                             int64_t now_ms, char *err, size_t errlen);
+                             long http_status, const char *error, const char *state, int64_t now_ms,
+                             char *err, size_t errlen);
 /* Notifications, newest first, each with its deliveries: [{"id","alert_id","kind","site",
  * "payload","created_ms","deliveries":[{"target","state","attempts","http_status","error",
  * "updated_ms"}]}]; site / alert_id (0) filter. */
 json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, size_t limit,
-                               char *err, size_t errlen);
+                               const co_scope *sc, char *err, size_t errlen);
 /* Call fn for every pending delivery created at or after since_ms (oldest first). */
 int co_store_deliveries_pending(co_store *s, int64_t since_ms,
                                 int (*fn)(void *ud, const char *id, const char *target,
@@ -225,11 +235,11 @@ typedef struct co_compliance_row {
 int co_store_compliance_put(co_store *s, const char *day, const co_compliance_row *rows, size_t n,
                             int64_t now_ms, char *err, size_t errlen);
 /* Call fn (may be NULL) for every figure of day whose site matches site, province and city
- * (NULL = any; the site's province and city are passed, "" when unknown), ordered by site and
- * screen; *updated_ms (may be NULL) = when the day's figures were last stored (0 = never).
- * 0 or -1 with err. */
+ * (NULL = any; the site's province and city are passed, "" when unknown) and is within sc
+ * (NULL = every site), ordered by site and screen; *updated_ms (may be NULL) = when the day's
+ * figures were last stored (0 = never; whatever the scope). 0 or -1 with err. */
 int co_store_compliance_rows(co_store *s, const char *day, const char *site, const char *province,
-                             const char *city,
+                             const char *city, const co_scope *sc,
                              int (*fn)(void *ud, const co_compliance_row *r, const char *province,
                                        const char *city),
                              void *ud, int64_t *updated_ms, char *err, size_t errlen);
@@ -239,5 +249,106 @@ int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);
+
+/* ---- access (store_access.c) ---- */
+
+#define CO_PWHASH_MAX 255 /* longest stored password hash string */
+
+/* A viewer account as stored (never with its password hash). */
+typedef struct co_viewer_row {
+    char name[CM_MAX_NAME + 1];
+    char role[16];                     /* "viewer" or "operator" */
+    char scope_kind[16];               /* "all", "province", "chain", "site" */
+    char scope_value[CM_MAX_NAME + 1]; /* "" for all */
+    int disabled;
+    int64_t created_ms, updated_ms;
+} co_viewer_row;
+
+/* Add viewer v (name, role, scope) with password hash pwhash. 1 added, 0 the name exists,
+ * -1 error. */
+int co_store_viewer_add(co_store *s, const co_viewer_row *v, const char *pwhash, int64_t now_ms,
+                        char *err, size_t errlen);
+/* Look a viewer up: 1 found (v filled; pwhash filled when not NULL), 0 unknown, -1 error. */
+int co_store_viewer_get(co_store *s, const char *name, co_viewer_row *v, char *pwhash, size_t pwlen,
+                        char *err, size_t errlen);
+/* Call fn for every viewer by name; fn returns non-zero to stop. 0 or -1. */
+int co_store_viewers(co_store *s, int (*fn)(void *ud, const co_viewer_row *v), void *ud, char *err,
+                     size_t errlen);
+/* Replace a viewer's password hash and end its sessions. 1 done, 0 unknown, -1 error. */
+int co_store_viewer_passwd(co_store *s, const char *name, const char *pwhash, int64_t now_ms,
+                           char *err, size_t errlen);
+/* Remove a viewer and its sessions. 1 removed, 0 unknown, -1 error. */
+int co_store_viewer_remove(co_store *s, const char *name, char *err, size_t errlen);
+
+/* Store a session (hash_hex: SHA-256 hex of the cookie's token) of viewer. 0 or -1. */
+int co_store_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_t now_ms,
+                         int64_t expires_ms, char *err, size_t errlen);
+/* A live session: 1 (v filled with its enabled viewer, *expires_ms and *last_seen_ms set),
+ * 0 unknown, expired at now_ms or its viewer disabled or gone, -1 error. */
+int co_store_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, co_viewer_row *v,
+                            int64_t *expires_ms, int64_t *last_seen_ms, char *err, size_t errlen);
+/* Slide a session: last_seen_ms = now_ms, expires_ms. 0 or -1. */
+int co_store_session_touch(co_store *s, const char *hash_hex, int64_t now_ms, int64_t expires_ms,
+                           char *err, size_t errlen);
+/* End a session. 1 removed, 0 unknown, -1 error. */
+int co_store_session_remove(co_store *s, const char *hash_hex, char *err, size_t errlen);
+/* Delete every session expired at now_ms; *removed (may be NULL) = how many. 0 or -1. */
+int co_store_sessions_expire(co_store *s, int64_t now_ms, int64_t *removed, char *err,
+                             size_t errlen);
+
+/* ---- retention (store_retention.c) ---- */
+
+/* What one retention pass removes: everything strictly older than each cut (ms since the
+ * epoch; 0 = keep forever). Raw samples go by whole UTC days: a day table is dropped once its
+ * last millisecond is older than raw_before_ms. */
+typedef struct co_retention_cut {
+    int64_t raw_before_ms, rollup_1m_before_ms, rollup_1h_before_ms, audit_before_ms;
+    int64_t sessions_before_ms; /* login sessions with expires_ms <= this (0 = none) */
+    size_t chunk_rows;          /* rows deleted per write transaction at most (0 = 10000) */
+    int (*cancelled)(void *ud); /* may be NULL; polled between transactions: non-zero stops */
+    void *ud;
+} co_retention_cut;
+
+/* What a pass removed. */
+typedef struct co_retention_stats {
+    int64_t days, samples;        /* day tables dropped and the samples they held */
+    int64_t rollup_1m, rollup_1h; /* roll-up rows deleted */
+    int64_t sessions, audit;      /* expired login sessions, audit (batches) rows deleted */
+    int64_t transactions;         /* write transactions used */
+    int cancelled;                /* 1: stopped early by cut->cancelled */
+} co_retention_stats;
+
+/* Apply cut in many short write transactions (the writer waits for one at most, never for the
+ * whole pass). *out (zeroed first) counts what went, also after an error. 0 or -1 with err. */
+int co_store_retention(co_store *s, const co_retention_cut *cut, co_retention_stats *out, char *err,
+                       size_t errlen);
+
+/* ---- dashboard (store_dashboard.c) ---- */
+
+/* The grouping of the dashboard's overview. */
+typedef enum { CO_DASH_PROVINCE = 0, CO_DASH_CITY, CO_DASH_CINEMA } co_dash_level;
+
+/* Overview rows of the sites within sc (and province / city, NULL = any), grouped by level,
+ * sorted by the group's key: {["province"], ["city"] | "site","name","province","city",
+ * "chain","worst"}, "cinemas", "screens", "screens_reporting" (a device of the screen seen at
+ * or after seen_since_ms), "compliance": {"luminance"|"white"|"spl": sum(in_ms) /
+ * sum(measured_ms) of day ('YYYY-MM-DD') | null}, "alerts": {"critical","warning","info":
+ * firing alerts}. A screen is a row of screens or a screen named by a device. NULL with err. */
+json_t *co_store_dash_overview(co_store *s, const co_scope *sc, co_dash_level level,
+                               const char *province, const char *city, const char *day,
+                               int64_t seen_since_ms, char *err, size_t errlen);
+/* One cinema: {"site": {"code","name","province","city","chain"}, "halls": [{"screen","name",
+ * "class","display","last_seen_ms","alerts": {"critical","warning","info"}, "latest":
+ * [{"device","metric","labels","unit","ts_ms","value"}]}]} with the latest values of the
+ * nmetrics (<= 8) metrics, by screen and then by time. NULL with err[0] = '\0' when the site
+ * is unknown or outside sc; NULL with err on error. */
+json_t *co_store_dash_cinema(co_store *s, const co_scope *sc, const char *site,
+                             const char *const *metrics, size_t nmetrics, char *err, size_t errlen);
+/* One hall: {"screen": {as co_store_screens, "known": false and null settings when the screen
+ * is only named by devices}, "devices": [{"device","kind","vendor","model","last_seen_ms",
+ * "metrics": [{"metric","labels","unit","ts_ms","value"}]}]} by device and metric. NULL with
+ * err[0] = '\0' when the site is unknown or outside sc or the screen unknown. */
+json_t *co_store_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
+                           char *err, size_t errlen);
 
 #endif

@@ -249,20 +249,23 @@ static json_t *alert_row(sqlite3_stmt *st)
         sqlite3_column_int(st, 18));
 }
 
-json_t *co_store_alerts(co_store *s, const co_alert_filter *f, char *err, size_t errlen)
+/* The filters of co_store_alerts; the scope is ?10 and ?11 (ALERT_COLS uses ?9). */
+#define ALERTS_WHERE                                                                               \
+    " WHERE (?1 IS NULL OR a.site = ?1) AND (?2 IS NULL OR a.screen = ?2)"                         \
+    " AND (?3 IS NULL OR a.device = ?3) AND (?4 IS NULL OR a.rule = ?4)"                           \
+    " AND (?6 IS NULL OR a.state = ?6 OR (?6 = 'active' AND a.state <> 'resolved'))"               \
+    " AND " SEV_RANK_SQL("a.severity") " >= ?5 AND " CO_SCOPE_SQL("a.site", "?10", "?11")
+
+json_t *co_store_alerts(co_store *s, const co_alert_filter *f, const co_scope *sc, char *err,
+                        size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st =
-        sq_q_prepare(&q, "SELECT " ALERT_COLS " FROM alerts a WHERE (?1 IS NULL OR a.site = ?1)"
-                         " AND (?2 IS NULL OR a.screen = ?2) AND (?3 IS NULL OR a.device = ?3)"
-                         " AND (?4 IS NULL OR a.rule = ?4) AND " SEV_RANK_SQL(
-                             "a.severity") " >= ?5"
-                                           " AND (?6 IS NULL OR a.state = ?6 OR (?6 = 'active' AND "
-                                           "a.state <> 'resolved'))"
-                                           " ORDER BY a.updated_ms DESC, a.id DESC LIMIT ?7");
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT " ALERT_COLS " FROM alerts a" ALERTS_WHERE
+                                        " ORDER BY a.updated_ms DESC, a.id DESC LIMIT ?7");
     if (st) {
+        sq_bind_scope(st, 10, 11, sc);
         sq_bind_text(st, 1, f->site);
         sq_bind_text(st, 2, f->screen);
         sq_bind_text(st, 3, f->device);
@@ -286,15 +289,17 @@ static json_t *history_row(sqlite3_stmt *st)
                      "comment", sq_col_json_str(st, 6));
 }
 
-json_t *co_store_alert(co_store *s, int64_t id, char *err, size_t errlen)
+json_t *co_store_alert(co_store *s, int64_t id, const co_scope *sc, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL, *rows = NULL, *hist_rows = NULL;
-    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT " ALERT_COLS " FROM alerts a WHERE a.id = ?1");
+    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT " ALERT_COLS " FROM alerts a WHERE a.id = ?1"
+                                        " AND " CO_SCOPE_SQL("a.site", "?10", "?11"));
     if (st) {
         sqlite3_bind_int64(st, 1, id);
+        sq_bind_scope(st, 10, 11, sc);
         sqlite3_bind_int64(st, 9, cm_now_ms());
         rows = sq_q_rows(&q, st, alert_row);
     }
@@ -318,18 +323,18 @@ json_t *co_store_alert(co_store *s, int64_t id, char *err, size_t errlen)
 }
 
 int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comment,
-                       const char *site_scope, int64_t now_ms, char *err, size_t errlen)
+                       const co_scope *sc, int64_t now_ms, char *err, size_t errlen)
 {
-    if (!by || !*by || !site_scope) {
-        cm_seterr(err, errlen, "an acknowledgement needs who and a site scope");
+    if (!by || !*by) {
+        cm_seterr(err, errlen, "an acknowledgement needs who");
         return -1;
     }
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *u = NULL, *h = NULL;
     int rc = -1;
     if (sq_prepare(db,
-                   "UPDATE alerts SET ack_by = ?2, ack_comment = ?3, ack_ms = ?4 WHERE id = ?1 AND"
-                   " (?5 = '*' OR site = ?5)",
+                   "UPDATE alerts SET ack_by = ?2, ack_comment = ?3, ack_ms = ?4 WHERE id = ?1"
+                   " AND " CO_SCOPE_SQL("site", "?5", "?6"),
                    &u, err, errlen) < 0 ||
         sq_prepare(db, A_SQL[A_HIST], &h, err, errlen) < 0 ||
         sq_exec_sql(db, "BEGIN IMMEDIATE", err, errlen) < 0)
@@ -338,7 +343,7 @@ int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comm
     sq_bind_text(u, 2, by);
     sq_bind_text(u, 3, comment);
     sqlite3_bind_int64(u, 4, now_ms);
-    sq_bind_text(u, 5, site_scope);
+    sq_bind_scope(u, 5, 6, sc);
     if (sq_step_done(db, u, "alert ack", err, errlen) < 0) goto rollback;
     if (sqlite3_changes(db) == 0) {
         sq_exec_sql(db, "ROLLBACK", NULL, 0);
@@ -404,7 +409,8 @@ static json_t *silence_row(sqlite3_stmt *st)
                      sq_col_json_str(st, 8));
 }
 
-json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *err, size_t errlen)
+json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, const co_scope *sc,
+                          char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -412,10 +418,11 @@ json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, char *e
     sqlite3_stmt *st = sq_q_prepare(
         &q, "SELECT id, site, screen, device, rule, from_ms, until_ms, by, comment FROM silences"
             " WHERE (?1 IS NULL OR site = ?1) AND (?2 = 0 OR until_ms > ?2)"
-            " ORDER BY from_ms DESC, id DESC LIMIT 10000");
+            " AND " CO_SCOPE_SQL("site", "?3", "?4") " ORDER BY from_ms DESC, id DESC LIMIT 10000");
     if (st) {
         sq_bind_text(st, 1, site);
         sqlite3_bind_int64(st, 2, now_ms);
+        sq_bind_scope(st, 3, 4, sc);
         res = sq_q_rows(&q, st, silence_row);
     }
     sqlite3_finalize(st);
@@ -563,21 +570,23 @@ static json_t *notification_row(sqlite3_stmt *st)
 }
 
 json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, size_t limit,
-                               char *err, size_t errlen)
+                               const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st =
-        sq_q_prepare(&q, "SELECT id, alert_id, kind, site, payload, created_ms FROM notifications"
-                         " WHERE (?1 IS NULL OR site = ?1) AND (?2 = 0 OR alert_id = ?2)"
-                         " ORDER BY created_ms DESC, rowid DESC LIMIT ?3");
+    sqlite3_stmt *st = sq_q_prepare(
+        &q,
+        "SELECT id, alert_id, kind, site, payload, created_ms FROM notifications"
+        " WHERE (?1 IS NULL OR site = ?1) AND (?2 = 0 OR alert_id = ?2)"
+        " AND " CO_SCOPE_SQL("site", "?4", "?5") " ORDER BY created_ms DESC, rowid DESC LIMIT ?3");
     sqlite3_stmt *d = sq_q_prepare(&q, "SELECT target, state, attempts, http_status, error,"
                                        " updated_ms FROM deliveries WHERE id = ?1 ORDER BY target");
     if (st && d) {
         sq_bind_text(st, 1, site);
         sqlite3_bind_int64(st, 2, alert_id);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)(limit ? limit : 1000));
+        sq_bind_scope(st, 4, 5, sc);
         res = sq_q_rows(&q, st, notification_row);
         for (size_t i = 0; res && i < json_array_size(res); i++) {
             json_t *n = json_array_get(res, i);

@@ -221,7 +221,7 @@ out:
 }
 
 int co_store_compliance_rows(co_store *s, const char *day, const char *site, const char *province,
-                             const char *city,
+                             const char *city, const co_scope *sc,
                              int (*fn)(void *ud, const co_compliance_row *r, const char *province,
                                        const char *city),
                              void *ud, int64_t *updated_ms, char *err, size_t errlen)
@@ -247,14 +247,17 @@ int co_store_compliance_rows(co_store *s, const char *day, const char *site, con
         rc = 0;
         goto out;
     }
-    if (!(st = sq_q_prepare(&q, "SELECT c.site, c.screen, c.quantity, c.in_ms, c.measured_ms,"
-                                " COALESCE(t.province, ''), COALESCE(t.city, '')"
-                                " FROM compliance c LEFT JOIN sites t ON t.code = c.site"
-                                " WHERE c.day = ?1 AND (?2 IS NULL OR c.site = ?2)"
-                                " AND (?3 IS NULL OR t.province = ?3)"
-                                " AND (?4 IS NULL OR t.city = ?4)"
-                                " ORDER BY c.site, c.screen, c.quantity")))
+    if (!(st = sq_q_prepare(
+              &q,
+              "SELECT c.site, c.screen, c.quantity, c.in_ms, c.measured_ms,"
+              " COALESCE(t.province, ''), COALESCE(t.city, '')"
+              " FROM compliance c LEFT JOIN sites t ON t.code = c.site"
+              " WHERE c.day = ?1 AND (?2 IS NULL OR c.site = ?2)"
+              " AND (?3 IS NULL OR t.province = ?3)"
+              " AND (?4 IS NULL OR t.city = ?4)"
+              " AND " CO_SCOPE_SQL("c.site", "?5", "?6") " ORDER BY c.site, c.screen, c.quantity")))
         goto out;
+    sq_bind_scope(st, 5, 6, sc);
     sq_bind_text(st, 1, day);
     sq_bind_text(st, 2, site);
     sq_bind_text(st, 3, province);

@@ -297,7 +297,8 @@ static const char *const migration[] = {
     /* 6 -> 7: access for people. A cinema's chain (a viewer may be limited to one chain);
      * viewer accounts (password as a slow salted hash; role viewer = read, operator = also
      * acknowledge, silence and change screens; scope all | province | chain | site); login
-     * sessions (only the SHA-256 of the cookie's token is stored). */
+     * sessions (only the SHA-256 of the cookie's token is stored). The dashboard's reads:
+     * a hall's devices by screen, and a day's compliance by site covering what it sums. */
     "ALTER TABLE sites ADD COLUMN chain TEXT;"
     "CREATE INDEX sites_by_province ON sites(province, city);"
     "CREATE INDEX sites_by_chain ON sites(chain);"
@@ -309,7 +310,10 @@ static const char *const migration[] = {
     " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
     " last_seen_ms INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX sessions_by_viewer ON sessions(viewer);"
-    "CREATE INDEX sessions_by_expiry ON sessions(expires_ms);",
+    "CREATE INDEX sessions_by_expiry ON sessions(expires_ms);"
+    "CREATE INDEX devices_by_screen ON devices(site, screen, last_seen_ms);"
+    "DROP INDEX compliance_by_day;"
+    "CREATE INDEX compliance_by_day_site ON compliance(day, site, quantity, in_ms, measured_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -797,6 +801,24 @@ fail:
     sqlite3_finalize(c->upd);
     *c = s->chunks[--s->nchunks];
     return NULL;
+}
+
+/* ---------------------------------------------------------------- for retention */
+
+void sq_chunk_table(int64_t day, char *buf, size_t len)
+{
+    chunk_name(day, buf, len);
+}
+
+void sq_chunk_forget(co_store *s, int64_t day)
+{
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (s->chunks[i].day == day) {
+            sqlite3_finalize(s->chunks[i].ins);
+            sqlite3_finalize(s->chunks[i].upd);
+            s->chunks[i] = s->chunks[--s->nchunks];
+            return;
+        }
 }
 
 /* Insert one sample; a repeated (series, ts) keeps the value written last. */
@@ -1469,23 +1491,27 @@ json_t *sq_q_rows(sq_query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *))
 
 static json_t *site_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o}", "code", sq_col_json_str(st, 0), "name",
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:o}", "code", sq_col_json_str(st, 0), "name",
                      sq_col_json_str(st, 1), "province", sq_col_json_str(st, 2), "city",
-                     sq_col_json_str(st, 3), "devices", (json_int_t)sqlite3_column_int64(st, 4),
-                     "last_seen_ms", sq_col_json_int(st, 5));
+                     sq_col_json_str(st, 3), "chain", sq_col_json_str(st, 6), "devices",
+                     (json_int_t)sqlite3_column_int64(st, 4), "last_seen_ms",
+                     sq_col_json_int(st, 5));
 }
 
-json_t *co_store_sites(co_store *s, char *err, size_t errlen)
+json_t *co_store_sites(co_store *s, const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st =
-        sq_q_prepare(&q, "SELECT code, name, province, city,"
-                         " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
-                         " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code)"
-                         " FROM sites s ORDER BY code");
-    if (st) res = sq_q_rows(&q, st, site_row);
+    sqlite3_stmt *st = sq_q_prepare(
+        &q, "SELECT code, name, province, city,"
+            " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
+            " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code), chain"
+            " FROM sites s WHERE " CO_SCOPE_SQL("s.code", "?1", "?2") " ORDER BY code");
+    if (st) {
+        sq_bind_scope(st, 1, 2, sc);
+        res = sq_q_rows(&q, st, site_row);
+    }
     sqlite3_finalize(st);
     sq_q_end(&q);
     return res;
@@ -1502,7 +1528,8 @@ static json_t *device_row(sqlite3_stmt *st)
                      "last_seen_ms", sq_col_json_int(st, 10));
 }
 
-json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen)
+json_t *co_store_devices(co_store *s, const char *site, const co_scope *sc, char *err,
+                         size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1511,11 +1538,15 @@ json_t *co_store_devices(co_store *s, const char *site, char *err, size_t errlen
     "SELECT site, device_id, screen, kind, vendor, model, serial, firmware, profile,"              \
     " first_seen_ms, last_seen_ms FROM devices"
     /* two statements, so that one site's listing searches the (site, device_id) index */
-    sqlite3_stmt *st = sq_q_prepare(&q, site ? DEVICE_COLS " WHERE site = ?1 ORDER BY device_id"
-                                             : DEVICE_COLS " ORDER BY site, device_id");
+#define DEVICE_SCOPE " AND " CO_SCOPE_SQL("site", "?2", "?3")
+    sqlite3_stmt *st = sq_q_prepare(
+        &q, site ? DEVICE_COLS " WHERE site = ?1" DEVICE_SCOPE " ORDER BY device_id"
+                 : DEVICE_COLS " WHERE ?1 IS NULL" DEVICE_SCOPE " ORDER BY site, device_id");
+#undef DEVICE_SCOPE
 #undef DEVICE_COLS
     if (st) {
         sq_bind_text(st, 1, site);
+        sq_bind_scope(st, 2, 3, sc);
         res = sq_q_rows(&q, st, device_row);
     }
     sqlite3_finalize(st);
@@ -1562,14 +1593,18 @@ static json_t *agent_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 6));
 }
 
-json_t *co_store_agents(co_store *s, char *err, size_t errlen)
+json_t *co_store_agents(co_store *s, const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
-                                        " samples FROM agents ORDER BY id");
-    if (st) res = sq_q_rows(&q, st, agent_row);
+    sqlite3_stmt *st = sq_q_prepare(
+        &q, "SELECT id, site, version, last_seq, last_seen_ms, batches,"
+            " samples FROM agents WHERE " CO_SCOPE_SQL("site", "?1", "?2") " ORDER BY id");
+    if (st) {
+        sq_bind_scope(st, 1, 2, sc);
+        res = sq_q_rows(&q, st, agent_row);
+    }
     sqlite3_finalize(st);
     sq_q_end(&q);
     return res;
@@ -1583,7 +1618,7 @@ static json_t *gap_row(sqlite3_stmt *st)
                      "reported_ms", (json_int_t)sqlite3_column_int64(st, 4));
 }
 
-json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
+json_t *co_store_gaps(co_store *s, const char *agent, const co_scope *sc, char *err, size_t errlen)
 {
     if (!agent) {
         cm_seterr(err, errlen, "gaps: an agent is required");
@@ -1592,10 +1627,14 @@ json_t *co_store_gaps(co_store *s, const char *agent, char *err, size_t errlen)
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
-    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms"
-                                        " FROM gaps WHERE agent_id = ?1 ORDER BY from_seq");
+    /* a limited caller sees the gaps of an agent of a site within its scope only */
+    sqlite3_stmt *st = sq_q_prepare(
+        &q, "SELECT agent_id, from_seq, to_seq, reason, reported_ms FROM gaps WHERE agent_id = ?1"
+            " AND (?2 = 0 OR EXISTS(SELECT 1 FROM agents a WHERE a.id = ?1 AND " CO_SCOPE_SQL(
+                "a.site", "?2", "?3") ")) ORDER BY from_seq");
     if (st) {
         sq_bind_text(st, 1, agent);
+        sq_bind_scope(st, 2, 3, sc);
         res = sq_q_rows(&q, st, gap_row);
     }
     sqlite3_finalize(st);
@@ -1622,6 +1661,36 @@ int co_store_ping(co_store *s, char *err, size_t errlen)
 }
 
 /* ---------------------------------------------------------------- sites, screens, operators */
+
+int co_store_site_in_scope(co_store *s, const char *site, const co_scope *sc, char *err,
+                           size_t errlen)
+{
+    if (!site) {
+        cm_seterr(err, errlen, "site in scope: a site is required");
+        return -1;
+    }
+    if (co_scope_is_all(sc)) return 1;
+    if (sc->kind == CO_SCOPE_SITE) return strcmp(sc->value, site) == 0;
+    sq_query q;
+    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
+    int ret = -1;
+    sqlite3_stmt *st =
+        sq_q_prepare(&q, "SELECT 1 WHERE ?1 IS NOT NULL AND " CO_SCOPE_SQL("?1", "?2", "?3"));
+    if (st) {
+        sq_bind_text(st, 1, site);
+        sq_bind_scope(st, 2, 3, sc);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            ret = 1;
+        else if (rc == SQLITE_DONE)
+            ret = 0;
+        else
+            sq_dberr(q.db, "site in scope", err, errlen);
+    }
+    sqlite3_finalize(st);
+    sq_q_end(&q);
+    return ret;
+}
 
 int co_screen_class_valid(const char *c)
 {
@@ -1669,12 +1738,13 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
     if (sq_exec_sql(s->w, "BEGIN IMMEDIATE", err, errlen) < 0) goto unlock;
     /* A NULL field keeps what is stored (COALESCE), so a partial update changes only what it
      * names; a new row gets the defaults. */
-    if (sq_prepare(
-            s->w,
-            "INSERT INTO sites(code, name, province, city, created_ms) VALUES(?1,?2,?3,?4,?5)"
-            " ON CONFLICT(code) DO UPDATE SET name = COALESCE(?2, name),"
-            " province = COALESCE(?3, province), city = COALESCE(?4, city)",
-            &site_st, err, errlen) < 0 ||
+    if (sq_prepare(s->w,
+                   "INSERT INTO sites(code, name, province, city, created_ms, chain)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                   " ON CONFLICT(code) DO UPDATE SET name = COALESCE(?2, name),"
+                   " province = COALESCE(?3, province), city = COALESCE(?4, city),"
+                   " chain = COALESCE(?6, chain)",
+                   &site_st, err, errlen) < 0 ||
         sq_prepare(s->w,
                    "INSERT INTO screens(site, screen, name, class, display, format, spl_ref,"
                    " updated_ms, updated_by) VALUES(?1, ?2, ?3, COALESCE(?4, 'theatre'),"
@@ -1691,13 +1761,14 @@ int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_s
         sq_bind_text(site_st, 3, sites[i].province);
         sq_bind_text(site_st, 4, sites[i].city);
         sqlite3_bind_int64(site_st, 5, now);
+        sq_bind_text(site_st, 6, sites[i].chain);
         if (sq_step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
     }
     for (size_t i = 0; i < nscreens; i++) {
         const co_screen *sc = &screens[i];
         /* the screen's site exists even when the import names only screens */
         sq_bind_text(site_st, 1, sc->site);
-        for (int k = 2; k <= 4; k++)
+        for (int k = 2; k <= 6; k++)
             sqlite3_bind_null(site_st, k);
         sqlite3_bind_int64(site_st, 5, now);
         if (sq_step_done(s->w, site_st, "site upsert", err, errlen) < 0) goto rollback;
@@ -1741,8 +1812,8 @@ static json_t *screen_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 7), "updated_by", sq_col_json_str(st, 8));
 }
 
-json_t *co_store_screens(co_store *s, const char *site, const char *screen, char *err,
-                         size_t errlen)
+json_t *co_store_screens(co_store *s, const char *site, const char *screen, const co_scope *sc,
+                         char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1752,10 +1823,11 @@ json_t *co_store_screens(co_store *s, const char *site, const char *screen, char
             " c.updated_ms, c.updated_by,"
             " (SELECT count(*) FROM devices d WHERE d.site = c.site AND d.screen = c.screen)"
             " FROM screens c WHERE (?1 IS NULL OR c.site = ?1) AND (?2 IS NULL OR c.screen = ?2)"
-            " ORDER BY c.site, c.screen");
+            " AND " CO_SCOPE_SQL("c.site", "?3", "?4") " ORDER BY c.site, c.screen");
     if (st) {
         sq_bind_text(st, 1, site);
         sq_bind_text(st, 2, screen);
+        sq_bind_scope(st, 3, 4, sc);
         res = sq_q_rows(&q, st, screen_row);
     }
     sqlite3_finalize(st);
@@ -1821,7 +1893,7 @@ static int severity_rank(const char *sev)
 }
 
 json_t *co_store_events(co_store *s, const char *site, const char *device, const char *min_severity,
-                        const co_range *r, char *err, size_t errlen)
+                        const co_range *r, const co_scope *sc, char *err, size_t errlen)
 {
     if (!r) {
         cm_seterr(err, errlen, "events: a range is required");
@@ -1831,12 +1903,13 @@ json_t *co_store_events(co_store *s, const char *site, const char *device, const
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st = sq_q_prepare(
-        &q, "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
-            " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
-            " WHERE e.ts_ms BETWEEN ?3 AND ?4 AND (?1 IS NULL OR e.site = ?1)"
-            " AND (?2 IS NULL OR d.device_id = ?2)"
-            " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
-            " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
+        &q,
+        "SELECT e.id, e.site, d.device_id, e.ts_ms, e.severity, e.code, e.text, e.source"
+        " FROM events e LEFT JOIN devices d ON d.id = e.device_ref"
+        " WHERE e.ts_ms BETWEEN ?3 AND ?4 AND (?1 IS NULL OR e.site = ?1)"
+        " AND (?2 IS NULL OR d.device_id = ?2)"
+        " AND (CASE e.severity WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END) >= ?5"
+        " AND " CO_SCOPE_SQL("e.site", "?7", "?8") " ORDER BY e.ts_ms DESC, e.id DESC LIMIT ?6");
     if (st) {
         sq_bind_text(st, 1, site);
         sq_bind_text(st, 2, device);
@@ -1844,6 +1917,7 @@ json_t *co_store_events(co_store *s, const char *site, const char *device, const
         sqlite3_bind_int64(st, 4, r->to_ms);
         sqlite3_bind_int(st, 5, severity_rank(min_severity));
         sqlite3_bind_int64(st, 6, (sqlite3_int64)r->limit);
+        sq_bind_scope(st, 7, 8, sc);
         res = sq_q_rows(&q, st, event_row);
     }
     sqlite3_finalize(st);
@@ -1861,7 +1935,7 @@ static json_t *latest_row(sqlite3_stmt *st)
 }
 
 json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
-                        char *err, size_t errlen)
+                        const co_scope *sc, char *err, size_t errlen)
 {
     if (!device) {
         cm_seterr(err, errlen, "latest: a device is required");
@@ -1875,11 +1949,12 @@ json_t *co_store_latest(co_store *s, const char *site, const char *device, const
         "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
         " FROM devices d JOIN series r ON r.device_ref = d.id JOIN latest l ON l.series_id = r.id"
         " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
-        " ORDER BY d.site, r.metric, r.labels");
+        " AND " CO_SCOPE_SQL("d.site", "?4", "?5") " ORDER BY d.site, r.metric, r.labels");
     if (st) {
         sq_bind_text(st, 1, site);
         sq_bind_text(st, 2, device);
         sq_bind_text(st, 3, metric);
+        sq_bind_scope(st, 4, 5, sc);
         res = sq_q_rows(&q, st, latest_row);
     }
     sqlite3_finalize(st);
@@ -1963,7 +2038,7 @@ static int series_points(sq_query *q, qseries *qs, size_t nqs, const co_range *r
 }
 
 json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
-                        const co_range *r, char *err, size_t errlen)
+                        const co_range *r, const co_scope *sc, char *err, size_t errlen)
 {
     if (!device || !r) {
         cm_seterr(err, errlen, "series: a device and a range are required");
@@ -1979,11 +2054,12 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
         "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
         " FROM devices d JOIN series r ON r.device_ref = d.id"
         " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
-        " ORDER BY d.site, r.metric, r.labels");
+        " AND " CO_SCOPE_SQL("d.site", "?4", "?5") " ORDER BY d.site, r.metric, r.labels");
     if (!st) goto out;
     sq_bind_text(st, 1, site);
     sq_bind_text(st, 2, device);
     sq_bind_text(st, 3, metric);
+    sq_bind_scope(st, 4, 5, sc);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (nqs == cap) {

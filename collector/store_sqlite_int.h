@@ -47,4 +47,9 @@ json_t *sq_col_json_int(sqlite3_stmt *st, int i);
 /* Every row of st through row() into a JSON array; NULL with q->err on error. */
 json_t *sq_q_rows(sq_query *q, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *));
 
+/* For store_retention.c: the samples table name of a UTC day (days since the epoch), and
+ * dropping the writer's cached statements for it (writer lock held, no transaction open). */
+void sq_chunk_table(int64_t day, char *buf, size_t len);
+void sq_chunk_forget(co_store *s, int64_t day);
+
 #endif

@@ -15,6 +15,7 @@ Started again while running, it stops the old demo first.
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -34,6 +35,14 @@ SIM_SITE = "demo-multiplex"
 SIM_AGENT = "demo-multiplex-agent"
 SIM_HALLS = 12
 SIM_SLOTS = 8  # ports per hall (sim/README.md)
+VIEWER = "demo"
+HALLS_CSV = ("cinema_code,cinema_name,province,city,chain,hall_code,hall_name,class,display,"
+             "format\n"
+             f"{SITE},Demo Cinema,Beijing,Beijing,Demo Pictures,hall1,Hall 1,theatre,projection,2D\n"
+             f"{SITE},Demo Cinema,Beijing,Beijing,Demo Pictures,hall2,Hall 2,review,projection,2D\n"
+             + "".join(f"{SIM_SITE},Demo Multiplex,Guangdong,Shenzhen,Demo Circuit,hall{n},"
+                       f"Hall {n},theatre,{'led' if n == 12 else 'projection'},"
+                       f"{'3D' if n % 4 == 0 else '2D'}\n" for n in range(1, SIM_HALLS + 1)))
 RECORDED = [  # device id, kind, profile (None = by sysObjectID), recording
     ("hall1/projector", "projector", "christie-cp-series2", "christie-projector_cp"),
     ("hall2/projector", "projector", "epson-projector", "epson-projector_eb-4770w"),
@@ -156,6 +165,14 @@ def start(build):
                                           profile="generic-snmp-host"))
         coll = harness.collector(env, tokens=[(AGENT, SITE)], port=_port_from(8080))
         _record(env)
+        # Where the halls are (the overview groups by province and city) and a viewer.
+        r = env.run([harness.binary("cinemon-collector"), "-c", str(coll.ini), "import",
+                     str(env.write("halls.csv", HALLS_CSV))], timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"import halls.csv: {r.stderr.strip()}")
+        password = secrets.token_urlsafe(12)
+        harness.viewer_add(env, coll.ini, VIEWER, password, role="operator")
+        env.write("operator-token", coll.op_token + "\n", mode=0o600)
         harness.agent(env, devices, coll, site=SITE, agent_id=AGENT,
                       extra={"interval": "10s", "upload_interval": "5s", "timeout": "2s"})
         _record(env)
@@ -189,6 +206,10 @@ def start(build):
 cinemon demo is running: {len(devices)} recorded and live devices (site {SITE}) and a
 {SIM_HALLS}-hall virtual multiplex from cinemon-sim on ports {sim_base}.. (site {SIM_SITE}),
 all polled every 10 s.
+  dashboard  {u}/   log in as {VIEWER!r} with password {password!r} (an operator: may
+             acknowledge and silence; more accounts: cinemon-collector -c {coll.ini} viewer add)
+The API below needs the session of the dashboard or an operator token:
+  curl -H "Authorization: Bearer $(cat {RUN}/operator-token)" {u}/api/v1/sites
   sites    {u}/api/v1/sites
   devices  {u}/api/v1/devices?site={SITE}
            {u}/api/v1/devices?site={SIM_SITE}

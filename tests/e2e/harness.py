@@ -386,9 +386,10 @@ def request(method, url, body=None, headers=None, timeout=15):
     return resp.status, parsed, raw, rh
 
 
-def http_get(url, timeout=15):
-    """GET → (status, json or None)."""
-    s, j, _, _ = request("GET", url, timeout=timeout)
+def http_get(url, timeout=15, token=None):
+    """GET → (status, json or None); token: an operator token sent as Bearer."""
+    h = {"Authorization": f"Bearer {token}"} if token else None
+    s, j, _, _ = request("GET", url, headers=h, timeout=timeout)
     return s, j
 
 
@@ -519,6 +520,7 @@ class Collector:
 
     def __init__(self, env, ini, port, proc):
         self.env, self.ini, self.port, self.proc = env, ini, port, proc
+        self.op_token = None
         self.base_url = f"http://127.0.0.1:{port}"
 
     def __iter__(self):  # base_url, proc = collector(env)
@@ -529,8 +531,9 @@ class Collector:
         return self.base_url + path + ("?" + urllib.parse.urlencode(q) if q else "")
 
     def get(self, path, **query):
-        """GET base_url+path?query → (status, json)."""
-        return http_get(self.url(path, **query))
+        """GET base_url+path?query → (status, json), as the national operator (reads need a
+        principal, docs/access.md)."""
+        return http_get(self.url(path, **query), token=self.op_token)
 
     def data(self, path, **query):
         """GET an API list; asserts 200 and returns the "data" list."""
@@ -545,6 +548,9 @@ class Collector:
 
     def add_token(self, agent, site):
         return token_add(self.env, self.ini, agent, site)
+
+    def add_operator(self, name, site=None):
+        return operator_add(self.env, self.ini, name, site)
 
     def healthy(self):
         try:
@@ -577,18 +583,46 @@ def token_add(env, ini, agent, site):
     return lines[0]
 
 
+def operator_add(env, ini, name, site=None):
+    """`cinemon-collector -c ini token add --operator NAME [--site S]`; returns the token."""
+    argv = [binary("cinemon-collector"), "-c", ini, "token", "add", "--operator", name]
+    if site:
+        argv += ["--site", site]
+    r = env.run(argv, timeout=60, cwd=Path(ini).parent)
+    assert r.returncode == 0, f"token add --operator failed ({r.returncode}): {r.stderr.strip()}"
+    lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"token add --operator: expected one line, got {r.stdout!r}"
+    return lines[0]
+
+
+def viewer_add(env, ini, name, password, role=None, scope=None):
+    """`cinemon-collector -c ini viewer add NAME [--role R] [--province|--chain|--site V]`
+    with the password on stdin. scope: ("province", "Guangdong") or None (national)."""
+    argv = [binary("cinemon-collector"), "-c", ini, "viewer", "add", name]
+    if role:
+        argv += ["--role", role]
+    if scope:
+        argv += [f"--{scope[0]}", scope[1]]
+    r = env.run(argv, timeout=60, cwd=Path(ini).parent, input=password + "\n")
+    assert r.returncode == 0, f"viewer add failed ({r.returncode}): {r.stderr.strip()}"
+    return r
+
+
 def collector(env, tokens=(), extra=None, port=None, timeout=30):
-    """Write collector.ini, create tokens [(agent, site)], start the collector and wait for
-    GET /healthz == 200. Returns a Collector with .tokens {(agent, site): token}."""
+    """Write collector.ini, create tokens [(agent, site)] and a national operator token
+    (.op_token, sent by Collector.get/data), start the collector and wait for GET /healthz ==
+    200. Returns a Collector with .tokens {(agent, site): token}."""
     exe = binary("cinemon-collector")
     port = port or free_port("tcp")
     ini = write_collector_ini(env, port, extra)
     toks = {}
     for agent_id, site in tokens:
         toks[(agent_id, site)] = token_add(env, ini, agent_id, site)
+    op = operator_add(env, ini, "e2e-national")
     proc = env.start("collector", [exe, "-c", ini], check_exit=True)
     c = Collector(env, ini, port, proc)
     c.tokens = toks
+    c.op_token = op
 
     def ready():
         if not proc.alive():

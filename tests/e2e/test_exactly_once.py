@@ -25,7 +25,9 @@ import harness
 
 AGENT, SITE = "eo-agent", "eo-site"
 DEVICE, METRIC = "hall1/projector", "lamp_hours"
-T0 = 1764082800000  # 2025-11-25T15:00:00Z: every record r has its point at T0 + r s
+# Every record r has its point at T0 + r s; T0 is the start of the hour a day ago, well within
+# the raw retention the collector applies when it starts again.
+T0 = (int(time.time()) // 3600 - 24) * 3600 * 1000
 
 
 def batch(seq, first_seq=None, gaps=None, agent=AGENT, site=SITE):

@@ -212,6 +212,7 @@ class Stack:
         self.db = env.path("cinemon.db")
         self.ini = harness.write_collector_ini(env, self.port, db=str(self.db))
         self.token = harness.token_add(env, self.ini, AGENT, SITE)
+        self.op_token = harness.operator_add(env, self.ini, "faults-national")  # API reads
         self.coll = None
         self.agent = None
         self.problems = []
@@ -353,7 +354,8 @@ class Stack:
 
     def agent_row(self):
         """The collector's /api/v1/agents entry of our agent, or None."""
-        s, j = harness.http_get(self.base_url + "/api/v1/agents", timeout=5)
+        s, j = harness.http_get(self.base_url + "/api/v1/agents", timeout=5,
+                                token=self.op_token)
         assert s == 200, f"GET /api/v1/agents: status {s}: {j!r}"
         data = j.get("data") if isinstance(j, dict) else j
         assert isinstance(data, list), f"GET /api/v1/agents: no data list: {j!r}"
@@ -369,7 +371,7 @@ class Stack:
     def gaps(self):
         """[(from_seq, to_seq, reason)] the collector recorded for our agent."""
         s, j = harness.http_get(self.base_url + "/api/v1/gaps?agent=" +
-                                urllib.parse.quote(AGENT), timeout=5)
+                                urllib.parse.quote(AGENT), timeout=5, token=self.op_token)
         assert s == 200, f"GET /api/v1/gaps?agent={AGENT}: status {s}: {j!r}"
         data = j.get("data") if isinstance(j, dict) else j
         assert isinstance(data, list), f"GET /api/v1/gaps: no data list: {j!r}"

@@ -260,13 +260,107 @@ static void test_relative_path(void **st)
     cleanup();
 }
 
+/* [retention]: defaults, units (d, w, y, forever, 0), and errors naming file:line. */
+static void test_retention(void **st)
+{
+    (void)st;
+    const int64_t day = 86400000LL;
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini("[collector]\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_int_equal(c.retention.raw_ms, 90 * day);
+    assert_int_equal(c.retention.rollup_1m_ms, 180 * day);
+    assert_int_equal(c.retention.rollup_1h_ms, 3650 * day);
+    assert_int_equal(c.retention.audit_ms, 365 * day);
+    assert_int_equal(c.retention.interval_ms, 3600000);
+    co_config_free(&c);
+    cleanup();
+
+    p = write_ini("[retention]\nraw = 30d\nrollup_1m = 26w\nrollup_1h = forever\naudit = 2y\n"
+                  "interval = 10m\n");
+    if (co_config_load(&c, p, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(c.retention.raw_ms, 30 * day);
+    assert_int_equal(c.retention.rollup_1m_ms, 182 * day);
+    assert_int_equal(c.retention.rollup_1h_ms, 0);
+    assert_int_equal(c.retention.audit_ms, 730 * day);
+    assert_int_equal(c.retention.interval_ms, 600000);
+    co_config_free(&c);
+    cleanup();
+
+    p = write_ini("[retention]\nraw = 0\nrollup_1m = forever\nrollup_1h = 0\naudit = 0\n");
+    if (co_config_load(&c, p, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(c.retention.raw_ms + c.retention.rollup_1m_ms + c.retention.rollup_1h_ms +
+                         c.retention.audit_ms,
+                     0);
+    co_config_free(&c);
+    cleanup();
+
+    /* a roll-up kept shorter than the data it summarises */
+    expect_error("[retention]\nraw = 90d\nrollup_1m = 7d\n", "collector.ini:3:");
+    expect_error("[retention]\nraw = 90d\nrollup_1m = 7d\n", "rollup_1m (7d)");
+    expect_error("[retention]\nraw = 1y\n", "collector.ini:2: [retention]: rollup_1m (180d)");
+    expect_error("[retention]\nraw = forever\n", "would be kept shorter than raw (forever)");
+    expect_error("[retention]\nrollup_1m = 400d\n\nrollup_1h = 1y\n", "collector.ini:4:");
+    /* malformed or too short */
+    expect_error("[retention]\nraw = 90\n", "collector.ini:2: key 'raw' in [retention]: must be");
+    expect_error("[retention]\naudit = soon\n", "collector.ini:2: key 'audit'");
+    expect_error("[retention]\nrollup_1h = -5d\n", "collector.ini:2:");
+    expect_error("[retention]\nraw = 99999999y\n", "collector.ini:2:");
+    expect_error("[retention]\ninterval = 1s\n", "collector.ini:2: key 'interval'");
+    expect_error("[retention]\nsamples = 30d\n", "collector.ini:2: unknown key 'samples'");
+}
+
+/* [access]: defaults, values, ranges and errors naming file:line. */
+static void test_access(void **st)
+{
+    (void)st;
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini("[collector]\n");
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
+    assert_false(c.anonymous_read);
+    assert_false(c.secure_cookie);
+    assert_int_equal(c.session_ttl_ms, 12 * 3600 * 1000);
+    assert_int_equal(c.login_max_failures, 5);
+    assert_int_equal(c.login_lockout_ms, 5 * 60 * 1000);
+    co_config_free(&c);
+    cleanup();
+
+    p = write_ini("[access]\nanonymous_read = true\nsession_ttl = 30m\nsecure_cookie = yes\n"
+                  "login_max_failures = 3\nlockout = 15m\n");
+    if (co_config_load(&c, p, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_true(c.anonymous_read);
+    assert_true(c.secure_cookie);
+    assert_int_equal(c.session_ttl_ms, 30 * 60 * 1000);
+    assert_int_equal(c.login_max_failures, 3);
+    assert_int_equal(c.login_lockout_ms, 15 * 60 * 1000);
+    co_config_free(&c);
+    cleanup();
+
+    expect_error("[access]\nsession_ttl = 10s\n", "collector.ini:2: key 'session_ttl'");
+    expect_error("[access]\nsession_ttl = 1000d\n", "collector.ini:2: key 'session_ttl'");
+    expect_error("[access]\nanonymous_read = maybe\n", "collector.ini:2: key 'anonymous_read'");
+    expect_error("[access]\nlogin_max_failures = 0\n", "collector.ini:2: key 'login_max_failures'");
+    expect_error("[access]\n\nlockout = 2d\n", "collector.ini:3: key 'lockout'");
+    expect_error("[access]\npassword = x\n", "collector.ini:2: unknown key 'password'");
+    expect_error("[access \"x\"]\n", "collector.ini:1: unknown section");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_file),      cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_malformed_line),  cmocka_unit_test(test_unknown_key),
-        cmocka_unit_test(test_unknown_section), cmocka_unit_test(test_bad_values), cmocka_unit_test(test_rules_and_webhooks),
-        cmocka_unit_test(test_listen_forms),    cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_access),
+        cmocka_unit_test(test_valid_file),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_malformed_line),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_unknown_section),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_rules_and_webhooks),
+        cmocka_unit_test(test_listen_forms),
+        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_relative_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -123,7 +123,7 @@ static json_t *report(fx *f, co_compliance_level level, int64_t day, const char 
                       const char *province, const char *city)
 {
     char err[256] = "";
-    json_t *j = co_compliance_report(f->s, f->c, level, day, site, province, city,
+    json_t *j = co_compliance_report(f->s, f->c, level, day, site, province, city, NULL,
                                      (day + 1) * 86400000LL + HOUR, err, sizeof err);
     if (!j) fail_msg("report: %s", err);
     return j;
@@ -361,7 +361,7 @@ static void test_override(void **state)
     put_regular(f, S3, "1/proj", "screen_luminance_nits", "mode", "2d", D0, HOUR, 4, 2, 48, 30);
     put_regular(f, S1, "1/proj", "screen_luminance_nits", "mode", "2d", D0, HOUR, 4, 2, 48, 30);
     assert_int_equal(co_compliance_run_day(c, DAY, D0 + 30 * HOUR, err, sizeof err), 0);
-    json_t *j = co_compliance_report(f->s, NULL, CO_LEVEL_SCREEN, DAY, NULL, NULL, NULL,
+    json_t *j = co_compliance_report(f->s, NULL, CO_LEVEL_SCREEN, DAY, NULL, NULL, NULL, NULL,
                                      D0 + 30 * HOUR, err, sizeof err);
     assert_non_null(j);
     assert_true(share(screen_row(j, S3, "1"), "luminance") == 1.0); /* 30 within 48 ± 20 */
@@ -379,20 +379,20 @@ static void test_tick_and_refresh(void **state)
     char err[256] = "";
     put_regular(f, S1, "1/proj", "screen_luminance_nits", "mode", "2d", D0, HOUR, 4, 4, 48, 48);
     assert_int_equal(co_compliance_tick(f->c, now, err, sizeof err), 0);
-    json_t *j = co_compliance_report(f->s, NULL, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, now, err,
-                                     sizeof err);
+    json_t *j = co_compliance_report(f->s, NULL, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, NULL, now,
+                                     err, sizeof err);
     assert_true(fabs(hours(json_array_get(j, 0), "luminance") - 4.0) < 1e-9);
     json_decref(j);
     /* more samples: not yet due for the tick, but a report 10 min later recomputes */
     put_regular(f, S1, "1/proj", "screen_luminance_nits", "mode", "2d", D0 + 4 * HOUR, HOUR, 2, 0,
                 48, 30);
     assert_int_equal(co_compliance_tick(f->c, now + MIN, err, sizeof err), 0);
-    j = co_compliance_report(f->s, NULL, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, now + MIN, err,
-                             sizeof err);
+    j = co_compliance_report(f->s, NULL, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, NULL, now + MIN,
+                             err, sizeof err);
     assert_true(fabs(hours(json_array_get(j, 0), "luminance") - 4.0) < 1e-9);
     json_decref(j);
-    j = co_compliance_report(f->s, f->c, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, now + 10 * MIN,
-                             err, sizeof err);
+    j = co_compliance_report(f->s, f->c, CO_LEVEL_NATION, DAY, NULL, NULL, NULL, NULL,
+                             now + 10 * MIN, err, sizeof err);
     assert_true(fabs(hours(json_array_get(j, 0), "luminance") - 6.0) < 1e-9);
     assert_true(fabs(share(json_array_get(j, 0), "luminance") - 4.0 / 6.0) < 1e-9);
     json_decref(j);

@@ -24,7 +24,7 @@ static int import(fx *f, const char *csv, size_t *ns, size_t *nc, char *err, siz
 static json_t *screens(fx *f, const char *site)
 {
     char err[256];
-    json_t *j = co_store_screens(f->s, site, NULL, err, sizeof err);
+    json_t *j = co_store_screens(f->s, site, NULL, NULL, err, sizeof err);
     if (!j) fail_msg("screens: %s", err);
     return j;
 }
@@ -35,13 +35,13 @@ static void test_good_file(void **state)
     const char *csv =
         "\xEF\xBB\xBF"
         "Cinema_Code,cinema_name,province,city,hall_code,hall_name,class,display,"
-        "format,spl_L,spl_C,spl_R\r\n"
+        "format,spl_L,spl_C,spl_R,Chain\r\n"
         "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall1,\"Hall \"\"1\"\"\","
-        "theatre,projection,2D,85,85,85\r\n"
+        "theatre,projection,2D,85,85,85,Capital\r\n"
         "11010001,\"Capital Cinema, Wangfujing\",Beijing,Beijing,hall2,VIP,review,led,"
-        "HDR,,84.5,\r\n"
+        "HDR,,84.5,,\r\n"
         "\r\n"
-        "31010002,Bund,Shanghai,Shanghai,,,,,,,,\r\n";
+        "31010002,Bund,Shanghai,Shanghai,,,,,,,,,\r\n";
     size_t ns = 0, nc = 0;
     char err[256] = "";
     assert_int_equal(import(f, csv, &ns, &nc, err, sizeof err), 0);
@@ -57,12 +57,15 @@ static void test_good_file(void **state)
     assert_true(json_real_value(json_object_get(json_object_get(h2, "spl_ref"), "C")) == 84.5);
     assert_int_equal(json_object_size(json_object_get(h2, "spl_ref")), 1);
     json_decref(j);
-    j = co_store_sites(f->s, err, sizeof err);
+    j = co_store_sites(f->s, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 2);
     json_t *s1 = json_array_get(j, 0);
     assert_string_equal(json_string_value(json_object_get(s1, "name")),
                         "Capital Cinema, Wangfujing");
     assert_string_equal(json_string_value(json_object_get(s1, "province")), "Beijing");
+    /* the chain column is stored; an empty cell (hall2's row) keeps it */
+    assert_string_equal(json_string_value(json_object_get(s1, "chain")), "Capital");
+    assert_true(json_is_null(json_object_get(json_array_get(j, 1), "chain")));
     json_decref(j);
     /* a second import with only some columns changes only those; LF endings, no final EOL */
     const char *upd = "cinema_code,hall_code,class\n11010001,hall2,theatre";
@@ -72,6 +75,14 @@ static void test_good_file(void **state)
     assert_string_equal(json_string_value(json_object_get(h2, "class")), "theatre");
     assert_string_equal(json_string_value(json_object_get(h2, "display")), "led");
     assert_string_equal(json_string_value(json_object_get(h2, "format")), "HDR");
+    json_decref(j);
+    /* a later file may move a cinema to another chain */
+    assert_int_equal(import(f, "cinema_code,chain\n11010001,Wanda\n", &ns, &nc, err, sizeof err),
+                     0);
+    j = co_store_sites(f->s, NULL, err, sizeof err);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "chain")), "Wanda");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "province")),
+                        "Beijing");
     json_decref(j);
 }
 

@@ -92,7 +92,7 @@ static json_t *series_q(co_store *s, const char *site, const char *dev, const ch
 {
     co_range r = {from, to, limit};
     char err[256] = "";
-    json_t *j = co_store_series(s, site, dev, metric, &r, err, sizeof err);
+    json_t *j = co_store_series(s, site, dev, metric, &r, NULL, err, sizeof err);
     if (!j) fail_msg("series: %s", err);
     return j;
 }
@@ -100,7 +100,7 @@ static json_t *series_q(co_store *s, const char *site, const char *dev, const ch
 static json_t *latest_q(co_store *s, const char *site, const char *dev, const char *metric)
 {
     char err[256] = "";
-    json_t *j = co_store_latest(s, site, dev, metric, err, sizeof err);
+    json_t *j = co_store_latest(s, site, dev, metric, NULL, err, sizeof err);
     if (!j) fail_msg("latest: %s", err);
     return j;
 }
@@ -167,7 +167,7 @@ static void test_write_and_read_back(void **state)
     json_decref(j);
 
     char err[256] = "";
-    j = co_store_devices(f->s, "S1", err, sizeof err);
+    j = co_store_devices(f->s, "S1", NULL, err, sizeof err);
     assert_non_null(j);
     assert_int_equal(json_array_size(j), 1);
     json_t *d = json_array_get(j, 0);
@@ -182,16 +182,17 @@ static void test_write_and_read_back(void **state)
         "\"vendor\":\"Barco\",\"model\":\"DP4K-32B\",\"serial\":\"SN1\",\"firmware\":\"1.2\","
         "\"profile\":\"barco_dp4k\"}]");
     json_decref(j);
-    j = co_store_devices(f->s, "nowhere", err, sizeof err);
+    j = co_store_devices(f->s, "nowhere", NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
 
-    j = co_store_sites(f->s, err, sizeof err);
+    j = co_store_sites(f->s, NULL, err, sizeof err);
     assert_non_null(j);
     json_t *site = json_array_get(j, 0);
     assert_true(json_integer_value(json_object_get(site, "last_seen_ms")) > T0);
     json_object_del(site, "last_seen_ms");
-    json_is(j, "[{\"code\":\"S1\",\"name\":null,\"province\":null,\"city\":null,\"devices\":1}]");
+    json_is(j, "[{\"code\":\"S1\",\"name\":null,\"province\":null,\"city\":null,"
+               "\"chain\":null,\"devices\":1}]");
     json_decref(j);
 
     /* inventory upsert: fields given replace, absent fields are kept */
@@ -200,7 +201,7 @@ static void test_write_and_read_back(void **state)
     assert_int_equal(cm_batch_add_device(b, &d2), 0);
     assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
     drop(b);
-    j = co_store_devices(f->s, NULL, err, sizeof err);
+    j = co_store_devices(f->s, NULL, NULL, err, sizeof err);
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "firmware")),
                         "1.3");
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "model")),
@@ -231,7 +232,7 @@ static void test_duplicate_seq(void **state)
     assert_true(json_real_value(json_object_get(json_array_get(j, 0), "value")) == 100.5);
     json_decref(j);
     char err[256];
-    j = co_store_sites(f->s, err, sizeof err);
+    j = co_store_sites(f->s, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
 
@@ -397,7 +398,7 @@ static void test_events_query(void **state)
     char err[256] = "";
     assert_int_equal(co_store_ping(f->s, err, sizeof err), 0);
     co_range all = {.from_ms = T0 - 3600000, .to_ms = T0 + 3600000, .limit = 100};
-    json_t *j = co_store_events(f->s, NULL, NULL, NULL, &all, err, sizeof err);
+    json_t *j = co_store_events(f->s, NULL, NULL, NULL, &all, NULL, err, sizeof err);
     if (!j) fail_msg("events: %s", err);
     assert_int_equal(json_array_size(j), 3);
     /* newest first; an event's device is registered even with no inventory of its own */
@@ -407,7 +408,7 @@ static void test_events_query(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 1), "text")),
                         "booth door <open> & \"x\"");
     json_decref(j);
-    j = co_store_events(f->s, "S1", "hall1/projector", "warning", &all, err, sizeof err);
+    j = co_store_events(f->s, "S1", "hall1/projector", "warning", &all, NULL, err, sizeof err);
     assert_non_null(j);
     assert_int_equal(json_array_size(j), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0), "code")),
@@ -415,14 +416,14 @@ static void test_events_query(void **state)
     json_decref(j);
     co_range one = all;
     one.limit = 1;
-    j = co_store_events(f->s, "S1", NULL, NULL, &one, err, sizeof err);
+    j = co_store_events(f->s, "S1", NULL, NULL, &one, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
     co_range none = {.from_ms = T0 + 7200000, .to_ms = T0 + 9000000, .limit = 100};
-    j = co_store_events(f->s, NULL, NULL, NULL, &none, err, sizeof err);
+    j = co_store_events(f->s, NULL, NULL, NULL, &none, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
-    j = co_store_events(f->s, "other-site", NULL, NULL, &all, err, sizeof err);
+    j = co_store_events(f->s, "other-site", NULL, NULL, &all, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
 }
@@ -439,7 +440,7 @@ static void test_screens(void **state)
                         "{\"L\":85.0,\"C\":85.0,\"R\":85.0,\"Ls\":82.0,\"Rs\":82.0}"},
                        {"99990009", "hall1", NULL, NULL, NULL, NULL, NULL}};
     assert_int_equal(co_store_import(f->s, sites, 2, scr, 3, "import", err, sizeof err), 0);
-    json_t *j = co_store_screens(f->s, NULL, NULL, err, sizeof err);
+    json_t *j = co_store_screens(f->s, NULL, NULL, NULL, err, sizeof err);
     if (!j) fail_msg("screens: %s", err);
     assert_int_equal(json_array_size(j), 3);
     json_t *h2 = json_array_get(j, 1);
@@ -453,13 +454,13 @@ static void test_screens(void **state)
     assert_int_equal(json_object_size(json_object_get(x, "spl_ref")), 0);
     json_decref(j);
     /* the unknown site was created; the known ones keep their province */
-    j = co_store_sites(f->s, err, sizeof err);
+    j = co_store_sites(f->s, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 3);
     json_decref(j);
     /* a partial update changes only what it names */
     co_screen upd = {"11010001", "hall2", NULL, "theatre", NULL, NULL, NULL};
     assert_int_equal(co_store_import(f->s, NULL, 0, &upd, 1, "ops-anna", err, sizeof err), 0);
-    j = co_store_screens(f->s, "11010001", "hall2", err, sizeof err);
+    j = co_store_screens(f->s, "11010001", "hall2", NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     h2 = json_array_get(j, 0);
     assert_string_equal(json_string_value(json_object_get(h2, "class")), "theatre");
@@ -475,7 +476,7 @@ static void test_screens(void **state)
     co_screen bad2 = {"11010001", "hall4", NULL, NULL, "crt", NULL, NULL};
     assert_int_equal(co_store_import(f->s, NULL, 0, &bad2, 1, "x", err, sizeof err), -1);
     assert_non_null(strstr(err, "display"));
-    j = co_store_screens(f->s, "11010001", NULL, err, sizeof err);
+    j = co_store_screens(f->s, "11010001", NULL, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 2);
     json_decref(j);
     /* operators */
@@ -536,7 +537,7 @@ static void test_rollups(void **state)
 
     char err[256] = "";
     co_range r = {.from_ms = T0, .to_ms = T0 + 3 * 3600000LL, .limit = 1000, .step_ms = 3600000};
-    json_t *j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, err,
+    json_t *j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, NULL, err,
                                 sizeof err);
     if (!j) fail_msg("%s", err);
     json_t *pts = json_object_get(json_array_get(j, 0), "points");
@@ -549,13 +550,13 @@ static void test_rollups(void **state)
         assert_true(json_real_value(json_array_get(row, 3)) == max_h[h]);
         assert_int_equal(json_integer_value(json_array_get(row, 4)), n_h[h]);
     }
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "step_ms")),
-                     3600000);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "step_ms")), 3600000);
     json_decref(j);
     /* minutes: 3 samples each; the minute of the replaced sample has the new value */
     r.step_ms = 60000;
     r.to_ms = T0 + 3 * 60000 - 1;
-    j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, err, sizeof err);
+    j = co_store_series(f->s, "S1", "hall1/sensor", "temperature_celsius", &r, NULL, err,
+                        sizeof err);
     pts = json_object_get(json_array_get(j, 0), "points");
     assert_int_equal(json_array_size(pts), 3);
     json_t *m0 = json_array_get(pts, 0);
@@ -607,7 +608,7 @@ static uint64_t last_seq(co_store *s, const char *agent)
 static void gaps_are(co_store *s, const char *agent, const char *want)
 {
     char err[256] = "";
-    json_t *j = co_store_gaps(s, agent, err, sizeof err);
+    json_t *j = co_store_gaps(s, agent, NULL, err, sizeof err);
     if (!j) fail_msg("gaps: %s", err);
     size_t i;
     json_t *g;
@@ -724,7 +725,7 @@ static void test_overlap_gaps_audit(void **state)
     audit_disjoint(f->path);
     counts(f->s, 3 + 2 + 2 + 1 + 1 + 1 + 3 + 1, 2, 2);
 
-    json_t *j = co_store_agents(f->s, err, sizeof err);
+    json_t *j = co_store_agents(f->s, NULL, err, sizeof err);
     assert_non_null(j);
     assert_int_equal(json_array_size(j), 2);
     for (size_t i = 0; i < 2; i++) {
@@ -868,7 +869,7 @@ static void test_migration_from_v1(void **state)
     assert_int_equal(write_range(f, 6, 8), CO_BATCH_OVERLAP);
     assert_int_equal(write_range(f, 8, 9), CO_BATCH_STORED);
     counts(f->s, 3, 1, 1);
-    json_t *j = co_store_agents(f->s, err, sizeof err);
+    json_t *j = co_store_agents(f->s, NULL, err, sizeof err);
     assert_non_null(j);
     json_t *a = json_array_get(j, 0);
     assert_int_equal(json_integer_value(json_object_get(a, "last_seq")), 9);

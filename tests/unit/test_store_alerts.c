@@ -48,7 +48,7 @@ static json_t *alerts(fx *f, const char *state, const char *site)
 {
     co_alert_filter flt = {.state = state, .site = site};
     char err[256] = "";
-    json_t *j = co_store_alerts(f->s, &flt, err, sizeof err);
+    json_t *j = co_store_alerts(f->s, &flt, NULL, err, sizeof err);
     if (!j) fail_msg("alerts: %s", err);
     return j;
 }
@@ -106,18 +106,18 @@ static void test_lifecycle(void **state)
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
     char err[256] = "";
-    j = co_store_alert(f->s, p.id, err, sizeof err);
+    j = co_store_alert(f->s, p.id, NULL, err, sizeof err);
     assert_non_null(j);
     json_t *h = json_object_get(j, "history");
     assert_int_equal(json_array_size(h), 5);
     assert_string_equal(str(json_array_get(h, 0), "state"), "pending");
     assert_string_equal(str(json_array_get(h, 4), "state"), "resolved");
     json_decref(j);
-    assert_null(co_store_alert(f->s, 999999, err, sizeof err));
+    assert_null(co_store_alert(f->s, 999999, NULL, err, sizeof err));
     assert_string_equal(err, "");
     /* filters */
     co_alert_filter flt = {.min_severity = "critical"};
-    j = co_store_alerts(f->s, &flt, err, sizeof err);
+    j = co_store_alerts(f->s, &flt, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
     j = alerts(f, NULL, "other");
@@ -151,19 +151,20 @@ static void test_ack_and_silence(void **state)
     assert_int_equal(o.notify, 1);
     co_silence bad = {.site = "S1", .from_ms = T0, .until_ms = T0, .by = "x"};
     assert_int_equal(co_store_silence_add(f->s, &bad, &sid, err, sizeof err), -1);
-    json_t *j = co_store_silences(f->s, "S1", 0, err, sizeof err);
+    json_t *j = co_store_silences(f->s, "S1", 0, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     json_decref(j);
-    j = co_store_silences(f->s, "S1", T0 + 7200000, err, sizeof err);
+    j = co_store_silences(f->s, "S1", T0 + 7200000, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
     /* acknowledgement: scope by site */
+    co_scope s1 = {CO_SCOPE_SITE, "S1"}, s2 = {CO_SCOPE_SITE, "S2"};
     assert_int_equal(
-        co_store_alert_ack(f->s, o.id, "bob", "seen", "S2", T0 + 4000000, err, sizeof err), 0);
+        co_store_alert_ack(f->s, o.id, "bob", "seen", &s2, T0 + 4000000, err, sizeof err), 0);
     assert_int_equal(
-        co_store_alert_ack(f->s, o.id, "bob", "seen", "S1", T0 + 4000000, err, sizeof err), 1);
-    assert_int_equal(co_store_alert_ack(f->s, 424242, "bob", NULL, "*", T0, err, sizeof err), 0);
-    j = co_store_alert(f->s, o.id, err, sizeof err);
+        co_store_alert_ack(f->s, o.id, "bob", "seen", &s1, T0 + 4000000, err, sizeof err), 1);
+    assert_int_equal(co_store_alert_ack(f->s, 424242, "bob", NULL, NULL, T0, err, sizeof err), 0);
+    j = co_store_alert(f->s, o.id, NULL, err, sizeof err);
     json_t *ack = json_object_get(j, "ack");
     assert_string_equal(str(ack, "by"), "bob");
     assert_string_equal(str(ack, "comment"), "seen");
@@ -235,7 +236,7 @@ static void test_restore_and_notifications(void **state)
     p = (pend){0};
     assert_int_equal(co_store_deliveries_pending(f->s, T0 + 1, on_pending, &p, err, sizeof err), 0);
     assert_int_equal(p.n, 0); /* too old */
-    json_t *j = co_store_notifications(f->s, "S1", 0, 10, err, sizeof err);
+    json_t *j = co_store_notifications(f->s, "S1", 0, 10, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 1);
     json_t *nt = json_array_get(j, 0);
     assert_string_equal(str(json_object_get(nt, "payload"), "rule"), "luminance_2d");
@@ -244,7 +245,7 @@ static void test_restore_and_notifications(void **state)
     assert_string_equal(str(json_array_get(dl, 0), "target"), "ncc");
     assert_string_equal(str(json_array_get(dl, 1), "state"), "delivered");
     json_decref(j);
-    j = co_store_notifications(f->s, NULL, o.id + 1000, 10, err, sizeof err);
+    j = co_store_notifications(f->s, NULL, o.id + 1000, 10, NULL, err, sizeof err);
     assert_int_equal(json_array_size(j), 0);
     json_decref(j);
 }

@@ -86,11 +86,12 @@ static void *querier(void *arg)
         if (stop) break;
         int64_t a, b, c;
         if (co_store_counts(rd->s, &a, &b, &c, err, sizeof err) < 0) rd->errors++;
-        json_t *j = co_store_latest(rd->s, "S1", "hall3/projector", NULL, err, sizeof err);
+        json_t *j = co_store_latest(rd->s, "S1", "hall3/projector", NULL, NULL, err, sizeof err);
         if (!j) rd->errors++;
         json_decref(j);
         co_range r = {0, T0 * 2, 10};
-        j = co_store_series(rd->s, "S1", "hall5/projector", "lamp_hours", &r, err, sizeof err);
+        j = co_store_series(rd->s, "S1", "hall5/projector", "lamp_hours", &r, NULL, err,
+                            sizeof err);
         if (!j) rd->errors++;
         json_decref(j);
         rd->queries++;
@@ -152,7 +153,7 @@ static void test_concurrent_group_commit(void **state)
     for (int i = 0; i < THREADS; i++) {
         char dev[64];
         snprintf(dev, sizeof dev, "hall%d/projector", i);
-        json_t *j = co_store_latest(f->s, "S1", dev, "lamp_hours", err, sizeof err);
+        json_t *j = co_store_latest(f->s, "S1", dev, "lamp_hours", NULL, err, sizeof err);
         assert_non_null(j);
         assert_true(json_real_value(json_object_get(json_array_get(j, 0), "value")) == PER_THREAD);
         json_decref(j);
