@@ -65,7 +65,7 @@ LIBCO   := $(B)/libcollector.a
 LIBSIM  := $(B)/libsim.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
-.PHONY: all deps test test-unit test-faults asan bench fuzz demo demo-stop install clean fmt
+.PHONY: all deps test test-unit test-faults asan bench bench-dashboard fuzz demo demo-stop install clean fmt
 all: $(BINS) $(B)/cinemon-sim $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
@@ -135,8 +135,14 @@ test-faults: deps
 bench: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
 	@$(MAKE) --no-print-directory all >/dev/null
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(filter %_bench,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 	@echo "== bench/poll_bench.py"; $(PYTHON) bench/poll_bench.py --build $(B)
+	@echo "== bench/dashboard_bench.py"; $(PYTHON) bench/dashboard_bench.py --build $(B)
+
+# Only the dashboard benchmark (10,000 screens, a year of hourly roll-ups; see docs/dashboard.md).
+bench-dashboard: deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@$(PYTHON) bench/dashboard_bench.py --build $(B)
 
 # Every tests/fuzz/fuzz_*.c is a libFuzzer target over one parser of outside input; each runs
 # FUZZ_SECONDS (default 60) and stops at the first crash, leak or sanitizer report.

@@ -3,7 +3,7 @@
 hourly roll-ups generated into the database: API latency (median and p99) for the overview,
 a cinema page and a one-year hall chart; page load time in Chromium."
 
-1. Generate (bench/dashgen.c, built on the fly when build/dashgen is absent): a fresh
+1. Generate (bench/dashgen.c, built by make as build/bench/dashgen): a fresh
    database at the current schema is made by `cinemon-collector -c INI token add --operator
    bench` (which also prints the national read token used below), then dashgen fills it:
    ~2,000 cinemas x 5 screens over 31 provinces, their cities and 8 chains; 4 devices and 16
@@ -73,13 +73,10 @@ def pct(xs, p):
 # ---------------------------------------------------------------- generation
 
 def dashgen_binary(build):
-    exe = os.path.join(build, "dashgen")
-    src = os.path.join(HERE, "dashgen.c")
-    if not os.path.isfile(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        exe = os.path.join(tempfile.gettempdir(), f"cinemon-dashgen-{os.getuid()}")
-        log(f"building {exe} from bench/dashgen.c")
-        subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-o", exe, src, "-lsqlite3",
-                        "-lm"], check=True)
+    """build/bench/dashgen, made by `make` (bench/*.c)."""
+    exe = os.path.join(build, "bench", "dashgen")
+    if not os.path.isfile(exe):
+        raise SystemExit(f"{exe} is missing: run make first")
     return exe
 
 

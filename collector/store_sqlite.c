@@ -2094,8 +2094,13 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
         }
         int64_t from = floor_div(r->from_ms, r->step_ms) * r->step_ms;
         for (size_t i = 0; i < nqs; i++) {
-            json_t *pts = json_array();
-            if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) goto oom_rs;
+            /* newest first (the limit keeps the newest), turned around below */
+            json_t *desc = json_array(), *pts = json_array();
+            if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) {
+                json_decref(desc);
+                goto oom_rs;
+            }
+            if (!desc) goto oom_rs;
             json_object_set_new(qs[i].obj, "step_ms", json_integer(r->step_ms));
             sqlite3_reset(rs);
             sqlite3_bind_int64(rs, 1, qs[i].id);
@@ -2103,13 +2108,20 @@ json_t *co_store_series(co_store *s, const char *site, const char *device, const
             sqlite3_bind_int64(rs, 3, r->to_ms);
             sqlite3_bind_int64(rs, 4, r->limit ? (int64_t)r->limit : -1);
             while ((rc = sqlite3_step(rs)) == SQLITE_ROW)
-                if (json_array_insert_new(
-                        pts, 0,
-                        json_pack("[I, f, f, f, I]", (json_int_t)sqlite3_column_int64(rs, 0),
-                                  sqlite3_column_double(rs, 1), sqlite3_column_double(rs, 2),
-                                  sqlite3_column_double(rs, 3),
-                                  (json_int_t)sqlite3_column_int64(rs, 4))) < 0)
+                if (json_array_append_new(
+                        desc, json_pack("[I, f, f, f, I]", (json_int_t)sqlite3_column_int64(rs, 0),
+                                        sqlite3_column_double(rs, 1), sqlite3_column_double(rs, 2),
+                                        sqlite3_column_double(rs, 3),
+                                        (json_int_t)sqlite3_column_int64(rs, 4))) < 0) {
+                    json_decref(desc);
                     goto oom_rs;
+                }
+            for (size_t j = json_array_size(desc); j-- > 0;)
+                if (json_array_append(pts, json_array_get(desc, j)) < 0) {
+                    json_decref(desc);
+                    goto oom_rs;
+                }
+            json_decref(desc);
             if (rc != SQLITE_DONE) {
                 sq_dberr(q.db, "roll-ups", err, errlen);
                 sqlite3_finalize(rs);

@@ -17,6 +17,10 @@ def test_pages_are_served_open_with_type_and_etag(env):
         assert st == 200, (path, st, raw[:200])
         assert h["content-type"] == "text/html; charset=utf-8", (path, h)
         assert marker in raw, (path, raw[:300])
+        # the shared parts are included at build time (tools/embed.c), not left as directives
+        assert b"<!--#include" not in raw and b'<link rel="stylesheet" href="/static/app.css">' in raw
+        if path != "/login":
+            assert b'id="lang-switch"' in raw and b'id="logout"' in raw, path
         assert h["etag"].startswith('"') and h["etag"].endswith('"') and len(h["etag"]) > 8, h
         assert h["cache-control"] == "no-cache", h
     for name, ctype in (("app.js", "text/javascript; charset=utf-8"),
@@ -65,7 +69,7 @@ def test_security_headers_on_pages_and_api(env):
 def test_nothing_outside_the_embedded_files(env):
     coll = _coll(env)
     for path in ("/static/../collector.ini", "/static/%2e%2e/collector.ini", "/static/",
-                 "/static/.hidden", "/static/nope.js", "/index.html", "/hall/x", "/cinemon.db",
+                 "/static/.hidden", "/static/nope.js", "/static/_head.html", "/static/_topbar.html", "/index.html", "/hall/x", "/cinemon.db",
                  "/static/app.js/x"):
         st, j, raw, h = harness.request("GET", coll.url(path))
         assert st == 404, (path, st, raw[:200])
