@@ -1,6 +1,7 @@
-/* store.h — the collector's storage interface; one implementation per backend
- * (store_sqlite.c now, store_pg.c later). Writers and readers may run on different threads:
- * a backend serialises writes itself and gives every reader its own connection. */
+/* store.h — the collector's storage interface; one implementation per backend (SQLite:
+ * store_sqlite.c and the store_*.c files it names; store.c dispatches each call through the
+ * backend's table of functions, store_backend.h). Writers and readers may run on different
+ * threads: a backend serialises writes itself and gives every reader its own connection. */
 #ifndef CO_STORE_H
 #define CO_STORE_H
 
@@ -31,6 +32,8 @@ typedef struct co_range {
 /* Open (creating and migrating the schema) the SQLite database at path. 0 or -1 with err. */
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen);
 void co_store_close(co_store *s);
+/* The backend's name: "sqlite" or "postgresql". */
+const char *co_store_backend(const co_store *s);
 
 /* Write n batches in ONE transaction (group commit). For each batch (records first_seq..seq,
  * first_seq 0 = seq) against its agent's last_seq L: seq <= L gives CO_BATCH_DUPLICATE and

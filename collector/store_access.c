@@ -72,8 +72,8 @@ static int write1(co_store *s, const char *what, const char *sql, const char *a,
     return rc;
 }
 
-int co_store_viewer_add(co_store *s, const co_viewer_row *v, const char *pwhash, int64_t now_ms,
-                        char *err, size_t errlen)
+int sqlite_viewer_add(co_store *s, const co_viewer_row *v, const char *pwhash, int64_t now_ms,
+                      char *err, size_t errlen)
 {
     if (!valid_name(v->name, err, errlen)) return -1;
     if (!pwhash || !*pwhash || strlen(pwhash) > CO_PWHASH_MAX) {
@@ -106,8 +106,8 @@ int co_store_viewer_add(co_store *s, const co_viewer_row *v, const char *pwhash,
     return rc;
 }
 
-int co_store_viewer_get(co_store *s, const char *name, co_viewer_row *v, char *pwhash, size_t pwlen,
-                        char *err, size_t errlen)
+int sqlite_viewer_get(co_store *s, const char *name, co_viewer_row *v, char *pwhash, size_t pwlen,
+                      char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
@@ -132,8 +132,8 @@ int co_store_viewer_get(co_store *s, const char *name, co_viewer_row *v, char *p
     return rc;
 }
 
-int co_store_viewers(co_store *s, int (*fn)(void *ud, const co_viewer_row *v), void *ud, char *err,
-                     size_t errlen)
+int sqlite_viewers(co_store *s, int (*fn)(void *ud, const co_viewer_row *v), void *ud, char *err,
+                   size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
@@ -186,8 +186,8 @@ unlock:
     return rc;
 }
 
-int co_store_viewer_passwd(co_store *s, const char *name, const char *pwhash, int64_t now_ms,
-                           char *err, size_t errlen)
+int sqlite_viewer_passwd(co_store *s, const char *name, const char *pwhash, int64_t now_ms,
+                         char *err, size_t errlen)
 {
     if (!valid_name(name, err, errlen)) return -1;
     if (!pwhash || !*pwhash || strlen(pwhash) > CO_PWHASH_MAX) {
@@ -202,7 +202,7 @@ int co_store_viewer_passwd(co_store *s, const char *name, const char *pwhash, in
     return n > 0;
 }
 
-int co_store_viewer_remove(co_store *s, const char *name, char *err, size_t errlen)
+int sqlite_viewer_remove(co_store *s, const char *name, char *err, size_t errlen)
 {
     if (!valid_name(name, err, errlen)) return -1;
     int n = 0;
@@ -212,8 +212,8 @@ int co_store_viewer_remove(co_store *s, const char *name, char *err, size_t errl
     return n > 0;
 }
 
-int co_store_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_t now_ms,
-                         int64_t expires_ms, char *err, size_t errlen)
+int sqlite_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_t now_ms,
+                       int64_t expires_ms, char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "session hash must be 64 lowercase hex digits (SHA-256)");
@@ -226,8 +226,8 @@ int co_store_session_add(co_store *s, const char *hash_hex, const char *viewer, 
                   hash_hex, viewer, now_ms, expires_ms, NULL, err, errlen);
 }
 
-int co_store_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, co_viewer_row *v,
-                            int64_t *expires_ms, int64_t *last_seen_ms, char *err, size_t errlen)
+int sqlite_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, co_viewer_row *v,
+                          int64_t *expires_ms, int64_t *last_seen_ms, char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) return 0;
     sq_query q;
@@ -257,8 +257,8 @@ int co_store_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, c
     return rc;
 }
 
-int co_store_session_touch(co_store *s, const char *hash_hex, int64_t now_ms, int64_t expires_ms,
-                           char *err, size_t errlen)
+int sqlite_session_touch(co_store *s, const char *hash_hex, int64_t now_ms, int64_t expires_ms,
+                         char *err, size_t errlen)
 {
     return write1(s, "session touch",
                   "UPDATE sessions SET last_seen_ms = ?3, expires_ms = max(expires_ms, ?4)"
@@ -266,7 +266,7 @@ int co_store_session_touch(co_store *s, const char *hash_hex, int64_t now_ms, in
                   hash_hex, NULL, now_ms, expires_ms, NULL, err, errlen);
 }
 
-int co_store_session_remove(co_store *s, const char *hash_hex, char *err, size_t errlen)
+int sqlite_session_remove(co_store *s, const char *hash_hex, char *err, size_t errlen)
 {
     int n = 0;
     if (write1(s, "session remove", "DELETE FROM sessions WHERE hash = ?1", hash_hex, NULL, 0, 0,
@@ -275,8 +275,7 @@ int co_store_session_remove(co_store *s, const char *hash_hex, char *err, size_t
     return n > 0;
 }
 
-int co_store_sessions_expire(co_store *s, int64_t now_ms, int64_t *removed, char *err,
-                             size_t errlen)
+int sqlite_sessions_expire(co_store *s, int64_t now_ms, int64_t *removed, char *err, size_t errlen)
 {
     int n = 0;
     if (write1(s, "sessions expire", "DELETE FROM sessions WHERE expires_ms <= ?3", NULL, NULL,

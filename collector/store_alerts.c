@@ -174,8 +174,8 @@ static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, int6
     return 0;
 }
 
-int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,
-                          co_alert_outcome *out, char *err, size_t errlen)
+int sqlite_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,
+                        co_alert_outcome *out, char *err, size_t errlen)
 {
     for (size_t i = 0; i < n; i++)
         if (!c[i].rule || !c[i].site || !c[i].device || !c[i].labels || !c[i].to ||
@@ -256,8 +256,8 @@ static json_t *alert_row(sqlite3_stmt *st)
     " AND (?6 IS NULL OR a.state = ?6 OR (?6 = 'active' AND a.state <> 'resolved'))"               \
     " AND " SEV_RANK_SQL("a.severity") " >= ?5 AND " CO_SCOPE_SQL("a.site", "?10", "?11")
 
-json_t *co_store_alerts(co_store *s, const co_alert_filter *f, const co_scope *sc, char *err,
-                        size_t errlen)
+json_t *sqlite_alerts(co_store *s, const co_alert_filter *f, const co_scope *sc, char *err,
+                      size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -289,7 +289,7 @@ static json_t *history_row(sqlite3_stmt *st)
                      "comment", sq_col_json_str(st, 6));
 }
 
-json_t *co_store_alert(co_store *s, int64_t id, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_alert(co_store *s, int64_t id, const co_scope *sc, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     sq_query q;
@@ -322,8 +322,8 @@ json_t *co_store_alert(co_store *s, int64_t id, const co_scope *sc, char *err, s
     return res;
 }
 
-int co_store_alert_ack(co_store *s, int64_t id, const char *by, const char *comment,
-                       const co_scope *sc, int64_t now_ms, char *err, size_t errlen)
+int sqlite_alert_ack(co_store *s, int64_t id, const char *by, const char *comment,
+                     const co_scope *sc, int64_t now_ms, char *err, size_t errlen)
 {
     if (!by || !*by) {
         cm_seterr(err, errlen, "an acknowledgement needs who");
@@ -366,7 +366,7 @@ out:
 
 /* ---------------------------------------------------------------- silences */
 
-int co_store_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err, size_t errlen)
+int sqlite_silence_add(co_store *s, const co_silence *sl, int64_t *id, char *err, size_t errlen)
 {
     if (!sl->site || !*sl->site || !sl->by || !*sl->by || sl->until_ms <= sl->from_ms) {
         cm_seterr(err, errlen, "a silence needs a site, who, and from < until");
@@ -409,8 +409,8 @@ static json_t *silence_row(sqlite3_stmt *st)
                      sq_col_json_str(st, 8));
 }
 
-json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, const co_scope *sc,
-                          char *err, size_t errlen)
+json_t *sqlite_silences(co_store *s, const char *site, int64_t now_ms, const co_scope *sc,
+                        char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -430,8 +430,8 @@ json_t *co_store_silences(co_store *s, const char *site, int64_t now_ms, const c
     return res;
 }
 
-int co_store_alerts_active(co_store *s, int (*fn)(void *ud, const co_alert_row *a), void *ud,
-                           char *err, size_t errlen)
+int sqlite_alerts_active(co_store *s, int (*fn)(void *ud, const co_alert_row *a), void *ud,
+                         char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
@@ -470,9 +470,9 @@ int co_store_alerts_active(co_store *s, int (*fn)(void *ud, const co_alert_row *
 
 /* ---------------------------------------------------------------- notification log */
 
-int co_store_notification_add(co_store *s, const char *id, int64_t alert_id, const char *kind,
-                              const char *site, const char *payload, const char *const *targets,
-                              size_t ntargets, int64_t now_ms, char *err, size_t errlen)
+int sqlite_notification_add(co_store *s, const char *id, int64_t alert_id, const char *kind,
+                            const char *site, const char *payload, const char *const *targets,
+                            size_t ntargets, int64_t now_ms, char *err, size_t errlen)
 {
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *n = NULL, *d = NULL;
@@ -517,9 +517,9 @@ out:
     return rc;
 }
 
-int co_store_delivery_update(co_store *s, const char *id, const char *target, unsigned attempts,
-                             long http_status, const char *error, const char *state, int64_t now_ms,
-                             char *err, size_t errlen)
+int sqlite_delivery_update(co_store *s, const char *id, const char *target, unsigned attempts,
+                           long http_status, const char *error, const char *state, int64_t now_ms,
+                           char *err, size_t errlen)
 {
     sqlite3 *db = sq_writer_lock(s);
     sqlite3_stmt *st = NULL;
@@ -569,8 +569,8 @@ static json_t *notification_row(sqlite3_stmt *st)
                      sq_col_json_int(st, 5));
 }
 
-json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, size_t limit,
-                               const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_notifications(co_store *s, const char *site, int64_t alert_id, size_t limit,
+                             const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -607,11 +607,10 @@ json_t *co_store_notifications(co_store *s, const char *site, int64_t alert_id, 
     return res;
 }
 
-int co_store_deliveries_pending(co_store *s, int64_t since_ms,
-                                int (*fn)(void *ud, const char *id, const char *target,
-                                          const char *payload, unsigned attempts,
-                                          int64_t created_ms),
-                                void *ud, char *err, size_t errlen)
+int sqlite_deliveries_pending(co_store *s, int64_t since_ms,
+                              int (*fn)(void *ud, const char *id, const char *target,
+                                        const char *payload, unsigned attempts, int64_t created_ms),
+                              void *ud, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;

@@ -81,9 +81,9 @@ static int flush(cur *c, points *p, int (*fn)(void *, const co_day_series *), vo
     return rc;
 }
 
-int co_store_day_series(co_store *s, int64_t day, const char *const *metrics, size_t nmetrics,
-                        int (*fn)(void *ud, const co_day_series *se), void *ud, char *err,
-                        size_t errlen)
+int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size_t nmetrics,
+                      int (*fn)(void *ud, const co_day_series *se), void *ud, char *err,
+                      size_t errlen)
 {
     if (!s || !fn || (nmetrics && !metrics) || nmetrics > MAX_METRICS) {
         cm_seterr(err, errlen, "day series: bad arguments");
@@ -168,8 +168,8 @@ out:
     return rc;
 }
 
-int co_store_compliance_put(co_store *s, const char *day, const co_compliance_row *rows, size_t n,
-                            int64_t now_ms, char *err, size_t errlen)
+int sqlite_compliance_put(co_store *s, const char *day, const co_compliance_row *rows, size_t n,
+                          int64_t now_ms, char *err, size_t errlen)
 {
     if (!s || !day || (n && !rows)) {
         cm_seterr(err, errlen, "compliance put: bad arguments");
@@ -220,11 +220,11 @@ out:
     return rc;
 }
 
-int co_store_compliance_rows(co_store *s, const char *day, const char *site, const char *province,
-                             const char *city, const co_scope *sc,
-                             int (*fn)(void *ud, const co_compliance_row *r, const char *province,
-                                       const char *city),
-                             void *ud, int64_t *updated_ms, char *err, size_t errlen)
+int sqlite_compliance_rows(co_store *s, const char *day, const char *site, const char *province,
+                           const char *city, const co_scope *sc,
+                           int (*fn)(void *ud, const co_compliance_row *r, const char *province,
+                                     const char *city),
+                           void *ud, int64_t *updated_ms, char *err, size_t errlen)
 {
     if (!s || !day) {
         cm_seterr(err, errlen, "compliance rows: bad arguments");

@@ -123,9 +123,9 @@ static json_t *cinema_row(sqlite3_stmt *st)
                                    worst ? json_string(worst) : json_null()));
 }
 
-json_t *co_store_dash_overview(co_store *s, const co_scope *sc, co_dash_level level,
-                               const char *province, const char *city, const char *day,
-                               int64_t seen_since_ms, char *err, size_t errlen)
+json_t *sqlite_dash_overview(co_store *s, const co_scope *sc, co_dash_level level,
+                             const char *province, const char *city, const char *day,
+                             int64_t seen_since_ms, char *err, size_t errlen)
 {
     static json_t *(*const row[])(sqlite3_stmt *) = {province_row, city_row, cinema_row};
     if ((unsigned)level > CO_DASH_CINEMA || !day) {
@@ -267,8 +267,8 @@ static int cinema_latest(sq_query *q, const char *site, const char *const *metri
     return 0;
 }
 
-json_t *co_store_dash_cinema(co_store *s, const co_scope *sc, const char *site,
-                             const char *const *metrics, size_t nmetrics, char *err, size_t errlen)
+json_t *sqlite_dash_cinema(co_store *s, const co_scope *sc, const char *site,
+                           const char *const *metrics, size_t nmetrics, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     if (!site || nmetrics > MAX_METRICS) {
@@ -387,8 +387,8 @@ oom:
     return NULL;
 }
 
-json_t *co_store_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
-                           char *err, size_t errlen)
+json_t *sqlite_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
+                         char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     if (!site || !screen) {

@@ -417,8 +417,8 @@ static int prune_audit(pass *p)
 
 /* ---------------------------------------------------------------- the pass */
 
-int co_store_retention(co_store *s, const co_retention_cut *cut, co_retention_stats *out, char *err,
-                       size_t errlen)
+int sqlite_retention(co_store *s, const co_retention_cut *cut, co_retention_stats *out, char *err,
+                     size_t errlen)
 {
     memset(out, 0, sizeof *out);
     pass p = {s,   cut,   out, cut->chunk_rows ? (int64_t)cut->chunk_rows : DEFAULT_CHUNK_ROWS,

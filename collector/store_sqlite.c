@@ -338,6 +338,7 @@ typedef struct rollup_acc {
 } rollup_acc;
 
 struct co_store {
+    co_store_head head; /* first: the backend's functions (store_backend.h) */
     char *path;
 
     pthread_mutex_t wmu; /* guards everything below down to the reader pool */
@@ -507,7 +508,7 @@ static void chunks_drop(co_store *s)
     s->nchunks = 0;
 }
 
-void co_store_close(co_store *s)
+void sqlite_close(co_store *s)
 {
     if (!s) return;
     for (size_t i = 0; i < s->nidle; i++)
@@ -528,6 +529,57 @@ void co_store_close(co_store *s)
     free(s);
 }
 
+static const co_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .write = sqlite_write,
+    .last_seq = sqlite_last_seq,
+    .token_add = sqlite_token_add,
+    .token_lookup = sqlite_token_lookup,
+    .sites = sqlite_sites,
+    .devices = sqlite_devices,
+    .latest = sqlite_latest,
+    .series = sqlite_series,
+    .agents = sqlite_agents,
+    .gaps = sqlite_gaps,
+    .events = sqlite_events,
+    .site_in_scope = sqlite_site_in_scope,
+    .import = sqlite_import,
+    .screens = sqlite_screens,
+    .operator_add = sqlite_operator_add,
+    .operator_lookup = sqlite_operator_lookup,
+    .alerts_apply = sqlite_alerts_apply,
+    .alerts = sqlite_alerts,
+    .alert = sqlite_alert,
+    .alert_ack = sqlite_alert_ack,
+    .silence_add = sqlite_silence_add,
+    .silences = sqlite_silences,
+    .alerts_active = sqlite_alerts_active,
+    .notification_add = sqlite_notification_add,
+    .delivery_update = sqlite_delivery_update,
+    .notifications = sqlite_notifications,
+    .deliveries_pending = sqlite_deliveries_pending,
+    .day_series = sqlite_day_series,
+    .compliance_put = sqlite_compliance_put,
+    .compliance_rows = sqlite_compliance_rows,
+    .ping = sqlite_ping,
+    .counts = sqlite_counts,
+    .viewer_add = sqlite_viewer_add,
+    .viewer_get = sqlite_viewer_get,
+    .viewers = sqlite_viewers,
+    .viewer_passwd = sqlite_viewer_passwd,
+    .viewer_remove = sqlite_viewer_remove,
+    .session_add = sqlite_session_add,
+    .session_lookup = sqlite_session_lookup,
+    .session_touch = sqlite_session_touch,
+    .session_remove = sqlite_session_remove,
+    .sessions_expire = sqlite_sessions_expire,
+    .retention = sqlite_retention,
+    .dash_overview = sqlite_dash_overview,
+    .dash_cinema = sqlite_dash_cinema,
+    .dash_hall = sqlite_dash_hall,
+};
+
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen)
 {
     *out = NULL;
@@ -540,6 +592,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
         return -1;
     }
     co_store *s = calloc(1, sizeof *s);
+    if (s) s->head.ops = &sqlite_ops;
     if (!s || !(s->path = strdup(path))) {
         free(s);
         cm_seterr(err, errlen, "out of memory");
@@ -1292,8 +1345,8 @@ static void after_rollback(co_store *s)
     acc_clear(s);
 }
 
-int co_store_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
-                   char *err, size_t errlen)
+int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
+                 char *err, size_t errlen)
 {
     if (!n) return 0;
     pthread_mutex_lock(&s->wmu);
@@ -1323,8 +1376,8 @@ static int valid_hash(const char *h)
     return 1;
 }
 
-int co_store_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
-                       char *err, size_t errlen)
+int sqlite_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
+                     char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
@@ -1391,8 +1444,8 @@ out:
     return ret;
 }
 
-int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
-                          char *site, size_t site_len, char *err, size_t errlen)
+int sqlite_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t agent_len,
+                        char *site, size_t site_len, char *err, size_t errlen)
 {
     return hash_lookup(s, "token lookup", "SELECT agent_id, site FROM tokens WHERE hash = ?1",
                        hash_hex, agent_id, agent_len, site, site_len, err, errlen);
@@ -1498,7 +1551,7 @@ static json_t *site_row(sqlite3_stmt *st)
                      sq_col_json_int(st, 5));
 }
 
-json_t *co_store_sites(co_store *s, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_sites(co_store *s, const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1528,8 +1581,7 @@ static json_t *device_row(sqlite3_stmt *st)
                      "last_seen_ms", sq_col_json_int(st, 10));
 }
 
-json_t *co_store_devices(co_store *s, const char *site, const co_scope *sc, char *err,
-                         size_t errlen)
+json_t *sqlite_devices(co_store *s, const char *site, const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1554,7 +1606,7 @@ json_t *co_store_devices(co_store *s, const char *site, const co_scope *sc, char
     return res;
 }
 
-int co_store_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *err, size_t errlen)
+int sqlite_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *err, size_t errlen)
 {
     *last_seq = 0;
     if (!agent) {
@@ -1593,7 +1645,7 @@ static json_t *agent_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 6));
 }
 
-json_t *co_store_agents(co_store *s, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_agents(co_store *s, const co_scope *sc, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1618,7 +1670,7 @@ static json_t *gap_row(sqlite3_stmt *st)
                      "reported_ms", (json_int_t)sqlite3_column_int64(st, 4));
 }
 
-json_t *co_store_gaps(co_store *s, const char *agent, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_gaps(co_store *s, const char *agent, const co_scope *sc, char *err, size_t errlen)
 {
     if (!agent) {
         cm_seterr(err, errlen, "gaps: an agent is required");
@@ -1642,7 +1694,7 @@ json_t *co_store_gaps(co_store *s, const char *agent, const co_scope *sc, char *
     return res;
 }
 
-int co_store_ping(co_store *s, char *err, size_t errlen)
+int sqlite_ping(co_store *s, char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
@@ -1662,8 +1714,8 @@ int co_store_ping(co_store *s, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- sites, screens, operators */
 
-int co_store_site_in_scope(co_store *s, const char *site, const co_scope *sc, char *err,
-                           size_t errlen)
+int sqlite_site_in_scope(co_store *s, const char *site, const co_scope *sc, char *err,
+                         size_t errlen)
 {
     if (!site) {
         cm_seterr(err, errlen, "site in scope: a site is required");
@@ -1721,8 +1773,8 @@ static int check_screen(const co_screen *sc, size_t i, char *err, size_t errlen)
     return 0;
 }
 
-int co_store_import(co_store *s, const co_site *sites, size_t nsites, const co_screen *screens,
-                    size_t nscreens, const char *by, char *err, size_t errlen)
+int sqlite_import(co_store *s, const co_site *sites, size_t nsites, const co_screen *screens,
+                  size_t nscreens, const char *by, char *err, size_t errlen)
 {
     for (size_t i = 0; i < nsites; i++)
         if (!sites[i].code || !*sites[i].code) {
@@ -1812,8 +1864,8 @@ static json_t *screen_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 7), "updated_by", sq_col_json_str(st, 8));
 }
 
-json_t *co_store_screens(co_store *s, const char *site, const char *screen, const co_scope *sc,
-                         char *err, size_t errlen)
+json_t *sqlite_screens(co_store *s, const char *site, const char *screen, const co_scope *sc,
+                       char *err, size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
@@ -1835,8 +1887,8 @@ json_t *co_store_screens(co_store *s, const char *site, const char *screen, cons
     return res;
 }
 
-int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
-                          char *err, size_t errlen)
+int sqlite_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
+                        char *err, size_t errlen)
 {
     if (!valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
@@ -1868,8 +1920,8 @@ int co_store_operator_add(co_store *s, const char *hash_hex, const char *name, c
     return rc;
 }
 
-int co_store_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
-                             char *site, size_t site_len, char *err, size_t errlen)
+int sqlite_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
+                           char *site, size_t site_len, char *err, size_t errlen)
 {
     return hash_lookup(s, "operator lookup", "SELECT name, site FROM operators WHERE hash = ?1",
                        hash_hex, name, name_len, site, site_len, err, errlen);
@@ -1892,8 +1944,8 @@ static int severity_rank(const char *sev)
     return !strcmp(sev, "warning");
 }
 
-json_t *co_store_events(co_store *s, const char *site, const char *device, const char *min_severity,
-                        const co_range *r, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_events(co_store *s, const char *site, const char *device, const char *min_severity,
+                      const co_range *r, const co_scope *sc, char *err, size_t errlen)
 {
     if (!r) {
         cm_seterr(err, errlen, "events: a range is required");
@@ -1934,8 +1986,8 @@ static json_t *latest_row(sqlite3_stmt *st)
                      sqlite3_column_double(st, 6));
 }
 
-json_t *co_store_latest(co_store *s, const char *site, const char *device, const char *metric,
-                        const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_latest(co_store *s, const char *site, const char *device, const char *metric,
+                      const co_scope *sc, char *err, size_t errlen)
 {
     if (!device) {
         cm_seterr(err, errlen, "latest: a device is required");
@@ -2037,8 +2089,8 @@ static int series_points(sq_query *q, qseries *qs, size_t nqs, const co_range *r
     return ret;
 }
 
-json_t *co_store_series(co_store *s, const char *site, const char *device, const char *metric,
-                        const co_range *r, const co_scope *sc, char *err, size_t errlen)
+json_t *sqlite_series(co_store *s, const char *site, const char *device, const char *metric,
+                      const co_range *r, const co_scope *sc, char *err, size_t errlen)
 {
     if (!device || !r) {
         cm_seterr(err, errlen, "series: a device and a range are required");
@@ -2174,8 +2226,8 @@ static int q_int(sq_query *q, const char *sql, int64_t *out)
     return rc == SQLITE_ROW ? 0 : sq_dberr(q->db, sql, q->err, q->errlen);
 }
 
-int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
-                    size_t errlen)
+int sqlite_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
+                  size_t errlen)
 {
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;

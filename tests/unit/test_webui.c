@@ -11,17 +11,48 @@
 
 #include "collector/webui.h"
 
-/* The file under collector/web/ as the build embedded it (tests run from the repository). */
-static char *read_source(const char *name, size_t *len)
+/* The file under collector/web/ (NULL when absent: tests run elsewhere). */
+static char *read_file(const char *name, size_t *len)
 {
     char path[256];
     snprintf(path, sizeof path, "collector/web/%s", name);
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    char *buf = malloc(1 << 20);
-    *len = buf ? fread(buf, 1, 1 << 20, f) : 0;
+    char *buf = calloc(1, 1 << 20);
+    *len = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
     fclose(f);
     return buf;
+}
+
+/* The file as the build embedded it: in a page, each line "<!--#include _part.html-->"
+ * replaced by that part (tools/embed.c). */
+static char *read_source(const char *name, size_t *len)
+{
+    char *src = read_file(name, len);
+    size_t nl = strlen(name);
+    if (!src || nl < 5 || strcmp(name + nl - 5, ".html") != 0) return src;
+    char *out = calloc(1, 1 << 21);
+    size_t n = 0;
+    for (char *line = src; out && *line;) {
+        char *end = strchr(line, '\n');
+        size_t ll = end ? (size_t)(end - line) + 1 : strlen(line);
+        char part[64];
+        if (sscanf(line, "<!--#include %63[^- ]-->", part) == 1) {
+            size_t pl = 0;
+            char *p = read_file(part, &pl);
+            assert_non_null(p);
+            memcpy(out + n, p, pl);
+            n += pl;
+            free(p);
+        } else {
+            memcpy(out + n, line, ll);
+            n += ll;
+        }
+        line += ll;
+    }
+    free(src);
+    *len = n;
+    return out;
 }
 
 static void check(const char *url, const char *name, const char *type)
@@ -133,6 +164,7 @@ static void test_not_found(void **st)
         "/static",
         "/static/nope.js",
         "/static/../x",
+        "/static/_head.html", /* a part of pages, not served itself */
         "/static/../collector/webui.c",
         "/static/..",
         "/static/.hidden",
