@@ -19,7 +19,7 @@ VERSION ?= 0.1.0
 
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
-	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev clang-format curl snmptrapd \
+	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev postgresql clang-format curl snmptrapd \
 	chromium fonts-wqy-microhei
 
 # Only `make bench` needs these: the peers the polling benchmark measures against.
@@ -30,7 +30,7 @@ FUZZ_PKGS := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-PKGS := netsnmp jansson libuv libcurl libmicrohttpd sqlite3 inih zlib libcrypto
+PKGS := netsnmp jansson libuv libcurl libmicrohttpd sqlite3 inih zlib libcrypto libpq
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

@@ -193,7 +193,7 @@ static void run_open(run *r, const char *dir, const char *name, const char *rule
     snprintf(db, sizeof db, "%s/%s.db", dir, name);
     write_ini(ini, db, rules, enabled, hook_port);
     if (co_config_load(&r->cfg, ini, err, sizeof err) != 0) die("config", err);
-    if (co_store_open_sqlite(&r->s, r->cfg.store_path, err, sizeof err) != 0) die("store", err);
+    if (co_config_open_store(&r->cfg, &r->s, err, sizeof err) != 0) die("store", err);
     if (co_writer_start(&r->w, r->s, 256, err, sizeof err) != 0) die("writer", err);
     if (co_alerting_start(&r->a, r->s, &r->cfg, err, sizeof err) != 0) die("alerting", err);
     if (enabled) co_writer_set_hook(r->w, co_alerting_judge, r->a);

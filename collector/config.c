@@ -1,14 +1,17 @@
-/* config.c — collector.ini through common/conf.h; every error names file:line. */
+/* config.c — collector.ini through common/conf.h (every error names file:line), and the store
+ * of its [store] backend opened and described without the PostgreSQL password. */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
+#include "store.h"
 #include "timeutil.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
@@ -49,9 +52,13 @@ void co_config_free(co_config *c)
 {
     free(c->path);
     free(c->store_path);
+    if (c->conninfo) { /* may hold a password: wiped before it is freed */
+        memset(c->conninfo, 0, strlen(c->conninfo));
+        free(c->conninfo);
+    }
     free(c->rules_dir);
     free(c->overrides_path);
-    c->path = c->store_path = c->rules_dir = c->overrides_path = NULL;
+    c->path = c->store_path = c->conninfo = c->rules_dir = c->overrides_path = NULL;
     co_notify_conf_free(&c->notify);
 }
 
@@ -355,21 +362,115 @@ static int load_collector(co_config *c, cm_conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* libpq's message about a connection string without what it quotes (a piece of the string,
+ * which may be the password) and without its newline. */
+static void conninfo_why(const char *msg, char *out, size_t len)
+{
+    size_t o = 0;
+    int quoted = 0;
+    for (const char *p = msg ? msg : ""; *p && o + 6 < len; p++) {
+        if (*p == '"') {
+            if (!quoted) {
+                memcpy(out + o, "\"...\"", 5);
+                o += 5;
+            }
+            quoted = !quoted;
+        } else if (!quoted && *p != '\n') {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* The PostgreSQL half of [store]: conninfo required and well-formed, no path. */
+static int load_store_pg(co_config *c, cm_conf *cf, cm_conf_section *s, const char *path,
+                         const char *ci, char *err, size_t errlen)
+{
+    if (path) {
+        cm_conf_errf(cf, find_entry(s, "path")->line, err, errlen,
+                     "key 'path' in [store]: only for backend = sqlite (PostgreSQL is reached "
+                     "through conninfo)");
+        return -1;
+    }
+    if (!ci || !*ci) {
+        cm_conf_entry *e = ci ? find_entry(s, "conninfo") : find_entry(s, "backend");
+        cm_conf_errf(cf, e->line, err, errlen,
+                     "[store]: backend = postgresql needs conninfo = a libpq connection string "
+                     "(e.g. host=db.example.net dbname=cinemon user=cinemon; the password in "
+                     "~/.pgpass or PGPASSWORD)");
+        return -1;
+    }
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(ci, &msg);
+    if (!opts) {
+        char why[256];
+        conninfo_why(msg ? msg : "out of memory", why, sizeof why);
+        PQfreemem(msg);
+        cm_conf_errf(cf, find_entry(s, "conninfo")->line, err, errlen,
+                     "key 'conninfo' in [store]: not a libpq connection string: %s", why);
+        return -1;
+    }
+    PQconninfoFree(opts);
+    if (!(c->conninfo = strdup(ci))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* [store]: backend = sqlite with path (default ./cinemon.db), or backend = postgresql with
+ * conninfo; a key of the other backend is an error naming its line. */
 static int load_store(co_config *c, cm_conf *cf, char *err, size_t errlen)
 {
     cm_conf_section *s = cm_conf_find(cf, "store", NULL);
-    static const char *const backends[] = {"sqlite", NULL};
+    static const char *const backends[] = {"sqlite", "postgresql", NULL};
     int b = (int)c->backend;
     if (cm_conf_enum(cf, s, "backend", backends, &b, err, errlen) < 0) return -1;
     c->backend = (co_backend)b;
-    const char *p = DEFAULT_STORE_PATH;
-    if (cm_conf_str(cf, s, "path", &p, err, errlen) < 0) return -1;
-    c->store_path = co_config_resolve_path(cf->path, p);
+    const char *p = NULL, *ci = NULL;
+    if (cm_conf_str(cf, s, "path", &p, err, errlen) < 0 ||
+        cm_conf_str(cf, s, "conninfo", &ci, err, errlen) < 0)
+        return -1;
+    if (c->backend == CO_BACKEND_POSTGRESQL) return load_store_pg(c, cf, s, p, ci, err, errlen);
+    if (ci) {
+        cm_conf_errf(cf, find_entry(s, "conninfo")->line, err, errlen,
+                     "key 'conninfo' in [store]: only for backend = postgresql");
+        return -1;
+    }
+    c->store_path = co_config_resolve_path(cf->path, p ? p : DEFAULT_STORE_PATH);
     if (!c->store_path) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
+}
+
+int co_config_open_store(const co_config *c, co_store **out, char *err, size_t errlen)
+{
+    if (c->backend == CO_BACKEND_POSTGRESQL) return co_store_open_pg(out, c->conninfo, err, errlen);
+    return co_store_open_sqlite(out, c->store_path, err, errlen);
+}
+
+void co_config_store_desc(const co_config *c, char *buf, size_t len)
+{
+    if (c->backend != CO_BACKEND_POSTGRESQL) {
+        snprintf(buf, len, "sqlite %s", c->store_path ? c->store_path : "?");
+        return;
+    }
+    size_t o = (size_t)snprintf(buf, len, "postgresql");
+    PQconninfoOption *opts = c->conninfo ? PQconninfoParse(c->conninfo, NULL) : NULL;
+    static const char *const shown[] = {"host", "hostaddr", "port", "dbname", "user", NULL};
+    for (size_t i = 0; opts && shown[i]; i++) {
+        const PQconninfoOption *op = opts;
+        while (op->keyword && strcmp(op->keyword, shown[i]))
+            op++;
+        if (!op->keyword || !op->val || !*op->val || o >= len) continue;
+        /* a dbname may itself be a connection string (with a password): not shown */
+        int nested = strchr(op->val, '=') || strstr(op->val, "://");
+        o += (size_t)snprintf(buf + o, len - o, " %s=%s", op->keyword,
+                              nested ? "(connection string)" : op->val);
+    }
+    PQconninfoFree(opts);
 }
 
 int co_config_load(co_config *c, const char *path, char *err, size_t errlen)

@@ -10,7 +10,10 @@
 #include "log.h"
 #include "notify.h"
 
-typedef enum { CO_BACKEND_SQLITE = 0 } co_backend;
+typedef struct co_store co_store;
+
+/* [store] backend: SQLite (path) or PostgreSQL (conninfo). */
+typedef enum { CO_BACKEND_SQLITE = 0, CO_BACKEND_POSTGRESQL = 1 } co_backend;
 
 /* [retention] (docs/retention.md): how long each kind of data is kept, 0 = forever. */
 typedef struct co_retention_conf {
@@ -33,7 +36,9 @@ typedef struct co_config {
     size_t max_json_depth;    /* JSON nesting depth of a batch */
     cm_log_level log_level;
     co_backend backend;
-    char *store_path; /* resolved against the ini file's folder */
+    char *store_path; /* SQLite: the database file, resolved against the ini file's folder */
+    char *conninfo;   /* PostgreSQL: the libpq connection string; may hold a password, so it
+                       * is never logged nor printed (co_config_store_desc says where instead) */
     /* [rules] */
     bool rules_enabled;   /* judge samples at all (default true) */
     char *rules_dir;      /* resolved; default CINEMON_RULES_DIR */
@@ -63,6 +68,14 @@ void co_config_free(co_config *c);
  * numeric address or "localhost". Returns 0, or -1 with the reason in err. */
 int co_config_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, char *err,
                            size_t errlen);
+/* Open the store of c's [store] backend (SQLite file or PostgreSQL conninfo). 0 or -1 with err
+ * (never containing the conninfo's password). */
+int co_config_open_store(const co_config *c, co_store **out, char *err, size_t errlen);
+/* Where the store is, for messages: "sqlite /path/to/db" or "postgresql host=... port=...
+ * dbname=... user=..." (the conninfo's host, port, dbname and user only: no password nor other
+ * options). */
+void co_config_store_desc(const co_config *c, char *buf, size_t len);
+
 /* p unchanged when absolute (or ":memory:"), else joined to the folder of ini_path.
  * Returns a new string (caller frees) or NULL when out of memory. */
 char *co_config_resolve_path(const char *ini_path, const char *p);

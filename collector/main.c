@@ -68,13 +68,15 @@ static int valid_ident(const char *s)
     return 1;
 }
 
-/* The store for a command, or NULL (reported). */
+/* The store of the configured backend for a command, or NULL (reported; the description
+ * names where the store is but never shows a PostgreSQL password). */
 static co_store *open_store(const co_config *cfg)
 {
-    char err[512];
+    char err[512], where[256];
     co_store *store = NULL;
-    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
-        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+    if (co_config_open_store(cfg, &store, err, sizeof err) != 0) {
+        co_config_store_desc(cfg, where, sizeof where);
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", where, err);
         return NULL;
     }
     return store;
@@ -127,9 +129,10 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    char err[512];
+    char err[512], where[256];
     co_store *store = open_store(cfg);
     if (!store) return EXIT_RUNTIME;
+    co_config_store_desc(cfg, where, sizeof where);
     char token[CO_TOKEN_HEX_LEN + 1], hash[CO_HASH_HEX_LEN + 1];
     int rc = EXIT_RUNTIME;
     if (co_token_generate(token, err, sizeof err) != 0) {
@@ -138,7 +141,7 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
         fprintf(stderr, "cinemon-collector: cannot hash the token\n");
     } else if ((agent ? co_store_token_add(store, hash, agent, site, err, sizeof err)
                       : co_store_operator_add(store, hash, oper, site, err, sizeof err)) != 0) {
-        fprintf(stderr, "cinemon-collector: store %s: %s\n", cfg->store_path, err);
+        fprintf(stderr, "cinemon-collector: store %s: %s\n", where, err);
     } else {
         printf("%s\n", token);
         fflush(stdout);
@@ -203,7 +206,7 @@ static int check_rules(const co_config *cfg)
 /* Run until SIGTERM or SIGINT; signals are taken synchronously by this thread. */
 static int run(const co_config *cfg)
 {
-    char err[512];
+    char err[512], where[256];
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -224,8 +227,9 @@ static int run(const co_config *cfg)
     co_retention *retention = NULL;
     int rc = EXIT_RUNTIME;
 
-    if (co_store_open_sqlite(&store, cfg->store_path, err, sizeof err) != 0) {
-        cm_error("store %s: %s", cfg->store_path, err);
+    co_config_store_desc(cfg, where, sizeof where); /* never the conninfo itself */
+    if (co_config_open_store(cfg, &store, err, sizeof err) != 0) {
+        cm_error("store %s: %s", where, err);
         goto out;
     }
     if (co_writer_start(&writer, store, WRITER_MAX_GROUP, err, sizeof err) != 0) {
@@ -262,7 +266,7 @@ static int run(const co_config *cfg)
         goto out;
     }
     cm_info("cinemon-collector %s listening on %s (port %u), store %s, %d threads", CINEMON_VERSION,
-            cfg->listen, co_http_port(http), cfg->store_path, cfg->threads);
+            cfg->listen, co_http_port(http), where, cfg->threads);
 
     for (;;) {
         int sig = 0;
@@ -348,17 +352,18 @@ int main(int argc, char **argv)
     int rc;
     if (check) {
         rc = check_rules(&cfg);
+        char where[256];
+        co_config_store_desc(&cfg, where, sizeof where);
         if (rc == 0)
             printf("%s: configuration OK (listen %s, store %s, rules %s, %zu webhooks)\n", path,
-                   cfg.listen, cfg.store_path, cfg.rules_enabled ? cfg.rules_dir : "off",
+                   cfg.listen, where, cfg.rules_enabled ? cfg.rules_dir : "off",
                    cfg.notify.ntargets);
     } else if (token_cmd) {
         rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
     } else if (import_cmd) {
         rc = cmd_import(&cfg, argc - optind - 1, argv + optind + 1);
     } else if (viewer_cmd) {
-        rc = co_viewer_cmd(cfg.store_path, argc - optind - 1, argv + optind + 1, stdin, stdout,
-                           stderr);
+        rc = co_viewer_cmd(&cfg, argc - optind - 1, argv + optind + 1, stdin, stdout, stderr);
     } else {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = run(&cfg);

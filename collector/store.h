@@ -31,6 +31,11 @@ typedef struct co_range {
 
 /* Open (creating and migrating the schema) the SQLite database at path. 0 or -1 with err. */
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen);
+/* Open (creating or migrating the schema) the PostgreSQL database of a libpq connection
+ * string ("host=... dbname=..." or "postgresql://..."; a password is better kept in
+ * ~/.pgpass or PGPASSWORD than in the string). 0 or -1 with err (never containing the
+ * password). */
+int co_store_open_pg(co_store **out, const char *conninfo, char *err, size_t errlen);
 void co_store_close(co_store *s);
 /* The backend's name: "sqlite" or "postgresql". */
 const char *co_store_backend(const co_store *s);

@@ -2144,7 +2144,9 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
             res = NULL;
             goto out;
         }
-        int64_t from = floor_div(r->from_ms, r->step_ms) * r->step_ms;
+        /* clamp first: rounding INT64_MIN down would overflow */
+        int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
+        from = floor_div(from, r->step_ms) * r->step_ms;
         for (size_t i = 0; i < nqs; i++) {
             /* newest first (the limit keeps the newest), turned around below */
             json_t *desc = json_array(), *pts = json_array();

@@ -150,7 +150,7 @@ static int list_row(void *ud, const co_viewer_row *v)
     return 0;
 }
 
-int co_viewer_cmd(const char *store_path, int argc, char **argv, FILE *in, FILE *out, FILE *errf)
+int co_viewer_cmd(const co_config *cfg, int argc, char **argv, FILE *in, FILE *out, FILE *errf)
 {
     const char *cmd = argc > 0 ? argv[0] : "";
     int add = !strcmp(cmd, "add"), list = !strcmp(cmd, "list"), rm = !strcmp(cmd, "remove"),
@@ -180,8 +180,11 @@ int co_viewer_cmd(const char *store_path, int argc, char **argv, FILE *in, FILE 
         }
     }
     co_store *s = NULL;
-    if (co_store_open_sqlite(&s, store_path, err, sizeof err) != 0) {
-        fprintf(errf, "cinemon-collector: store %s: %s\n", store_path, err);
+    if (co_config_open_store(cfg, &s, err, sizeof err) != 0) {
+        char where[256];
+        co_config_store_desc(cfg, where, sizeof where); /* never the conninfo itself */
+        fprintf(errf, "cinemon-collector: store %s: %s\n", where, err);
+        OPENSSL_cleanse(hash, sizeof hash);
         return EXIT_RUNTIME;
     }
     int rc = EXIT_RUNTIME, r;

@@ -5,9 +5,11 @@
 
 #include <stdio.h>
 
-/* Run the viewer command argv[0..argc) (the words after "viewer") on the SQLite store at
- * store_path; passwords are read from in (one line) unless --password-file is given; results
+#include "config.h"
+
+/* Run the viewer command argv[0..argc) (the words after "viewer") on the store of cfg's
+ * [store] backend; passwords are read from in (one line) unless --password-file is given; results
  * go to out, errors to errf. Returns the exit status: 0 ok, 1 runtime error, 2 usage. */
-int co_viewer_cmd(const char *store_path, int argc, char **argv, FILE *in, FILE *out, FILE *errf);
+int co_viewer_cmd(const co_config *cfg, int argc, char **argv, FILE *in, FILE *out, FILE *errf);
 
 #endif

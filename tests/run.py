@@ -12,6 +12,10 @@
     three times in a row: --only faults --repeat 3).
 --repeat N runs the whole selection N times in a row (names suffixed " #round").
 With --asan-build both run a second time against that build, names suffixed " [asan]".
+PostgreSQL: every unit binary whose source includes store_fixture.h runs a second time with
+CINEMON_TEST_PG set (names suffixed " [pg]"), against one server started for the run by
+tests/pgserver.py (fsync off) and stopped at the end, or against the server of CINEMON_TEST_PG
+when it is already set. Without PostgreSQL installed, one SKIP line says so.
 Prints "PASS name" / "FAIL name" / "SKIP name (why)" per case and, last, exactly one line
 "N passed, N failed, N skipped". Exit status 1 when anything failed.
 """
@@ -22,14 +26,20 @@ import importlib.util
 import inspect
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+import pgserver  # noqa: E402
+
+UNIT_SRC = REPO / "tests" / "unit"
 E2E = REPO / "tests" / "e2e"
 FAULTS = REPO / "tests" / "faults"
 SHARED = Path(os.environ.get("CINEMON_SHARED") or (REPO.parent / "shared")).resolve()
@@ -79,12 +89,67 @@ def unit_binaries(build):
                   if p.is_file() and os.access(p, os.X_OK) and p.suffix not in (".o", ".d"))
 
 
-def run_unit_binary(path, asan):
-    """Run one cmocka binary. Returns (cases, rc, output, timed_out); cases are
-    (status, name, detail) in TAP order."""
+def store_fixture_binaries():
+    """Names of the unit tests whose source includes store_fixture.h (they run on both
+    backends)."""
+    names = set()
+    for src in UNIT_SRC.glob("test_*.c"):
+        try:
+            if '#include "store_fixture.h"' in src.read_text(errors="replace"):
+                names.add(src.stem)
+        except OSError:
+            pass
+    return names
+
+
+class PgForUnits:
+    """The PostgreSQL server of the [pg] unit runs: the one of CINEMON_TEST_PG when set, else
+    one started (fsync off) at first need and stopped by close(). conninfo() is None when there
+    is none (why says why; reported once)."""
+
+    def __init__(self):
+        self.given = os.environ.get("CINEMON_TEST_PG") or None
+        self.srv = None
+        self.tmp = None
+        self.why = None
+        self.reported = False
+
+    def installed(self):
+        return bool(self.given) or pgserver.bindir() is not None
+
+    def conninfo(self):
+        if self.given:
+            return self.given
+        if self.srv is None and self.why is None:
+            self.tmp = tempfile.mkdtemp(prefix="cinemon-pg-", dir="/tmp")
+            try:
+                self.srv = pgserver.start(self.tmp, fsync=False)
+            except pgserver.PgServerError as e:
+                self.why = str(e)
+        return self.srv.conninfo if self.srv else None
+
+    def close(self):
+        try:
+            if self.srv is not None:
+                self.srv.stop()
+        except pgserver.PgServerError as e:
+            print(f"warning: {e} (data in {self.tmp})", flush=True)
+            return
+        finally:
+            self.srv = None
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+
+def run_unit_binary(path, asan, extra_env=None):
+    """Run one cmocka binary (extra_env: CINEMON_TEST_PG for a [pg] run). Returns (cases, rc,
+    output, timed_out); cases are (status, name, detail) in TAP order."""
     env = dict(os.environ)
+    env.pop("CINEMON_TEST_PG", None)
     env["CMOCKA_MESSAGE_OUTPUT"] = "TAP"
     env["CINEMON_SHARED"] = str(SHARED)
+    env.update(extra_env or {})
     if asan:
         env.update(ASAN_ENV)
     timed_out = False
@@ -109,9 +174,15 @@ def run_unit_binary(path, asan):
 
 
 def parse_tap(text):
+    """Cases of a cmocka TAP output; a "# skip: why" line (store_fixture.h's fx_sqlite_only)
+    gives the reason of the skip that follows it."""
     cases, seen = [], {}
     cur = None
+    skip_why = None
     for line in text.splitlines():
+        if line.startswith("# skip: "):
+            skip_why = line[len("# skip: "):].strip()
+            continue
         m = TAP_RE.match(line.strip())
         if m and not line.startswith("#"):
             okword, _num, name, directive, why = m.groups()
@@ -119,9 +190,14 @@ def parse_tap(text):
             if directive and directive.upper() == "SKIP":
                 if not name:
                     name, why = (why or "").strip(), "skipped"
-                cur = ["SKIP", name, why or "skipped"]
+                cur = ["SKIP", name, skip_why or why or "skipped"]
             else:
                 cur = ["PASS" if okword.lower() == "ok" else "FAIL", name, ""]
+                # cmocka appends why a test could not run (its setup failed) to its name
+                if " Could not run test: " in name:
+                    cur[1], why = name.split(" Could not run test: ", 1)
+                    cur[2] = f"could not run test: {why}\n"
+            skip_why = None
             if not name:
                 cur[1] = f"#{_num}"
             n = seen.get(cur[1], 0)
@@ -136,28 +212,49 @@ def parse_tap(text):
     return [tuple(c) for c in cases]
 
 
-def run_unit(build, suffix, asan, kfilter, res, jobs):
+def _pg_selected(kfilter, fixture_bins):
+    """Whether -k can select anything of the [pg] runs."""
+    return kfilter is None or kfilter in " [pg]" or any(
+        kfilter in f"unit/{n}" or f"unit/{n}".startswith(kfilter) or n in kfilter
+        for n in fixture_bins)
+
+
+def run_unit(build, suffix, asan, kfilter, res, jobs, pg=None):
     bins = unit_binaries(build)
     if not bins:
         res.report("FAIL", f"unit ({build}/tests/test_*){suffix}",
                    f"no unit test binaries in {build}/tests (run make)")
         return
+    # (binary, extra environment, name suffix): every binary on SQLite, then the store tests
+    # again on PostgreSQL
+    runs = [(b, None, suffix) for b in bins]
+    fixture_bins = store_fixture_binaries()
+    if pg is not None and _pg_selected(kfilter, fixture_bins):
+        conninfo = pg.conninfo()
+        if conninfo:
+            runs += [(b, {"CINEMON_TEST_PG": conninfo}, " [pg]" + suffix)
+                     for b in bins if b.name in fixture_bins]
+        elif not pg.reported:
+            pg.reported = True
+            res.report("FAIL", "unit [pg] (PostgreSQL server for the store tests)", pg.why)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
-        futs = [(b, ex.submit(run_unit_binary, b, asan)) for b in bins]
-        for b, fut in futs:
+        futs = [(b, sfx, ex.submit(run_unit_binary, b, asan, extra)) for b, extra, sfx in runs]
+        for b, sfx, fut in futs:
             cases, rc, output, timed_out = fut.result()
             prefix = f"unit/{b.name}"
-            bin_selected = kfilter is None or kfilter in prefix + suffix
+            bin_selected = kfilter is None or kfilter in prefix + sfx
             any_tap_fail = any(c[0] == "FAIL" for c in cases)
             for status, name, detail in cases:
-                full = f"{prefix}/{name}{suffix}"
+                full = f"{prefix}/{name}{sfx}"
                 if not bin_selected and kfilter not in full:
                     continue
                 if status == "FAIL":
                     detail = detail.strip() or _tail(output)
+                    if detail.startswith("could not run test"):  # the output says why
+                        detail += "\n" + _tail(output, 15)
                 res.report(status, full, detail)
             selected = bin_selected or any(
-                kfilter in f"{prefix}/{c[1]}{suffix}" for c in cases)
+                kfilter in f"{prefix}/{c[1]}{sfx}" for c in cases)
             if not selected:
                 continue
             why = None
@@ -170,7 +267,7 @@ def run_unit(build, suffix, asan, kfilter, res, jobs):
             elif not cases and rc == 0:
                 why = "no TAP output (not a cmocka test?)"
             if why:
-                res.report("FAIL", prefix + suffix, f"{why}\n{_tail(output, 60)}")
+                res.report("FAIL", prefix + sfx, f"{why}\n{_tail(output, 60)}")
 
 
 def _signame(n):
@@ -316,6 +413,15 @@ def main():
         builds.append((Path(args.asan_build).resolve(), " [asan]", True))
     res = Results()
     t0 = time.monotonic()
+    pg = None
+    if args.only in (None, "unit"):
+        pg = PgForUnits()
+        if not pg.installed():
+            pg = None
+            if _pg_selected(args.kfilter, store_fixture_binaries()):
+                res.report("SKIP", "unit [pg] (the store tests on PostgreSQL)",
+                           "PostgreSQL server not installed (apt-get install postgresql): the "
+                           "store tests ran on SQLite only")
     try:
         for rnd in range(1, args.repeat + 1):
             for build, suffix, asan in builds:
@@ -323,7 +429,7 @@ def main():
                     suffix = f"{suffix} #{rnd}"
                 # A plain --build build-asan run (make asan) needs the sanitizer options too.
                 if args.only in (None, "unit"):
-                    run_unit(build, suffix, asan, args.kfilter, res, args.jobs)
+                    run_unit(build, suffix, asan, args.kfilter, res, args.jobs, pg)
                 if args.only in (None, "e2e"):
                     run_e2e(build, suffix, asan, args.kfilter, res)
                 if args.only in (None, "faults"):
@@ -331,6 +437,9 @@ def main():
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         res.failed += 1
+    finally:
+        if pg is not None:
+            pg.close()
     if res.failures:
         print(f"failed ({len(res.failures)}):", flush=True)
         for n in res.failures:

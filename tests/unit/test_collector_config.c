@@ -1,5 +1,6 @@
 /* test_collector_config.c — collector.ini: values, defaults, file:line errors, listen
- * addresses, sizes and the store path resolved against the ini file's folder. */
+ * addresses, sizes, the store path resolved against the ini file's folder, and the [store]
+ * backend (sqlite path / postgresql conninfo, whose password no message shows). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "collector/config.h"
+#include "collector/store.h"
 
 static char g_dir[128];
 static char g_path[256];
@@ -260,6 +262,133 @@ static void test_relative_path(void **st)
     cleanup();
 }
 
+/* Load text as collector.ini, which must be valid; the caller frees c and calls cleanup(). */
+static void load_ok(co_config *c, const char *text)
+{
+    char err[512] = "";
+    const char *p = write_ini(text);
+    if (co_config_load(c, p, err, sizeof err) != 0) fail_msg("%s", err);
+}
+
+/* The error of an invalid text, which must name the file and line, contain want and never
+ * contain secret. */
+static void expect_store_error(const char *text, const char *want, const char *secret)
+{
+    co_config c;
+    char err[512] = "";
+    const char *p = write_ini(text);
+    assert_int_equal(co_config_load(&c, p, err, sizeof err), -1);
+    co_config_free(&c);
+    cleanup();
+    if (!strstr(err, want)) fail_msg("error '%s' does not contain '%s'", err, want);
+    if (secret && strstr(err, secret)) fail_msg("error '%s' shows the password", err);
+}
+
+/* [store] backend = postgresql: conninfo (key=value or URI) kept as written, the description
+ * for messages without the password; the SQLite default unchanged. */
+static void test_store_backends(void **st)
+{
+    (void)st;
+    co_config c;
+    char desc[256];
+    load_ok(&c, "[store]\nbackend = postgresql\n"
+                "conninfo = host=db.example.net port=5433 dbname=cinemon user=cinemon "
+                "password=Sekrit-1 sslmode=require\n");
+    assert_int_equal(c.backend, CO_BACKEND_POSTGRESQL);
+    assert_string_equal(c.conninfo, "host=db.example.net port=5433 dbname=cinemon user=cinemon "
+                                    "password=Sekrit-1 sslmode=require");
+    assert_null(c.store_path);
+    co_config_store_desc(&c, desc, sizeof desc);
+    assert_string_equal(desc,
+                        "postgresql host=db.example.net port=5433 dbname=cinemon user=cinemon");
+    co_config_free(&c);
+    cleanup();
+
+    load_ok(&c,
+            "[store]\nconninfo = postgresql://cinemon:Sekrit-2@db:5432/cinemon?sslmode=require\n"
+            "backend = postgresql\n");
+    assert_int_equal(c.backend, CO_BACKEND_POSTGRESQL);
+    co_config_store_desc(&c, desc, sizeof desc);
+    assert_string_equal(desc, "postgresql host=db port=5432 dbname=cinemon user=cinemon");
+    co_config_free(&c);
+    cleanup();
+
+    /* a dbname that is itself a connection string is not shown either */
+    load_ok(&c, "[store]\nbackend = postgresql\nconninfo = dbname='host=h password=Sekrit-3'\n");
+    co_config_store_desc(&c, desc, sizeof desc);
+    assert_null(strstr(desc, "Sekrit-3"));
+    assert_string_equal(desc, "postgresql dbname=(connection string)");
+    co_config_free(&c);
+    cleanup();
+
+    load_ok(&c, "[store]\nbackend = sqlite\npath = /var/lib/cinemon/c.db\n");
+    assert_int_equal(c.backend, CO_BACKEND_SQLITE);
+    assert_null(c.conninfo);
+    co_config_store_desc(&c, desc, sizeof desc);
+    assert_string_equal(desc, "sqlite /var/lib/cinemon/c.db");
+    co_config_free(&c);
+    cleanup();
+}
+
+/* [store] errors name file:line and never show a password. */
+static void test_store_errors(void **st)
+{
+    (void)st;
+    expect_store_error("[store]\nbackend = postgresql\n",
+                       "collector.ini:2: [store]: backend = postgresql needs conninfo", NULL);
+    expect_store_error("[store]\nbackend = postgresql\nconninfo =\n", "collector.ini:3:", NULL);
+    expect_store_error("[store]\nbackend = postgresql\nconninfo = dbname=x\npath = x.db\n",
+                       "collector.ini:4: key 'path' in [store]: only for backend = sqlite", NULL);
+    expect_store_error("[store]\nconninfo = dbname=x\n",
+                       "collector.ini:2: key 'conninfo' in [store]: only for backend = postgresql",
+                       NULL);
+    expect_store_error("[store]\nbackend = sqlite\n\nconninfo = dbname=x\n",
+                       "collector.ini:4: key 'conninfo'", NULL);
+    expect_store_error("[store]\nbackend = postgresql\nconninfo = password=Sekrit-4 nosuch=1\n",
+                       "collector.ini:3: key 'conninfo' in [store]: not a libpq connection string",
+                       "Sekrit-4");
+    expect_store_error("[store]\nbackend = postgresql\nconninfo = password='Sekrit-5\n",
+                       "collector.ini:3: key 'conninfo'", "Sekrit-5");
+    expect_store_error("[store]\nbackend = postgresql\n"
+                       "conninfo = postgresql://u:Sekrit-6@[db:5432/x\n",
+                       "collector.ini:3: key 'conninfo'", "Sekrit-6");
+    expect_store_error("[store]\nbackend = postgres\n", "collector.ini:2: key 'backend'", NULL);
+}
+
+/* co_config_open_store opens the configured backend: the SQLite file at path; a PostgreSQL
+ * server that is not there is an error without the password. */
+static void test_open_store(void **st)
+{
+    (void)st;
+    co_config c;
+    char err[512] = "", want[300];
+    load_ok(&c, "[store]\npath = s.db\n");
+    co_store *s = NULL;
+    if (co_config_open_store(&c, &s, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_string_equal(co_store_backend(s), "sqlite");
+    co_store_close(s);
+    snprintf(want, sizeof want, "%s/s.db", g_dir);
+    assert_int_equal(access(want, F_OK), 0);
+    co_config_free(&c);
+    char extra[320];
+    snprintf(extra, sizeof extra, "%s-wal", want);
+    unlink(extra);
+    snprintf(extra, sizeof extra, "%s-shm", want);
+    unlink(extra);
+    unlink(want);
+    cleanup();
+
+    load_ok(&c, "[store]\nbackend = postgresql\n"
+                "conninfo = host=127.0.0.1 port=1 dbname=x user=x password=Sekrit-7 "
+                "connect_timeout=5\n");
+    s = NULL;
+    assert_int_equal(co_config_open_store(&c, &s, err, sizeof err), -1);
+    assert_null(s);
+    assert_null(strstr(err, "Sekrit-7"));
+    co_config_free(&c);
+    cleanup();
+}
+
 /* [retention]: defaults, units (d, w, y, forever, 0), and errors naming file:line. */
 static void test_retention(void **st)
 {
@@ -362,6 +491,9 @@ int main(void)
         cmocka_unit_test(test_listen_forms),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_relative_path),
+        cmocka_unit_test(test_store_backends),
+        cmocka_unit_test(test_store_errors),
+        cmocka_unit_test(test_open_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,14 +85,10 @@ static void alert(fx *f, const char *rule, const char *site, const char *screen,
     if (co_store_alerts_apply(f->s, &c, 1, ts, &o, err, sizeof err) < 0) fail_msg("apply: %s", err);
 }
 
+/* A statement on the store's database, whatever its backend. */
 static void sql(fx *f, const char *stmt)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->base->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *e = NULL;
-    if (sqlite3_exec(db, stmt, NULL, NULL, &e) != SQLITE_OK) fail_msg("%s: %s", stmt, e);
-    sqlite3_close(db);
+    fx_exec(f->base, stmt);
 }
 
 /* Sites: S1 (Guangdong/Shenzhen, chain A; halls h1 h2), S2 (Guangdong/Guangzhou, chain B; h1,

@@ -1,5 +1,6 @@
-/* test_retention.c — retention on a real store file: old day tables dropped (and the writer
- * still writes to a dropped day afterwards), roll-ups cut per table in small chunks, expired
+/* test_retention.c — retention on a real store (SQLite; PostgreSQL when CINEMON_TEST_PG is
+ * set, see store_fixture.h): old day tables dropped (and the writer still writes to a dropped
+ * day afterwards), roll-ups cut per table in small chunks, expired
  * sessions and old audit rows removed, the series API answering for what remains, a
  * cancelled pass, the cut arithmetic, and the thread's first pass at start. */
 #include <setjmp.h>
@@ -8,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,40 +52,33 @@ static void write_points(co_store *s, int64_t ts, int n)
     cm_batch_free(&b);
 }
 
-static int64_t q1(const char *path, const char *sql)
+static const int64_t g_days[] = {DAY0 - 100, DAY0 - 95, DAY0 - 10, DAY0};
+
+/* How many of the days fill() writes still have their day table (SQLite) / partition. */
+static int days_kept(store_fx *f)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    int n = 0;
+    for (size_t i = 0; i < 4; i++)
+        n += fx_day_table(f, g_days[i]);
+    return n;
 }
 
-static void exec(const char *path, const char *sql)
+/* SQLite only: the rows of its table of day tables (PostgreSQL has none, see days_kept). */
+static void chunks_are(store_fx *f, int64_t n)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
-    sqlite3_close(db);
+    if (!fx_is_pg(f)) assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM chunks"), n);
 }
 
 /* Samples on days DAY0-100, DAY0-95, DAY0-10 and DAY0 (60 points each from 10:00). */
 static void fill(store_fx *f)
 {
     g_seq = 1000;
-    const int64_t days[] = {DAY0 - 100, DAY0 - 95, DAY0 - 10, DAY0};
     for (size_t i = 0; i < 4; i++)
-        write_points(f->s, days[i] * DAY_MS + 10 * HOUR_MS, 60);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM chunks"), 4);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1m"), 240);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1h"), 4);
+        write_points(f->s, g_days[i] * DAY_MS + 10 * HOUR_MS, 60);
+    chunks_are(f, 4);
+    assert_int_equal(days_kept(f), 4);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1m"), 240);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1h"), 4);
 }
 
 static json_t *series(co_store *s, int64_t from, int64_t step)
@@ -124,12 +117,18 @@ static void test_days_and_rollups(void **state)
     assert_int_equal(st.cancelled, 0);
 
     /* the day tables and their chunks rows are gone, the others intact */
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM chunks"), 2);
-    assert_int_equal(q1(f->path, "SELECT min(day) FROM chunks"), DAY0 - 10);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'samples_%'"),
-                     2);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1m"), 180);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1h"), 2);
+    chunks_are(f, 2);
+    if (!fx_is_pg(f)) {
+        assert_int_equal(fx_sql_int(f, "SELECT min(day) FROM chunks"), DAY0 - 10);
+        assert_int_equal(
+            fx_sql_int(f, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'samples_%'"), 2);
+    }
+    assert_false(fx_day_table(f, DAY0 - 100));
+    assert_false(fx_day_table(f, DAY0 - 95));
+    assert_true(fx_day_table(f, DAY0 - 10));
+    assert_true(fx_day_table(f, DAY0));
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1m"), 180);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1h"), 2);
 
     /* the series API answers for what remains */
     json_t *j = series(f->s, 0, 0);
@@ -148,7 +147,9 @@ static void test_days_and_rollups(void **state)
 
     /* a late sample for a dropped day: the writer forgot its table and makes it again */
     write_points(f->s, (DAY0 - 100) * DAY_MS + 11 * HOUR_MS, 1);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM chunks"), 3);
+    chunks_are(f, 3);
+    assert_true(fx_day_table(f, DAY0 - 100));
+    assert_int_equal(days_kept(f), 3);
     int64_t samples = 0, nseries = 0, devices = 0;
     assert_int_equal(co_store_counts(f->s, &samples, &nseries, &devices, err, sizeof err), 0);
     assert_int_equal(samples, 121);
@@ -159,22 +160,22 @@ static void test_days_and_rollups(void **state)
     assert_int_equal(st.samples, 1);
     assert_int_equal(st.rollup_1m, 1);
     assert_int_equal(st.rollup_1h, 1);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1m"), 180);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1m"), 180);
 }
 
 static void test_sessions_and_audit(void **state)
 {
     store_fx *f = *state;
     fill(f); /* 4 audit rows of a1 (seq 1001..1004), received now (the real clock) */
-    exec(f->path, "INSERT INTO sessions(hash, viewer, created_ms, expires_ms, last_seen_ms) VALUES"
-                  " ('h1', 'v', 0, 1000, 0), ('h2', 'v', 0, 2000, 0), ('h3', 'v', 0, 3000, 0),"
-                  " ('h4', 'v', 0, 9000, 0), ('h5', 'v', 0, 10000, 0);"
-                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)"
-                  " INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms)"
-                  " SELECT 'a1', i, i, 1, 1000 + i FROM n;"
-                  "INSERT INTO agents(id, site, last_seq, last_seen_ms) VALUES('a0', 'S0', 5, 0);"
-                  "INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms)"
-                  " VALUES('a0', 1, 5, 5, 10);");
+    fx_exec(f, "INSERT INTO sessions(hash, viewer, created_ms, expires_ms, last_seen_ms) VALUES"
+               " ('h1', 'v', 0, 1000, 0), ('h2', 'v', 0, 2000, 0), ('h3', 'v', 0, 3000, 0),"
+               " ('h4', 'v', 0, 9000, 0), ('h5', 'v', 0, 10000, 0);"
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)"
+               " INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms)"
+               " SELECT 'a1', i, i, 1, 1000 + i FROM n;"
+               "INSERT INTO agents(id, site, last_seq, last_seen_ms) VALUES('a0', 'S0', 5, 0);"
+               "INSERT INTO batches(agent_id, first_seq, last_seq, samples, received_ms)"
+               " VALUES('a0', 1, 5, 5, 10);");
     co_retention_cut cut = {
         .sessions_before_ms = 3000, .audit_before_ms = cm_now_ms() - DAY_MS, .chunk_rows = 3};
     co_retention_stats st;
@@ -183,12 +184,12 @@ static void test_sessions_and_audit(void **state)
     assert_int_equal(st.sessions, 3);
     assert_int_equal(st.audit, 21);
     assert_int_equal(st.days, 0);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM sessions"), 2);
-    assert_int_equal(q1(f->path, "SELECT min(expires_ms) FROM sessions"), 9000);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM batches"), 4);
-    assert_int_equal(q1(f->path, "SELECT min(first_seq) FROM batches"), 1001);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM sessions"), 2);
+    assert_int_equal(fx_sql_int(f, "SELECT min(expires_ms) FROM sessions"), 9000);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 4);
+    assert_int_equal(fx_sql_int(f, "SELECT min(first_seq) FROM batches"), 1001);
     /* the agents' last seq is kept: a repeated batch is still a duplicate */
-    assert_int_equal(q1(f->path, "SELECT last_seq FROM agents WHERE id = 'a1'"), 1004);
+    assert_int_equal(fx_sql_int(f, "SELECT last_seq FROM agents WHERE id = 'a1'"), 1004);
 }
 
 static int always(void *ud)
@@ -210,7 +211,8 @@ static void test_cancelled(void **state)
     assert_int_equal(co_store_retention(f->s, &cut, &st, err, sizeof err), 0);
     assert_int_equal(st.cancelled, 1);
     assert_int_equal(st.days + st.rollup_1m + st.rollup_1h, 0);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM chunks"), 4);
+    chunks_are(f, 4);
+    assert_int_equal(days_kept(f), 4);
 }
 
 static void test_cuts(void **state)
@@ -246,11 +248,12 @@ static void test_thread_first_pass(void **state)
     for (int i = 0; i < 500 && n != 0; i++) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
-        n = q1(f->path, "SELECT count(*) FROM chunks");
+        n = days_kept(f);
     }
     co_retention_stop(r);
     assert_int_equal(n, 0);
-    assert_int_equal(q1(f->path, "SELECT count(*) FROM rollup_1m"), 240); /* kept forever */
+    chunks_are(f, 0);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM rollup_1m"), 240); /* kept forever */
     co_retention_stop(NULL);
 }
 

@@ -1,6 +1,7 @@
-/* test_store.c — the SQLite store: write batches, read them back exactly, exactly-once by
- * seq (duplicates, overlaps, gaps, audit rows), day chunks across midnight, canonical labels,
- * persistence, the schema migration, tokens, rollback. */
+/* test_store.c — the store (SQLite; PostgreSQL when CINEMON_TEST_PG is set, see
+ * store_fixture.h): write batches, read them back exactly, exactly-once by seq (duplicates,
+ * overlaps, gaps, audit rows), day tables across midnight, canonical labels, persistence, the
+ * schema migration (SQLite), tokens, rollback, open errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,10 +23,7 @@ typedef store_fx fx;
 
 static void reopen(fx *f)
 {
-    char err[256] = "";
-    co_store_close(f->s);
-    f->s = NULL;
-    if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("reopen: %s", err);
+    store_fx_reopen(f);
 }
 
 static cm_batch *mk(const char *agent, const char *site, uint64_t seq)
@@ -264,20 +262,6 @@ static void test_duplicate_seq(void **state)
     counts(f->s, 7, 3, 1);
 }
 
-/* Open the database file directly to look at the chunks. */
-static int64_t sql_int(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 static void test_midnight_chunks(void **state)
 {
     fx *f = *state;
@@ -288,11 +272,15 @@ static void test_midnight_chunks(void **state)
     assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
     drop(b);
     counts(f->s, 3, 1, 1);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM chunks"), 2);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples_20251125"), 1);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM samples_20251126"), 2);
-    assert_int_equal(
-        sql_int(f->path, "SELECT rows FROM chunks WHERE table_name = 'samples_20251126'"), 2);
+    if (!fx_is_pg(f)) { /* SQLite keeps a row count per day table */
+        assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM chunks"), 2);
+        assert_int_equal(
+            fx_sql_int(f, "SELECT rows FROM chunks WHERE table_name = 'samples_20251126'"), 2);
+    }
+    assert_true(fx_day_table(f, MIDNIGHT / 86400000 - 1));
+    assert_true(fx_day_table(f, MIDNIGHT / 86400000));
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM samples_20251125"), 1);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM samples_20251126"), 2);
 
     json_t *j = series_q(f->s, NULL, "hall1/sensor", "screen_luminance_nits", MIDNIGHT - 3600000,
                          MIDNIGHT + 3600000, 0);
@@ -344,8 +332,8 @@ static void test_labels_order_insensitive(void **state)
                "\"ts_ms\":1764082802000,\"value\":84.0}]");
     json_decref(j);
     assert_int_equal(
-        sql_int(f->path,
-                "SELECT count(*) FROM series WHERE labels = '{\"channel\":\"L\",\"mode\":\"2d\"}'"),
+        fx_sql_int(
+            f, "SELECT count(*) FROM series WHERE labels = '{\"channel\":\"L\",\"mode\":\"2d\"}'"),
         1);
 }
 
@@ -369,9 +357,12 @@ static void test_reopen_persists(void **state)
     assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
     drop(b);
     counts(f->s, 4, 2, 1);
-    assert_int_equal(sql_int(f->path, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM events"), 1);
+    assert_int_equal(fx_sql_int(f, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
+    if (fx_is_pg(f))
+        assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 1);
+    else
+        assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM events"), 1);
 }
 
 /* Events come back newest first, filtered by site, device, minimum severity and range. */
@@ -571,9 +562,9 @@ static void test_rollups(void **state)
     pt(x, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0, 1000.0);
     assert_int_equal(write1(f->s, x), CO_BATCH_DUPLICATE);
     drop(x);
-    assert_int_equal(sql_int(f->path, "SELECT max(max) = 99.0 FROM rollup_1h"), 1);
-    assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rollup_1m"), 540);
-    assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rollup_1h"), 540);
+    assert_int_equal(fx_sql_int(f, "SELECT max(max) = 99.0 FROM rollup_1h"), 1);
+    assert_int_equal(fx_sql_int(f, "SELECT sum(n) FROM rollup_1m"), 540);
+    assert_int_equal(fx_sql_int(f, "SELECT sum(n) FROM rollup_1h"), 540);
 }
 
 /* A batch carrying records first..seq of agent-1 with one point per record. */
@@ -622,13 +613,13 @@ static void gaps_are(co_store *s, const char *agent, const char *want)
 }
 
 /* No two audit rows of an agent share a record. */
-static void audit_disjoint(const char *path)
+static void audit_disjoint(fx *f)
 {
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM batches a JOIN batches b"
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches a JOIN batches b"
                                    " ON a.agent_id = b.agent_id AND a.first_seq < b.first_seq"
                                    " AND a.last_seq >= b.first_seq"),
                      0);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM batches WHERE first_seq > last_seq"), 0);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches WHERE first_seq > last_seq"), 0);
 }
 
 static void test_overlap_gaps_audit(void **state)
@@ -647,7 +638,7 @@ static void test_overlap_gaps_audit(void **state)
     assert_int_equal(write_range(f, 1, 4), CO_BATCH_OVERLAP);
     assert_int_equal(last_seq(f->s, "agent-1"), 3);
     counts(f->s, 3, 1, 1);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 3);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 3);
 
     /* re-batched from L + 1: stored, no gap */
     assert_int_equal(write_range(f, 4, 5), CO_BATCH_STORED);
@@ -708,21 +699,19 @@ static void test_overlap_gaps_audit(void **state)
     assert_int_equal(last_seq(f->s, "nobody"), 0);
 
     /* the audit: one row per stored batch, ranges disjoint, totals equal the sums */
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches WHERE agent_id = 'agent-1'"),
-                     9);
-    assert_int_equal(sql_int(f->path, "SELECT sum(samples) FROM batches"
-                                      " WHERE agent_id = 'agent-1'"),
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches WHERE agent_id = 'agent-1'"), 9);
+    assert_int_equal(fx_sql_int(f, "SELECT sum(samples) FROM batches"
+                                   " WHERE agent_id = 'agent-1'"),
                      3 + 2 + 2 + 1 + 1 + 1 + 3);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM agents a WHERE samples !="
-                                      " (SELECT sum(samples) FROM batches b"
-                                      " WHERE b.agent_id = a.id) OR batches !="
-                                      " (SELECT count(*) FROM batches b WHERE b.agent_id = a.id)"),
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM agents a WHERE samples !="
+                                   " (SELECT sum(samples) FROM batches b"
+                                   " WHERE b.agent_id = a.id) OR batches !="
+                                   " (SELECT count(*) FROM batches b WHERE b.agent_id = a.id)"),
                      0);
-    assert_int_equal(sql_int(f->path,
-                             "SELECT first_seq * 1000 + last_seq FROM batches"
-                             " WHERE agent_id = 'agent-1' ORDER BY first_seq DESC LIMIT 1"),
+    assert_int_equal(fx_sql_int(f, "SELECT first_seq * 1000 + last_seq FROM batches"
+                                   " WHERE agent_id = 'agent-1' ORDER BY first_seq DESC LIMIT 1"),
                      14016);
-    audit_disjoint(f->path);
+    audit_disjoint(f);
     counts(f->s, 3 + 2 + 2 + 1 + 1 + 1 + 3 + 1, 2, 2);
 
     json_t *j = co_store_agents(f->s, NULL, err, sizeof err);
@@ -744,7 +733,7 @@ static void test_overlap_gaps_audit(void **state)
     assert_int_equal(last_seq(f->s, "agent-1"), 16);
     assert_int_equal(write_range(f, 16, 18), CO_BATCH_OVERLAP);
     assert_int_equal(write_range(f, 17, 18), CO_BATCH_STORED);
-    audit_disjoint(f->path);
+    audit_disjoint(f);
 
     /* a batch whose range is upside down is an error, not a result */
     b = range_batch(30, 30);
@@ -825,16 +814,17 @@ static void test_gaps_never_cover_stored_records(void **state)
              "{\"agent\":\"agent-1\",\"from_seq\":27,\"to_seq\":28,\"reason\":\"corrupt\"},"
              "{\"agent\":\"agent-1\",\"from_seq\":29,\"to_seq\":30,\"reason\":\"missing\"}]");
     /* gap rows never overlap each other nor a stored range */
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps g JOIN batches b"
-                                      " ON g.agent_id = b.agent_id AND g.from_seq <= b.last_seq"
-                                      " AND g.to_seq >= b.first_seq"),
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM gaps g JOIN batches b"
+                                   " ON g.agent_id = b.agent_id AND g.from_seq <= b.last_seq"
+                                   " AND g.to_seq >= b.first_seq"),
                      0);
-    audit_disjoint(f->path);
+    audit_disjoint(f);
 }
 
 static void test_migration_from_v1(void **state)
 {
     fx *f = *state;
+    fx_sqlite_only(f, "a version-1 SQLite file migrated (PostgreSQL starts at its own version 1)");
     co_store_close(f->s); /* replace the fixture's fresh database by a version-1 one */
     f->s = NULL;
     const char *suffix[] = {"", "-wal", "-shm"};
@@ -848,14 +838,14 @@ static void test_migration_from_v1(void **state)
     char *msg = NULL;
     if (sqlite3_exec(db, v1_ddl, NULL, NULL, &msg) != SQLITE_OK) fail_msg("v1 ddl: %s", msg);
     sqlite3_close(db);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 1);
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM batches"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT batches * 1000 + samples FROM agents"), 0);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 0);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM gaps"), 0);
+    assert_int_equal(fx_sql_int(f, "SELECT batches * 1000 + samples FROM agents"), 0);
     /* what was there is still there */
     assert_int_equal(last_seq(f->s, "agent-1"), 7);
     counts(f->s, 1, 1, 1);
@@ -880,7 +870,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 7);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
@@ -927,10 +917,13 @@ static void test_failed_write_rolls_back(void **state)
     assert_int_equal(co_store_write(f->s, g, 2, r, err, sizeof err), -1);
     assert_non_null(strstr(err, "out of range"));
     counts(f->s, 0, 0, 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM agents"), 0);
-    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM chunks"), 0);
-    assert_int_equal(
-        sql_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'samples_%'"), 0);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM agents"), 0);
+    assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 0);
+    if (!fx_is_pg(f)) { /* PostgreSQL may keep an empty partition made for the batch */
+        assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM chunks"), 0);
+        assert_int_equal(
+            fx_sql_int(f, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'samples_%'"), 0);
+    }
 
     /* a non-finite value is refused the same way */
     bad->series[1].points[0].ts_ms = T0;
@@ -959,6 +952,11 @@ static void test_failed_write_rolls_back(void **state)
 static void test_open_errors(void **state)
 {
     (void)state;
+    if (fx_pg_wanted()) {
+        printf("# skip: SQLite files (a missing folder, :memory:, a newer file's version)\n");
+        fflush(stdout);
+        skip();
+    }
     co_store *s = NULL;
     char err[256] = "";
     assert_int_equal(co_store_open_sqlite(&s, "/nonexistent-dir/x/store.db", err, sizeof err), -1);
@@ -985,6 +983,28 @@ static void test_open_errors(void **state)
     unlink(p2);
 }
 
+/* PostgreSQL: no server there, a malformed connection string: errors, none showing the
+ * password (the backend's error text must not echo the conninfo). Needs no server. */
+static void test_open_errors_pg(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "host=127.0.0.1 port=1 dbname=x user=x password=Secret-Pw-1 connect_timeout=5",
+        "host=127.0.0.1 port=1 password=Secret-Pw-2 nosuchoption=1",
+        "postgresql://u:Secret-Pw-3@127.0.0.1:1/x?connect_timeout=5",
+        "postgresql://u:Secret-Pw-4@[127.0.0.1:1/x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        co_store *s = NULL;
+        char err[512] = "";
+        assert_int_equal(co_store_open_pg(&s, bad[i], err, sizeof err), -1);
+        assert_null(s);
+        assert_true(strlen(err) > 0);
+        if (strstr(err, "Secret-Pw"))
+            fail_msg("conninfo %zu: error shows the password: %s", i, err);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1023,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_write_rolls_back, store_fx_setup,
                                         store_fx_teardown),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_open_errors_pg),
         cmocka_unit_test_setup_teardown(test_events_query, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_screens, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_rollups, store_fx_setup, store_fx_teardown),
