@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "idmap.h"
 #include "timeutil.h"
 
 #define POOL_MAX 16       /* idle connections kept */
@@ -139,86 +140,6 @@ static const char *const migration[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
-/* ---------------------------------------------------------------- string -> id map */
-
-typedef struct idmap_entry {
-    char *key; /* NULL = empty slot */
-    size_t len;
-    uint64_t hash;
-    int64_t id;
-} idmap_entry;
-
-typedef struct idmap {
-    idmap_entry *slot;
-    size_t cap, n; /* cap is a power of two */
-} idmap;
-
-/* FNV-1a hash of n bytes. */
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-/* Empty the map and free its memory. */
-static void idmap_clear(idmap *m)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        free(m->slot[i].key);
-    free(m->slot);
-    m->slot = NULL;
-    m->cap = m->n = 0;
-}
-
-/* 1 (and *id) when key is in the map, else 0. */
-static int idmap_get(const idmap *m, const char *key, size_t len, uint64_t h, int64_t *id)
-{
-    if (!m->cap) return 0;
-    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        const idmap_entry *e = &m->slot[i];
-        if (!e->key) return 0;
-        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) {
-            *id = e->id;
-            return 1;
-        }
-    }
-}
-
-/* Put e in the first free slot from its hash (linear probing). */
-static void idmap_place(idmap_entry *slot, size_t cap, idmap_entry e)
-{
-    size_t i = e.hash & (cap - 1);
-    while (slot[i].key)
-        i = (i + 1) & (cap - 1);
-    slot[i] = e;
-}
-
-/* Add key -> id (key not present). A full cache is simply cleared: it is only a cache. */
-static int idmap_put(idmap *m, const char *key, size_t len, uint64_t h, int64_t id)
-{
-    if (m->n >= IDMAP_MAX) idmap_clear(m);
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 1024;
-        idmap_entry *ns = calloc(ncap, sizeof *ns);
-        if (!ns) return -1;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slot[i].key) idmap_place(ns, ncap, m->slot[i]);
-        free(m->slot);
-        m->slot = ns;
-        m->cap = ncap;
-    }
-    char *k = malloc(len ? len : 1);
-    if (!k) return -1;
-    memcpy(k, key, len);
-    idmap_place(m->slot, m->cap, (idmap_entry){k, len, h, id});
-    m->n++;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- the store */
 
 /* One agent of the group being written: its row is locked, last = its last_seq so far. */
@@ -243,8 +164,8 @@ struct co_store {
     size_t nidle;
 
     pthread_mutex_t wmu; /* serialises pg_write; guards everything below */
-    idmap devmap;        /* (site, device id) -> devices.id, committed or of the open write */
-    idmap sermap;        /* (site, device id, metric, labels) -> series.id */
+    co_idmap devmap;     /* (site, device id) -> devices.id, committed or of the open write */
+    co_idmap sermap;     /* (site, device id, metric, labels) -> series.id */
     char *key;
     size_t keycap;
     int64_t *touched; /* device refs seen in the group */
@@ -718,8 +639,8 @@ void pg_close(co_store *s)
         memset(s->conninfo, 0, strlen(s->conninfo)); /* may hold a password */
         free(s->conninfo);
     }
-    idmap_clear(&s->devmap);
-    idmap_clear(&s->sermap);
+    co_idmap_clear(&s->devmap);
+    co_idmap_clear(&s->sermap);
     free(s->key);
     free(s->touched);
     free(s->days);
@@ -849,13 +770,13 @@ static int device_ref(pg_query *q, const char *site, const cm_device_info *inven
     const char *parts[] = {site, id};
     size_t len;
     if (key_build(s, &len, parts, 2) < 0) return oom(q->err, q->errlen);
-    uint64_t h = hash_bytes(s->key, len);
-    if (inventory || !idmap_get(&s->devmap, s->key, len, h, ref)) {
+    uint64_t h = co_idmap_hash(s->key, len);
+    if (inventory || !co_idmap_get(&s->devmap, s->key, len, h, ref)) {
         cm_device_info bare = {.id = id};
         if (device_upsert(q, site, inventory ? inventory : &bare, now, ref) < 0) return -1;
         int64_t known;
-        if (!idmap_get(&s->devmap, s->key, len, h, &known) &&
-            idmap_put(&s->devmap, s->key, len, h, *ref) < 0)
+        if (!co_idmap_get(&s->devmap, s->key, len, h, &known) &&
+            co_idmap_put(&s->devmap, s->key, len, h, *ref, IDMAP_MAX) < 0)
             return oom(q->err, q->errlen);
     }
     if (set_add(&s->touched, &s->ntouched, &s->touchedcap, *ref) < 0) return oom(q->err, q->errlen);
@@ -899,8 +820,8 @@ static int series_ref(pg_query *q, const char *site, const cm_series *se, int64_
     const char *parts[] = {site, se->device, se->metric, s->labels};
     size_t len;
     if (key_build(s, &len, parts, 4) < 0) return oom(q->err, q->errlen);
-    uint64_t h = hash_bytes(s->key, len);
-    if (idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
+    uint64_t h = co_idmap_hash(s->key, len);
+    if (co_idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
     char dbuf[32];
     const char *p[] = {pg_i64(dbuf, dev), se->metric, s->labels, se->unit};
     PGresult *res = pg_exec(q, "series upsert",
@@ -912,7 +833,8 @@ static int series_ref(pg_query *q, const char *site, const cm_series *se, int64_
     if (!res) return -1;
     *sid = pg_int(res, 0, 0);
     PQclear(res);
-    if (idmap_put(&s->sermap, s->key, len, h, *sid) < 0) return oom(q->err, q->errlen);
+    if (co_idmap_put(&s->sermap, s->key, len, h, *sid, IDMAP_MAX) < 0)
+        return oom(q->err, q->errlen);
     return 0;
 }
 
@@ -1561,8 +1483,8 @@ fail:
     /* ids cached during the transaction may name rows that are gone */
     pg_rollback(&q);
     pg_conn_put(&q);
-    idmap_clear(&s->devmap);
-    idmap_clear(&s->sermap);
+    co_idmap_clear(&s->devmap);
+    co_idmap_clear(&s->sermap);
     pthread_mutex_unlock(&s->wmu);
     return -1;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "idmap.h"
 #include "timeutil.h"
 
 #define DAY_MS 86400000LL
@@ -36,82 +37,6 @@ int sq_dberr(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     cm_seterr(err, errlen, "sqlite: %s: %s", what, sqlite3_errmsg(db));
     return -1;
-}
-
-/* ---------------------------------------------------------------- string -> id map */
-
-typedef struct idmap_entry {
-    char *key; /* NULL = empty slot */
-    size_t len;
-    uint64_t hash;
-    int64_t id;
-} idmap_entry;
-
-typedef struct idmap {
-    idmap_entry *slot;
-    size_t cap, n; /* cap is a power of two */
-} idmap;
-
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static void idmap_clear(idmap *m)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        free(m->slot[i].key);
-    free(m->slot);
-    m->slot = NULL;
-    m->cap = m->n = 0;
-}
-
-static int idmap_get(const idmap *m, const char *key, size_t len, uint64_t h, int64_t *id)
-{
-    if (!m->cap) return 0;
-    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        const idmap_entry *e = &m->slot[i];
-        if (!e->key) return 0;
-        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) {
-            *id = e->id;
-            return 1;
-        }
-    }
-}
-
-static void idmap_place(idmap_entry *slot, size_t cap, idmap_entry e)
-{
-    size_t i = e.hash & (cap - 1);
-    while (slot[i].key)
-        i = (i + 1) & (cap - 1);
-    slot[i] = e;
-}
-
-/* Add key -> id (key not present). A full cache is simply cleared: it is only a cache. */
-static int idmap_put(idmap *m, const char *key, size_t len, uint64_t h, int64_t id)
-{
-    if (m->n >= IDMAP_MAX) idmap_clear(m);
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : 1024;
-        idmap_entry *ns = calloc(ncap, sizeof *ns);
-        if (!ns) return -1;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slot[i].key) idmap_place(ns, ncap, m->slot[i]);
-        free(m->slot);
-        m->slot = ns;
-        m->cap = ncap;
-    }
-    char *k = malloc(len ? len : 1);
-    if (!k) return -1;
-    memcpy(k, key, len);
-    idmap_place(m->slot, m->cap, (idmap_entry){k, len, h, id});
-    m->n++;
-    return 0;
 }
 
 /* ---------------------------------------------------------------- the store */
@@ -347,8 +272,8 @@ struct co_store {
     chunk chunks[CHUNK_CACHE];
     size_t nchunks;
     uint64_t tick;
-    idmap devmap; /* (site, device id) -> devices.id; committed or of the open transaction */
-    idmap sermap; /* (site, device id, metric, labels) -> series.id */
+    co_idmap devmap; /* (site, device id) -> devices.id; committed or of the open transaction */
+    co_idmap sermap; /* (site, device id, metric, labels) -> series.id */
     char *key;
     size_t keycap;
     int64_t *touched; /* device refs seen in the batch being written */
@@ -517,8 +442,8 @@ void sqlite_close(co_store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->w); /* last connection: checkpoints the WAL */
-    idmap_clear(&s->devmap);
-    idmap_clear(&s->sermap);
+    co_idmap_clear(&s->devmap);
+    co_idmap_clear(&s->sermap);
     free(s->key);
     free(s->touched);
     free(s->acc);
@@ -716,14 +641,14 @@ static int device_ref(co_store *s, const char *site, const cm_device_info *inven
     const char *parts[] = {site, id};
     size_t len;
     if (key_build(s, &len, parts, 2) < 0) goto oom;
-    uint64_t h = hash_bytes(s->key, len);
-    if (inventory || !idmap_get(&s->devmap, s->key, len, h, ref)) {
+    uint64_t h = co_idmap_hash(s->key, len);
+    if (inventory || !co_idmap_get(&s->devmap, s->key, len, h, ref)) {
         cm_device_info bare = {.id = id};
         if (device_upsert(s, site, inventory ? inventory : &bare, now, ref, err, errlen) < 0)
             return -1;
         int64_t known;
-        if (!idmap_get(&s->devmap, s->key, len, h, &known) &&
-            idmap_put(&s->devmap, s->key, len, h, *ref) < 0)
+        if (!co_idmap_get(&s->devmap, s->key, len, h, &known) &&
+            co_idmap_put(&s->devmap, s->key, len, h, *ref, IDMAP_MAX) < 0)
             goto oom;
     }
     if (touch_add(s, *ref) < 0) goto oom;
@@ -772,8 +697,8 @@ static int series_ref(co_store *s, const char *site, const cm_series *se, int64_
     const char *parts[] = {site, se->device, se->metric, s->labels};
     size_t len;
     if (key_build(s, &len, parts, 4) < 0) goto oom;
-    uint64_t h = hash_bytes(s->key, len);
-    if (idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
+    uint64_t h = co_idmap_hash(s->key, len);
+    if (co_idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
     sqlite3_stmt *st = s->st[ST_SERIES_UPSERT];
     sqlite3_bind_int64(st, 1, dev);
     sq_bind_text(st, 2, se->metric);
@@ -783,7 +708,7 @@ static int series_ref(co_store *s, const char *site, const cm_series *se, int64_
     if (rc == SQLITE_ROW) *sid = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) return sq_dberr(s->w, "series upsert", err, errlen);
-    if (idmap_put(&s->sermap, s->key, len, h, *sid) < 0) goto oom;
+    if (co_idmap_put(&s->sermap, s->key, len, h, *sid, IDMAP_MAX) < 0) goto oom;
     return 0;
 oom:
     cm_seterr(err, errlen, "out of memory");
@@ -1340,8 +1265,8 @@ static void after_rollback(co_store *s)
 {
     if (!sqlite3_get_autocommit(s->w)) sq_step_done(s->w, s->st[ST_ROLLBACK], "rollback", NULL, 0);
     chunks_drop(s);
-    idmap_clear(&s->devmap);
-    idmap_clear(&s->sermap);
+    co_idmap_clear(&s->devmap);
+    co_idmap_clear(&s->sermap);
     acc_clear(s);
 }
 
