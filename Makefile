@@ -19,11 +19,13 @@ VERSION ?= 0.1.0
 
 DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansson-dev \
 	libuv1-dev libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libcmocka-dev \
-	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev postgresql clang-format curl snmptrapd \
+	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev postgresql clang-format curl snmptrapd nginx \
 	chromium fonts-wqy-microhei
 
 # Only `make bench` needs these: the peers the polling benchmark measures against.
 BENCH_PKGS := prometheus-snmp-exporter
+# ... and the peers of the ingest benchmark (bench/ingest_bench.py).
+BENCH_PKGS += influxdb prometheus
 
 # Only `make fuzz` needs these (libFuzzer comes with clang's runtime).
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -65,7 +67,7 @@ LIBCO   := $(B)/libcollector.a
 LIBSIM  := $(B)/libsim.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
-.PHONY: all deps test test-unit test-faults asan bench bench-dashboard fuzz demo demo-stop install clean fmt
+.PHONY: all deps test test-unit test-faults asan bench bench-dashboard bench-ingest fuzz demo demo-stop install clean fmt
 all: $(BINS) $(B)/cinemon-sim $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
@@ -104,7 +106,8 @@ $(LIBSIM): $(SIM_OBJ)
 
 $(B)/cinemon-agent: $(B)/agent/main.o $(LIBAG) $(LIBCM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(B)/cinemon-collector: $(B)/collector/main.o $(LIBCO) $(LIBCM)
+# the collector forwards upstream with the agent's uploader (collector/forward.c)
+$(B)/cinemon-collector: $(B)/collector/main.o $(LIBCO) $(LIBAG) $(LIBCM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(B)/cinemon-sim: $(B)/sim/main.o $(LIBSIM) $(LIBCM)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -138,11 +141,19 @@ bench: deps
 	@for b in $(filter %_bench,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 	@echo "== bench/poll_bench.py"; $(PYTHON) bench/poll_bench.py --build $(B)
 	@echo "== bench/dashboard_bench.py"; $(PYTHON) bench/dashboard_bench.py --build $(B)
+	@echo "== bench/ingest_bench.py"; $(PYTHON) bench/ingest_bench.py --build $(B)
 
 # Only the dashboard benchmark (10,000 screens, a year of hourly roll-ups; see docs/dashboard.md).
 bench-dashboard: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@$(PYTHON) bench/dashboard_bench.py --build $(B)
+
+# Only the ingest benchmark (cinemon on SQLite and PostgreSQL against InfluxDB and Prometheus,
+# stores preloaded with 20 M samples; see docs/performance.md). INGEST_ARGS=--quick: a smoke test.
+bench-ingest: deps
+	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@$(PYTHON) bench/ingest_bench.py --build $(B) $(INGEST_ARGS)
 
 # Every tests/fuzz/fuzz_*.c is a libFuzzer target over one parser of outside input; each runs
 # FUZZ_SECONDS (default 60) and stops at the first crash, leak or sanitizer report.

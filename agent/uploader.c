@@ -1,8 +1,9 @@
 /* uploader.c — reads the spool's records oldest first, merges them into one batch per request
  * and POSTs it to the collector: libcurl multi on the libuv loop.
  *
- * The libcurl ↔ libuv glue is curl_uv.h. One easy handle, one request in flight. The request's body is kept (JSON and gzip) until the
- * collector answered it for good; 409 and 413 build a new one from the spool. */
+ * The libcurl ↔ libuv glue is curl_uv.h. One easy handle, one request in flight. The request's body
+ * is kept (JSON and gzip) until the collector answered it for good; 409 and 413 build a new one
+ * from the spool. */
 #include "uploader.h"
 
 #include <curl/curl.h>
@@ -51,11 +52,13 @@ struct ag_uploader {
     uv_loop_t *loop;
     ag_curl_uv *cu;
     CURL *easy;
-    uv_timer_t timer;      /* backoff between attempts, or the oldest record coming due */
+    uv_timer_t timer; /* backoff between attempts, or the oldest record coming due */
     struct curl_slist *hdr_gzip, *hdr_plain;
     char *url;
     char *auth; /* "Authorization: Bearer <token>", wiped on free */
     char *agent_id, *agent_version, *site;
+    int record_sites;                /* each record carries its own site (see uploader.h) */
+    char last_site[CM_MAX_NAME + 1]; /* record_sites: the site of the last request ("" none) */
     cm_spool *spool;
     int64_t timeout_ms, base_ms, cap_ms, interval_ms;
     uint64_t max_bytes;
@@ -100,7 +103,6 @@ static int64_t backoff_ms(ag_uploader *u)
     if (ceil > u->cap_ms) ceil = u->cap_ms;
     return (int64_t)(rng_next(u) % ((uint64_t)ceil + 1));
 }
-
 
 /* Copy an untrusted string for a log line: printable ASCII only, bounded. */
 static void sanitize(const char *s, char *out, size_t outlen)
@@ -215,8 +217,20 @@ static void set_aside_corrupt(ag_uploader *u, const cm_spool_record *rec, const 
     }
 }
 
-/* Add one record to the batch being built. 0, or -1 when out of memory. */
-static int add_record(ag_uploader *u, cm_batch *out, const cm_spool_record *rec)
+/* record_sites: does a record of `site` belong in `out`? The first one with a site names the
+ * request's site (*have_site set); later ones must name the same. */
+static int site_fits(cm_batch *out, int *have_site, const char *site)
+{
+    if (*have_site)
+        return (!site && !out->site) || (site && out->site && strcmp(site, out->site) == 0);
+    if (cm_batch_set_agent(out, out->agent_id, out->agent_version, site) != 0) return -1;
+    *have_site = 1;
+    return 1;
+}
+
+/* Add one record to the batch being built. 0, 1 when it is of another site than the batch
+ * (record_sites: it starts the next request; nothing added), or -1 when out of memory. */
+static int add_record(ag_uploader *u, cm_batch *out, const cm_spool_record *rec, int *have_site)
 {
     if (rec->type == CM_REC_GAP) {
         uint64_t from, to;
@@ -238,12 +252,14 @@ static int add_record(ag_uploader *u, cm_batch *out, const cm_spool_record *rec)
     char *plain = NULL;
     int rc = 0, ok;
     if (rec->type == CM_REC_BATCH_GZ)
-        ok = cm_gunzip(rec->data, rec->len, MAX_RECORD_JSON, &plain, &json_len, err, sizeof err) == 0;
+        ok = cm_gunzip(rec->data, rec->len, MAX_RECORD_JSON, &plain, &json_len, err, sizeof err) ==
+             0;
     else
         ok = 1;
     if (plain) json = plain;
     if (ok && cm_wire_decode(json, json_len, NULL, &in, err, sizeof err, at, sizeof at) == 0) {
-        rc = merge_batch(out, &in);
+        int fits = u->record_sites ? site_fits(out, have_site, in.site) : 1;
+        rc = fits < 0 ? -1 : fits == 0 ? 1 : merge_batch(out, &in);
     } else {
         char why[400];
         snprintf(why, sizeof why, "%s%s%s", err, *at ? " at " : "", at);
@@ -279,10 +295,12 @@ static int build(ag_uploader *u)
     uint64_t from = read_from(u);
     cm_batch b;
     cm_batch_init(&b);
-    if (cm_batch_set_agent(&b, u->agent_id, u->agent_version, u->site) != 0) goto oom;
+    if (cm_batch_set_agent(&b, u->agent_id, u->agent_version, u->record_sites ? NULL : u->site) !=
+        0)
+        goto oom;
     uint64_t first = 0, last = 0, bytes = 0;
     size_t n = 0;
-    int more = 0, only_gaps = 1;
+    int more = 0, only_gaps = 1, have_site = 0;
     char err[256];
     for (;;) {
         cm_spool_record rec;
@@ -301,8 +319,13 @@ static int build(ag_uploader *u)
             more = 1;
             break;
         }
+        int added = add_record(u, &b, &rec, &have_site);
+        if (added < 0) goto oom;
+        if (added > 0) { /* record_sites: another site's record starts the next request */
+            more = 1;
+            break;
+        }
         if (rec.type != CM_REC_GAP) only_gaps = 0;
-        if (add_record(u, &b, &rec) != 0) goto oom;
         if (n == 0) first = rec.seq;
         last = rec.seq;
         bytes += json_len;
@@ -320,6 +343,13 @@ static int build(ag_uploader *u)
         cm_batch_add_gap(&b, u->missing_from, first - 1, "missing") != 0)
         goto oom;
     u->missing_from = 0;
+    if (u->record_sites) {
+        /* gap records only: the site of the last request (the collector wants one) */
+        const char *site = have_site ? b.site : u->last_site[0] ? u->last_site : u->site;
+        if (!have_site && cm_batch_set_agent(&b, u->agent_id, u->agent_version, site) != 0)
+            goto oom;
+        snprintf(u->last_site, sizeof u->last_site, "%s", b.site ? b.site : "");
+    }
     b.first_seq = first;
     b.seq = last;
     b.sent_ms = cm_now_ms();
@@ -706,7 +736,7 @@ int ag_uploader_open(ag_uploader **out, uv_loop_t *loop, const ag_uploader_opts 
 {
     *out = NULL;
     if (!opts->url || !*opts->url || !opts->token || !opts->spool || !opts->agent_id ||
-        !opts->site) {
+        (!opts->site && !opts->record_sites)) {
         snprintf(err, errlen, "uploader: url, token, spool, agent id and site are required");
         return -1;
     }
@@ -734,10 +764,12 @@ int ag_uploader_open(ag_uploader **out, uv_loop_t *loop, const ag_uploader_opts 
     u->url = strdup(opts->url);
     u->agent_id = strdup(opts->agent_id);
     u->agent_version = strdup(opts->agent_version ? opts->agent_version : "unknown");
-    u->site = strdup(opts->site);
+    u->record_sites = opts->record_sites != 0;
+    u->site = opts->site ? strdup(opts->site) : NULL;
     size_t alen = strlen(opts->token) + sizeof "Authorization: Bearer ";
     u->auth = malloc(alen);
-    if (!u->url || !u->auth || !u->agent_id || !u->agent_version || !u->site) goto oom;
+    if (!u->url || !u->auth || !u->agent_id || !u->agent_version || (opts->site && !u->site))
+        goto oom;
     snprintf(u->auth, alen, "Authorization: Bearer %s", opts->token);
     const char *common[] = {"Content-Type: application/json", "Expect:", u->auth};
     for (size_t i = 0; i < sizeof common / sizeof *common; i++) {

@@ -10,7 +10,8 @@
  * is a 400); 400 → the body is kept in the spool's rejected/, counted, logged with the
  * collector's "at", a GAP record {"reason": "rejected"} appended, the records acknowledged;
  * 401/403 → kept, logged loudly, retried at the backoff cap; network errors, 5xx, 429 →
- * full-jitter exponential backoff, at least Retry-After. The token is never logged. */
+ * full-jitter exponential backoff, at least Retry-After. The token is never logged.
+ * With record_sites, records of different sites are never merged into one request. */
 #ifndef AG_UPLOADER_H
 #define AG_UPLOADER_H
 
@@ -24,7 +25,12 @@ typedef struct ag_uploader_opts {
     const char *url;   /* full ingest URL: <collector_url>/api/v1/ingest */
     const char *token; /* bearer token; never logged */
     const char *agent_id, *agent_version, *site; /* identity of every batch sent */
-    cm_spool *spool;                             /* where the records are (not owned) */
+    /* 1 = every record names its own agent.site (a collector forwarding upstream holds the
+     * batches of many cinemas in one spool): a request merges only records of one site and
+     * carries that site; a request of gap records only carries the site last sent, else
+     * `site` (which may then be NULL). 0 = every request carries `site` (the agent). */
+    int record_sites;
+    cm_spool *spool;          /* where the records are (not owned) */
     int64_t interval_ms;      /* send once the oldest unsent record is this old (0 = at once) */
     uint64_t max_batch_bytes; /* record payload bytes merged into one request (0 = 1 MiB) */
     int64_t timeout_ms;       /* per request, default 30 s */

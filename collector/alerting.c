@@ -33,6 +33,15 @@ struct co_alerting {
     pthread_t timer;
     int timer_started;
 
+    /* Judging and storing this collector's transitions (writer thread, timer) and bringing
+     * the judge in line with the store (timer) take turns under jmu, so the store read by
+     * a reconciliation holds every transition this judge made before it. */
+    pthread_mutex_t jmu;
+    json_t *heard;    /* device key -> wall ms its latest stored batch was judged here */
+    json_t *counted;  /* (absence rule, device) key -> the same for a batch with a sample
+                         that rule counts as life */
+    json_t *released; /* device keys whose absence alert was held back once (elsewhere) */
+
     co_transitions tr; /* writer thread only */
 };
 
@@ -41,6 +50,33 @@ struct co_alerting {
 static void screen_key(char *out, size_t n, const char *site, const char *screen)
 {
     snprintf(out, n, "%s\x1f%s", site ? site : "", screen ? screen : "");
+}
+
+/* An unambiguous key of n strings (each length-prefixed; NULL as ""): malloc'ed, NULL on OOM. */
+static char *key_of(const char *const *parts, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += 24 + (parts[i] ? strlen(parts[i]) : 0);
+    char *k = malloc(len), *p = k;
+    if (!k) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = parts[i] ? parts[i] : "";
+        p += snprintf(p, len - (size_t)(p - k), "%zu:%s", strlen(v), v);
+    }
+    return k;
+}
+
+static char *device_key(const char *site, const char *device)
+{
+    const char *parts[2] = {site, device};
+    return key_of(parts, 2);
+}
+
+static char *alert_key(const char *rule, const char *site, const char *device, const char *labels)
+{
+    const char *parts[4] = {rule, site, device, labels};
+    return key_of(parts, 4);
 }
 
 static int refresh_screens(co_alerting *a)
@@ -275,23 +311,72 @@ static const char *screen_of(const cm_batch *b, const char *device, char *buf, s
     return buf;
 }
 
+#define MAX_ANY 64 /* absence rules over every metric whose life this file tracks */
+
+/* The absence rules over every metric (co_rules_any_metric order, a bit each) that count a
+ * sample of metric as life. */
+static uint64_t life_of(const co_alerting *a, const char *metric)
+{
+    size_t nany;
+    const co_rule *const *any = co_rules_any_metric(a->rules, &nany);
+    uint64_t bits = 0;
+    for (size_t r = 0; r < nany && r < MAX_ANY; r++) {
+        int out = 0;
+        for (size_t x = 0; x < any[r]->nexclude && !out; x++)
+            out = strcmp(any[r]->exclude[x], metric) == 0;
+        if (!out) bits |= 1ull << r;
+    }
+    return bits;
+}
+
+static char *counted_key(const char *rule, const char *site, const char *device)
+{
+    const char *parts[3] = {rule, site, device};
+    return key_of(parts, 3);
+}
+
+/* Remember that a stored batch brought (site, device) here at now, with life for the
+ * absence rules of the bits (jmu held). */
+static void hear(co_alerting *a, const char *site, const char *device, uint64_t life, int64_t now)
+{
+    char *k = device_key(site, device);
+    if (k) json_object_set_new(a->heard, k, json_integer(now));
+    free(k);
+    size_t nany;
+    const co_rule *const *any = co_rules_any_metric(a->rules, &nany);
+    for (size_t r = 0; r < nany && r < MAX_ANY; r++) {
+        if (!(life & (1ull << r))) continue;
+        char *ck = counted_key(any[r]->id, site, device);
+        if (ck) json_object_set_new(a->counted, ck, json_integer(now));
+        free(ck);
+    }
+}
+
 void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result *results, size_t n)
 {
     co_alerting *a = ud;
     if (!a->judge) return;
     unsigned long long ns = 0, ne = 0, nerr = 0;
+    int64_t now = cm_now_ms();
+    pthread_mutex_lock(&a->jmu);
     for (size_t i = 0; i < n; i++) {
         if (results[i] != CO_BATCH_STORED) continue; /* judged when it was stored */
         const cm_batch *b = batches[i];
+        for (size_t k = 0; k < b->ndevices; k++)
+            hear(a, b->site, b->devices[k].id, 0, now);
         /* a device's series come together in a batch: look its screen up once per run */
         char sbuf[CM_MAX_NAME + 1];
         const char *dev = NULL, *screen = NULL;
+        uint64_t life = 0;
         for (size_t k = 0; k < b->nseries; k++) {
             const cm_series *se = &b->series[k];
             if (!dev || strcmp(dev, se->device) != 0) {
+                if (dev) hear(a, b->site, dev, life, now);
                 dev = se->device;
                 screen = screen_of(b, dev, sbuf, sizeof sbuf);
+                life = 0;
             }
+            if (se->npoints > 0) life |= life_of(a, se->metric);
             for (size_t p = 0; p < se->npoints; p++) {
                 if (co_judge_sample(a->judge, b->site, screen, se->device, se->metric, se->labels,
                                     se->nlabels, se->points[p].ts_ms, se->points[p].value,
@@ -300,10 +385,12 @@ void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result
                 ns++;
             }
         }
+        if (dev) hear(a, b->site, dev, life, now);
         for (size_t k = 0; k < b->nevents; k++) {
             const cm_event *e = &b->events[k];
             char ebuf[CM_MAX_NAME + 1];
             const char *escreen = screen_of(b, e->device, ebuf, sizeof ebuf);
+            hear(a, b->site, e->device, 0, now);
             if (co_judge_event(a->judge, b->site, escreen, e->device, e->code, e->source,
                                e->severity, e->ts_ms, e->text, &a->tr) < 0)
                 nerr++;
@@ -311,11 +398,194 @@ void co_alerting_judge(void *ud, cm_batch *const *batches, const co_batch_result
         }
     }
     apply(a, &a->tr);
+    pthread_mutex_unlock(&a->jmu);
     pthread_mutex_lock(&a->mu);
     a->st.samples += ns;
     a->st.events += ne;
     a->st.errors += nerr;
     pthread_mutex_unlock(&a->mu);
+}
+
+/* ---------------------------------------------------------------- the store's alerts */
+
+static int restore_one(co_alerting *a, const co_alert_row *r, char *err, size_t errlen);
+
+typedef struct sync_ctx {
+    co_alerting *a;
+    json_t *judged; /* alert key -> [rule, site, device, labels, state, severity]: active in
+                       the judge */
+    size_t restored, failed;
+} sync_ctx;
+
+/* co_judge_foreach callback: note one active alert of the judge. */
+static int on_judged(void *ud, const co_alert_info *in)
+{
+    sync_ctx *c = ud;
+    char *k = alert_key(in->rule_id, in->site, in->device, in->labels);
+    json_t *v = json_pack("[s,s,s,s,s,s]", in->rule_id, in->site, in->device, in->labels,
+                          co_alert_state_name(in->state), co_severity_name(in->severity));
+    int rc = k && v ? json_object_set_new(c->judged, k, v) : -1;
+    if (!k || !v) json_decref(v);
+    free(k);
+    return rc;
+}
+
+/* co_store_alerts_active callback: an open alert the judge holds in the same state and
+ * severity is kept; one it lacks or holds otherwise is taken in as stored (opened, fired or
+ * changed by another collector sharing the store). */
+static int on_stored(void *ud, const co_alert_row *r)
+{
+    sync_ctx *c = ud;
+    char *k = alert_key(r->rule, r->site, r->device, r->labels);
+    if (!k) return -1;
+    json_t *j = json_object_get(c->judged, k);
+    int same = j && !strcmp(json_string_value(json_array_get(j, 4)), r->state) &&
+               !strcmp(json_string_value(json_array_get(j, 5)), r->severity);
+    if (j) json_object_del(c->judged, k);
+    if (!same) {
+        char err[256] = "";
+        if (restore_one(c->a, r, err, sizeof err) < 0) {
+            c->failed++;
+            cm_log_limited("alerting-sync", 600, CM_LOG_WARN,
+                           "alerting: alert %s %s %s of the store not taken into the judge: %s",
+                           r->rule, r->site, r->device, err);
+        } else {
+            c->restored++;
+        }
+    }
+    free(k);
+    return 0;
+}
+
+/* Bring the judge in line with the store's open alerts (docs/cluster.md): collectors sharing
+ * one store each judge the agents routed to them, and after a failover one judges series
+ * whose alerts another opened; an alert ended elsewhere must not live on here. Open alerts
+ * the judge lacks (or holds in another state or severity) are restored as stored, alerts it
+ * holds that the store has ended are forgotten. jmu held. */
+static void reconcile(co_alerting *a)
+{
+    sync_ctx c = {.a = a, .judged = json_object()};
+    char err[256] = "";
+    if (!c.judged || co_judge_foreach(a->judge, on_judged, &c) != 0) {
+        cm_log_limited("alerting-sync", 60, CM_LOG_ERROR, "alerting: sync: out of memory");
+        goto out;
+    }
+    if (co_store_alerts_active(a->store, on_stored, &c, err, sizeof err) < 0) {
+        cm_log_limited("alerting-sync", 60, CM_LOG_WARN, "alerting: sync with the store: %s", err);
+        goto out;
+    }
+    size_t forgotten = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(c.judged, k, v)
+    {
+        if (co_judge_forget(a->judge, json_string_value(json_array_get(v, 0)),
+                            json_string_value(json_array_get(v, 1)),
+                            json_string_value(json_array_get(v, 2)),
+                            json_string_value(json_array_get(v, 3))) > 0)
+            forgotten++;
+    }
+    if (c.restored || forgotten)
+        cm_debug("alerting: %zu alert(s) opened elsewhere taken in, %zu ended elsewhere dropped",
+                 c.restored, forgotten);
+out:
+    json_decref(c.judged);
+}
+
+/* The store's last_seen_ms of (site, device) from devs (site -> {device -> ms}), reading the
+ * store once per site (or all sites at once: all). -1 when unknown or unreadable. */
+static int64_t stored_seen(co_alerting *a, json_t *devs, int all, const char *site,
+                           const char *device)
+{
+    json_t *m = json_object_get(devs, all ? "" : site);
+    if (!m) {
+        char err[256] = "";
+        json_t *rows = co_store_devices(a->store, all ? NULL : site, NULL, err, sizeof err);
+        if (!rows) {
+            cm_log_limited("alerting-seen", 60, CM_LOG_WARN, "alerting: devices: %s", err);
+            return -1;
+        }
+        m = json_object();
+        size_t i;
+        json_t *d;
+        json_array_foreach(rows, i, d)
+        {
+            char *k = device_key(json_string_value(json_object_get(d, "site")),
+                                 json_string_value(json_object_get(d, "id")));
+            json_t *seen = json_object_get(d, "last_seen_ms");
+            if (k && json_is_integer(seen)) json_object_set(m, k, seen);
+            free(k);
+        }
+        json_decref(rows);
+        json_object_set_new(devs, all ? "" : site, m);
+    }
+    char *k = device_key(site, device);
+    json_t *seen = k ? json_object_get(m, k) : NULL;
+    free(k);
+    return json_is_integer(seen) ? json_integer_value(seen) : -1;
+}
+
+/* Absence alerts the tick raised for devices whose data reaches the store through another
+ * collector are not this judge's to raise (its agent is routed elsewhere; docs/cluster.md).
+ * An alert stands when a batch of the device came here after the last one with life in it
+ * (its agent uploads here: the device itself is silent), or when the store has not seen the
+ * device within the allowed silence either (its agent is silent). Otherwise it is held back:
+ * the first time the device is treated as seen now (a batch of ours may be committed but not
+ * judged yet), the second time in a row its watch here ends (its samples restart it). jmu
+ * held. */
+static void hold_back_elsewhere(co_alerting *a, co_transitions *tr, int64_t now)
+{
+    size_t nsites = 0;
+    json_t *sites = json_object();
+    for (size_t i = 0; i < tr->n && sites; i++) {
+        const co_rule *r = co_rules_find(a->rules, tr->v[i].rule_id);
+        if (r && r->kind == CO_RULE_ABSENCE && tr->v[i].to == CO_ALERT_FIRING &&
+            !json_object_get(sites, tr->v[i].site)) {
+            json_object_set_new(sites, tr->v[i].site, json_true());
+            nsites++;
+        }
+    }
+    json_decref(sites);
+    if (nsites == 0) return;
+    int all = nsites > 8; /* many sites: one read of every device instead of one per site */
+    json_t *devs = json_object();
+    for (size_t i = 0; i < tr->n && devs;) {
+        const co_transition *t = &tr->v[i];
+        const co_rule *r = co_rules_find(a->rules, t->rule_id);
+        if (!r || r->kind != CO_RULE_ABSENCE || t->to != CO_ALERT_FIRING) {
+            i++;
+            continue;
+        }
+        int64_t limit = isfinite(t->threshold) ? (int64_t)(t->threshold * 1000.0) : 0;
+        char *k = device_key(t->site, t->device), *ck = counted_key(t->rule_id, t->site, t->device);
+        json_t *h = k ? json_object_get(a->heard, k) : NULL;
+        json_t *c = ck ? json_object_get(a->counted, ck) : NULL;
+        free(ck);
+        int here = json_is_integer(h) &&
+                   (!json_is_integer(c) || json_integer_value(h) > json_integer_value(c));
+        int64_t seen = -1;
+        if (k && !here) seen = stored_seen(a, devs, all, t->site, t->device);
+        if (!k || seen < 0 || now - seen > limit) { /* heard here, or silent everywhere */
+            if (k) json_object_del(a->released, k);
+            free(k);
+            i++;
+            continue;
+        }
+        if (json_object_get(a->released, k)) {
+            co_judge_forget(a->judge, t->rule_id, t->site, t->device, t->labels);
+            json_object_del(a->released, k);
+        } else {
+            co_judge_device_seen(a->judge, t->site, t->screen && *t->screen ? t->screen : NULL,
+                                 t->device, now);
+            json_object_set_new(a->released, k, json_true());
+        }
+        cm_debug("alerting: %s of %s %s not raised here: stored through another collector %lld ms "
+                 "ago",
+                 t->rule_id, t->site, t->device, (long long)(now - seen));
+        free(k);
+        co_transitions_remove(tr, i);
+    }
+    json_decref(devs);
 }
 
 /* ---------------------------------------------------------------- timer */
@@ -335,9 +605,14 @@ static void *timer_main(void *arg)
         if (a->stop) break;
         pthread_mutex_unlock(&a->mu);
         refresh_screens(a);
-        if (co_judge_tick(a->judge, cm_now_ms(), &tr) < 0)
+        pthread_mutex_lock(&a->jmu);
+        reconcile(a);
+        int64_t now = cm_now_ms();
+        if (co_judge_tick(a->judge, now, &tr) < 0)
             cm_log_limited("alerting-tick", 60, CM_LOG_ERROR, "alerting: tick: out of memory");
+        hold_back_elsewhere(a, &tr, now);
         apply(a, &tr);
+        pthread_mutex_unlock(&a->jmu);
         char err[256] = "";
         if (co_compliance_tick(a->compliance, cm_now_ms(), err, sizeof err) < 0)
             cm_log_limited("alerting-compliance", 600, CM_LOG_ERROR, "compliance: %s", err);
@@ -350,9 +625,9 @@ static void *timer_main(void *arg)
 
 /* ---------------------------------------------------------------- start and restore */
 
-static int restore_alert(void *ud, const co_alert_row *r)
+/* Take stored alert r into the judge (no transition). 0 or -1 with err. */
+static int restore_one(co_alerting *a, const co_alert_row *r, char *err, size_t errlen)
 {
-    co_alerting *a = ud;
     co_alert_info in = {.rule_id = r->rule,
                         .site = r->site,
                         .screen = r->screen,
@@ -368,8 +643,15 @@ static int restore_alert(void *ud, const co_alert_row *r)
     co_severity sev = CO_SEV_WARNING;
     co_severity_parse(r->severity, &sev);
     in.severity = sev;
+    return co_judge_restore(a->judge, &in, err, errlen);
+}
+
+/* co_store_alerts_active callback at start: every active alert into the judge. */
+static int restore_alert(void *ud, const co_alert_row *r)
+{
+    co_alerting *a = ud;
     char err[256] = "";
-    if (co_judge_restore(a->judge, &in, err, sizeof err) < 0)
+    if (restore_one(a, r, err, sizeof err) < 0)
         cm_warn("alerting: alert %s %s %s not restored: %s", r->rule, r->site, r->device, err);
     return 0;
 }
@@ -413,8 +695,16 @@ int co_alerting_start(co_alerting **out, co_store *s, const co_config *cfg, char
     a->tick_ms = cfg->tick_ms > 0 ? cfg->tick_ms : 5000;
     a->max_age_ms = cfg->notify.max_age_ms;
     pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->jmu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    a->heard = json_object();
+    a->counted = json_object();
+    a->released = json_object();
     *out = a;
+    if (!a->heard || !a->counted || !a->released) {
+        cm_seterr(err, errlen, "out of memory");
+        goto fail;
+    }
     if (!cfg->rules_enabled) {
         cm_info("alerting: rules disabled ([rules] enabled = false)");
         return 0;
@@ -521,7 +811,11 @@ void co_alerting_stop(co_alerting *a, int64_t grace_ms)
     co_rules_free(a->rules);
     co_transitions_free(&a->tr);
     json_decref(a->screens);
+    json_decref(a->heard);
+    json_decref(a->counted);
+    json_decref(a->released);
     pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->jmu);
     pthread_mutex_destroy(&a->mu);
     free(a);
 }

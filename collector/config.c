@@ -60,6 +60,7 @@ void co_config_free(co_config *c)
     free(c->overrides_path);
     c->path = c->store_path = c->conninfo = c->rules_dir = c->overrides_path = NULL;
     co_notify_conf_free(&c->notify);
+    co_forward_conf_free(&c->forward);
 }
 
 static int parse_port(const char *s, unsigned *port)
@@ -172,13 +173,14 @@ static int check_sections(const cm_conf *cf, char *err, size_t errlen)
                                         "access",    "retention", NULL};
     for (size_t i = 0; i < cf->nsections; i++) {
         const cm_conf_section *s = &cf->sections[i];
-        int ok = !strcmp(s->name, "webhook");
+        int ok = !strcmp(s->name, "webhook") || !strcmp(s->name, "upstream");
         for (size_t k = 0; !ok && plain[k]; k++)
             ok = !strcmp(s->name, plain[k]) && !s->arg;
         if (!ok) {
             cm_conf_errf(cf, s->line, err, errlen,
                          "unknown section [%s%s%s%s] (expected [collector], [store], [rules], "
-                         "[notify], [access], [retention] or [webhook \"name\"])",
+                         "[notify], [access], [retention], [webhook \"name\"] or "
+                         "[upstream \"name\"])",
                          s->name, s->arg ? " \"" : "", s->arg ? s->arg : "", s->arg ? "\"" : "");
             return -1;
         }
@@ -491,6 +493,9 @@ int co_config_load(co_config *c, const char *path, char *err, size_t errlen)
         load_store(c, &cf, err, errlen) == 0 && load_rules(c, &cf, err, errlen) == 0 &&
         load_retention(c, &cf, err, errlen) == 0 && load_access(c, &cf, err, errlen) == 0 &&
         co_notify_conf_load(&c->notify, &cf, err, errlen) == 0 &&
+        co_forward_conf_load(&c->forward, &cf, c->path,
+                             c->backend == CO_BACKEND_SQLITE ? c->store_path : NULL, err,
+                             errlen) == 0 &&
         cm_conf_check_unused(&cf, err, errlen) == 0)
         rc = 0;
     cm_conf_free(&cf);

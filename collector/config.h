@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "forward_conf.h"
 #include "log.h"
 #include "notify.h"
 
@@ -47,6 +48,8 @@ typedef struct co_config {
     int64_t compliance_interval_ms; /* compliance of today and yesterday recomputed (10 min) */
     /* [notify] and [webhook "name"] */
     co_notify_conf notify;
+    /* [upstream "name"] (docs/forwarding.md) */
+    co_forward_conf forward;
     /* [retention] */
     co_retention_conf retention;
     /* [access] (docs/access.md) */

@@ -34,7 +34,6 @@ struct co_ingest {
     cache_slot cache[CACHE_SLOTS];
 };
 
-
 co_ingest *co_ingest_new(co_store *s, co_writer *w, co_metrics *m, const cm_wire_limits *limits,
                          long token_ttl_ms)
 {
@@ -127,6 +126,31 @@ unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, js
     return 0;
 }
 
+int co_ingest_forward_scope(const char *token_site, co_scope *sc)
+{
+    char e[64];
+    if (strcmp(token_site, "*") == 0) {
+        *sc = co_scope_all;
+        return 1;
+    }
+    if (!strncmp(token_site, "province:", 9))
+        return co_scope_set(sc, CO_SCOPE_PROVINCE, token_site + 9, e, sizeof e) == 0;
+    if (!strncmp(token_site, "chain:", 6))
+        return co_scope_set(sc, CO_SCOPE_CHAIN, token_site + 6, e, sizeof e) == 0;
+    return 0;
+}
+
+/* May who's batch carry site? 1 yes, 0 no, -1 the store failed (err). */
+static int site_allowed(co_ingest *ing, const co_principal *who, const char *site, char *err,
+                        size_t errlen)
+{
+    co_scope sc;
+    if (!co_ingest_forward_scope(who->site, &sc)) return strcmp(site, who->site) == 0;
+    if (strcmp(site, who->site) == 0) return 0; /* "*" or "province:P" is no site code */
+    if (co_scope_is_all(&sc)) return 1;
+    return co_store_site_in_scope(ing->store, site, &sc, err, errlen);
+}
+
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body)
 {
@@ -143,12 +167,19 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
     }
     if (!b.agent_id || strcmp(b.agent_id, who->agent_id) != 0) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
-        *body = co_api_error("agent.id", "token of agent %s may not write as agent %s", who->agent_id,
-                           b.agent_id ? b.agent_id : "(none)");
+        *body = co_api_error("agent.id", "token of agent %s may not write as agent %s",
+                             who->agent_id, b.agent_id ? b.agent_id : "(none)");
         status = 403;
         goto out;
     }
-    if (!b.site) {
+    co_scope fsc;
+    int allowed;
+    if (!b.site && co_ingest_forward_scope(who->site, &fsc)) {
+        co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
+        *body = co_api_error("agent.site", "a forwarding token's batches must name their site");
+        status = 400;
+        goto out;
+    } else if (!b.site) {
         b.site = cm_arena_strdup(&b.arena, who->site);
         if (!b.site) {
             *body = co_api_error("", "out of memory");
@@ -156,10 +187,17 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
             status = 503;
             goto out;
         }
-    } else if (strcmp(b.site, who->site) != 0) {
+    } else if ((allowed = site_allowed(ing, who, b.site, err, sizeof err)) < 0) {
+        cm_log_limited("ingest-scope-store", 10, CM_LOG_ERROR, "ingest: scope of agent %s: %s",
+                       who->agent_id, err);
+        co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
+        *body = co_api_error("", "store unavailable, retry later");
+        status = 503;
+        goto out;
+    } else if (!allowed) {
         co_metrics_ingest(ing->metrics, CO_INGEST_REJECTED, 0);
         *body = co_api_error("agent.site", "token of agent %s may not write site %s", who->agent_id,
-                           b.site);
+                             b.site);
         status = 403;
         goto out;
     }

@@ -9,6 +9,7 @@
 
 #include "batch.h"
 #include "metrics.h"
+#include "scope.h"
 #include "store.h"
 #include "wire.h"
 #include "writer.h"
@@ -18,8 +19,14 @@ typedef struct co_ingest co_ingest;
 /* Who a valid token belongs to. */
 typedef struct co_principal {
     char agent_id[CM_MAX_NAME + 1];
-    char site[CM_MAX_NAME + 1];
+    char site[CM_MAX_NAME + 1]; /* a site code, or a forwarding token's scope (below) */
 } co_principal;
+
+/* The site of a forwarding token (a collector forwarding upstream, docs/forwarding.md) says
+ * which sites its batches may carry: "*" every site, "province:P" or "chain:C" the stored
+ * sites of that province or chain (sites.province / sites.chain). 1 (and *sc) for such a
+ * value, 0 for an ordinary agent's site code (which holds neither '*' nor ':'). */
+int co_ingest_forward_scope(const char *token_site, co_scope *sc);
 
 /* New ingest on store s (token lookups) and writer w; neither owned. Token lookups are cached
  * in memory for token_ttl_ms (0 = 10 s). limits are copied. NULL on OOM. */
@@ -31,11 +38,12 @@ void co_ingest_free(co_ingest *ing);
  * status to answer (401, or 503 when the store failed) with *body set (caller decrefs).
  * Counts unauthorized attempts. Thread-safe. */
 unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, json_t **body);
-/* Decode, validate and commit the (inflated) body for who. Returns the status (200, 400, 403,
- * 409, 503) and sets *body: {"ack": seq}, {"ack": seq, "duplicate": true} for a batch stored
- * before, {"error", "at": "first_seq", "last_seq": L} (409) for a batch that overlaps what is
- * stored, or {"error": ..., "at": ...} (caller decrefs). Blocks until the writer committed
- * the batch. Thread-safe. */
+/* Decode, validate and commit the (inflated) body for who: an agent's token writes its own
+ * site (agent.site absent = that site), a forwarding token any site of its scope (agent.site
+ * required). Returns the status (200, 400, 403, 409, 503) and sets *body: {"ack": seq},
+ * {"ack": seq, "duplicate": true} for a batch stored before, {"error", "at": "first_seq",
+ * "last_seq": L} (409) for a batch that overlaps what is stored, or {"error": ..., "at": ...}
+ * (caller decrefs). Blocks until the writer committed the batch. Thread-safe. */
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body);
 

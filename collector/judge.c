@@ -116,7 +116,7 @@ struct co_judge {
     entry *timed;
     size_t nactive;
     int64_t tick_now; /* now_ms of the latest co_judge_tick (0 before the first) */
-    char *kb; /* key scratch */
+    char *kb;         /* key scratch */
     size_t kcap;
     char *lb; /* canonical labels scratch */
     size_t lcap;
@@ -145,18 +145,30 @@ const char *co_alert_state_name(co_alert_state s)
 
 /* ---- transitions ---- */
 
+/* Free the strings of one transition. */
+static void transition_free(co_transition *x)
+{
+    free(x->site);
+    free(x->screen);
+    free(x->device);
+    free(x->labels);
+    free(x->text);
+}
+
 void co_transitions_clear(co_transitions *t)
 {
     if (!t) return;
-    for (size_t i = 0; i < t->n; i++) {
-        co_transition *x = &t->v[i];
-        free(x->site);
-        free(x->screen);
-        free(x->device);
-        free(x->labels);
-        free(x->text);
-    }
+    for (size_t i = 0; i < t->n; i++)
+        transition_free(&t->v[i]);
     t->n = 0;
+}
+
+void co_transitions_remove(co_transitions *t, size_t i)
+{
+    if (!t || i >= t->n) return;
+    transition_free(&t->v[i]);
+    memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof *t->v);
+    t->n--;
 }
 
 void co_transitions_free(co_transitions *t)
@@ -1211,6 +1223,29 @@ int co_judge_restore(co_judge *j, const co_alert_info *a, char *err, size_t errl
     goto out;
 oom:
     cm_seterr(err, errlen, "restore: out of memory");
+out:
+    free(canon);
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int co_judge_forget(co_judge *j, const char *rule_id, const char *site, const char *device,
+                    const char *labels)
+{
+    if (!j || !rule_id || !site || !device) return -1;
+    const co_rule *r = co_rules_find(j->rules, rule_id);
+    if (!r) return -1;
+    pthread_mutex_lock(&j->mu);
+    int rc = -1;
+    char *canon = NULL;
+    if (canon_json(j, labels ? labels : "{}") < 0 || !(canon = strdup(j->lb))) goto out;
+    entry *e = entry_find(j, r, site, device, canon, 0, NULL);
+    rc = 0;
+    if (e && is_active(e->state)) {
+        set_state(j, e, CO_ALERT_INACTIVE);
+        entry_remove(j, e);
+        rc = 1;
+    }
 out:
     free(canon);
     pthread_mutex_unlock(&j->mu);

@@ -66,6 +66,8 @@ typedef struct co_transitions {
 /* Empty the list (keeps its memory); free it. */
 void co_transitions_clear(co_transitions *t);
 void co_transitions_free(co_transitions *t);
+/* Remove transition i (its strings freed), keeping the order of the others. */
+void co_transitions_remove(co_transitions *t, size_t i);
 
 typedef struct co_judge co_judge;
 
@@ -110,6 +112,13 @@ int co_judge_foreach(co_judge *j, int (*fn)(void *ud, const co_alert_info *a), v
 /* Restore one alert exported before a restart (no transition is produced). 0, or -1 with err
  * (unknown rule, bad state, labels not canonical JSON, out of memory). */
 int co_judge_restore(co_judge *j, const co_alert_info *a, char *err, size_t errlen);
+/* Drop the pending or firing alert (rule_id, site, device, labels as a JSON object) without
+ * producing a transition: it was ended elsewhere (another collector sharing the store
+ * resolved it), or an absence alert is not this judge's to raise. Its state (hold count,
+ * rate anchors, absence watch) goes with it; the next sample starts afresh. 1 dropped, 0 no
+ * such active alert, -1 bad arguments (unknown rule, labels not a JSON object of strings). */
+int co_judge_forget(co_judge *j, const char *rule_id, const char *site, const char *device,
+                    const char *labels);
 /* Number of pending + firing alerts. */
 size_t co_judge_active(co_judge *j);
 

@@ -14,6 +14,7 @@
 #include "batch.h"
 #include "config.h"
 #include "csvimport.h"
+#include "forward.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 #define EXIT_USAGE 2
 #define SHUTDOWN_GRACE_MS 10000
 #define WRITER_MAX_GROUP 256
+#define FORWARD_FLUSH_MS 2000 /* a clean stop tries this long to send the upstream spools */
 
 static void usage(FILE *f)
 {
@@ -43,6 +45,11 @@ static void usage(FILE *f)
         "       cinemon-collector -c FILE token add --agent ID --site CODE\n"
         "                                                 create an agent token; it is\n"
         "                                                 printed once, only its hash is kept\n"
+        "       cinemon-collector -c FILE token add --agent ID --site '*'\n"
+        "       cinemon-collector -c FILE token add --agent ID --scope province:P|chain:C\n"
+        "                                                 a forwarding token: a collector\n"
+        "                                                 below forwards as agent ID the\n"
+        "                                                 batches of any site (in P or C)\n"
         "       cinemon-collector -c FILE token add --operator NAME [--site CODE]\n"
         "                                                 create an operator token (screen\n"
         "                                                 settings, acknowledgements) for one\n"
@@ -82,11 +89,31 @@ static co_store *open_store(const co_config *cfg)
     return store;
 }
 
-/* `token add --agent ID --site CODE` or `token add --operator NAME [--site CODE]` (args after
- * "token"). */
+/* A forwarding token's scope from `--scope province:P|chain:C|all` into buf ("province:P",
+ * "chain:C" or "*", as the tokens table keeps it: ingest.h). 0 or -1 (reported). */
+static int forward_scope_arg(const char *v, char *buf, size_t len)
+{
+    co_scope sc;
+    if (strcmp(v, "all") == 0)
+        snprintf(buf, len, "*");
+    else if ((strncmp(v, "province:", 9) && strncmp(v, "chain:", 6)) || !valid_ident(v) ||
+             strlen(v) > CM_MAX_NAME || !co_ingest_forward_scope(v, &sc)) {
+        fprintf(stderr,
+                "cinemon-collector: token add: --scope takes province:NAME, chain:NAME or "
+                "all (at most %d printable bytes without spaces)\n",
+                CM_MAX_NAME);
+        return -1;
+    } else {
+        snprintf(buf, len, "%s", v);
+    }
+    return 0;
+}
+
+/* `token add --agent ID --site CODE`, `token add --agent ID --site '*' | --scope S` (a
+ * forwarding token) or `token add --operator NAME [--site CODE]` (args after "token"). */
 static int cmd_token(const co_config *cfg, int argc, char **argv)
 {
-    const char *agent = NULL, *site = NULL, *oper = NULL;
+    const char *agent = NULL, *site = NULL, *oper = NULL, *scope = NULL;
     if (argc < 1 || strcmp(argv[0], "add") != 0) {
         fprintf(stderr, "cinemon-collector: unknown token command (expected: token add --agent ID "
                         "--site CODE, or token add --operator NAME [--site CODE])\n");
@@ -102,6 +129,8 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
             dst = &site, nl = 6;
         else if (!strncmp(a, "--operator", 10) && (a[10] == '\0' || a[10] == '='))
             dst = &oper, nl = 10;
+        else if (!strncmp(a, "--scope", 7) && (a[7] == '\0' || a[7] == '='))
+            dst = &scope, nl = 7;
         if (!dst) {
             fprintf(stderr, "cinemon-collector: token add: unknown argument '%s'\n", a);
             return EXIT_USAGE;
@@ -115,9 +144,19 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!!agent == !!oper || (agent && !site)) {
-        fprintf(stderr, "cinemon-collector: token add needs --agent ID and --site CODE, or "
-                        "--operator NAME [--site CODE]\n");
+    if (!!agent == !!oper || (agent && !site == !scope) || (oper && scope)) {
+        fprintf(stderr, "cinemon-collector: token add needs --agent ID and --site CODE (or, "
+                        "forwarding, --site '*' or --scope province:P|chain:C), or --operator "
+                        "NAME [--site CODE]\n");
+        return EXIT_USAGE;
+    }
+    char scope_site[CM_MAX_NAME + 1];
+    if (scope) {
+        if (forward_scope_arg(scope, scope_site, sizeof scope_site) != 0) return EXIT_USAGE;
+        site = scope_site;
+    } else if (agent && strcmp(site, "*") != 0 && strchr(site, ':')) {
+        fprintf(stderr, "cinemon-collector: token add: a site code has no ':' (a forwarding "
+                        "token takes --scope province:P or chain:C)\n");
         return EXIT_USAGE;
     }
     if (oper && !site) site = "*";
@@ -146,10 +185,12 @@ static int cmd_token(const co_config *cfg, int argc, char **argv)
         printf("%s\n", token);
         fflush(stdout);
         fprintf(stderr,
-                "token for %s %s at %s%s created; it is shown only now, "
+                "token for %s %s %s%s%s created; it is shown only now, "
                 "the collector keeps its SHA-256\n",
                 agent ? "agent" : "operator", agent ? agent : oper,
-                strcmp(site, "*") ? "site " : "", strcmp(site, "*") ? site : "every site");
+                agent && (scope || !strcmp(site, "*")) ? "forwarding " : "",
+                strcmp(site, "*") ? (scope ? "within " : "at site ") : "at ",
+                strcmp(site, "*") ? site : "every site");
         rc = 0;
     }
     memset(token, 0, sizeof token);
@@ -225,6 +266,7 @@ static int run(const co_config *cfg)
     co_access *access = NULL;
     co_alerting *alerting = NULL;
     co_retention *retention = NULL;
+    co_forward *forward = NULL;
     int rc = EXIT_RUNTIME;
 
     co_config_store_desc(cfg, where, sizeof where); /* never the conninfo itself */
@@ -242,6 +284,11 @@ static int run(const co_config *cfg)
         goto out;
     }
     co_writer_set_hook(writer, co_alerting_judge, alerting);
+    if (co_forward_start(&forward, &cfg->forward, store, CINEMON_VERSION, err, sizeof err) != 0) {
+        cm_error("%s", err);
+        goto out;
+    }
+    if (forward) co_writer_set_journal(writer, co_forward_prepare, co_forward_settle, forward);
     size_t npaths;
     const char *const *paths = co_http_paths(&npaths);
     cm_wire_limits lim = {
@@ -282,6 +329,8 @@ static int run(const co_config *cfg)
 out:
     co_http_stop(http, SHUTDOWN_GRACE_MS);
     if (writer) co_writer_stop(writer); /* drains: the last batches are judged too */
+    /* after the writer: no group in flight */
+    co_forward_stop(forward, FORWARD_FLUSH_MS);
     co_alerting_stop(alerting, SHUTDOWN_GRACE_MS / 2);
     co_retention_stop(retention);
     co_ingest_free(ingest);
@@ -355,9 +404,10 @@ int main(int argc, char **argv)
         char where[256];
         co_config_store_desc(&cfg, where, sizeof where);
         if (rc == 0)
-            printf("%s: configuration OK (listen %s, store %s, rules %s, %zu webhooks)\n", path,
-                   cfg.listen, where, cfg.rules_enabled ? cfg.rules_dir : "off",
-                   cfg.notify.ntargets);
+            printf("%s: configuration OK (listen %s, store %s, rules %s, %zu webhooks, %zu "
+                   "upstreams)\n",
+                   path, cfg.listen, where, cfg.rules_enabled ? cfg.rules_dir : "off",
+                   cfg.notify.ntargets, cfg.forward.n);
     } else if (token_cmd) {
         rc = cmd_token(&cfg, argc - optind - 1, argv + optind + 1);
     } else if (import_cmd) {

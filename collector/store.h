@@ -145,7 +145,9 @@ typedef struct co_alert_outcome {
 
 /* Apply n changes in order in ONE transaction; out[i] for each. A due notification is
  * silenced by a silence in force at now_ms (when it would be sent), whatever the samples'
- * time. 0 or -1 (nothing applied). */
+ * time. A change to pending of an alert stored as firing leaves it firing (the judge of
+ * another collector sharing the store had not learnt of it yet; docs/cluster.md). 0 or -1
+ * (nothing applied). */
 int co_store_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,
                           co_alert_outcome *out, char *err, size_t errlen);
 

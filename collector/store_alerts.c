@@ -110,6 +110,11 @@ static int apply1(sqlite3 *db, sqlite3_stmt **st, const co_alert_change *c, int6
             if (sq_step_done(db, x, "alert insert", err, errlen) < 0) return -1;
             id = sqlite3_last_insert_rowid(db);
             due = firing;
+        } else if (!firing && !strcmp(prev_state, "firing")) {
+            /* a judge that has not learnt yet that this alert fires (another collector
+             * sharing the store fired it) starts it as pending: it stays firing, unchanged */
+            o->id = id;
+            return 0;
         } else {
             sqlite3_stmt *u = st[A_UPDATE];
             sqlite3_bind_int64(u, 1, id);

@@ -147,6 +147,11 @@ static int apply1(pg_query *q, const co_alert_change *c, int64_t now_ms, co_aler
                 return -1;
             }
             due = firing;
+        } else if (!firing && !strcmp(prev_state, "firing")) {
+            /* a judge that has not learnt yet that this alert fires (another collector
+             * fired it) starts it as pending: it stays firing, unchanged */
+            o->id = id;
+            return 0;
         } else {
             const char *p[7] = {pg_i64(b[0], id),
                                 c->to,

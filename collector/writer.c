@@ -35,6 +35,9 @@ struct co_writer {
     co_writer_stats stats;
     co_writer_hook hook; /* set before the first submit, read by the writer thread */
     void *hook_ud;
+    co_writer_prepare_fn prepare; /* journal hooks: the same */
+    co_writer_settle_fn settle;
+    void *journal_ud;
 
     /* writer thread only */
     slot **group;
@@ -55,9 +58,11 @@ static void commit_group(co_writer *w, slot **g, size_t n, co_writer_stats *d)
     char err[SLOT_ERR] = "";
     for (size_t i = 0; i < n; i++)
         w->batches[i] = g[i]->b;
+    if (w->prepare) w->prepare(w->journal_ud, w->batches, n);
     double t0 = mono_seconds();
     int rc = co_store_write(w->store, w->batches, n, w->results, err, sizeof err);
     double dt = mono_seconds() - t0;
+    if (w->settle) w->settle(w->journal_ud, w->batches, w->results, n, rc == 0);
     if (rc < 0 && n > 1) { /* find the culprit: every batch in its own transaction */
         for (size_t i = 0; i < n; i++)
             commit_group(w, &g[i], 1, d);
@@ -89,6 +94,16 @@ void co_writer_set_hook(co_writer *w, co_writer_hook fn, void *ud)
     pthread_mutex_lock(&w->mu);
     w->hook = fn;
     w->hook_ud = ud;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void co_writer_set_journal(co_writer *w, co_writer_prepare_fn prepare, co_writer_settle_fn settle,
+                           void *ud)
+{
+    pthread_mutex_lock(&w->mu);
+    w->prepare = prepare;
+    w->settle = settle;
+    w->journal_ud = ud;
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -2,6 +2,11 @@
 folder per test, processes that are always stopped, polling with a deadline, small
 HTTP/JSON helpers, and starters for snmpsim, snmpd, the collector and the agent.
 
+PostgreSQL and nginx (tests of several collectors on one store behind a load balancer):
+postgres() starts a throw-away server for the module (tests/pgserver.py), pg_database() a
+fresh database on it per test, collector(env, store=conninfo) a collector on it, and
+nginx(env, collectors) a load balancer in front of them (docs/cluster.md).
+
 Standard library only; runs under Debian's /usr/bin/python3.
 
 A test function is `def test_x(env)` (env: a fresh Env, closed by the runner) or
@@ -18,12 +23,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+import pgserver  # noqa: E402
 SHARED = Path(os.environ.get("CINEMON_SHARED") or (REPO.parent / "shared")).resolve()
 FIXTURES = SHARED / "fixtures" / "snmprec"
 PROFILES = REPO / "profiles"
@@ -232,6 +241,7 @@ class Env:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.keep = (os.environ.get("CINEMON_KEEP") == "1") if keep is None else keep
         self.procs = []
+        self.deferred = []  # clean-ups run by close() after the processes are stopped
         self.closed = False
         self.detach = detach  # True: processes outlive this Python process (the demo)
 
@@ -248,7 +258,7 @@ class Env:
 
     def start(self, name, argv, env=None, cwd=None, check_exit=False):
         """Start argv in its own process group, output to <dir>/<name>.out/.err."""
-        n = sum(1 for p in self.procs if p.name == name)
+        n = sum(1 for p in self.procs if getattr(p, "label", p.name) == name)
         base = name if n == 0 else f"{name}.{n}"
         out, err = self.path(f"{base}.out"), self.path(f"{base}.err")
         full_env = dict(os.environ)
@@ -260,6 +270,7 @@ class Env:
                                      cwd=str(cwd or self.dir), start_new_session=True,
                                      preexec_fn=None if self.detach else _die_with_parent)
         proc = Proc(base, popen, out, err, check_exit)
+        proc.label = name  # the name asked for: a restart gets the next free suffix
         self.procs.append(proc)
         return proc
 
@@ -275,6 +286,11 @@ class Env:
     def stop(self, proc):
         """Stop one process now; returns its problem text or None."""
         return proc.stop()
+
+    def defer(self, fn):
+        """Call fn() when the case ends, after every process is stopped (newest first); an
+        exception it raises is reported as a problem of the case."""
+        self.deferred.append(fn)
 
     def logs(self, n=40):
         """Tails of every process's output, for a failure report."""
@@ -300,6 +316,11 @@ class Env:
                 prob = f"{p.name}: stop failed: {e!r}"
             if prob:
                 problems.append(prob)
+        for fn in reversed(self.deferred):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - keep cleaning up
+                problems.append(f"clean-up {getattr(fn, '__name__', fn)} failed: {e!r}")
         if problems:
             problems.append(self.logs())
         if not self.keep:
@@ -558,12 +579,54 @@ class Collector:
         except OSError:
             return False
 
+    def start(self, timeout=30):
+        """(Re)start the collector on its ini (same port and store); wait for /healthz."""
+        assert self.proc is None or not self.proc.alive(), "collector already running"
+        proc = self.env.start("collector", [binary("cinemon-collector"), "-c", self.ini],
+                              check_exit=True)
+        self.proc = proc
 
-def write_collector_ini(env, port, extra=None, name="collector.ini", db="cinemon.db"):
-    """collector.ini on 127.0.0.1:port with SQLite. extra: {section: {key: value}} merged in."""
+        def ready():
+            if not proc.alive():
+                raise ProcessDied(f"collector exited ({proc.popen.returncode}):\n"
+                                  f"{_tail(proc.stderr())}")
+            return self.healthy()
+        wait_until(ready, timeout * (2.5 if ASAN else 1), 0.1, f"collector :{self.port} /healthz")
+        return proc
+
+    def kill(self):
+        """SIGKILL the collector's process group (its exit status is then expected); a
+        sanitizer report it wrote before is an AssertionError."""
+        p = self.proc
+        p.check_exit = False
+        if p.popen.poll() is not None:
+            raise AssertionError(f"{p.name} had exited by itself ({p.popen.returncode}):\n"
+                                 f"{_tail(p.stderr())}")
+        _signal_group(p.pid, signal.SIGKILL)
+        p.popen.wait(10)
+        san = sanitizer_problem(p.stderr())
+        assert not san, f"{p.name}: {san} ({p.stderr_path})"
+
+    def metric(self, name):
+        """The value of one unlabelled-or-labelled sample line of /metrics ("name" or
+        'name{label="v"}'), 0 when absent."""
+        s, _, raw, _ = request("GET", self.base_url + "/metrics", timeout=5)
+        assert s == 200, f"GET /metrics: {s}"
+        for ln in raw.decode(errors="replace").splitlines():
+            if ln.startswith(name + " "):
+                return float(ln.split()[-1])
+        return 0.0
+
+
+def write_collector_ini(env, port, extra=None, name="collector.ini", db="cinemon.db",
+                        conninfo=None):
+    """collector.ini on 127.0.0.1:port with SQLite, or with PostgreSQL when conninfo (a libpq
+    connection string) is given. extra: {section: {key: value}} merged in."""
+    store = ({"backend": "postgresql", "conninfo": conninfo} if conninfo else
+             {"backend": "sqlite", "path": db})
     sections = {
         "collector": {"listen": f"127.0.0.1:{port}", "threads": "4", "log_level": "info"},
-        "store": {"backend": "sqlite", "path": db},
+        "store": store,
         "rules": {"dir": str(REPO / "collector" / "rules"), "tick": "1s"},
     }
     for sec, kv in (extra or {}).items():
@@ -608,29 +671,198 @@ def viewer_add(env, ini, name, password, role=None, scope=None):
     return r
 
 
-def collector(env, tokens=(), extra=None, port=None, timeout=30):
+def collector(env, tokens=(), extra=None, port=None, timeout=30, store=None, name=None):
     """Write collector.ini, create tokens [(agent, site)] and a national operator token
     (.op_token, sent by Collector.get/data), start the collector and wait for GET /healthz ==
-    200. Returns a Collector with .tokens {(agent, site): token}."""
-    exe = binary("cinemon-collector")
+    200. Returns a Collector with .tokens {(agent, site): token}.
+    store: a PostgreSQL conninfo (pg_database()) instead of the SQLite file cinemon.db;
+    several collectors may share one. name: the ini file's name (default collector.ini, or
+    collector-<port>.ini with store, so that collectors of one case do not share a file)."""
     port = port or free_port("tcp")
-    ini = write_collector_ini(env, port, extra)
+    name = name or (f"collector-{port}.ini" if store else "collector.ini")
+    ini = write_collector_ini(env, port, extra, name=name, conninfo=store)
     toks = {}
     for agent_id, site in tokens:
         toks[(agent_id, site)] = token_add(env, ini, agent_id, site)
     op = operator_add(env, ini, "e2e-national")
-    proc = env.start("collector", [exe, "-c", ini], check_exit=True)
-    c = Collector(env, ini, port, proc)
+    c = Collector(env, ini, port, None)
     c.tokens = toks
     c.op_token = op
+    c.start(timeout)
+    return c
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def postgres():
+    """A throw-away PostgreSQL server (tests/pgserver.py, fsync off) shared by the cases of
+    the current module and stopped by PID when the module ends. Skip when PostgreSQL's
+    server binaries are not installed."""
+    if pgserver.bindir() is None:
+        raise Skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+
+    def start(menv):
+        if os.geteuid() == 0:
+            os.chmod(menv.dir, 0o711)  # the server runs as postgres: it must reach its folder
+        srv = pgserver.start(menv.path("pgsrv"), fsync=False)
+        menv.defer(srv.stop)
+        return srv
+    return module_cache("postgres", start)
+
+
+def psql(conninfo, sql, **params):
+    """Run sql through psql on conninfo; params are psql variables (use :'name' in sql: psql
+    quotes them). Returns the rows of the last statement as tuples of strings."""
+    bd = pgserver.bindir()
+    exe = (bd / "psql") if bd and (bd / "psql").exists() else need_tool("psql")
+    argv = [str(exe), "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d",
+            conninfo]
+    for k, v in params.items():
+        argv += ["-v", f"{k}={v}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    r = subprocess.run(argv + ["-f", "-"], input=sql, capture_output=True, text=True,
+                       timeout=60, env=env)
+    if r.returncode != 0:
+        raise AssertionError(f"psql failed ({r.returncode}): {r.stderr.strip()}\nSQL: {sql}")
+    return [tuple(ln.split("\t")) for ln in r.stdout.splitlines() if ln]
+
+
+def pg_database(env, srv=None):
+    """A fresh database on srv (default: postgres()) for this case, dropped (WITH (FORCE))
+    when the case ends. Returns its conninfo."""
+    import secrets
+    srv = srv or postgres()
+    name = "cinemon_" + secrets.token_hex(6)
+    psql(srv.conninfo, "CREATE DATABASE " + name)  # a name of our own making: not a value
+    env.defer(lambda: psql(srv.conninfo, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    return srv.conninfo.replace("dbname=postgres", "dbname=" + name)
+
+
+# ---------------------------------------------------------------- nginx
+
+NGINX_FAIL_TIMEOUT = "2s"
+
+
+class Nginx:
+    """A running nginx in front of collectors: base_url, port, proc, conf (its folder holds
+    its pid file, logs and temporary files)."""
+
+    def __init__(self, port, proc, conf, prefix):
+        self.port, self.proc, self.conf, self.prefix = port, proc, conf, prefix
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def url(self, path):
+        return self.base_url + path
+
+    def access_log(self):
+        return _read(self.prefix / "access.log")
+
+
+def nginx_conf(prefix, port, backends, max_body="16m"):
+    """The text of an nginx.conf for collectors at backends [port] (docs/cluster.md): every
+    path inside prefix; POST /api/v1/ingest by a consistent hash of the agent's token (one
+    judge sees an agent's batches in order), everything else round robin; a request that
+    fails at one collector (connection refused or reset, timeout, 502/503) is sent to the
+    next — for ingest even after the first one may have received it (non_idempotent): a batch
+    stored twice is impossible (exactly-once by seq); other POSTs (a silence, say) only when
+    they never reached a collector."""
+    servers = "".join(f"        server 127.0.0.1:{p} max_fails=1 "
+                      f"fail_timeout={NGINX_FAIL_TIMEOUT};\n" for p in backends)
+    return f"""# written by tests/e2e/harness.py (see docs/cluster.md)
+worker_processes 1;
+master_process on;
+pid {prefix}/nginx.pid;
+lock_file {prefix}/nginx.lock;
+error_log {prefix}/error.log info;
+
+events {{
+    worker_connections 512;
+}}
+
+http {{
+    log_format cluster '$remote_addr "$request" $status upstream=$upstream_addr '
+                       'upstream_status=$upstream_status rt=$request_time';
+    access_log {prefix}/access.log cluster;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+
+    client_max_body_size {max_body};
+    client_body_buffer_size 1m;
+
+    upstream cinemon_ingest {{
+        hash $http_authorization consistent;
+{servers}        keepalive 16;
+        keepalive_timeout 20s;
+    }}
+    upstream cinemon_api {{
+{servers}        keepalive 16;
+        keepalive_timeout 20s;
+    }}
+
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_connect_timeout 2s;
+        proxy_send_timeout 60s;
+        proxy_read_timeout 60s;
+        proxy_next_upstream error timeout http_502 http_503;
+        proxy_next_upstream_timeout 30s;
+
+        location = /api/v1/ingest {{
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_pass http://cinemon_ingest;
+        }}
+        location / {{
+            proxy_pass http://cinemon_api;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary():
+    """Path of nginx; Skip when it is not installed."""
+    if os.access("/usr/sbin/nginx", os.X_OK):
+        return "/usr/sbin/nginx"
+    return need_tool("nginx")
+
+
+def nginx(env, collectors, timeout=20):
+    """Start nginx (`nginx -c CONF -p PREFIX -g 'daemon off;'`, its own process group,
+    stopped by PID when the case ends) on a free loopback port in front of collectors
+    (Collector objects or ports); pid, logs and temporary files in env's nginx/ folder, so a
+    system nginx is neither used nor disturbed. Returns an Nginx once GET /healthz answers 200
+    through it. Skip when nginx is not installed."""
+    exe = nginx_binary()
+    prefix = env.path("nginx")
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # the worker runs as nobody: it must reach its temporary folders
+        for d in (env.dir, prefix, prefix / "tmp"):
+            os.chmod(d, 0o711)
+    ports = [c if isinstance(c, int) else c.port for c in collectors]
+    port = free_port("tcp")
+    conf = env.write("nginx/nginx.conf", nginx_conf(prefix, port, ports))
+    proc = env.start("nginx", [exe, "-c", conf, "-p", prefix, "-e", prefix / "error.log",
+                               "-g", "daemon off;"])
+    n = Nginx(port, proc, conf, prefix)
 
     def ready():
         if not proc.alive():
-            raise ProcessDied(f"collector exited ({proc.popen.returncode}):\n"
-                              f"{_tail(proc.stderr())}")
-        return c.healthy()
-    wait_until(ready, timeout, 0.1, "collector /healthz")
-    return c
+            raise ProcessDied(f"nginx exited ({proc.popen.returncode}):\n"
+                              f"{_tail(proc.stderr() + _read(prefix / 'error.log'))}")
+        try:
+            return http_get(n.url("/healthz"), timeout=2)[0] == 200
+        except OSError:
+            return False
+    wait_until(ready, timeout, 0.1, "nginx to answer /healthz")
+    return n
 
 
 # ---------------------------------------------------------------- agent

@@ -728,6 +728,40 @@ static void test_threads_share_one_judge(void **st)
     assert_int_equal(co_judge_active(f->j), 0);
 }
 
+/* An alert ended elsewhere (another collector resolved it) is forgotten without a transition;
+ * the next low sample starts a new pending alert; transitions can be removed in order. */
+static void test_forget_and_transitions_remove(void **st)
+{
+    fx *f = *st;
+    int64_t t = T0;
+    lum(f, "hall1", t, 37.5);
+    lum(f, "hall1", t += 15 * SEC, 37.2);
+    lum(f, "hall1", t += 15 * SEC, 37.0);
+    assert_int_equal(last(f)->to, CO_ALERT_FIRING);
+    assert_int_equal(co_judge_active(f->j), 1);
+    size_t n = f->out.n;
+    assert_int_equal(
+        co_judge_forget(f->j, "screen_luminance", "S1", "hall1/light", "{\"mode\":\"2d\"}"), 1);
+    assert_int_equal(f->out.n, n); /* no transition */
+    assert_int_equal(co_judge_active(f->j), 0);
+    assert_int_equal(
+        co_judge_forget(f->j, "screen_luminance", "S1", "hall1/light", "{\"mode\":\"2d\"}"), 0);
+    assert_int_equal(co_judge_forget(f->j, "no_such_rule", "S1", "hall1/light", "{}"), -1);
+    assert_int_equal(co_judge_forget(f->j, "screen_luminance", "S1", "hall1/light", "not json"),
+                     -1);
+    /* still low: it starts again from pending */
+    assert_int_equal(lum(f, "hall1", t += 15 * SEC, 36.0), 1);
+    assert_int_equal(last(f)->from, CO_ALERT_INACTIVE);
+    assert_int_equal(last(f)->to, CO_ALERT_PENDING);
+    /* remove the first transition: the others keep their order */
+    size_t before = f->out.n;
+    co_alert_state second_to = f->out.v[1].to;
+    co_transitions_remove(&f->out, 0);
+    assert_int_equal(f->out.n, before - 1);
+    assert_int_equal(f->out.v[0].to, second_to);
+    assert_int_equal(f->out.v[f->out.n - 1].to, CO_ALERT_PENDING);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup_shipped, teardown)
@@ -749,6 +783,7 @@ int main(void)
         T(test_export_and_restore),
         T(test_labels_canonical_and_escaped),
         T(test_threads_share_one_judge),
+        T(test_forget_and_transitions_remove),
     };
 #undef T
     return cmocka_run_group_tests_name("judge", tests, NULL, NULL);

@@ -250,10 +250,39 @@ static void test_restore_and_notifications(void **state)
     json_decref(j);
 }
 
+/* Another collector sharing the store fired an alert this judge has not learnt of yet: its
+ * "inactive → pending" leaves the stored alert firing, unchanged and not notified again; its
+ * later "pending → firing" is no new notification either. */
+static void test_pending_does_not_demote_firing(void **state)
+{
+    fx *f = *state;
+    co_alert_outcome p = apply1(f, chg("inactive", "pending", "warning", 30, T0));
+    co_alert_outcome fi = apply1(f, chg("pending", "firing", "warning", 30, T0 + 120000));
+    assert_int_equal(fi.id, p.id);
+    assert_int_equal(fi.notify, 1);
+    co_alert_outcome late = apply1(f, chg("inactive", "pending", "warning", 31, T0 + 180000));
+    assert_int_equal(late.id, p.id);
+    assert_int_equal(late.notify, 0);
+    json_t *j = alerts(f, NULL, NULL);
+    assert_int_equal(json_array_size(j), 1);
+    json_t *a = json_array_get(j, 0);
+    assert_string_equal(str(a, "state"), "firing");
+    assert_int_equal(json_integer_value(json_object_get(a, "firing_ms")), T0 + 120000);
+    json_decref(j);
+    co_alert_outcome again = apply1(f, chg("pending", "firing", "warning", 31, T0 + 300000));
+    assert_int_equal(again.id, p.id);
+    assert_int_equal(again.notify, 0);
+    j = alerts(f, "firing", NULL);
+    assert_int_equal(json_array_size(j), 1);
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lifecycle, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pending_does_not_demote_firing, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_ack_and_silence, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_notifications, store_fx_setup,
                                         store_fx_teardown),
