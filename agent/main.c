@@ -18,6 +18,7 @@
 #include "config.h"
 #include "driver.h"
 #include "log.h"
+#include "tokenfile.h"
 #include "poller.h"
 #include "profile.h"
 #include "selfmetrics.h"
@@ -333,34 +334,6 @@ static void on_signal(uv_signal_t *s, int signum)
     shutdown_agent(a);
 }
 
-/* Read the bearer token from its file: one line, surrounding white space removed. */
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "token_file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-        cm_warn("token_file %s is readable by other users; chmod 600 it", path);
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *s = buf;
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    size_t l = strlen(s);
-    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
-        s[--l] = '\0';
-    if (l == 0 || strpbrk(s, " \t\r\n")) {
-        snprintf(err, errlen, "token_file %s: expected the token on one line", path);
-        return NULL;
-    }
-    return strdup(s);
-}
-
 /* Open the spool as [spool] says and tell what start-up recovery found. */
 static int open_spool(agent *a, char *err, size_t errlen)
 {
@@ -391,8 +364,10 @@ static int check_profiles(const agent *a, char *err, size_t errlen)
     for (size_t i = 0; i < a->cfg.ndevices; i++) {
         const ag_device *d = &a->cfg.devices[i];
         if (!ag_driver_find(d->protocol)) {
-            snprintf(err, errlen, "%s:%d: [device \"%s\"]: protocol '%s' is not supported by this "
-                     "build", a->cfg.path, d->line, d->id, d->protocol);
+            snprintf(err, errlen,
+                     "%s:%d: [device \"%s\"]: protocol '%s' is not supported by this "
+                     "build",
+                     a->cfg.path, d->line, d->id, d->protocol);
             return -1;
         }
         const ag_profile *p = d->profile ? ag_profile_find(&a->profiles, d->profile) : NULL;
@@ -412,14 +387,11 @@ static int check_profiles(const agent *a, char *err, size_t errlen)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"once", no_argument, 0, 'o'},
-                                         {"check-config", no_argument, 0, 'k'},
-                                         {"rounds", required_argument, 0, 'r'},
-                                         {"verbose", no_argument, 0, 'v'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"once", no_argument, 0, 'o'},
+        {"check-config", no_argument, 0, 'k'}, {"rounds", required_argument, 0, 'r'},
+        {"verbose", no_argument, 0, 'v'},      {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *cfg_path = NULL;
     int once = 0, check = 0, verbose = 0, rounds = 0, c;
     char *end;
@@ -545,7 +517,7 @@ int main(int argc, char **argv)
             rc = 2;
             goto stop;
         }
-        if ((!rounds && !(token = read_token(a.cfg.token_file, err, sizeof err))) ||
+        if ((!rounds && !(token = cm_token_file_read(a.cfg.token_file, err, sizeof err))) ||
             open_spool(&a, err, sizeof err) != 0 ||
             ag_batcher_open(&a.batcher, &a.loop, a.spool, &a.cfg, CINEMON_VERSION, err,
                             sizeof err) != 0) {

@@ -16,6 +16,7 @@
 #include "forward_journal.h"
 #include "gzip.h"
 #include "log.h"
+#include "tokenfile.h"
 #include "spool.h"
 #include "timeutil.h"
 #include "wire.h"
@@ -438,37 +439,6 @@ void co_forward_settle(void *ud, cm_batch *const *batches, const co_batch_result
 
 /* ---- start-up --------------------------------------------------------------------------- */
 
-/* The bearer token from its file: one line, surrounding white space removed (as the agent
- * reads its own). NULL with err. */
-static char *read_token(const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        cm_seterr(err, errlen, "token_file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) == 0 && (st.st_mode & 077))
-        cm_warn("token_file %s is readable by other users; chmod 600 it", path);
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *s = buf;
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    size_t l = strlen(s);
-    while (l && (s[l - 1] == ' ' || s[l - 1] == '\t' || s[l - 1] == '\n' || s[l - 1] == '\r'))
-        s[--l] = '\0';
-    char *tok = NULL;
-    if (l == 0 || strpbrk(s, " \t\r\n"))
-        cm_seterr(err, errlen, "token_file %s: expected the token on one line", path);
-    else if (!(tok = strdup(s)))
-        cm_seterr(err, errlen, "out of memory");
-    explicit_bzero(buf, sizeof buf);
-    return tok;
-}
-
 /* Finish the group a crash interrupted: when its commit happened (the store's last_seq of an
  * agent it expected to store reached that batch), append the records of its stored batches
  * that the spool does not hold yet (its BATCH records from the journal's low_seq on are the
@@ -542,7 +512,7 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
     while (ul && c->url[ul - 1] == '/')
         ul--;
     snprintf(u->url, sizeof u->url, "%.*s/api/v1/ingest", (int)ul, c->url);
-    if (!(u->token = read_token(c->token_file, err, errlen))) return -1;
+    if (!(u->token = cm_token_file_read(c->token_file, err, errlen))) return -1;
     cm_spool_opts so = {.dir = c->spool_dir,
                         .segment_bytes = c->segment_bytes,
                         .max_bytes = c->max_bytes,

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "le.h"
 #include "log.h"
 #include "spool.h"
 
@@ -30,28 +31,6 @@ struct co_fjournal {
     co_fj_entry *entries;
     size_t ecap;
 };
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static int reserve(co_fjournal *j, size_t n)
 {
@@ -114,27 +93,27 @@ int co_fj_write(co_fjournal *j, uint64_t low_seq, const co_fj_entry *e, size_t n
     }
     unsigned char *p = j->buf;
     memcpy(p, "CMFJ", 4);
-    put32(p + 4, VERSION);
-    put32(p + 8, (uint32_t)n);
-    put32(p + 12, 0);
-    put64(p + 16, low_seq);
-    put64(p + 24, total);
+    cm_le_put32(p + 4, VERSION);
+    cm_le_put32(p + 8, (uint32_t)n);
+    cm_le_put32(p + 12, 0);
+    cm_le_put64(p + 16, low_seq);
+    cm_le_put64(p + 24, total);
     p += HDR_LEN;
     for (size_t i = 0; i < n; i++) {
         size_t al = strlen(e[i].agent) + 1;
-        put32(p, (uint32_t)al);
-        put32(p + 4, e[i].type);
-        put64(p + 8, e[i].first_seq);
-        put64(p + 16, e[i].seq);
-        put64(p + 24, e[i].last_before);
-        put64(p + 32, e[i].len);
+        cm_le_put32(p, (uint32_t)al);
+        cm_le_put32(p + 4, e[i].type);
+        cm_le_put64(p + 8, e[i].first_seq);
+        cm_le_put64(p + 16, e[i].seq);
+        cm_le_put64(p + 24, e[i].last_before);
+        cm_le_put64(p + 32, e[i].len);
         p += ENTRY_HDR;
         memcpy(p, e[i].agent, al);
         p += al;
         if (e[i].len) memcpy(p, e[i].payload, e[i].len);
         p += e[i].len;
     }
-    put32(p, cm_crc32c(0, j->buf, (size_t)(p - j->buf)));
+    cm_le_put32(p, cm_crc32c(0, j->buf, (size_t)(p - j->buf)));
     memcpy(p + 4, "CMFE", 4);
     /* A shorter group than the last one leaves the old tail behind until the ftruncate: the
      * length in the header and the CRC tell them apart. */
@@ -200,12 +179,13 @@ int co_fj_read(co_fjournal *j, uint64_t *low_seq, const co_fj_entry **entries, s
         got += (size_t)r;
     }
     const unsigned char *b = j->buf;
-    if (memcmp(b, "CMFJ", 4) != 0 || get32(b + 4) != VERSION) return torn(j, "no journal header");
-    uint64_t total = get64(b + 24);
-    size_t count = get32(b + 8);
+    if (memcmp(b, "CMFJ", 4) != 0 || cm_le_get32(b + 4) != VERSION)
+        return torn(j, "no journal header");
+    uint64_t total = cm_le_get64(b + 24);
+    size_t count = cm_le_get32(b + 8);
     if (total < HDR_LEN + TRAILER || total > len) return torn(j, "torn (shorter than it says)");
     const unsigned char *tr = b + total - TRAILER;
-    if (memcmp(tr + 4, "CMFE", 4) != 0 || get32(tr) != cm_crc32c(0, b, (size_t)(tr - b)))
+    if (memcmp(tr + 4, "CMFE", 4) != 0 || cm_le_get32(tr) != cm_crc32c(0, b, (size_t)(tr - b)))
         return torn(j, "torn or corrupt (CRC)");
     if (count > j->ecap) {
         co_fj_entry *ne = realloc(j->entries, count * sizeof *ne);
@@ -219,23 +199,23 @@ int co_fj_read(co_fjournal *j, uint64_t *low_seq, const co_fj_entry **entries, s
     const unsigned char *p = b + HDR_LEN;
     for (size_t i = 0; i < count; i++) {
         if ((size_t)(tr - p) < ENTRY_HDR) return torn(j, "entry beyond its end");
-        size_t al = get32(p);
-        uint64_t pl = get64(p + 32);
+        size_t al = cm_le_get32(p);
+        uint64_t pl = cm_le_get64(p + 32);
         if (al == 0 || al > (size_t)(tr - p) - ENTRY_HDR ||
             pl > (uint64_t)((size_t)(tr - p) - ENTRY_HDR - al) || p[ENTRY_HDR + al - 1] != '\0')
             return torn(j, "entry beyond its end");
         co_fj_entry *e = &j->entries[i];
-        e->type = get32(p + 4);
-        e->first_seq = get64(p + 8);
-        e->seq = get64(p + 16);
-        e->last_before = get64(p + 24);
+        e->type = cm_le_get32(p + 4);
+        e->first_seq = cm_le_get64(p + 8);
+        e->seq = cm_le_get64(p + 16);
+        e->last_before = cm_le_get64(p + 24);
         e->len = (size_t)pl;
         e->agent = (const char *)p + ENTRY_HDR;
         e->payload = p + ENTRY_HDR + al;
         p += ENTRY_HDR + al + pl;
     }
     if (p != tr) return torn(j, "entries do not fill it");
-    *low_seq = get64(b + 16);
+    *low_seq = cm_le_get64(b + 16);
     *entries = j->entries;
     *n = count;
     return count ? 1 : 0;

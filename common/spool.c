@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "errbuf.h"
+#include "le.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -105,26 +106,6 @@ struct cm_spool {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* CRC32C of type, seq (header bytes 12..23) and payload. */
 static uint32_t frame_crc(const unsigned char *hdr, const void *payload, size_t len)
@@ -448,10 +429,10 @@ static int disk_write(cm_spool *s, uint32_t type, const void *data, size_t len, 
     }
     unsigned char h[HDR];
     memcpy(h, MAGIC, 4);
-    put32(h + 4, (uint32_t)len);
-    put32(h + 12, type);
-    put64(h + 16, seq);
-    put32(h + 8, frame_crc(h, data, len));
+    cm_le_put32(h + 4, (uint32_t)len);
+    cm_le_put32(h + 12, type);
+    cm_le_put64(h + 16, seq);
+    cm_le_put32(h + 8, frame_crc(h, data, len));
     if (pwrite_rec(s->wfd, h, data, len, g->used) != 0) {
         int e = errno;
         char nm[40];
@@ -618,7 +599,7 @@ static int retry_ack(cm_spool *s, char *err, size_t errlen)
     if (write_ack(s) != 0) {
         s->disk_errors++;
         cm_seterr(err, errlen, "spool %s: cannot persist the ack cursor %llu: %s", s->dir,
-               (unsigned long long)s->acked, strerror(errno));
+                  (unsigned long long)s->acked, strerror(errno));
         return -1;
     }
     delete_acked(s);
@@ -632,10 +613,10 @@ static int valid_at(const unsigned char *b, size_t size, size_t off, uint64_t pr
                     uint32_t *len)
 {
     if (size - off < HDR || memcmp(b + off, MAGIC, 4) != 0) return 0;
-    uint32_t l = get32(b + off + 4);
-    uint64_t q = get64(b + off + 16);
+    uint32_t l = cm_le_get32(b + off + 4);
+    uint64_t q = cm_le_get64(b + off + 16);
     if (l > MAX_PAYLOAD || l > size - off - HDR || q <= prev) return 0;
-    if (get32(b + off + 8) != frame_crc(b + off, b + off + HDR, l)) return 0;
+    if (cm_le_get32(b + off + 8) != frame_crc(b + off, b + off + HDR, l)) return 0;
     *seq = q;
     *len = l;
     return 1;
@@ -761,9 +742,9 @@ static int recover_seg(cm_spool *s, scan *sc, uint64_t name)
             }
             if (ix_reserve(g) != 0) break; /* out of memory: treat the rest as a tail */
             g->ix[g->n++] =
-                (rec_ix){q, (uint32_t)off, get32(b + off + 12) == CM_REC_GAP, DMS_UNKNOWN};
+                (rec_ix){q, (uint32_t)off, cm_le_get32(b + off + 12) == CM_REC_GAP, DMS_UNKNOWN};
             if (q > s->acked) sc->rep.records++;
-            if (get32(b + off + 12) == CM_REC_GAP) note_gap(sc, b + off + HDR, l);
+            if (cm_le_get32(b + off + 12) == CM_REC_GAP) note_gap(sc, b + off + HDR, l);
             sc->prev = q;
             off += HDR + (size_t)l;
             continue;
@@ -784,7 +765,7 @@ static int recover_seg(cm_spool *s, scan *sc, uint64_t name)
             sc->rep.truncated_bytes += z - off;
             sc->corrupt_open = 1;
             if (size - off >= HDR && memcmp(b + off, MAGIC, 4) == 0) {
-                uint64_t q2 = get64(b + off + 16);
+                uint64_t q2 = cm_le_get64(b + off + 16);
                 if (q2 > sc->prev && q2 - sc->prev <= TORN_SEQ_SPAN && q2 > sc->torn_seq)
                     sc->torn_seq = q2;
             }
@@ -916,9 +897,9 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
         (opts->fsync != CM_FSYNC_ALWAYS && opts->fsync != CM_FSYNC_CYCLE &&
          opts->fsync != CM_FSYNC_NONE)) {
         cm_seterr(err, errlen,
-               "spool %s: segment_bytes must be 256 B..2 GiB and at most max_bytes, fsync "
-               "always|cycle|none",
-               opts->dir);
+                  "spool %s: segment_bytes must be 256 B..2 GiB and at most max_bytes, fsync "
+                  "always|cycle|none",
+                  opts->dir);
         return -1;
     }
     cm_spool *s = calloc(1, sizeof *s);
@@ -938,13 +919,13 @@ int cm_spool_open(cm_spool **out, const cm_spool_opts *opts, cm_spool_recovery *
     s->dfd = -1;
     if (mkdir_p(s->dir) != 0 || (s->dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         cm_seterr(err, errlen, "spool %s: cannot create or open the folder: %s", s->dir,
-               strerror(errno));
+                  strerror(errno));
         cm_spool_close(s);
         return -1;
     }
     if (flock(s->dfd, LOCK_EX | LOCK_NB) != 0) {
         cm_seterr(err, errlen, "spool %s: %s", s->dir,
-               errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
+                  errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
         close(s->dfd);
         s->dfd = -1;
         cm_spool_close(s);
@@ -1022,8 +1003,8 @@ int cm_spool_append(cm_spool *s, uint32_t type, const void *data, size_t len, ui
                     char *err, size_t errlen)
 {
     if (type == 0 || len > MAX_PAYLOAD || (len && !data)) {
-        cm_seterr(err, errlen, "spool %s: bad record (type %u, %zu bytes; at most %u)", s->dir, type,
-               len, MAX_PAYLOAD);
+        cm_seterr(err, errlen, "spool %s: bad record (type %u, %zu bytes; at most %u)", s->dir,
+                  type, len, MAX_PAYLOAD);
         return -1;
     }
     try_disk(s);
@@ -1031,9 +1012,9 @@ int cm_spool_append(cm_spool *s, uint32_t type, const void *data, size_t len, ui
     uint64_t seq = s->next_seq;
     if (put(s, type, data, len, seq, cm_now_ms()) != 0) {
         cm_seterr(err, errlen,
-               "spool %s: record %llu (%zu bytes) kept nowhere: disk failing (%s) and memory "
-               "ring (%zu bytes) full",
-               s->dir, (unsigned long long)seq, len, s->disk_why, s->ring_cap);
+                  "spool %s: record %llu (%zu bytes) kept nowhere: disk failing (%s) and memory "
+                  "ring (%zu bytes) full",
+                  s->dir, (unsigned long long)seq, len, s->disk_why, s->ring_cap);
         return -1;
     }
     s->next_seq++;
@@ -1054,7 +1035,7 @@ int cm_spool_sync(cm_spool *s, char *err, size_t errlen)
     }
     if (!s->disk_ok) {
         cm_seterr(err, errlen, "spool %s: disk failing (%s); %zu records kept in memory", s->dir,
-               s->disk_why, s->rn);
+                  s->disk_why, s->rn);
         return -1;
     }
     return rc;
@@ -1108,16 +1089,16 @@ static int read_disk(cm_spool *s, size_t i, size_t k, cm_spool_record *rec, char
     }
     int r = load(s, e.off, HDR, g->used);
     const unsigned char *p = r == 0 ? s->rbuf + (e.off - s->rboff) : NULL;
-    uint32_t len = p ? get32(p + 4) : 0;
-    if (p && (memcmp(p, MAGIC, 4) != 0 || get64(p + 16) != e.seq)) r = 1;
+    uint32_t len = p ? cm_le_get32(p + 4) : 0;
+    if (p && (memcmp(p, MAGIC, 4) != 0 || cm_le_get64(p + 16) != e.seq)) r = 1;
     if (r == 0) {
         r = load(s, e.off, HDR + (size_t)len, g->used);
         p = s->rbuf + (e.off - s->rboff);
-        if (r == 0 && get32(p + 8) != frame_crc(p, p + HDR, len)) r = 1;
+        if (r == 0 && cm_le_get32(p + 8) != frame_crc(p, p + HDR, len)) r = 1;
     }
     if (r < 0) {
         cm_seterr(err, errlen, "spool %s: cannot read %s at offset %u: %s", s->dir, nm, e.off,
-               strerror(errno));
+                  strerror(errno));
         return -1;
     }
     if (r > 0) {
@@ -1130,7 +1111,7 @@ static int read_disk(cm_spool *s, size_t i, size_t k, cm_spool_record *rec, char
         return 0;
     }
     rec->seq = e.seq;
-    rec->type = get32(p + 12);
+    rec->type = cm_le_get32(p + 12);
     rec->data = p + HDR;
     rec->len = len;
     rec->appended_ms = e.dms == DMS_UNKNOWN ? 0 : g->base_ms + e.dms;
@@ -1193,7 +1174,7 @@ int cm_spool_ack(cm_spool *s, uint64_t seq, char *err, size_t errlen)
 {
     if (seq >= s->next_seq) {
         cm_seterr(err, errlen, "spool %s: cannot acknowledge %llu: the last seq given out is %llu",
-               s->dir, (unsigned long long)seq, (unsigned long long)(s->next_seq - 1));
+                  s->dir, (unsigned long long)seq, (unsigned long long)(s->next_seq - 1));
         return -1;
     }
     if (seq <= s->acked) return retry_ack(s, err, errlen);
@@ -1275,7 +1256,8 @@ int cm_spool_reject(cm_spool *s, uint64_t first_seq, uint64_t last_seq, const vo
     int fd = openat(rfd, nm, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     int rc = 0;
     if (fd < 0 || (len && write_all(fd, body, len) != 0)) {
-        cm_seterr(err, errlen, "spool %s: cannot write rejected/%s: %s", s->dir, nm, strerror(errno));
+        cm_seterr(err, errlen, "spool %s: cannot write rejected/%s: %s", s->dir, nm,
+                  strerror(errno));
         rc = -1;
     }
     if (fd >= 0) close(fd);
