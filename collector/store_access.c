@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 
@@ -29,14 +30,6 @@ static void viewer_from(sqlite3_stmt *st, co_viewer_row *v)
     v->disabled = sqlite3_column_int(st, 4) != 0;
     v->created_ms = sqlite3_column_int64(st, 5);
     v->updated_ms = sqlite3_column_int64(st, 6);
-}
-
-static int valid_hash(const char *h)
-{
-    if (!h || strlen(h) != 64) return 0;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
 }
 
 static int valid_name(const char *n, char *err, size_t errlen)
@@ -215,7 +208,7 @@ int sqlite_viewer_remove(co_store *s, const char *name, char *err, size_t errlen
 int sqlite_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_t now_ms,
                        int64_t expires_ms, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "session hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
@@ -229,7 +222,7 @@ int sqlite_session_add(co_store *s, const char *hash_hex, const char *viewer, in
 int sqlite_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, co_viewer_row *v,
                           int64_t *expires_ms, int64_t *last_seen_ms, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) return 0;
+    if (!co_valid_hash(hash_hex)) return 0;
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
     int rc = -1;

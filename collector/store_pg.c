@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "idmap.h"
 #include "timeutil.h"
 
@@ -37,7 +38,6 @@
 #define TS_MIN_MS 0LL               /* 1970-01-01 */
 #define TS_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
-#define LABELS_MAX 16384            /* canonical labels JSON, bytes */
 
 /* Text columns compare and sort bytewise, as SQLite's BINARY collation does. */
 #define TX "text COLLATE \"C\""
@@ -178,16 +178,10 @@ struct co_store {
     size_t nsites, sitescap;
     wbuf copy;        /* the group's samples as COPY text: series_id, ts_ms, value, ord */
     int64_t nsamples; /* rows in copy */
-    char labels[LABELS_MAX];
+    char labels[CO_LABELS_MAX];
 };
 
 /* ---------------------------------------------------------------- small helpers */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
 
 /* Copy a libpq message into err as "postgresql: what: msg" (one line, no trailing newline). */
 static void set_pgerr(char *err, size_t errlen, const char *what, const char *msg)
@@ -665,29 +659,6 @@ int pg_ping(co_store *s, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- writing */
 
-/* Build an unambiguous cache key from length-prefixed parts. */
-static int key_build(co_store *s, size_t *len, const char *const *parts, size_t nparts)
-{
-    size_t need = 1;
-    for (size_t i = 0; i < nparts; i++)
-        need += strlen(parts[i]) + 24;
-    if (need > s->keycap) {
-        char *k = realloc(s->key, need);
-        if (!k) return -1;
-        s->key = k;
-        s->keycap = need;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < nparts; i++) {
-        size_t n = strlen(parts[i]);
-        off += (size_t)snprintf(s->key + off, s->keycap - off, "%zu:", n);
-        memcpy(s->key + off, parts[i], n);
-        off += n;
-    }
-    *len = off;
-    return 0;
-}
-
 /* Append printf output to b. 0 or -1 (out of memory). */
 static int buf_printf(wbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int buf_printf(wbuf *b, const char *fmt, ...)
@@ -769,7 +740,7 @@ static int device_ref(pg_query *q, const char *site, const cm_device_info *inven
     co_store *s = q->s;
     const char *parts[] = {site, id};
     size_t len;
-    if (key_build(s, &len, parts, 2) < 0) return oom(q->err, q->errlen);
+    if (co_key_build(&s->key, &s->keycap, &len, parts, 2) < 0) return oom(q->err, q->errlen);
     uint64_t h = co_idmap_hash(s->key, len);
     if (inventory || !co_idmap_get(&s->devmap, s->key, len, h, ref)) {
         cm_device_info bare = {.id = id};
@@ -783,43 +754,14 @@ static int device_ref(pg_query *q, const char *site, const cm_device_info *inven
     return 0;
 }
 
-/* Canonical labels: a compact JSON object with sorted keys, in s->labels. */
-static int labels_json(co_store *s, const cm_series *se, char *err, size_t errlen)
-{
-    if (!se->nlabels) {
-        memcpy(s->labels, "{}", 3);
-        return 0;
-    }
-    json_t *o = json_object();
-    if (!o) return oom(err, errlen);
-    for (size_t i = 0; i < se->nlabels; i++) {
-        if (!se->labels[i].key || !se->labels[i].value ||
-            json_object_set_new(o, se->labels[i].key, json_string(se->labels[i].value)) < 0) {
-            json_decref(o);
-            cm_seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
-                      se->metric, i);
-            return -1;
-        }
-    }
-    size_t n = json_dumpb(o, s->labels, sizeof s->labels - 1, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    if (n == 0 || n >= sizeof s->labels) {
-        cm_seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
-                  LABELS_MAX);
-        return -1;
-    }
-    s->labels[n] = '\0';
-    return 0;
-}
-
 /* The id of a series (canonical labels), through the cache; inserted when new. */
 static int series_ref(pg_query *q, const char *site, const cm_series *se, int64_t dev, int64_t *sid)
 {
     co_store *s = q->s;
-    if (labels_json(s, se, q->err, q->errlen) < 0) return -1;
+    if (co_labels_json(se, s->labels, q->err, q->errlen) < 0) return -1;
     const char *parts[] = {site, se->device, se->metric, s->labels};
     size_t len;
-    if (key_build(s, &len, parts, 4) < 0) return oom(q->err, q->errlen);
+    if (co_key_build(&s->key, &s->keycap, &len, parts, 4) < 0) return oom(q->err, q->errlen);
     uint64_t h = co_idmap_hash(s->key, len);
     if (co_idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
     char dbuf[32];
@@ -861,7 +803,7 @@ static int series_write(pg_query *q, const char *site, const cm_series *se, int6
     int64_t lastday = -1;
     for (size_t j = 0; j < se->npoints; j++) {
         const cm_point *p = &se->points[j];
-        int64_t day = floor_div(p->ts_ms, DAY_MS);
+        int64_t day = co_floor_div(p->ts_ms, DAY_MS);
         if (day != lastday && set_add(&s->days, &s->ndays, &s->dayscap, day) < 0)
             return oom(q->err, q->errlen);
         lastday = day;
@@ -1508,15 +1450,6 @@ int pg_last_seq(co_store *s, const char *agent, uint64_t *last_seq, char *err, s
     return rc;
 }
 
-/* 1 when h is 64 lowercase hex digits. */
-static int valid_hash(const char *h)
-{
-    if (!h || strlen(h) != 64) return 0;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
-}
-
 /* Insert a hash-keyed row (sql: $1 hash, $2, $3, $4 now); a known hash is "token already
  * exists". 0 or -1. */
 static int hash_add(co_store *s, const char *what, const char *sql, const char *hash_hex,
@@ -1543,7 +1476,7 @@ static int hash_add(co_store *s, const char *what, const char *sql, const char *
 static int hash_lookup(co_store *s, const char *what, const char *sql, const char *hash_hex,
                        char *a, size_t alen, char *b, size_t blen, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) return 0;
+    if (!co_valid_hash(hash_hex)) return 0;
     pg_query q;
     if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
     const char *p[] = {hash_hex};
@@ -1572,7 +1505,7 @@ static int hash_lookup(co_store *s, const char *what, const char *sql, const cha
 int pg_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
                  char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
@@ -1598,7 +1531,7 @@ int pg_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_t ag
 int pg_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
                     char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }

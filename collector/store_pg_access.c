@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "store_pg_int.h"
 
 /* Columns 0..6 (name, role, scope_kind, scope_value, disabled, created_ms, updated_ms);
@@ -39,15 +40,6 @@ static void viewer_from(const PGresult *res, int r, co_viewer_row *v)
 static int64_t changed(const PGresult *res)
 {
     return strtoll(PQcmdTuples((PGresult *)res), NULL, 10);
-}
-
-/* 1 when h is 64 lowercase hex digits. */
-static int valid_hash(const char *h)
-{
-    if (!h || strlen(h) != 64) return 0;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
 }
 
 /* 1 when n is a viewer name of 1..CM_MAX_NAME bytes, else 0 with err. */
@@ -208,7 +200,7 @@ int pg_viewer_remove(co_store *s, const char *name, char *err, size_t errlen)
 int pg_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_t now_ms,
                    int64_t expires_ms, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "session hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
@@ -224,7 +216,7 @@ int pg_session_add(co_store *s, const char *hash_hex, const char *viewer, int64_
 int pg_session_lookup(co_store *s, const char *hash_hex, int64_t now_ms, co_viewer_row *v,
                       int64_t *expires_ms, int64_t *last_seen_ms, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) return 0;
+    if (!co_valid_hash(hash_hex)) return 0;
     pg_query q;
     if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
     char now[32];

@@ -10,18 +10,12 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "timeutil.h"
 
 #define HOUR_MS 3600000LL
 #define TS_MIN_MS 0LL               /* 1970-01-01 */
 #define TS_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
-
-/* Floor division (rounds towards minus infinity). */
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
 
 /* A limit as a parameter: NULL (no limit) for 0 or one too large for a bigint. */
 static const char *limit_param(char *buf, size_t limit)
@@ -264,7 +258,7 @@ static int series_points(pg_query *q, json_t **objs, int n, const char *ids, con
     int empty = 0;
     if (r->step_ms) { /* roll-ups: [bucket, avg, min, max, count] */
         int64_t f = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms; /* no bucket below 0 */
-        p[1] = pg_i64(from, floor_div(f, r->step_ms) * r->step_ms);
+        p[1] = pg_i64(from, co_floor_div(f, r->step_ms) * r->step_ms);
         p[2] = pg_i64(to, r->to_ms);
         sql = r->step_ms == HOUR_MS
                   ? "SELECT x.ord, b.bucket_ms, b.sum / b.n, b.min, b.max, b.n"

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "idmap.h"
 #include "timeutil.h"
 
@@ -29,7 +30,6 @@
 #define READER_POOL 8               /* idle read-only connections kept */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
 #define BUSY_TIMEOUT_MS 5000
-#define LABELS_MAX 16384 /* canonical labels JSON, bytes */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -278,7 +278,7 @@ struct co_store {
     size_t keycap;
     int64_t *touched; /* device refs seen in the batch being written */
     size_t ntouched, touchedcap;
-    char labels[LABELS_MAX];
+    char labels[CO_LABELS_MAX];
     /* roll-up deltas of the open transaction, one per (series, minute) */
     rollup_acc *acc;
     size_t nacc, acccap;
@@ -324,12 +324,6 @@ void sq_bind_scope(sqlite3_stmt *st, int ik, int iv, const co_scope *sc)
 {
     sqlite3_bind_int(st, ik, sc ? (int)sc->kind : 0);
     sqlite3_bind_text(st, iv, sc ? sc->value : "", -1, SQLITE_STATIC);
-}
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
 /* The chunk table name of a day: only ever built here, from an integer. */
@@ -574,29 +568,6 @@ fail:
 
 /* ---------------------------------------------------------------- writing */
 
-/* Build an unambiguous cache key from length-prefixed parts. */
-static int key_build(co_store *s, size_t *len, const char *const *parts, size_t nparts)
-{
-    size_t need = 1;
-    for (size_t i = 0; i < nparts; i++)
-        need += strlen(parts[i]) + 24;
-    if (need > s->keycap) {
-        char *k = realloc(s->key, need);
-        if (!k) return -1;
-        s->key = k;
-        s->keycap = need;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < nparts; i++) {
-        size_t n = strlen(parts[i]);
-        off += (size_t)snprintf(s->key + off, s->keycap - off, "%zu:", n);
-        memcpy(s->key + off, parts[i], n);
-        off += n;
-    }
-    *len = off;
-    return 0;
-}
-
 static int touch_add(co_store *s, int64_t ref)
 {
     for (size_t i = s->ntouched; i-- > 0;)
@@ -640,7 +611,7 @@ static int device_ref(co_store *s, const char *site, const cm_device_info *inven
 {
     const char *parts[] = {site, id};
     size_t len;
-    if (key_build(s, &len, parts, 2) < 0) goto oom;
+    if (co_key_build(&s->key, &s->keycap, &len, parts, 2) < 0) goto oom;
     uint64_t h = co_idmap_hash(s->key, len);
     if (inventory || !co_idmap_get(&s->devmap, s->key, len, h, ref)) {
         cm_device_info bare = {.id = id};
@@ -658,45 +629,13 @@ oom:
     return -1;
 }
 
-/* Canonical labels: a compact JSON object with sorted keys, in s->labels. */
-static int labels_json(co_store *s, const cm_series *se, char *err, size_t errlen)
-{
-    if (!se->nlabels) {
-        memcpy(s->labels, "{}", 3);
-        return 0;
-    }
-    json_t *o = json_object();
-    if (!o) goto oom;
-    for (size_t i = 0; i < se->nlabels; i++) {
-        if (!se->labels[i].key || !se->labels[i].value ||
-            json_object_set_new(o, se->labels[i].key, json_string(se->labels[i].value)) < 0) {
-            json_decref(o);
-            cm_seterr(err, errlen, "series %s/%s: label %zu is not valid UTF-8 text", se->device,
-                      se->metric, i);
-            return -1;
-        }
-    }
-    size_t n = json_dumpb(o, s->labels, sizeof s->labels - 1, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    if (n == 0 || n >= sizeof s->labels) {
-        cm_seterr(err, errlen, "series %s/%s: labels longer than %d bytes", se->device, se->metric,
-                  LABELS_MAX);
-        return -1;
-    }
-    s->labels[n] = '\0';
-    return 0;
-oom:
-    cm_seterr(err, errlen, "out of memory");
-    return -1;
-}
-
 static int series_ref(co_store *s, const char *site, const cm_series *se, int64_t dev, int64_t *sid,
                       char *err, size_t errlen)
 {
-    if (labels_json(s, se, err, errlen) < 0) return -1;
+    if (co_labels_json(se, s->labels, err, errlen) < 0) return -1;
     const char *parts[] = {site, se->device, se->metric, s->labels};
     size_t len;
-    if (key_build(s, &len, parts, 4) < 0) goto oom;
+    if (co_key_build(&s->key, &s->keycap, &len, parts, 4) < 0) goto oom;
     uint64_t h = co_idmap_hash(s->key, len);
     if (co_idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
     sqlite3_stmt *st = s->st[ST_SERIES_UPSERT];
@@ -821,7 +760,7 @@ static size_t acc_slot(int64_t sid, int64_t bucket, size_t mask)
 /* The accumulator of (sid, minute of ts), created empty when new; NULL on out of memory. */
 static rollup_acc *acc_get(co_store *s, int64_t sid, int64_t ts)
 {
-    int64_t bucket = floor_div(ts, MINUTE_MS) * MINUTE_MS;
+    int64_t bucket = co_floor_div(ts, MINUTE_MS) * MINUTE_MS;
     if ((s->nacc + 1) * 2 > s->accidxcap) { /* keep the index at most half full */
         size_t ncap = s->accidxcap ? s->accidxcap * 2 : 1024;
         uint32_t *idx = calloc(ncap, sizeof *idx);
@@ -890,7 +829,7 @@ static int step_rollup(sqlite3 *db, sqlite3_stmt *st, int64_t sid, int64_t bucke
 static int minute_redo(co_store *s, const rollup_acc *a, char *err, size_t errlen)
 {
     char name[48], sql[400];
-    chunk_name(floor_div(a->bucket, DAY_MS), name, sizeof name);
+    chunk_name(co_floor_div(a->bucket, DAY_MS), name, sizeof name);
     snprintf(sql, sizeof sql,
              "INSERT OR REPLACE INTO rollup_1m(series_id, bucket_ms, n, sum, min, max)"
              " SELECT ?1, ?2, count(*), sum(value), min(value), max(value) FROM %s"
@@ -930,13 +869,13 @@ static int rollup_flush(co_store *s, char *err, size_t errlen)
     if (s->nacc > 1) qsort(s->acc, s->nacc, sizeof *s->acc, acc_cmp);
     for (size_t i = 0; i < s->nacc;) {
         const rollup_acc *a = &s->acc[i];
-        int64_t hour = floor_div(a->bucket, HOUR_MS) * HOUR_MS;
+        int64_t hour = co_floor_div(a->bucket, HOUR_MS) * HOUR_MS;
         int64_t n = 0;
         double sum = 0, mn = INFINITY, mx = -INFINITY;
         int redo = 0;
         size_t k = i;
         for (; k < s->nacc && s->acc[k].sid == a->sid &&
-               floor_div(s->acc[k].bucket, HOUR_MS) * HOUR_MS == hour;
+               co_floor_div(s->acc[k].bucket, HOUR_MS) * HOUR_MS == hour;
              k++) {
             const rollup_acc *b = &s->acc[k];
             n += b->n;
@@ -964,7 +903,7 @@ static int rollup_flush(co_store *s, char *err, size_t errlen)
 static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, size_t errlen)
 {
     chunk *c = NULL;
-    int64_t day = floor_div(p->ts_ms, DAY_MS);
+    int64_t day = co_floor_div(p->ts_ms, DAY_MS);
     /* the chunk used last is almost always the right one */
     for (size_t i = 0; i < s->nchunks; i++)
         if (s->chunks[i].day == day && s->chunks[i].used == s->tick) c = &s->chunks[i];
@@ -1293,18 +1232,10 @@ fail:
 
 /* ---------------------------------------------------------------- tokens */
 
-static int valid_hash(const char *h)
-{
-    if (!h || strlen(h) != 64) return 0;
-    for (const char *p = h; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) return 0;
-    return 1;
-}
-
 int sqlite_token_add(co_store *s, const char *hash_hex, const char *agent_id, const char *site,
                      char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
@@ -1342,7 +1273,7 @@ static int copy_col(sqlite3_stmt *st, int i, char *dst, size_t len)
 static int hash_lookup(co_store *s, const char *what, const char *sql, const char *hash_hex,
                        char *a, size_t alen, char *b, size_t blen, char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) return 0;
+    if (!co_valid_hash(hash_hex)) return 0;
     sqlite3 *db = reader_get(s, err, errlen);
     if (!db) return -1;
     sqlite3_stmt *st = NULL;
@@ -1815,7 +1746,7 @@ json_t *sqlite_screens(co_store *s, const char *site, const char *screen, const 
 int sqlite_operator_add(co_store *s, const char *hash_hex, const char *name, const char *site,
                         char *err, size_t errlen)
 {
-    if (!valid_hash(hash_hex)) {
+    if (!co_valid_hash(hash_hex)) {
         cm_seterr(err, errlen, "token hash must be 64 lowercase hex digits (SHA-256)");
         return -1;
     }
@@ -1976,8 +1907,8 @@ static int series_points(sq_query *q, qseries *qs, size_t nqs, const co_range *r
     sqlite3_stmt *days =
         sq_q_prepare(q, "SELECT day FROM chunks WHERE day BETWEEN ?1 AND ?2 ORDER BY day DESC");
     if (!days) return -1;
-    sqlite3_bind_int64(days, 1, floor_div(from, DAY_MS));
-    sqlite3_bind_int64(days, 2, floor_div(to, DAY_MS));
+    sqlite3_bind_int64(days, 1, co_floor_div(from, DAY_MS));
+    sqlite3_bind_int64(days, 2, co_floor_div(to, DAY_MS));
     int ret = 0, rc;
     while (ret == 0 && (rc = sqlite3_step(days)) == SQLITE_ROW) {
         char name[48], sql[256];
@@ -2071,7 +2002,7 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
         }
         /* clamp first: rounding INT64_MIN down would overflow */
         int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
-        from = floor_div(from, r->step_ms) * r->step_ms;
+        from = co_floor_div(from, r->step_ms) * r->step_ms;
         for (size_t i = 0; i < nqs; i++) {
             /* newest first (the limit keeps the newest), turned around below */
             json_t *desc = json_array(), *pts = json_array();
