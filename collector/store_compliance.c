@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "store.h"
 #include "store_sqlite_int.h"
 
@@ -19,31 +20,6 @@ static int chunk_name_ok(const char *name)
     for (int i = 8; i < 16; i++)
         if (name[i] < '0' || name[i] > '9') return 0;
     return 1;
-}
-
-/* Growable points of the series being read. */
-typedef struct points {
-    int64_t *ts;
-    double *v;
-    size_t n, cap;
-} points;
-
-static int points_push(points *p, int64_t ts, double v)
-{
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 256;
-        int64_t *t = realloc(p->ts, cap * sizeof *t);
-        if (!t) return -1;
-        p->ts = t;
-        double *d = realloc(p->v, cap * sizeof *d);
-        if (!d) return -1;
-        p->v = d;
-        p->cap = cap;
-    }
-    p->ts[p->n] = ts;
-    p->v[p->n] = v;
-    p->n++;
-    return 0;
 }
 
 /* Copy of column i ("" when NULL) into buf; the screen column keeps NULL as NULL. */
@@ -65,7 +41,7 @@ typedef struct cur {
     int has_screen;
 } cur;
 
-static int flush(cur *c, points *p, int (*fn)(void *, const co_day_series *), void *ud)
+static int flush(cur *c, co_points *p, int (*fn)(void *, const co_day_series *), void *ud)
 {
     if (!p->n) return 0;
     co_day_series se = {.site = c->site,
@@ -94,7 +70,7 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
     int rc = -1;
     sqlite3_stmt *st = NULL;
-    points p = {0};
+    co_points p = {0};
     char name[64] = "";
     if (!(st = sq_q_prepare(&q, "SELECT table_name FROM chunks WHERE day = ?1"))) goto out;
     sqlite3_bind_int64(st, 1, day);
@@ -146,7 +122,7 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
             col_copy(st, 6, c->metric, sizeof c->metric, 0);
             col_copy(st, 7, c->labels, sizeof c->labels, 0);
         }
-        if (points_push(&p, sqlite3_column_int64(st, 1), sqlite3_column_double(st, 2)) < 0) {
+        if (co_points_push(&p, sqlite3_column_int64(st, 1), sqlite3_column_double(st, 2)) < 0) {
             cm_seterr(err, errlen, "out of memory");
             free(c);
             goto out;
@@ -163,8 +139,7 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
 out:
     sqlite3_finalize(st);
     sq_q_end(&q);
-    free(p.ts);
-    free(p.v);
+    co_points_free(&p);
     return rc;
 }
 

@@ -7,38 +7,13 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "store_util.h"
 #include "store_pg_int.h"
 
 #define MAX_METRICS 16
 #define DAY_MS 86400000LL
 #define FETCH_ROWS "10000" /* rows per FETCH of the day's cursor */
 #define PUT_ROWS 100       /* compliance rows per INSERT statement */
-
-/* Growable points of the series being read. */
-typedef struct points {
-    int64_t *ts;
-    double *v;
-    size_t n, cap;
-} points;
-
-/* Append one point. 0 or -1 on out of memory. */
-static int points_push(points *p, int64_t ts, double v)
-{
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 256;
-        int64_t *t = realloc(p->ts, cap * sizeof *t);
-        if (!t) return -1;
-        p->ts = t;
-        double *d = realloc(p->v, cap * sizeof *d);
-        if (!d) return -1;
-        p->v = d;
-        p->cap = cap;
-    }
-    p->ts[p->n] = ts;
-    p->v[p->n] = v;
-    p->n++;
-    return 0;
-}
 
 /* The series being read: copies of its row's text columns (rows are freed per FETCH). */
 typedef struct cur {
@@ -56,7 +31,7 @@ static int col_copy(const PGresult *res, int r, int c, char *buf, size_t len)
 }
 
 /* Hand the points of the current series to fn (nothing when none); fn's answer. */
-static int flush(cur *c, points *p, int (*fn)(void *, const co_day_series *), void *ud)
+static int flush(cur *c, co_points *p, int (*fn)(void *, const co_day_series *), void *ud)
 {
     if (!p->n) return 0;
     co_day_series se = {.site = c->site,
@@ -99,7 +74,7 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
     pg_query q;
     if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
     int rc = -1, stop = 0, begun = 0;
-    points pts = {0};
+    co_points pts = {0};
     cur *c = calloc(1, sizeof *c);
     if (!c) {
         cm_seterr(err, errlen, "out of memory");
@@ -126,7 +101,7 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
                 col_copy(res, r, 6, c->metric, sizeof c->metric);
                 col_copy(res, r, 7, c->labels, sizeof c->labels);
             }
-            if (points_push(&pts, pg_int(res, r, 1), pg_real(res, r, 2)) < 0) {
+            if (co_points_push(&pts, pg_int(res, r, 1), pg_real(res, r, 2)) < 0) {
                 PQclear(res);
                 cm_seterr(err, errlen, "out of memory");
                 goto out;
@@ -141,8 +116,7 @@ out:
     if (begun) pg_rollback(&q); /* read only: ends the transaction and its cursor */
     pg_conn_put(&q);
     free(c);
-    free(pts.ts);
-    free(pts.v);
+    co_points_free(&pts);
     return rc;
 }
 

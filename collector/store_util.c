@@ -74,3 +74,27 @@ int co_labels_json(const cm_series *se, char *out, char *err, size_t errlen)
     out[n] = '\0';
     return 0;
 }
+
+int co_points_push(co_points *p, int64_t ts, double v)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        int64_t *t = realloc(p->ts, cap * sizeof *t);
+        if (!t) return -1;
+        p->ts = t;
+        double *d = realloc(p->v, cap * sizeof *d);
+        if (!d) return -1;
+        p->v = d;
+        p->cap = cap;
+    }
+    p->ts[p->n] = ts;
+    p->v[p->n] = v;
+    p->n++;
+    return 0;
+}
+
+void co_points_free(co_points *p)
+{
+    free(p->ts);
+    free(p->v);
+}

@@ -22,4 +22,16 @@ int co_key_build(char **buf, size_t *cap, size_t *len, const char *const *parts,
  * with err naming the series (a label not UTF-8, too long, out of memory). */
 int co_labels_json(const cm_series *se, char *out, char *err, size_t errlen);
 
+/* Growable points (timestamps and values) of a series being read. */
+typedef struct co_points {
+    int64_t *ts;
+    double *v;
+    size_t n, cap;
+} co_points;
+
+/* Append one point. 0 or -1 on out of memory. */
+int co_points_push(co_points *p, int64_t ts, double v);
+/* Free the arrays (the struct is the caller's). */
+void co_points_free(co_points *p);
+
 #endif
