@@ -322,6 +322,21 @@ static int load_retention(co_config *c, cm_conf *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* [collector] trusted_proxies: addresses and networks (proxy.h); absent or empty = none. */
+static int load_trusted_proxies(co_config *c, cm_conf *cf, cm_conf_section *s, char *err,
+                                size_t errlen)
+{
+    cm_conf_entry *e = find_entry(s, "trusted_proxies");
+    if (!e) return 0;
+    e->used = true; /* an empty value is allowed: the explicit default, trust no one */
+    char why[256];
+    if (co_proxies_parse(e->value, &c->trusted_proxies, why, sizeof why) != 0) {
+        cm_conf_errf(cf, e->line, err, errlen, "key 'trusted_proxies' in [collector]: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static int load_collector(co_config *c, cm_conf *cf, char *err, size_t errlen)
 {
     cm_conf_section *s = cm_conf_find(cf, "collector", NULL);
@@ -356,6 +371,8 @@ static int load_collector(co_config *c, cm_conf *cf, char *err, size_t errlen)
     v = (int64_t)c->max_json_depth;
     if (cm_conf_int(cf, s, "max_json_depth", 4, 64, &v, err, errlen) < 0) return -1;
     c->max_json_depth = (size_t)v;
+
+    if (load_trusted_proxies(c, cf, s, err, errlen) < 0) return -1;
 
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     int lvl = (int)c->log_level;
@@ -431,7 +448,10 @@ static int load_store(co_config *c, cm_conf *cf, char *err, size_t errlen)
     c->backend = (co_backend)b;
     const char *p = NULL, *ci = NULL;
     if (cm_conf_str(cf, s, "path", &p, err, errlen) < 0 ||
-        cm_conf_str(cf, s, "conninfo", &ci, err, errlen) < 0)
+        cm_conf_str(cf, s, "conninfo", &ci, err, errlen) < 0 ||
+        cm_conf_int(cf, s, "head_max_points", 1000, 100000000, &c->head_max_points, err, errlen) <
+            0 ||
+        cm_conf_duration(cf, s, "head_max_age", 100, 3600000, &c->head_max_age_ms, err, errlen) < 0)
         return -1;
     if (c->backend == CO_BACKEND_POSTGRESQL) return load_store_pg(c, cf, s, p, ci, err, errlen);
     if (ci) {
@@ -449,8 +469,11 @@ static int load_store(co_config *c, cm_conf *cf, char *err, size_t errlen)
 
 int co_config_open_store(const co_config *c, co_store **out, char *err, size_t errlen)
 {
-    if (c->backend == CO_BACKEND_POSTGRESQL) return co_store_open_pg(out, c->conninfo, err, errlen);
-    return co_store_open_sqlite(out, c->store_path, err, errlen);
+    int rc = c->backend == CO_BACKEND_POSTGRESQL
+                 ? co_store_open_pg(out, c->conninfo, err, errlen)
+                 : co_store_open_sqlite(out, c->store_path, err, errlen);
+    if (rc == 0) co_store_set_head(*out, (size_t)c->head_max_points, c->head_max_age_ms);
+    return rc;
 }
 
 void co_config_store_desc(const co_config *c, char *buf, size_t len)

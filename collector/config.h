@@ -1,4 +1,5 @@
-/* config.h — collector.ini: the [collector] daemon settings and the [store] backend. */
+/* config.h — collector.ini: the [collector] daemon settings (with trusted_proxies, proxy.h),
+ * the [store] backend, [rules], [notify], [upstream], [retention] and [access]. */
 #ifndef CO_CONFIG_H
 #define CO_CONFIG_H
 
@@ -10,6 +11,7 @@
 #include "forward_conf.h"
 #include "log.h"
 #include "notify.h"
+#include "proxy.h"
 
 typedef struct co_store co_store;
 
@@ -36,10 +38,14 @@ typedef struct co_config {
     size_t max_body_bytes;    /* request body limit, compressed and inflated */
     size_t max_json_depth;    /* JSON nesting depth of a batch */
     cm_log_level log_level;
+    co_proxies trusted_proxies; /* peers whose X-Forwarded-For names the client (empty: none) */
     co_backend backend;
-    char *store_path; /* SQLite: the database file, resolved against the ini file's folder */
-    char *conninfo;   /* PostgreSQL: the libpq connection string; may hold a password, so it
-                       * is never logged nor printed (co_config_store_desc says where instead) */
+    char *store_path;        /* SQLite: the database file, resolved against the ini file's folder */
+    char *conninfo;          /* PostgreSQL: the libpq connection string; may hold a password, so it
+                              * is never logged nor printed (co_config_store_desc says where instead) */
+    int64_t head_max_points; /* samples held in memory before they are written out (0: the
+                              * backend's default; store.h co_store_set_head) */
+    int64_t head_max_age_ms; /* ... or once the oldest of them is this old (0: default) */
     /* [rules] */
     bool rules_enabled;   /* judge samples at all (default true) */
     char *rules_dir;      /* resolved; default CINEMON_RULES_DIR */

@@ -298,3 +298,18 @@ json_t *co_store_dash_hall(co_store *s, const co_scope *sc, const char *site, co
 {
     return ops(s)->dash_hall(s, sc, site, screen, err, errlen);
 }
+
+int co_store_set_head(co_store *s, size_t max_points, int64_t max_age_ms)
+{
+    return ops(s)->set_head ? ops(s)->set_head(s, max_points, max_age_ms) : 0;
+}
+
+int co_store_flush(co_store *s, char *err, size_t errlen)
+{
+    return ops(s)->flush ? ops(s)->flush(s, err, errlen) : 0;
+}
+
+int co_store_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
+{
+    return ops(s)->maintain ? ops(s)->maintain(s, now_ms, err, errlen) : 0;
+}

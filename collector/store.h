@@ -256,6 +256,16 @@ int co_store_compliance_rows(co_store *s, const char *day, const char *site, con
 
 /* A trivial read of the database (for /healthz): 0, or -1 with err. */
 int co_store_ping(co_store *s, char *err, size_t errlen);
+/* Samples newer than what a series has in the tables are held in memory (the head, head.h:
+ * logged durably at each commit, written out in one pass sorted by series) until it holds
+ * max_points or its oldest commit is max_age_ms old (0: the defaults, 500,000 points and
+ * 5 minutes); reads include them. A backend without a head ignores this. 0 or -1. */
+int co_store_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
+/* Write the head out to the tables now (also done at close). 0 or -1 with err. */
+int co_store_flush(co_store *s, char *err, size_t errlen);
+/* Housekeeping the writer thread does when idle (about once a second): the head written out
+ * when it is due by age. 0 or -1 with err. Writer thread only. */
+int co_store_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);

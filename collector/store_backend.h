@@ -100,6 +100,10 @@ typedef struct co_store_ops {
                            const char *const *metrics, size_t nmetrics, char *err, size_t errlen);
     json_t *(*dash_hall)(co_store *s, const co_scope *sc, const char *site, const char *screen,
                          char *err, size_t errlen);
+    /* NULL in a backend that writes every sample through (no head) */
+    int (*set_head)(co_store *s, size_t max_points, int64_t max_age_ms);
+    int (*flush)(co_store *s, char *err, size_t errlen);
+    int (*maintain)(co_store *s, int64_t now_ms, char *err, size_t errlen);
 } co_store_ops;
 
 /* The first member of every backend's struct co_store. */

@@ -12,6 +12,7 @@
 #include "store_sqlite_int.h"
 
 #define MAX_METRICS 16
+#define DAY_MS 86400000LL
 
 /* 1 when name is samples_ followed by 8 digits. */
 static int chunk_name_ok(const char *name)
@@ -67,10 +68,11 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
     }
     if (!nmetrics) return 0;
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return -1;
     int rc = -1;
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = NULL, *pts = NULL;
     co_points p = {0};
+    cur *c = NULL;
     char name[64] = "";
     if (!(st = sq_q_prepare(&q, "SELECT table_name FROM chunks WHERE day = ?1"))) goto out;
     sqlite3_bind_int64(st, 1, day);
@@ -84,59 +86,67 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (!name[0]) { /* no samples that day */
-        rc = 0;
-        goto out;
-    }
-    if (!chunk_name_ok(name)) {
-        cm_seterr(err, errlen, "day series: unexpected day table name in chunks");
-        goto out;
-    }
     char sql[1024];
+    if (name[0]) { /* the day's table (none: no samples written out that day) */
+        if (!chunk_name_ok(name)) {
+            cm_seterr(err, errlen, "day series: unexpected day table name in chunks");
+            goto out;
+        }
+        snprintf(sql, sizeof sql, "SELECT ts_ms, value FROM %s WHERE series_id = ?1 ORDER BY ts_ms",
+                 name);
+        if (!(pts = sq_q_prepare(&q, sql))) goto out;
+    }
+    /* every series of the metrics: its points of the day in the table, then in the head */
     int off = snprintf(sql, sizeof sql,
-                       "SELECT x.series_id, x.ts_ms, x.value, d.site, d.device_id, d.screen,"
-                       " s.metric, s.labels FROM %s x JOIN series s ON s.id = x.series_id"
-                       " JOIN devices d ON d.id = s.device_ref WHERE s.metric IN (",
-                       name);
+                       "SELECT s.id, d.site, d.device_id, d.screen, s.metric, s.labels"
+                       " FROM series s JOIN devices d ON d.id = s.device_ref WHERE s.metric IN (");
     for (size_t i = 0; i < nmetrics; i++)
         off += snprintf(sql + off, sizeof sql - (size_t)off, "%s?%zu", i ? ", " : "", i + 1);
-    snprintf(sql + off, sizeof sql - (size_t)off, ") ORDER BY x.series_id, x.ts_ms");
+    snprintf(sql + off, sizeof sql - (size_t)off, ") ORDER BY s.id");
     if (!(st = sq_q_prepare(&q, sql))) goto out;
     for (size_t i = 0; i < nmetrics; i++)
         sq_bind_text(st, (int)i + 1, metrics[i]);
-    cur *c = calloc(1, sizeof *c);
-    if (!c) {
-        cm_seterr(err, errlen, "out of memory");
-        goto out;
-    }
-    int64_t sid = -1;
+    if (!(c = calloc(1, sizeof *c))) goto oom;
     int stop = 0;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
-        if (id != sid) {
-            if ((stop = flush(c, &p, fn, ud)) != 0) break;
-            sid = id;
-            col_copy(st, 3, c->site, sizeof c->site, 0);
-            col_copy(st, 4, c->device, sizeof c->device, 0);
-            c->has_screen = col_copy(st, 5, c->screen, sizeof c->screen, 1) != NULL;
-            col_copy(st, 6, c->metric, sizeof c->metric, 0);
-            col_copy(st, 7, c->labels, sizeof c->labels, 0);
+    while (!stop && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t sid = sqlite3_column_int64(st, 0);
+        p.n = 0;
+        if (pts) {
+            sqlite3_reset(pts);
+            sqlite3_bind_int64(pts, 1, sid);
+            int pr;
+            while ((pr = sqlite3_step(pts)) == SQLITE_ROW)
+                if (co_points_push(&p, sqlite3_column_int64(pts, 0),
+                                   sqlite3_column_double(pts, 1)) < 0)
+                    goto oom;
+            if (pr != SQLITE_DONE) {
+                sq_dberr(q.db, "day series", err, errlen);
+                goto out;
+            }
         }
-        if (co_points_push(&p, sqlite3_column_int64(st, 1), sqlite3_column_double(st, 2)) < 0) {
-            cm_seterr(err, errlen, "out of memory");
-            free(c);
-            goto out;
-        }
+        const co_head_point *hp;
+        size_t hn = co_head_range(q.head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &hp);
+        for (size_t k = 0; k < hn; k++)
+            if (co_points_push(&p, hp[k].ts_ms, hp[k].value) < 0) goto oom;
+        if (!p.n) continue;
+        col_copy(st, 1, c->site, sizeof c->site, 0);
+        col_copy(st, 2, c->device, sizeof c->device, 0);
+        c->has_screen = col_copy(st, 3, c->screen, sizeof c->screen, 1) != NULL;
+        col_copy(st, 4, c->metric, sizeof c->metric, 0);
+        col_copy(st, 5, c->labels, sizeof c->labels, 0);
+        stop = flush(c, &p, fn, ud);
     }
     if (!stop && r != SQLITE_DONE) {
         sq_dberr(q.db, "day series", err, errlen);
-        free(c);
         goto out;
     }
-    if (!stop) stop = flush(c, &p, fn, ud);
-    free(c);
     rc = stop;
+    goto out;
+oom:
+    cm_seterr(err, errlen, "out of memory");
 out:
+    free(c);
+    sqlite3_finalize(pts);
     sqlite3_finalize(st);
     sq_q_end(&q);
     co_points_free(&p);

@@ -231,17 +231,51 @@ static int cinema_alerts(sq_query *q, const char *site, json_t *halls)
     return 0;
 }
 
-/* Latest values of the metrics per hall into halls[].latest. */
+typedef struct by_ts {
+    json_t *o;
+    int64_t ts;
+    size_t i;
+} by_ts;
+
+static int by_ts_cmp(const void *a, const void *b)
+{
+    const by_ts *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Order arr's objects by their ts_ms (stable). 0 or -1 (out of memory). */
+static int sort_by_ts(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    if (n < 2) return 0;
+    by_ts *v = malloc(n * sizeof *v);
+    if (!v) return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        v[i] = (by_ts){json_incref(o), json_integer_value(json_object_get(o, "ts_ms")), i};
+    }
+    qsort(v, n, sizeof *v, by_ts_cmp);
+    json_array_clear(arr);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(arr, v[i].o) < 0) rc = -1;
+    free(v);
+    return rc;
+}
+
+/* Latest values of the metrics per hall into halls[].latest, oldest first (the head's when it
+ * holds a newer one). */
 static int cinema_latest(sq_query *q, const char *site, const char *const *metrics, size_t n,
                          json_t *halls)
 {
-    sqlite3_stmt *st =
-        sq_q_prepare(q, "SELECT d.screen, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
-                        " FROM devices d JOIN series r ON r.device_ref = d.id"
-                        " JOIN latest l ON l.series_id = r.id"
-                        " WHERE d.site = ?1 AND d.screen IS NOT NULL AND d.screen <> ''"
-                        " AND r.metric IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                        " ORDER BY d.screen, l.ts_ms, d.device_id, r.metric, r.labels");
+    sqlite3_stmt *st = sq_q_prepare(
+        q, "SELECT d.screen, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value, r.id"
+           " FROM devices d JOIN series r ON r.device_ref = d.id"
+           " LEFT JOIN latest l ON l.series_id = r.id"
+           " WHERE d.site = ?1 AND d.screen IS NOT NULL AND d.screen <> ''"
+           " AND r.metric IN (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+           " ORDER BY d.screen, d.device_id, r.metric, r.labels");
     if (!st) return -1;
     sq_bind_text(st, 1, site);
     for (size_t i = 0; i < MAX_METRICS; i++)
@@ -249,22 +283,29 @@ static int cinema_latest(sq_query *q, const char *site, const char *const *metri
     int rc;
     size_t pos = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ts;
+        double v;
+        if (!sq_latest_of(q, sqlite3_column_int64(st, 7), sqlite3_column_type(st, 5) != SQLITE_NULL,
+                          sqlite3_column_int64(st, 5), sqlite3_column_double(st, 6), &ts, &v))
+            continue;
         json_t *h = hall_of(halls, st, &pos);
         if (!h) continue;
-        json_t *o =
-            json_pack("{s:o, s:o, s:o, s:o, s:I, s:f}", "device", sq_col_json_str(st, 1), "metric",
-                      sq_col_json_str(st, 2), "labels", col_labels(st, 3), "unit",
-                      sq_col_json_str(st, 4), "ts_ms", (json_int_t)sqlite3_column_int64(st, 5),
-                      "value", sqlite3_column_double(st, 6));
-        if (!o || json_array_append_new(json_object_get(h, "latest"), o) < 0) {
-            sqlite3_finalize(st);
-            cm_seterr(q->err, q->errlen, "out of memory");
-            return -1;
-        }
+        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:f}", "device", sq_col_json_str(st, 1),
+                              "metric", sq_col_json_str(st, 2), "labels", col_labels(st, 3), "unit",
+                              sq_col_json_str(st, 4), "ts_ms", (json_int_t)ts, "value", v);
+        if (!o || json_array_append_new(json_object_get(h, "latest"), o) < 0) goto oom;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return sq_dberr(q->db, "cinema latest", q->err, q->errlen);
+    size_t i;
+    json_t *h;
+    json_array_foreach(halls, i, h) if (sort_by_ts(json_object_get(h, "latest")) < 0) goto oom_done;
     return 0;
+oom:
+    sqlite3_finalize(st);
+oom_done:
+    cm_seterr(q->err, q->errlen, "out of memory");
+    return -1;
 }
 
 json_t *sqlite_dash_cinema(co_store *s, const co_scope *sc, const char *site,
@@ -276,7 +317,7 @@ json_t *sqlite_dash_cinema(co_store *s, const co_scope *sc, const char *site,
         return NULL;
     }
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL, *info = NULL, *halls = NULL;
     if (site_in_scope(&q, sc, site, &info) != 1) goto out;
     sqlite3_stmt *st = sq_q_prepare(
@@ -347,10 +388,11 @@ static int hall_screen(sq_query *q, const char *site, const char *screen, json_t
 static json_t *hall_devices(sq_query *q, const char *site, const char *screen)
 {
     sqlite3_stmt *st = sq_q_prepare(
-        q, "SELECT d.device_id, d.kind, d.vendor, d.model, d.last_seen_ms, r.metric, r.labels,"
-           " r.unit, l.ts_ms, l.value FROM devices d LEFT JOIN series r ON r.device_ref = d.id"
-           " LEFT JOIN latest l ON l.series_id = r.id WHERE d.site = ?1 AND d.screen = ?2"
-           " ORDER BY d.device_id, r.metric, r.labels");
+        q,
+        "SELECT d.device_id, d.kind, d.vendor, d.model, d.last_seen_ms, r.metric, r.labels,"
+        " r.unit, l.ts_ms, l.value, r.id FROM devices d LEFT JOIN series r ON r.device_ref = d.id"
+        " LEFT JOIN latest l ON l.series_id = r.id WHERE d.site = ?1 AND d.screen = ?2"
+        " ORDER BY d.device_id, r.metric, r.labels");
     if (!st) return NULL;
     sq_bind_text(st, 1, site);
     sq_bind_text(st, 2, screen);
@@ -365,11 +407,16 @@ static json_t *hall_devices(sq_query *q, const char *site, const char *screen)
                             "metrics");
             if (!dev || json_array_append_new(arr, dev) < 0) goto oom;
         }
-        if (sqlite3_column_type(st, 8) == SQLITE_NULL) continue; /* no series or no value */
+        int64_t ts;
+        double v;
+        if (sqlite3_column_type(st, 10) == SQLITE_NULL || /* no series */
+            !sq_latest_of(q, sqlite3_column_int64(st, 10),
+                          sqlite3_column_type(st, 8) != SQLITE_NULL, sqlite3_column_int64(st, 8),
+                          sqlite3_column_double(st, 9), &ts, &v))
+            continue; /* or no value */
         json_t *m = json_pack("{s:o, s:o, s:o, s:I, s:f}", "metric", sq_col_json_str(st, 5),
                               "labels", col_labels(st, 6), "unit", sq_col_json_str(st, 7), "ts_ms",
-                              (json_int_t)sqlite3_column_int64(st, 8), "value",
-                              sqlite3_column_double(st, 9));
+                              (json_int_t)ts, "value", v);
         if (!m || json_array_append_new(json_object_get(dev, "metrics"), m) < 0) goto oom;
     }
     if (!arr) goto oom;
@@ -396,7 +443,7 @@ json_t *sqlite_dash_hall(co_store *s, const co_scope *sc, const char *site, cons
         return NULL;
     }
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL, *info = NULL, *scr = NULL, *devs = NULL;
     if (site_in_scope(&q, sc, site, &info) != 1 || hall_screen(&q, site, screen, &scr) != 1 ||
         !(devs = hall_devices(&q, site, screen)))

@@ -19,8 +19,10 @@
 #include <time.h>
 
 #include "errbuf.h"
-#include "store_util.h"
+#include "head.h"
 #include "idmap.h"
+#include "log.h"
+#include "store_util.h"
 #include "timeutil.h"
 
 #define DAY_MS 86400000LL
@@ -30,6 +32,8 @@
 #define READER_POOL 8               /* idle read-only connections kept */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
 #define BUSY_TIMEOUT_MS 5000
+#define HEAD_MAX_POINTS 500000   /* default: points held before the head is written out */
+#define HEAD_MAX_AGE_MS 300000LL /* default: oldest commit held before it is written out */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -64,6 +68,9 @@ enum {
     ST_GAP_BELOW,
     ST_GAP_DELETE,
     ST_GAP_INSERT,
+    ST_LATEST_TS,
+    ST_HEAD_LOG,
+    ST_HEAD_CLEAR,
     ST_COUNT
 };
 
@@ -130,6 +137,9 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_GAP_DELETE] = "DELETE FROM gaps WHERE agent_id = ?1 AND from_seq = ?2",
     [ST_GAP_INSERT] = "INSERT INTO gaps(agent_id, from_seq, to_seq, reason, reported_ms) "
                       "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [ST_LATEST_TS] = "SELECT ts_ms FROM latest WHERE series_id = ?1",
+    [ST_HEAD_LOG] = "INSERT INTO head_log(data) VALUES(?1)",
+    [ST_HEAD_CLEAR] = "DELETE FROM head_log",
 };
 
 /* Schema migrations: migration[i] takes user_version i to i + 1, run in one transaction. */
@@ -239,6 +249,10 @@ static const char *const migration[] = {
     "CREATE INDEX devices_by_screen ON devices(site, screen, last_seen_ms);"
     "DROP INDEX compliance_by_day;"
     "CREATE INDEX compliance_by_day_site ON compliance(day, site, quantity, in_ms, measured_ms);",
+    /* 7 -> 8: the head's log (head.h): the samples of each transaction not yet written to the
+     * day tables, roll-ups and latest values, one record per transaction; emptied by the
+     * flush that writes them out, replayed at start. */
+    "CREATE TABLE head_log(id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -249,9 +263,12 @@ typedef struct chunk {
     uint64_t used; /* LRU tick */
 } chunk;
 
-typedef struct touch {
-    int64_t ref;
-} touch;
+/* What the head's flush passes to each series. */
+typedef struct sq_flush_ctx {
+    co_store *s;
+    char *err;
+    size_t errlen;
+} sq_flush_ctx;
 
 /* The samples one transaction added to one series' minute, or `redo` when a stored sample
  * was replaced (the minute is then recomputed from the samples). */
@@ -284,6 +301,10 @@ struct co_store {
     size_t nacc, acccap;
     uint32_t *accidx; /* open addressing: index + 1 into acc, 0 = empty */
     size_t accidxcap;
+    /* samples not yet in the tables (head.h): its own lock for readers */
+    co_head *hd;
+    size_t head_max_points;
+    int64_t head_max_age_ms;
 
     pthread_mutex_t rmu; /* guards the reader pool */
     sqlite3 *idle[READER_POOL];
@@ -418,6 +439,9 @@ static void reader_put(co_store *s, sqlite3 *db)
     if (db) sqlite3_close(db);
 }
 
+static int head_recover(co_store *s, char *err, size_t errlen);
+static int head_flush(co_store *s, char *err, size_t errlen);
+
 static void chunks_drop(co_store *s)
 {
     for (size_t i = 0; i < s->nchunks; i++) {
@@ -430,6 +454,12 @@ static void chunks_drop(co_store *s)
 void sqlite_close(co_store *s)
 {
     if (!s) return;
+    if (s->w && s->hd && s->st[ST_COUNT - 1]) {
+        char err[256];
+        /* what is not written out stays in the log and is written out at the next open */
+        if (head_flush(s, err, sizeof err) < 0)
+            cm_log(CM_LOG_ERROR, "store: writing the head out at close: %s", err);
+    }
     for (size_t i = 0; i < s->nidle; i++)
         sqlite3_close(s->idle[i]);
     chunks_drop(s);
@@ -443,6 +473,7 @@ void sqlite_close(co_store *s)
     free(s->acc);
     free(s->accidx);
     free(s->path);
+    co_head_free(s->hd);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->rmu);
     free(s);
@@ -497,6 +528,9 @@ static const co_store_ops sqlite_ops = {
     .dash_overview = sqlite_dash_overview,
     .dash_cinema = sqlite_dash_cinema,
     .dash_hall = sqlite_dash_hall,
+    .set_head = sqlite_set_head,
+    .flush = sqlite_flush,
+    .maintain = sqlite_maintain,
 };
 
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen)
@@ -511,8 +545,13 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
         return -1;
     }
     co_store *s = calloc(1, sizeof *s);
-    if (s) s->head.ops = &sqlite_ops;
-    if (!s || !(s->path = strdup(path))) {
+    if (s) {
+        s->head.ops = &sqlite_ops;
+        s->head_max_points = HEAD_MAX_POINTS;
+        s->head_max_age_ms = HEAD_MAX_AGE_MS;
+    }
+    if (!s || !(s->path = strdup(path)) || !(s->hd = co_head_new())) {
+        if (s) free(s->path);
         free(s);
         cm_seterr(err, errlen, "out of memory");
         return -1;
@@ -555,6 +594,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
             sq_dberr(s->w, st_sql[i], err, errlen);
             goto fail;
         }
+    if (head_recover(s, err, errlen) < 0) goto fail;
     /* Prove now that readers can open the file, not at the first query. */
     sqlite3 *r = reader_open(s, err, errlen);
     if (!r) goto fail;
@@ -923,6 +963,9 @@ static int point_put(co_store *s, int64_t sid, const cm_point *p, char *err, siz
     return acc_add(s, sid, p->ts_ms, p->value, 1, err, errlen);
 }
 
+static int watermark(co_store *s, int64_t sid, int64_t *wm, char *err, size_t errlen);
+static int latest_put(co_store *s, int64_t sid, int64_t ts, double v, char *err, size_t errlen);
+
 static int series_write(co_store *s, const char *site, const cm_series *se, int64_t now, char *err,
                         size_t errlen)
 {
@@ -938,19 +981,54 @@ static int series_write(co_store *s, const char *site, const cm_series *se, int6
             return -1;
         }
     }
-    int64_t dev, sid;
+    int64_t dev, sid, wm;
     if (device_ref(s, site, NULL, se->device, now, &dev, err, errlen) < 0) return -1;
     if (series_ref(s, site, se, dev, &sid, err, errlen) < 0) return -1;
     if (!se->npoints) return 0;
-    const cm_point *newest = &se->points[0];
+    if (watermark(s, sid, &wm, err, errlen) < 0) return -1;
+    /* newer than everything in the tables: to the head; else (late or replaced) written now */
+    const cm_point *newest = NULL;
     for (size_t j = 0; j < se->npoints; j++) {
-        if (point_put(s, sid, &se->points[j], err, errlen) < 0) return -1;
-        if (se->points[j].ts_ms >= newest->ts_ms) newest = &se->points[j];
+        const cm_point *p = &se->points[j];
+        if (p->ts_ms > wm) {
+            if (co_head_stage(s->hd, sid, p->ts_ms, p->value) < 0) {
+                cm_seterr(err, errlen, "out of memory (head)");
+                return -1;
+            }
+            continue;
+        }
+        if (point_put(s, sid, p, err, errlen) < 0) return -1;
+        if (!newest || p->ts_ms >= newest->ts_ms) newest = p;
     }
+    if (!newest) return 0;
+    return latest_put(s, sid, newest->ts_ms, newest->value, err, errlen);
+}
+
+/* The newest point of series sid in the tables (INT64_MIN: none), read once per process:
+ * every point of the series newer than it goes to the head. */
+static int watermark(co_store *s, int64_t sid, int64_t *wm, char *err, size_t errlen)
+{
+    if (co_head_watermark(s->hd, sid, wm)) return 0;
+    sqlite3_stmt *st = s->st[ST_LATEST_TS];
+    sqlite3_bind_int64(st, 1, sid);
+    int rc = sqlite3_step(st);
+    *wm = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return sq_dberr(s->w, "watermark", err, errlen);
+    if (co_head_set_watermark(s->hd, sid, *wm) < 0) {
+        cm_seterr(err, errlen, "out of memory (watermarks)");
+        return -1;
+    }
+    return 0;
+}
+
+/* latest = (ts, v) unless a newer point is stored. */
+static int latest_put(co_store *s, int64_t sid, int64_t ts, double v, char *err, size_t errlen)
+{
     sqlite3_stmt *st = s->st[ST_LATEST];
     sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, newest->ts_ms);
-    sqlite3_bind_double(st, 3, newest->value);
+    sqlite3_bind_int64(st, 2, ts);
+    sqlite3_bind_double(st, 3, v);
     return sq_step_done(s->w, st, "latest upsert", err, errlen);
 }
 
@@ -1199,7 +1277,8 @@ static int batch_write(co_store *s, const cm_batch *b, int64_t now, co_batch_res
     return 0;
 }
 
-/* After a rollback: ids cached during the transaction and chunk tables it created are gone. */
+/* After a rollback: ids cached during the transaction, chunk tables it created and the
+ * points it staged are gone; watermarks are read again. */
 static void after_rollback(co_store *s)
 {
     if (!sqlite3_get_autocommit(s->w)) sq_step_done(s->w, s->st[ST_ROLLBACK], "rollback", NULL, 0);
@@ -1207,6 +1286,96 @@ static void after_rollback(co_store *s)
     co_idmap_clear(&s->devmap);
     co_idmap_clear(&s->sermap);
     acc_clear(s);
+    co_head_abort(s->hd);
+    co_head_forget_watermarks(s->hd);
+}
+
+/* Write the open transaction's day-table row counts and roll-up deltas. */
+static int tables_finish(co_store *s, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (chunk_flush(s, &s->chunks[i], err, errlen) < 0) return -1;
+    return rollup_flush(s, err, errlen);
+}
+
+/* Commit the open transaction; the staged points join the head in the same step for readers.
+ * flushed: the transaction wrote the whole head out (the head is then emptied). 0 or -1 (the
+ * transaction is still open: the caller rolls back). */
+static int head_commit(co_store *s, int flushed, char *err, size_t errlen)
+{
+    co_head_wrlock(s->hd);
+    if (co_head_reserve_locked(s->hd) < 0) {
+        co_head_unlock(s->hd);
+        cm_seterr(err, errlen, "out of memory (head)");
+        return -1;
+    }
+    if (sq_step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) {
+        co_head_unlock(s->hd);
+        return -1;
+    }
+    if (flushed)
+        co_head_clear_locked(s->hd);
+    else
+        co_head_commit_locked(s->hd);
+    co_head_unlock(s->hd);
+    return 0;
+}
+
+/* One series of the head written out: its samples, roll-ups and latest value. */
+static int flush_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
+{
+    sq_flush_ctx *c = ud;
+    for (size_t i = 0; i < n; i++) {
+        cm_point pt = {.ts_ms = p[i].ts_ms, .value = p[i].value};
+        if (point_put(c->s, sid, &pt, c->err, c->errlen) < 0) return -1;
+    }
+    return latest_put(c->s, sid, p[n - 1].ts_ms, p[n - 1].value, c->err, c->errlen);
+}
+
+/* Write the whole head to the tables, sorted by series and time, and empty its log, in one
+ * transaction. Writer lock held. 0 or -1 (the head and its log are kept). */
+static int head_flush(co_store *s, char *err, size_t errlen)
+{
+    if (!co_head_points(s->hd)) return 0;
+    sq_flush_ctx c = {s, err, errlen};
+    if (err && errlen) err[0] = '\0';
+    if (sq_step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
+    if (co_head_each(s->hd, flush_series, &c) != 0) {
+        if (err && errlen && !err[0]) cm_seterr(err, errlen, "out of memory (head flush)");
+        goto fail;
+    }
+    if (tables_finish(s, err, errlen) < 0) goto fail;
+    if (sq_step_done(s->w, s->st[ST_HEAD_CLEAR], "head log", err, errlen) < 0) goto fail;
+    if (head_commit(s, 1, err, errlen) < 0) goto fail;
+    return 0;
+fail:
+    after_rollback(s);
+    return -1;
+}
+
+/* The staged points as one record of the head's log, in the open transaction. */
+static int head_log_append(co_store *s, char *err, size_t errlen)
+{
+    unsigned char *rec;
+    size_t len;
+    if (co_head_encode(s->hd, &rec, &len) < 0) {
+        cm_seterr(err, errlen, "out of memory (head log)");
+        return -1;
+    }
+    sqlite3_stmt *st = s->st[ST_HEAD_LOG];
+    sqlite3_bind_blob64(st, 1, rec, len, SQLITE_STATIC);
+    int rc = sq_step_done(s->w, st, "head log", err, errlen);
+    sqlite3_clear_bindings(st);
+    free(rec);
+    return rc;
+}
+
+/* 1 when the head holds enough points, or old enough ones, to be written out. */
+static int head_due(const co_store *s, int64_t now)
+{
+    int64_t since = co_head_since_ms(s->hd);
+    return co_head_points(s->hd) >= s->head_max_points ||
+           (since && now - since >= s->head_max_age_ms);
 }
 
 int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
@@ -1218,16 +1387,82 @@ int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_resul
     if (sq_step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
     for (size_t i = 0; i < n; i++)
         if (batch_write(s, batches[i], now, &result[i], err, errlen) < 0) goto fail;
-    for (size_t i = 0; i < s->nchunks; i++)
-        if (chunk_flush(s, &s->chunks[i], err, errlen) < 0) goto fail;
-    if (rollup_flush(s, err, errlen) < 0) goto fail;
-    if (sq_step_done(s->w, s->st[ST_COMMIT], "commit", err, errlen) < 0) goto fail;
+    if (tables_finish(s, err, errlen) < 0) goto fail;
+    if (co_head_staged(s->hd) && head_log_append(s, err, errlen) < 0) goto fail;
+    if (head_commit(s, 0, err, errlen) < 0) goto fail;
+    if (head_due(s, now)) {
+        char ferr[256];
+        /* the batches are committed (in the log) whatever happens here: retried next time */
+        if (head_flush(s, ferr, sizeof ferr) < 0)
+            cm_log_limited("head-flush", 60, CM_LOG_ERROR, "store: writing the head out: %s", ferr);
+    }
     pthread_mutex_unlock(&s->wmu);
     return 0;
 fail:
     after_rollback(s);
     pthread_mutex_unlock(&s->wmu);
     return -1;
+}
+
+int sqlite_set_head(co_store *s, size_t max_points, int64_t max_age_ms)
+{
+    pthread_mutex_lock(&s->wmu);
+    s->head_max_points = max_points ? max_points : HEAD_MAX_POINTS;
+    s->head_max_age_ms = max_age_ms > 0 ? max_age_ms : HEAD_MAX_AGE_MS;
+    pthread_mutex_unlock(&s->wmu);
+    return 0;
+}
+
+int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->wmu);
+    int rc = head_due(s, now_ms) ? head_flush(s, err, errlen) : 0;
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+int sqlite_flush(co_store *s, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->wmu);
+    int rc = head_flush(s, err, errlen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+/* At open: the log's records back into the head (they were committed, not yet written
+ * out), then written out. A record that cannot be read stops the open: it is data. */
+static int head_recover(co_store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sq_prepare(s->w, "SELECT id, data FROM head_log ORDER BY id", &st, err, errlen) < 0)
+        return -1;
+    int rc;
+    char why[160];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (co_head_replay(s->hd, sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                           why, sizeof why) < 0) {
+            cm_seterr(err, errlen, "%s: head_log row %lld: %s", s->path,
+                      (long long)sqlite3_column_int64(st, 0), why);
+            sqlite3_finalize(st);
+            co_head_abort(s->hd);
+            return -1;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        co_head_abort(s->hd);
+        return sq_dberr(s->w, "head log", err, errlen);
+    }
+    co_head_wrlock(s->hd);
+    rc = co_head_reserve_locked(s->hd);
+    if (rc == 0) co_head_commit_locked(s->hd);
+    co_head_unlock(s->hd);
+    if (rc < 0) {
+        co_head_abort(s->hd);
+        cm_seterr(err, errlen, "out of memory (head)");
+        return -1;
+    }
+    return head_flush(s, err, errlen);
 }
 
 /* ---------------------------------------------------------------- tokens */
@@ -1313,13 +1548,34 @@ int sqlite_token_lookup(co_store *s, const char *hash_hex, char *agent_id, size_
 
 int sq_q_begin(sq_query *q, co_store *s, char *err, size_t errlen)
 {
-    *q = (sq_query){s, NULL, err, errlen};
+    *q = (sq_query){s, NULL, err, errlen, NULL};
     if (!(q->db = reader_get(s, err, errlen))) return -1;
     if (sq_exec_sql(q->db, "BEGIN", err, errlen) < 0) {
         reader_put(s, q->db);
         return -1;
     }
     return 0;
+}
+
+int sq_q_begin_head(sq_query *q, co_store *s, char *err, size_t errlen)
+{
+    co_head_rdlock(s->hd); /* before BEGIN: the snapshot is taken by the first read */
+    if (sq_q_begin(q, s, err, errlen) < 0) {
+        co_head_unlock(s->hd);
+        return -1;
+    }
+    q->head = s->hd;
+    return 0;
+}
+
+int sq_latest_of(const sq_query *q, int64_t sid, int has_row, int64_t row_ts, double row_v,
+                 int64_t *ts, double *v)
+{
+    if (q->head && co_head_latest(q->head, sid, ts, v)) return 1;
+    if (!has_row) return 0;
+    *ts = row_ts;
+    *v = row_v;
+    return 1;
 }
 
 sqlite3 *sq_writer_lock(co_store *s)
@@ -1336,6 +1592,8 @@ void sq_writer_unlock(co_store *s)
 void sq_q_end(sq_query *q)
 {
     reader_put(q->s, q->db); /* rolls the read transaction back */
+    if (q->head) co_head_unlock(q->head);
+    q->head = NULL;
 }
 
 sqlite3_stmt *sq_q_prepare(sq_query *q, const char *sql)
@@ -1833,13 +2091,12 @@ json_t *sqlite_events(co_store *s, const char *site, const char *device, const c
     return res;
 }
 
-static json_t *latest_row(sqlite3_stmt *st)
+static json_t *latest_row(sqlite3_stmt *st, int64_t ts, double v)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", sq_col_json_str(st, 0),
                      "device", sq_col_json_str(st, 1), "metric", sq_col_json_str(st, 2), "labels",
                      col_json_labels(st, 3), "unit", sq_col_json_str(st, 4), "ts_ms",
-                     (json_int_t)sqlite3_column_int64(st, 5), "value",
-                     sqlite3_column_double(st, 6));
+                     (json_int_t)ts, "value", v);
 }
 
 json_t *sqlite_latest(co_store *s, const char *site, const char *device, const char *metric,
@@ -1850,21 +2107,42 @@ json_t *sqlite_latest(co_store *s, const char *site, const char *device, const c
         return NULL;
     }
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     sqlite3_stmt *st = sq_q_prepare(
-        &q,
-        "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
-        " FROM devices d JOIN series r ON r.device_ref = d.id JOIN latest l ON l.series_id = r.id"
-        " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = ?3)"
-        " AND " CO_SCOPE_SQL("d.site", "?4", "?5") " ORDER BY d.site, r.metric, r.labels");
-    if (st) {
-        sq_bind_text(st, 1, site);
-        sq_bind_text(st, 2, device);
-        sq_bind_text(st, 3, metric);
-        sq_bind_scope(st, 4, 5, sc);
-        res = sq_q_rows(&q, st, latest_row);
+        &q, "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value, r.id"
+            " FROM devices d JOIN series r ON r.device_ref = d.id"
+            " LEFT JOIN latest l ON l.series_id = r.id"
+            " WHERE d.device_id = ?2 AND (?1 IS NULL OR d.site = ?1) AND (?3 IS NULL OR r.metric = "
+            "?3) AND " CO_SCOPE_SQL("d.site", "?4", "?5") " ORDER BY d.site, r.metric, r.labels");
+    if (!st) goto out;
+    sq_bind_text(st, 1, site);
+    sq_bind_text(st, 2, device);
+    sq_bind_text(st, 3, metric);
+    sq_bind_scope(st, 4, 5, sc);
+    if (!(res = json_array())) goto oom;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ts;
+        double v;
+        /* a series with no point yet anywhere is not listed */
+        if (!sq_latest_of(&q, sqlite3_column_int64(st, 7),
+                          sqlite3_column_type(st, 5) != SQLITE_NULL, sqlite3_column_int64(st, 5),
+                          sqlite3_column_double(st, 6), &ts, &v))
+            continue;
+        if (json_array_append_new(res, latest_row(st, ts, v)) < 0) goto oom;
     }
+    if (rc != SQLITE_DONE) {
+        sq_dberr(q.db, "latest", err, errlen);
+        json_decref(res);
+        res = NULL;
+    }
+    goto out;
+oom:
+    cm_seterr(err, errlen, "out of memory");
+    json_decref(res);
+    res = NULL;
+out:
     sqlite3_finalize(st);
     sq_q_end(&q);
     return res;
@@ -1953,7 +2231,7 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
         return NULL;
     }
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return NULL;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL;
     qseries *qs = NULL;
     size_t nqs = 0, cap = 0;
@@ -1988,11 +2266,12 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
     }
     if (r->step_ms) { /* roll-ups: [bucket, avg, min, max, count] */
         if (!(res = json_array())) goto oom;
+        co_buckets bk = {0};
         const char *sql =
             r->step_ms == HOUR_MS
-                ? "SELECT bucket_ms, sum / n, min, max, n FROM rollup_1h WHERE series_id = ?1"
+                ? "SELECT bucket_ms, sum, min, max, n FROM rollup_1h WHERE series_id = ?1"
                   " AND bucket_ms BETWEEN ?2 AND ?3 ORDER BY bucket_ms DESC LIMIT ?4"
-                : "SELECT bucket_ms, sum / n, min, max, n FROM rollup_1m WHERE series_id = ?1"
+                : "SELECT bucket_ms, sum, min, max, n FROM rollup_1m WHERE series_id = ?1"
                   " AND bucket_ms BETWEEN ?2 AND ?3 ORDER BY bucket_ms DESC LIMIT ?4";
         sqlite3_stmt *rs = sq_q_prepare(&q, sql);
         if (!rs) {
@@ -2003,49 +2282,58 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
         /* clamp first: rounding INT64_MIN down would overflow */
         int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
         from = co_floor_div(from, r->step_ms) * r->step_ms;
+        int64_t to = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
         for (size_t i = 0; i < nqs; i++) {
-            /* newest first (the limit keeps the newest), turned around below */
-            json_t *desc = json_array(), *pts = json_array();
-            if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) {
-                json_decref(desc);
-                goto oom_rs;
-            }
-            if (!desc) goto oom_rs;
+            json_t *pts = json_array();
+            if (!pts || json_object_set_new(qs[i].obj, "points", pts) < 0) goto oom_rs;
             json_object_set_new(qs[i].obj, "step_ms", json_integer(r->step_ms));
+            /* the tables' buckets newest first (the limit keeps the newest), then the head's */
+            bk.n = 0;
             sqlite3_reset(rs);
             sqlite3_bind_int64(rs, 1, qs[i].id);
             sqlite3_bind_int64(rs, 2, from);
             sqlite3_bind_int64(rs, 3, r->to_ms);
             sqlite3_bind_int64(rs, 4, r->limit ? (int64_t)r->limit : -1);
             while ((rc = sqlite3_step(rs)) == SQLITE_ROW)
-                if (json_array_append_new(
-                        desc, json_pack("[I, f, f, f, I]", (json_int_t)sqlite3_column_int64(rs, 0),
-                                        sqlite3_column_double(rs, 1), sqlite3_column_double(rs, 2),
-                                        sqlite3_column_double(rs, 3),
-                                        (json_int_t)sqlite3_column_int64(rs, 4))) < 0) {
-                    json_decref(desc);
+                if (co_buckets_push(&bk, sqlite3_column_int64(rs, 0), sqlite3_column_int64(rs, 4),
+                                    sqlite3_column_double(rs, 1), sqlite3_column_double(rs, 2),
+                                    sqlite3_column_double(rs, 3)) < 0)
                     goto oom_rs;
-                }
-            for (size_t j = json_array_size(desc); j-- > 0;)
-                if (json_array_append(pts, json_array_get(desc, j)) < 0) {
-                    json_decref(desc);
-                    goto oom_rs;
-                }
-            json_decref(desc);
             if (rc != SQLITE_DONE) {
                 sq_dberr(q.db, "roll-ups", err, errlen);
                 sqlite3_finalize(rs);
+                co_buckets_free(&bk);
                 json_decref(res);
                 res = NULL;
                 goto out;
             }
+            const co_head_point *hp;
+            size_t hn =
+                co_head_range(q.head, qs[i].id, from,
+                              co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hp);
+            if (co_buckets_add_points(&bk, hp, hn, r->step_ms, r->limit) < 0 ||
+                co_buckets_json(&bk, pts) < 0)
+                goto oom_rs;
             if (json_array_append(res, qs[i].obj) < 0) goto oom_rs;
         }
         sqlite3_finalize(rs);
+        co_buckets_free(&bk);
         goto out;
     oom_rs:
         sqlite3_finalize(rs);
+        co_buckets_free(&bk);
         goto oom;
+    }
+    /* the head's points first: newer than any in the tables */
+    {
+        int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
+        int64_t to = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
+        for (size_t i = 0; i < nqs; i++) {
+            const co_head_point *hp;
+            size_t hn = co_head_range(q.head, qs[i].id, from, to, &hp);
+            for (size_t j = hn; j-- > 0 && !(r->limit && qs[i].n >= r->limit);)
+                if (qseries_push(&qs[i], hp[j].ts_ms, hp[j].value) < 0) goto oom;
+        }
     }
     if (series_points(&q, qs, nqs, r) < 0) goto out;
     if (!(res = json_array())) goto oom;
@@ -2088,13 +2376,14 @@ int sqlite_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devic
                   size_t errlen)
 {
     sq_query q;
-    if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
+    if (sq_q_begin_head(&q, s, err, errlen) < 0) return -1;
     int64_t a = 0, b = 0, c = 0;
     int rc = q_int(&q, "SELECT coalesce(sum(rows), 0) FROM chunks", &a) < 0 ||
                      q_int(&q, "SELECT count(*) FROM series", &b) < 0 ||
                      q_int(&q, "SELECT count(*) FROM devices", &c) < 0
                  ? -1
                  : 0;
+    a += (int64_t)co_head_points(q.head); /* samples not written out yet */
     sq_q_end(&q);
     if (samples) *samples = a;
     if (series) *series = b;

@@ -18,6 +18,7 @@ typedef struct sq_query {
     sqlite3 *db;
     char *err;
     size_t errlen;
+    struct co_head *head; /* read-locked for the whole query (sq_q_begin_head), or NULL */
 } sq_query;
 
 /* err = "sqlite: what: <message>"; returns -1. */
@@ -39,7 +40,15 @@ void sq_writer_unlock(co_store *s);
 /* Begin a read transaction on a pooled connection; end it (rolls back, returns the
  * connection). */
 int sq_q_begin(sq_query *q, co_store *s, char *err, size_t errlen);
+/* The same for a query that reads samples, latest values or roll-ups: it also holds the
+ * head's read lock (q->head) from before its first table read until sq_q_end, so that the
+ * tables and the head it sees agree (a flush is seen wholly or not at all). */
+int sq_q_begin_head(sq_query *q, co_store *s, char *err, size_t errlen);
 void sq_q_end(sq_query *q);
+/* The newest point of series sid: the head's when it holds one (1), else the table's when
+ * has_row (1), else 0. */
+int sq_latest_of(const sq_query *q, int64_t sid, int has_row, int64_t row_ts, double row_v,
+                 int64_t *ts, double *v);
 /* Prepare on the query's connection; NULL with q->err set. */
 sqlite3_stmt *sq_q_prepare(sq_query *q, const char *sql);
 /* Column i as a JSON string / integer (null when NULL). */
@@ -85,6 +94,9 @@ int sqlite_operator_add(co_store *s, const char *hash_hex, const char *name, con
 int sqlite_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t name_len,
                            char *site, size_t site_len, char *err, size_t errlen);
 int sqlite_ping(co_store *s, char *err, size_t errlen);
+int sqlite_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
+int sqlite_flush(co_store *s, char *err, size_t errlen);
+int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
 int sqlite_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                   size_t errlen);
 int sqlite_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,

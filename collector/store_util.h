@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "batch.h"
+#include "head.h"
 
 /* Canonical labels JSON (compact, sorted keys), bytes at most, terminator included. */
 #define CO_LABELS_MAX 16384
@@ -33,5 +36,35 @@ typedef struct co_points {
 int co_points_push(co_points *p, int64_t ts, double v);
 /* Free the arrays (the struct is the caller's). */
 void co_points_free(co_points *p);
+
+/* Roll-up buckets of a series being read, newest first: the tables' rows, then the head's
+ * points added. */
+typedef struct co_bucket {
+    int64_t bucket, n;
+    double sum, min, max;
+} co_bucket;
+typedef struct co_buckets {
+    co_bucket *b;
+    size_t n, cap;
+} co_buckets;
+
+/* Append a bucket (older than those held). 0 or -1 on out of memory. */
+int co_buckets_push(co_buckets *b, int64_t bucket, int64_t n, double sum, double min, double max);
+/* Add points (in time order) by buckets of step ms: into a bucket held or as new ones; then
+ * keep the newest `limit` (0 = all). 0 or -1 on out of memory. */
+int co_buckets_add_points(co_buckets *b, const co_head_point *p, size_t n, int64_t step,
+                          size_t limit);
+/* Append the buckets oldest first to arr as [bucket_ms, avg, min, max, count]. 0 or -1. */
+int co_buckets_json(const co_buckets *b, json_t *arr);
+/* Free the array (the struct is the caller's). */
+void co_buckets_free(co_buckets *b);
+
+/* Merge points held in the head (n, in time order) into p (in time order): one point per
+ * timestamp, the head's value where both hold one. 0 or -1 (out of memory). */
+int co_points_merge(co_points *p, const co_head_point *h, size_t n);
+
+/* Order the objects of arr by their "ts_ms" (stable: equal times keep their order). 0 or -1
+ * (out of memory). */
+int co_json_sort_by_ts(json_t *arr);
 
 #endif

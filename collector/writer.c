@@ -4,13 +4,18 @@
  * When a group fails, its batches are retried one by one, so one bad batch fails alone. */
 #include "writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
+#include "timeutil.h"
+
 #define DEFAULT_GROUP 256
+#define MAINTAIN_S 1 /* idle this long: the store's housekeeping */
 #define SLOT_ERR 256
 
 /* One waiting submitter; lives on the submitter's stack until done is set. */
@@ -112,8 +117,18 @@ static void *writer_main(void *arg)
     co_writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stop)
-            pthread_cond_wait(&w->work, &w->mu);
+        while (!w->head && !w->stop) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_sec += MAINTAIN_S;
+            if (pthread_cond_timedwait(&w->work, &w->mu, &until) != ETIMEDOUT) continue;
+            /* idle: the store's housekeeping (its head written out when due) */
+            pthread_mutex_unlock(&w->mu);
+            char err[SLOT_ERR];
+            if (co_store_maintain(w->store, cm_now_ms(), err, sizeof err) < 0)
+                cm_log_limited("writer-maintain", 60, CM_LOG_ERROR, "writer: %s", err);
+            pthread_mutex_lock(&w->mu);
+        }
         if (!w->head) break; /* stopping and drained */
         size_t n = 0;
         while (w->head && n < w->max_group) {
@@ -170,7 +185,11 @@ int co_writer_start(co_writer **out, co_store *s, size_t max_group, char *err, s
         return -1;
     }
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the idle wait's clock */
+    pthread_cond_init(&w->work, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc) {
         snprintf(err, errlen, "writer: cannot start thread: %s", strerror(rc));

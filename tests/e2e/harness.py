@@ -376,6 +376,30 @@ def module_cache(key, factory):
 
 # ---------------------------------------------------------------- HTTP
 
+def head_log_points(records):
+    """Samples in head_log records (collector/head.c: "CH1", a varint count, the points): the
+    samples a store has committed and not yet written out to its tables."""
+    n = 0
+    for rec in records:
+        rec = bytes(rec)
+        assert rec[:3] == b"CH1", f"not a head record: {rec[:8]!r}"
+        count, shift = 0, 0
+        for byte in rec[3:13]:
+            count |= (byte & 0x7f) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        n += count
+    return n
+
+
+def sqlite_stored_samples(db):
+    """Samples an open SQLite connection's store holds: its day tables' rows plus those
+    committed to the head's log and not yet written out (exactly one of the two holds each)."""
+    rows = db.execute("SELECT coalesce(sum(rows), 0) FROM chunks").fetchone()[0]
+    return rows + head_log_points(r[0] for r in db.execute("SELECT data FROM head_log"))
+
+
 def request(method, url, body=None, headers=None, timeout=15):
     """One HTTP request. body: bytes, str or a JSON-able object. Returns
     (status, parsed JSON or None, raw bytes, headers dict with lower-case keys)."""

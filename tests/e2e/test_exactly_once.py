@@ -83,7 +83,7 @@ def audit(env, coll, records):
     try:
         rows = db.execute("SELECT first_seq, last_seq, samples FROM batches WHERE agent_id = ?"
                           " ORDER BY first_seq", (AGENT,)).fetchall()
-        samples_rows = db.execute("SELECT coalesce(sum(rows), 0) FROM chunks").fetchone()[0]
+        samples_rows = harness.sqlite_stored_samples(db)
     finally:
         db.close()
     covered = []

@@ -180,10 +180,14 @@ static inline int fx_is_pg(const store_fx *f)
     } while (0)
 
 /* The integer in the first column of the one row of a query on the store's database (a
- * PostgreSQL boolean reads as 1 / 0, NULL as 0); the test fails on any error or no row. */
+ * PostgreSQL boolean reads as 1 / 0, NULL as 0); the test fails on any error or no row. The
+ * store's head (samples held in memory, head.h) is written out first: the query looks at the
+ * tables. */
 static inline int64_t fx_sql_int(store_fx *f, const char *sql)
 {
     int64_t v = 0;
+    char ferr[256] = "";
+    if (f->s && co_store_flush(f->s, ferr, sizeof ferr) < 0) fail_msg("flush: %s", ferr);
     if (f->pg) {
         PGresult *r = PQexec(f->db, sql);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {

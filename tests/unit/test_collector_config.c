@@ -70,7 +70,9 @@ static void test_valid_file(void **st)
                               "log_level = debug\n"
                               "[store]\n"
                               "backend = sqlite\n"
-                              "path = /var/lib/cinemon/c.db\n");
+                              "path = /var/lib/cinemon/c.db\n"
+                              "head_max_points = 250000\n"
+                              "head_max_age = 90s\n");
     assert_int_equal(co_config_load(&c, p, err, sizeof err), 0);
     assert_string_equal(c.listen, "0.0.0.0:9090");
     assert_int_equal(c.addr.ss_family, AF_INET);
@@ -83,6 +85,8 @@ static void test_valid_file(void **st)
     assert_int_equal(c.log_level, CM_LOG_DEBUG);
     assert_int_equal(c.backend, CO_BACKEND_SQLITE);
     assert_string_equal(c.store_path, "/var/lib/cinemon/c.db");
+    assert_int_equal(c.head_max_points, 250000);
+    assert_int_equal(c.head_max_age_ms, 90000);
     co_config_free(&c);
     cleanup();
 }
@@ -102,6 +106,8 @@ static void test_defaults(void **st)
     assert_int_equal(c.log_level, CM_LOG_INFO);
     snprintf(want, sizeof want, "%s/cinemon.db", g_dir); /* ./cinemon.db next to the ini */
     assert_string_equal(c.store_path, want);
+    assert_int_equal(c.head_max_points, 0); /* the backend's defaults */
+    assert_int_equal(c.head_max_age_ms, 0);
     co_config_free(&c);
     cleanup();
 }
@@ -183,6 +189,9 @@ static void test_bad_values(void **st)
     expect_error("[collector]\nlog_level = loud\n", "collector.ini:2: key 'log_level'");
     expect_error("[store]\nbackend = mongodb\n", "collector.ini:2: key 'backend'");
     expect_error("[store]\npath =\n", "collector.ini:2: key 'path'");
+    expect_error("[store]\nhead_max_points = 10\n", "collector.ini:2: key 'head_max_points'");
+    expect_error("[store]\n\nhead_max_age = 2h\n", "collector.ini:3: key 'head_max_age'");
+    expect_error("[store]\nhead_max_age = soon\n", "collector.ini:2: key 'head_max_age'");
 }
 
 static void test_listen_forms(void **st)

@@ -361,7 +361,7 @@ static void test_reopen_persists(void **state)
     if (fx_is_pg(f))
         assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 1);
     else
-        assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
+        assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM events"), 1);
 }
 
@@ -842,7 +842,7 @@ static void test_migration_from_v1(void **state)
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 0);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM gaps"), 0);
     assert_int_equal(fx_sql_int(f, "SELECT batches * 1000 + samples FROM agents"), 0);
@@ -870,7 +870,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 7);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 
@@ -1005,6 +1005,173 @@ static void test_open_errors_pg(void **state)
     }
 }
 
+/* JSON text of a series query (compact, sorted keys) for comparing answers. */
+static char *series_text(co_store *s, int64_t step, size_t limit)
+{
+    co_range r = {.from_ms = T0 - 3600000, .to_ms = T0 + 7200000, .limit = limit, .step_ms = step};
+    char err[256] = "";
+    json_t *j =
+        co_store_series(s, "S1", "hall1/sensor", "temperature_celsius", &r, NULL, err, sizeof err);
+    if (!j) fail_msg("series: %s", err);
+    char *t = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return t;
+}
+
+static void flush_store(co_store *s)
+{
+    char err[256] = "";
+    if (co_store_flush(s, err, sizeof err) < 0) fail_msg("flush: %s", err);
+}
+
+/* The head (samples held in memory until written out, head.h): every read answers the same
+ * before and after the flush, including a minute with points in both, the newest `limit`
+ * points across both, a sample replaced in the head and one replaced after it was written
+ * out. (PostgreSQL writes every sample through: the same answers.) */
+static void test_head_reads(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(co_store_set_head(f->s, 1000000, 3600000), 0);
+    uint64_t seq = 0;
+    /* 30 points every 20 s from T0 (minutes 0..9), then flushed, then 30 more */
+    for (int part = 0; part < 2; part++) {
+        cm_batch *b = mk("agent-1", "S1", ++seq);
+        for (int i = part * 30; i < part * 30 + 30; i++)
+            pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0,
+               T0 + (int64_t)i * 20000 + (part ? 10000 : 0), 40.0 + i % 7);
+        pt(b, "hall1/sensor", "up", NULL, NULL, 0, T0 + part, 1.0);
+        assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+        drop(b);
+        if (part == 0) flush_store(f->s);
+    }
+    /* points 30..59 (+10 s each) are in the head; minute 10 holds 29, 30 (written out) and 30' */
+    counts(f->s, 62, 2, 1);
+    char *raw = series_text(f->s, 0, 0), *newest = series_text(f->s, 0, 40),
+         *m = series_text(f->s, 60000, 0), *h = series_text(f->s, 3600000, 0),
+         *m5 = series_text(f->s, 60000, 5);
+    json_t *j = latest_q(f->s, "S1", "hall1/sensor", "temperature_celsius");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "ts_ms")),
+                     T0 + 59 * 20000 + 10000);
+    json_decref(j);
+    json_t *pts = json_loads(raw, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(pts, 0), "points")), 60);
+    json_decref(pts);
+    pts = json_loads(newest, 0, NULL); /* the newest 40: 20 written out, 20 in the head */
+    json_t *p0 = json_array_get(json_object_get(json_array_get(pts, 0), "points"), 0);
+    assert_int_equal(json_integer_value(json_array_get(p0, 0)), T0 + 20 * 20000);
+    json_decref(pts);
+    pts = json_loads(h, 0, NULL); /* one hour bucket of all 60 */
+    json_t *h0 = json_array_get(json_object_get(json_array_get(pts, 0), "points"), 0);
+    assert_int_equal(json_integer_value(json_array_get(h0, 4)), 60);
+    json_decref(pts);
+    flush_store(f->s);
+    counts(f->s, 62, 2, 1);
+    char *raw2 = series_text(f->s, 0, 0), *newest2 = series_text(f->s, 0, 40),
+         *m2 = series_text(f->s, 60000, 0), *h2 = series_text(f->s, 3600000, 0),
+         *m52 = series_text(f->s, 60000, 5);
+    assert_string_equal(raw, raw2);
+    assert_string_equal(newest, newest2);
+    assert_string_equal(m, m2);
+    assert_string_equal(h, h2);
+    assert_string_equal(m5, m52);
+    free(raw2);
+    free(newest2);
+    free(m2);
+    free(h2);
+    free(m52);
+
+    /* replaced: point 5 (written out) and point 59 (in the head, twice) */
+    cm_batch *b = mk("agent-1", "S1", ++seq);
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 5 * 20000, 99.0);
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 61 * 20000, 1.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    b = mk("agent-1", "S1", ++seq);
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 61 * 20000, 2.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    counts(f->s, 63, 2, 1);
+    char *after = series_text(f->s, 60000, 0), *after_raw = series_text(f->s, 0, 0);
+    j = latest_q(f->s, "S1", "hall1/sensor", "temperature_celsius");
+    assert_true(json_real_value(json_object_get(json_array_get(j, 0), "value")) == 2.0);
+    json_decref(j);
+    flush_store(f->s);
+    char *after2 = series_text(f->s, 60000, 0), *after_raw2 = series_text(f->s, 0, 0);
+    assert_string_equal(after, after2);
+    assert_string_equal(after_raw, after_raw2);
+    pts = json_loads(after2, 0, NULL); /* minute 1 (points 3..5): max 99 */
+    json_t *m1 = json_array_get(json_object_get(json_array_get(pts, 0), "points"), 1);
+    assert_true(json_real_value(json_array_get(m1, 3)) == 99.0);
+    json_decref(pts);
+    free(after);
+    free(after2);
+    free(after_raw);
+    free(after_raw2);
+    free(raw);
+    free(newest);
+    free(m);
+    free(h);
+    free(m5);
+}
+
+/* The head is written out on its own once it holds max_points; what it held before a crash is
+ * in its log and written out at the next open (SQLite: the files copied while the store is
+ * open are what a crash leaves). A damaged log record stops the open with its row named. */
+static void test_head_log_recovery(void **state)
+{
+    fx *f = *state;
+    fx_sqlite_only(f, "a crash image of the SQLite files");
+    assert_int_equal(co_store_set_head(f->s, 45, 3600000), 0);
+    for (uint64_t seq = 1; seq <= 4; seq++) {
+        cm_batch *b = mk("agent-1", "S1", seq);
+        for (int i = 0; i < 20; i++)
+            pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0,
+               T0 + (int64_t)((seq - 1) * 20 + (uint64_t)i) * 1000, (double)i);
+        assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+        drop(b);
+    }
+    /* 3 batches (60 points) passed 45 and were written out; the 4th's 20 are in the head */
+    char *want = series_text(f->s, 0, 0), *want_m = series_text(f->s, 60000, 0);
+    counts(f->s, 80, 1, 1);
+    char copy[128], cmd[1024];
+    snprintf(copy, sizeof copy, "%s.crash", f->path);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s-wal' '%s-wal'", f->path, copy, f->path, copy);
+    assert_int_equal(system(cmd), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(copy, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM head_log", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    co_store *c = NULL;
+    char err[256] = "";
+    if (co_store_open_sqlite(&c, copy, err, sizeof err) < 0) fail_msg("open copy: %s", err);
+    counts(c, 80, 1, 1);
+    char *got = series_text(c, 0, 0), *got_m = series_text(c, 60000, 0);
+    assert_string_equal(got, want);
+    assert_string_equal(got_m, want_m);
+    free(got);
+    free(got_m);
+    co_store_close(c);
+
+    /* a damaged record */
+    assert_int_equal(sqlite3_open(copy, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "INSERT INTO head_log(data) VALUES(x'434831ff')", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(co_store_open_sqlite(&c, copy, err, sizeof err), -1);
+    assert_non_null(strstr(err, "head_log row"));
+    free(want);
+    free(want_m);
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", copy, copy, copy);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1194,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_query, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_screens, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_rollups, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_reads, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_log_recovery, store_fx_setup, store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
