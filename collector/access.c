@@ -515,7 +515,7 @@ static unsigned login_body(const char *body, size_t len, json_t **doc, const cha
     return 0;
 }
 
-unsigned co_access_login(co_access *a, const char *peer_addr, const char *content_type,
+unsigned co_access_login(co_access *a, const char *client_addr, const char *content_type,
                          const char *body, size_t len, char set_cookie[CO_SET_COOKIE_MAX],
                          unsigned *retry_after_s, json_t **out)
 {
@@ -536,13 +536,13 @@ unsigned co_access_login(co_access *a, const char *peer_addr, const char *conten
     int64_t now = cm_now_ms();
     char ukey[THROTTLE_KEY], akey[THROTTLE_KEY];
     snprintf(ukey, sizeof ukey, "u:%.*s", CM_MAX_NAME, user);
-    snprintf(akey, sizeof akey, "a:%s", peer_addr ? peer_addr : "?");
+    snprintf(akey, sizeof akey, "a:%s", client_addr ? client_addr : "?");
     unsigned wait_u = throttle_locked(a, ukey, now), wait_a = throttle_locked(a, akey, now);
     if (wait_u || wait_a) {
         *retry_after_s = wait_u > wait_a ? wait_u : wait_a;
         cm_log_limited("login-locked", 10, CM_LOG_WARN,
                        "login of %.64s from %s refused: too many failures", user,
-                       peer_addr ? peer_addr : "?");
+                       client_addr ? client_addr : "?");
         *out = co_api_error("", "too many failed logins; try again in %u s", *retry_after_s);
         json_decref(doc);
         return 429;
@@ -590,7 +590,7 @@ unsigned co_access_login(co_access *a, const char *peer_addr, const char *conten
         throttle_fail(a, ukey, a->max_failures, now);
         throttle_fail(a, akey, a->max_failures * ADDRESS_FACTOR, now);
         cm_log_limited("login-failed", 10, CM_LOG_WARN, "failed login of %.64s from %s", user,
-                       peer_addr ? peer_addr : "?");
+                       client_addr ? client_addr : "?");
         *out = co_api_error("", "wrong user name or password");
         json_decref(doc);
         return 401;
@@ -615,7 +615,7 @@ unsigned co_access_login(co_access *a, const char *peer_addr, const char *conten
     who.kind = CO_CALLER_SESSION;
     snprintf(who.name, sizeof who.name, "%s", v.name);
     who.operator_role = !strcmp(v.role, "operator");
-    cm_info("viewer %s logged in from %s", v.name, peer_addr ? peer_addr : "?");
+    cm_info("viewer %s logged in from %s", v.name, client_addr ? client_addr : "?");
     *out = caller_json(&who);
     return *out ? 200 : 500;
 }

@@ -61,7 +61,7 @@ typedef struct co_caller {
 typedef struct co_access co_access;
 
 /* The access service over store with cfg's [access] settings: a user name is locked for
- * login_lockout_ms after login_max_failures failures within that time, a peer address after
+ * login_lockout_ms after login_max_failures failures within that time, a client address after
  * four times as many; at most max_hashing password hashes run at once (others are refused with
  * 503). NULL when out of memory. */
 co_access *co_access_new(co_store *s, const co_config *cfg, unsigned max_hashing);
@@ -83,10 +83,11 @@ unsigned co_access_read(co_access *a, const char *authz, const char *cookie, co_
  * 401 / 403 / 415 / 503 with *body. who (may be NULL) receives the caller. */
 unsigned co_access_write(co_access *a, const char *authz, const char *cookie,
                          const char *content_type, co_operator *op, co_caller *who, json_t **body);
-/* POST /api/v1/login, body {"user","password"} from peer_addr (for throttling). 200 with *out =
+/* POST /api/v1/login, body {"user","password"} from client_addr (throttled and logged under
+ * it: the peer's address, or the one a trusted proxy forwarded, proxy.h). 200 with *out =
  * {"data":{user,role,scope}} and set_cookie filled; 400, 401 (same message for an unknown user
  * and a wrong password), 415, 429 / 503 with *retry_after_s, or 500 with *out. */
-unsigned co_access_login(co_access *a, const char *peer_addr, const char *content_type,
+unsigned co_access_login(co_access *a, const char *client_addr, const char *content_type,
                          const char *body, size_t len, char set_cookie[CO_SET_COOKIE_MAX],
                          unsigned *retry_after_s, json_t **out);
 /* POST /api/v1/logout: end the cookie's session (if any) and clear the cookie. 200 or 503. */

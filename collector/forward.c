@@ -1,6 +1,7 @@
 /* forward.c — the forwarders of forward.h: per upstream a spool, an intent journal, a thread
  * running a libuv loop with the agent's uploader; the writer's journal hooks turn stored
- * batches into spool records; start-up finishes what a crash interrupted. */
+ * batches into spool records; start-up finishes what a crash interrupted; the counters of each
+ * upstream copied for /metrics after every loop iteration. */
 #include "forward.h"
 
 #include <errno.h>
@@ -123,6 +124,7 @@ typedef struct upstream {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t stop_timer;
+    uv_check_t check; /* after every loop iteration: the counters copied into stats */
     int loop_ready, thread_started, stopping;
     ag_uploader *up;
     pthread_t thread;
@@ -141,6 +143,9 @@ typedef struct upstream {
     job job_slot;
     /* loop thread */
     uint64_t appended, lost;
+    ag_uploader_stats up_stats; /* the uploader's, as last read (kept once it is closed) */
+    pthread_mutex_t stats_mu;   /* guards stats */
+    co_forward_stats stats;     /* for any thread (co_forward_stats_get) */
 } upstream;
 
 struct co_forward {
@@ -157,6 +162,40 @@ struct co_forward {
 };
 
 /* ---- the upstream's thread -------------------------------------------------------------- */
+
+/* Copy the counters of the spool, the uploader and the appends into u->stats (the loop
+ * thread, or start-up before it runs). */
+static void snapshot(upstream *u)
+{
+    cm_spool_stats sp;
+    cm_spool_stats_get(u->spool, &sp);
+    if (u->up) ag_uploader_stats_get(u->up, &u->up_stats);
+    const ag_uploader_stats *a = &u->up_stats;
+    co_forward_stats s = {.name = u->conf->name,
+                          .spooled = u->appended,
+                          .lost = u->lost,
+                          .attempts = a->attempts,
+                          .acked = a->acked,
+                          .records_acked = a->records_acked,
+                          .retried = a->failures,
+                          .rejected = a->rejected,
+                          .conflicts = a->conflicts,
+                          .splits = a->splits,
+                          .last_ack_ms = a->last_ack_ms,
+                          .spool_bytes = sp.bytes,
+                          .spool_records = sp.records,
+                          .oldest_ms = sp.records ? sp.oldest_ms : 0,
+                          .dropped_records = sp.dropped_records,
+                          .disk_ok = sp.disk_ok};
+    pthread_mutex_lock(&u->stats_mu);
+    u->stats = s;
+    pthread_mutex_unlock(&u->stats_mu);
+}
+
+static void on_check(uv_check_t *c)
+{
+    snapshot(c->data);
+}
 
 /* Append a group's records (in order), sync, empty the journal, wake the uploader: all in one
  * loop callback, so the uploader never sees a record while the journal still names it. */
@@ -201,8 +240,10 @@ static void on_stop_tick(uv_timer_t *t)
         cm_info("forward %s: stopping with %llu record(s) not yet acknowledged by %s; they "
                 "stay in %s and are sent after the next start",
                 u->conf->name, (unsigned long long)st.records, u->url, u->conf->spool_dir);
+    snapshot(u);
     ag_uploader_close(u->up);
     u->up = NULL;
+    uv_close((uv_handle_t *)&u->check, NULL);
     uv_close((uv_handle_t *)&u->stop_timer, NULL);
     uv_close((uv_handle_t *)&u->wake, NULL);
 }
@@ -508,6 +549,7 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
     u->conf = c;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
+    pthread_mutex_init(&u->stats_mu, NULL);
     size_t ul = strlen(c->url);
     while (ul && c->url[ul - 1] == '/')
         ul--;
@@ -534,6 +576,7 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
     cm_spool_stats_get(u->spool, &st);
     u->low_seq = st.next_seq;
     u->spool_bytes = st.bytes;
+    snapshot(u);
 
     if (uv_loop_init(&u->loop) != 0) {
         cm_seterr(err, errlen, "forward %s: cannot start an event loop", c->name);
@@ -544,6 +587,9 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
     u->wake.data = u;
     uv_timer_init(&u->loop, &u->stop_timer);
     u->stop_timer.data = u;
+    uv_check_init(&u->loop, &u->check);
+    u->check.data = u;
+    uv_check_start(&u->check, on_check);
     ag_uploader_opts uo = {.url = u->url,
                            .token = u->token,
                            .agent_id = c->agent_id,
@@ -576,6 +622,7 @@ static void free_one(upstream *u)
             if (u->up) ag_uploader_close(u->up);
             uv_close((uv_handle_t *)&u->wake, NULL);
             uv_close((uv_handle_t *)&u->stop_timer, NULL);
+            uv_close((uv_handle_t *)&u->check, NULL);
             uv_run(&u->loop, UV_RUN_DEFAULT);
         }
         if (uv_loop_close(&u->loop) != 0)
@@ -595,6 +642,7 @@ static void free_one(upstream *u)
     if (u->conf) {
         pthread_mutex_destroy(&u->mu);
         pthread_cond_destroy(&u->cv);
+        pthread_mutex_destroy(&u->stats_mu);
     }
 }
 
@@ -639,6 +687,21 @@ int co_forward_start(co_forward **out, const co_forward_conf *conf, co_store *st
         return -1;
     }
     *out = f;
+    return 0;
+}
+
+size_t co_forward_count(const co_forward *f)
+{
+    return f ? f->n : 0;
+}
+
+int co_forward_stats_get(co_forward *f, size_t i, co_forward_stats *out)
+{
+    if (!f || i >= f->n) return -1;
+    upstream *u = &f->ups[i];
+    pthread_mutex_lock(&u->stats_mu);
+    *out = u->stats;
+    pthread_mutex_unlock(&u->stats_mu);
     return 0;
 }
 

@@ -13,7 +13,8 @@
  * any moment loses nothing and sends nothing twice.
  *
  * One thread per upstream runs a libuv loop with the uploader; only that thread touches the
- * spool once started. */
+ * spool once started. It copies its counters (co_forward_stats) under a lock after every loop
+ * iteration, so /metrics reads them from any thread without touching the spool or uploader. */
 #ifndef CO_FORWARD_H
 #define CO_FORWARD_H
 
@@ -26,6 +27,28 @@
 
 typedef struct co_forward co_forward;
 
+/* One upstream's counters (docs/forwarding.md, "Watching it"): totals since this collector
+ * started, the spool's state as of the forwarder thread's last loop iteration. */
+typedef struct co_forward_stats {
+    const char *name;         /* [upstream "name"] (the configuration's string) */
+    uint64_t spooled;         /* records appended to the spool */
+    uint64_t lost;            /* stored batches that could not be appended (logged) */
+    uint64_t attempts;        /* upload requests started */
+    uint64_t acked;           /* requests the upstream acknowledged (200) */
+    uint64_t records_acked;   /* spool records acknowledged (200 and 409) */
+    uint64_t retried;         /* requests that failed and will be retried (network, 5xx, 429,
+                               * 401/403, a malformed answer) */
+    uint64_t rejected;        /* batches refused for good (400, 413 of one record) */
+    uint64_t conflicts;       /* 409 answers */
+    uint64_t splits;          /* 400/413 answers that halved a request */
+    int64_t last_ack_ms;      /* wall clock of the last 200, 0 = none since start */
+    uint64_t spool_bytes;     /* segment bytes on disk */
+    uint64_t spool_records;   /* records not yet acknowledged */
+    int64_t oldest_ms;        /* wall clock the oldest of them was appended, 0 = none */
+    uint64_t dropped_records; /* dropped because the spool was full (gap records upstream) */
+    int disk_ok;              /* 0 while appends go to the memory ring (disk failing) */
+} co_forward_stats;
+
 /* Start a forwarder for every upstream of conf (none: *out = NULL, 0): read its token file,
  * open its spool (start-up recovery) and intent journal, finish a group a crash interrupted
  * (store: the collector's store, read for agents' last_seq), start its thread. conf must
@@ -36,6 +59,10 @@ int co_forward_start(co_forward **out, const co_forward_conf *conf, co_store *st
 void co_forward_prepare(void *ud, cm_batch *const *batches, size_t n);
 void co_forward_settle(void *ud, cm_batch *const *batches, const co_batch_result *results, size_t n,
                        int committed);
+/* The number of upstreams (0 for NULL). */
+size_t co_forward_count(const co_forward *f);
+/* Upstream i's counters into out; thread-safe. 0, or -1 when i is out of range. */
+int co_forward_stats_get(co_forward *f, size_t i, co_forward_stats *out);
 /* Stop (after co_writer_stop: no group may be in flight): each upstream tries for up to
  * grace_ms to send what its spool holds, then its spool is synced, the acknowledged position
  * saved, and everything freed. What was not acknowledged is sent after the next start. */

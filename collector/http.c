@@ -1,5 +1,6 @@
-/* http.c — libmicrohttpd access handler: per-request state, bounded body accumulation with
- * streaming gzip inflation, routing, JSON responses, request metrics and boundary logging. */
+/* http.c — libmicrohttpd access handler: per-request state, the client's address (the peer,
+ * or X-Forwarded-For of a trusted proxy: proxy.h), bounded body accumulation with streaming
+ * gzip inflation, routing, JSON responses, request metrics and boundary logging. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include "apierror.h"
 #include "dashboard.h"
 #include "log.h"
+#include "proxy.h"
 #include "settings.h"
 #include "timeutil.h"
 #include "webui.h"
@@ -27,6 +29,8 @@
 #define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define GET_ALLOW "GET, HEAD"
+#define XFF_HEADER "X-Forwarded-For"
+#define XFF_LINES_MAX 16 /* X-Forwarded-For header lines read; more is malformed */
 
 /* H_WEB: the dashboard's pages and static files (webui.c), open to anyone: they hold no data,
  * which the pages fetch from the API with the viewer's session.
@@ -87,6 +91,7 @@ struct co_http {
     struct MHD_Daemon *d;
     co_http_deps deps;
     size_t max_body;
+    co_proxies proxies; /* [collector] trusted_proxies */
     unsigned port;
     atomic_long inflight;
 };
@@ -97,7 +102,10 @@ typedef struct req {
     size_t route_idx;
     int64_t t0;
     char peer[INET6_ADDRSTRLEN + 8];
-    char addr[INET6_ADDRSTRLEN]; /* the peer's address without the port (login throttling) */
+    char addr[INET6_ADDRSTRLEN]; /* the peer's address without the port */
+    char client[CO_ADDR_MAX];    /* the client's address (login throttling, logs): the peer's,
+                                  * or from X-Forwarded-For when the peer is a trusted proxy */
+    bool forwarded;              /* client came from X-Forwarded-For */
     bool answered;               /* a response is queued */
     unsigned pending;            /* error status decided mid-upload, answered at the end */
     json_t *pending_body;
@@ -155,14 +163,19 @@ static void log_request(const req *r, const char *method, const char *url, unsig
                         const json_t *body)
 {
     double ms = (double)(cm_mono_ms() - r->t0);
-    cm_debug("%s %s %u %.0fms %s", method, url, status, ms, r->peer);
+    char from[sizeof r->client + sizeof r->peer + 8];
+    if (r->forwarded)
+        snprintf(from, sizeof from, "%s via %s", r->client, r->peer);
+    else
+        snprintf(from, sizeof from, "%s", r->peer);
+    cm_debug("%s %s %u %.0fms %s", method, url, status, ms, from);
     if (status >= 400 && status < 500) {
         const char *msg = json_string_value(json_object_get(body, "error"));
         const char *at = json_string_value(json_object_get(body, "at"));
         char key[32];
         snprintf(key, sizeof key, "http-%u", status);
-        cm_log_limited(key, 10, CM_LOG_WARN, "%s %s from %s: %u %s%s%s", method, url, r->peer,
-                       status, msg ? msg : "", at && at[0] ? " at " : "", at && at[0] ? at : "");
+        cm_log_limited(key, 10, CM_LOG_WARN, "%s %s from %s: %u %s%s%s", method, url, from, status,
+                       msg ? msg : "", at && at[0] ? " at " : "", at && at[0] ? at : "");
     }
 }
 
@@ -279,6 +292,48 @@ static void peer_of(struct MHD_Connection *c, char *out, size_t len, char *addr,
         snprintf(out, len, "[%s]:%u", a, ntohs(s6->sin6_port));
         snprintf(addr, alen, "%s", a);
     }
+}
+
+/* X-Forwarded-For header lines in the order received. */
+typedef struct xff_lines {
+    const char *v[XFF_LINES_MAX];
+    size_t n;
+    bool overflow;
+} xff_lines;
+
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    xff_lines *x = cls;
+    if (!key || strcasecmp(key, XFF_HEADER) != 0) return MHD_YES;
+    if (x->n == XFF_LINES_MAX) {
+        x->overflow = true;
+        return MHD_NO;
+    }
+    x->v[x->n++] = value ? value : "";
+    return MHD_YES;
+}
+
+/* The client's address into r->client: the peer's, or from X-Forwarded-For when the peer is a
+ * trusted proxy (proxy.h); a header that cannot be read is counted and logged, and the peer's
+ * address used. */
+static void client_of(struct MHD_Connection *c, co_http *h, req *r)
+{
+    xff_lines x = {0};
+    if (h->proxies.n && co_proxies_contains(&h->proxies, r->addr) == 1)
+        MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
+    co_client_source src = co_proxy_client(&h->proxies, r->addr, x.v, x.overflow ? 0 : x.n,
+                                           r->client, sizeof r->client);
+    if (x.overflow) src = CO_CLIENT_MALFORMED;
+    r->forwarded = src == CO_CLIENT_FORWARDED;
+    if (src != CO_CLIENT_MALFORMED) return;
+    co_metrics_forwarded_invalid(h->deps.metrics);
+    cm_log_limited("http-xff", 60, CM_LOG_WARN,
+                   "http: trusted proxy %s sent an X-Forwarded-For that cannot be read (an "
+                   "element that is not an address, or more than %d header lines); the request "
+                   "counts as coming from the proxy",
+                   r->addr, XFF_LINES_MAX);
 }
 
 /* Make room for at least `need` more bytes, never beyond max + 1 in total. 0 or -1. */
@@ -576,7 +631,7 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
     case H_LOGIN: {
         const char *ctype =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        status = co_access_login(h->deps.access, r->addr, ctype, r->buf, r->len, r->set_cookie,
+        status = co_access_login(h->deps.access, r->client, ctype, r->buf, r->len, r->set_cookie,
                                  &r->retry_after, &body);
         if (r->buf) explicit_bzero(r->buf, r->cap); /* the password */
         return respond(c, h, r, method, url, status, body);
@@ -594,7 +649,8 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
         return serve_web(c, h, r, method, url);
     case H_METRICS: {
         size_t len = 0;
-        char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store, &len);
+        char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store,
+                                       h->deps.forward, &len);
         if (!text) return respond(c, h, r, method, url, 500, co_api_error("", "out of memory"));
         log_request(r, method, url, 200, NULL);
         co_metrics_request(h->deps.metrics, r->route_idx, 200);
@@ -630,6 +686,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
         }
         peer_of(c, r->peer, sizeof r->peer, r->addr, sizeof r->addr);
+        client_of(c, h, r);
         unsigned status = 0;
         json_t *body = NULL;
         int b = begin(c, h, r, method, &status, &body);
@@ -714,6 +771,7 @@ int co_http_start(co_http **out, const co_config *cfg, const co_http_deps *deps,
     }
     h->deps = *deps;
     h->max_body = cfg->max_body_bytes;
+    h->proxies = cfg->trusted_proxies;
     atomic_init(&h->inflight, 0);
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;

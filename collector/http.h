@@ -8,6 +8,7 @@
 
 #include "access.h"
 #include "config.h"
+#include "forward.h"
 #include "ingest.h"
 #include "metrics.h"
 #include "query.h"
@@ -21,9 +22,10 @@ typedef struct co_http_deps {
     co_ingest *ingest;
     co_query *query;
     co_metrics *metrics;
-    co_writer *writer; /* /metrics: commit stats */
-    co_store *store;   /* /metrics: store counts */
-    co_access *access; /* who may read and write; login sessions */
+    co_writer *writer;   /* /metrics: commit stats */
+    co_store *store;     /* /metrics: store counts */
+    co_access *access;   /* who may read and write; login sessions */
+    co_forward *forward; /* /metrics: forwarding counters (NULL: no upstream) */
 } co_http_deps;
 
 /* The routes' paths in the order co_metrics counts them: pass to co_metrics_new. */

@@ -303,7 +303,7 @@ static int run(const co_config *cfg)
     }
     co_query_set_rules(query, co_alerting_rules(alerting));
     co_query_set_compliance(query, co_alerting_compliance(alerting));
-    co_http_deps deps = {ingest, query, metrics, writer, store, access};
+    co_http_deps deps = {ingest, query, metrics, writer, store, access, forward};
     if (co_retention_start(&retention, store, &cfg->retention, err, sizeof err) != 0) {
         cm_error("%s", err);
         goto out;

@@ -1,4 +1,5 @@
-/* metrics.c — lock-free counters (C11 atomics) rendered as Prometheus text 0.0.4. */
+/* metrics.c — lock-free counters (C11 atomics) rendered as Prometheus text 0.0.4, and the
+ * forwarders' counters (read through co_forward_stats_get) labelled by upstream. */
 #include "metrics.h"
 
 #include <stdatomic.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 /* Status codes the collector answers with; anything else is counted as "other". */
 static const unsigned codes[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 500, 503};
@@ -21,6 +23,7 @@ struct co_metrics {
     atomic_ullong batches[CO_INGEST_NRESULTS];
     atomic_ullong samples;
     atomic_ullong bytes;
+    atomic_ullong xff_invalid;
 };
 
 co_metrics *co_metrics_new(const char *const *paths, size_t npaths)
@@ -65,6 +68,11 @@ void co_metrics_ingest_bytes(co_metrics *m, size_t bytes)
     atomic_fetch_add_explicit(&m->bytes, bytes, memory_order_relaxed);
 }
 
+void co_metrics_forwarded_invalid(co_metrics *m)
+{
+    atomic_fetch_add_explicit(&m->xff_invalid, 1, memory_order_relaxed);
+}
+
 static unsigned long long get(atomic_ullong *a)
 {
     return atomic_load_explicit(a, memory_order_relaxed);
@@ -75,7 +83,124 @@ static void family(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, size_t *len)
+/* One family of per-upstream samples: name{upstream="..."[,reason="..."]} value. */
+typedef struct fwd_family {
+    const char *name, *type, *help;
+} fwd_family;
+
+/* The forwarders' counters, one sample per upstream (and reason) in each family. */
+static void render_forward(FILE *f, co_forward *fw)
+{
+    size_t n = co_forward_count(fw);
+    if (n == 0) return;
+    co_forward_stats *st = calloc(n, sizeof *st);
+    if (!st) return;
+    for (size_t i = 0; i < n; i++)
+        if (co_forward_stats_get(fw, i, &st[i]) != 0) st[i].name = NULL;
+    int64_t now = cm_now_ms();
+    enum {
+        SPOOLED,
+        LOST,
+        ATTEMPTS,
+        ACKED,
+        RECORDS_ACKED,
+        FAILURES,
+        LAST_UPLOAD,
+        SPOOL_BYTES,
+        SPOOL_RECORDS,
+        OLDEST_AGE,
+        DROPPED,
+        DISK_OK,
+        NFAM
+    };
+    static const fwd_family fams[NFAM] = {
+        {"cinemon_forward_records_spooled_total", "counter",
+         "Stored batches appended to the upstream's spool since start."},
+        {"cinemon_forward_records_lost_total", "counter",
+         "Stored batches that could not be appended to the upstream's spool since start."},
+        {"cinemon_forward_upload_attempts_total", "counter", "Upload requests started."},
+        {"cinemon_forward_batches_acked_total", "counter",
+         "Upload requests (merged batches) the upstream acknowledged with 200."},
+        {"cinemon_forward_records_acked_total", "counter",
+         "Spool records the upstream acknowledged (200 and 409)."},
+        {"cinemon_forward_upload_failures_total", "counter",
+         "Upload answers other than an acknowledgement, by reason: retried (network, 5xx, 429, "
+         "401/403), rejected (400 or 413 of one record, set aside), conflict (409), split (400 "
+         "or 413 that halved a request)."},
+        {"cinemon_forward_last_upload_timestamp_seconds", "gauge",
+         "Wall clock of the last acknowledged upload (0: none since start)."},
+        {"cinemon_forward_spool_bytes", "gauge", "Bytes of the upstream's spool segments."},
+        {"cinemon_forward_spool_records", "gauge",
+         "Spool records not yet acknowledged by the upstream."},
+        {"cinemon_forward_spool_oldest_age_seconds", "gauge",
+         "Age of the oldest record not yet acknowledged (0: none)."},
+        {"cinemon_forward_spool_dropped_records_total", "counter",
+         "Records dropped because the spool was full (reported upstream as a gap)."},
+        {"cinemon_forward_spool_disk_ok", "gauge",
+         "1 while the spool writes to disk, 0 while appends go to its memory ring."},
+    };
+    for (int k = 0; k < NFAM; k++) {
+        family(f, fams[k].name, fams[k].type, fams[k].help);
+        for (size_t i = 0; i < n; i++) {
+            const co_forward_stats *x = &st[i];
+            if (!x->name) continue;
+            const char *nm = fams[k].name;
+            unsigned long long v = 0;
+            switch (k) {
+            case SPOOLED:
+                v = x->spooled;
+                break;
+            case LOST:
+                v = x->lost;
+                break;
+            case ATTEMPTS:
+                v = x->attempts;
+                break;
+            case ACKED:
+                v = x->acked;
+                break;
+            case RECORDS_ACKED:
+                v = x->records_acked;
+                break;
+            case FAILURES:
+                fprintf(f, "%s{upstream=\"%s\",reason=\"retried\"} %llu\n", nm, x->name,
+                        (unsigned long long)x->retried);
+                fprintf(f, "%s{upstream=\"%s\",reason=\"rejected\"} %llu\n", nm, x->name,
+                        (unsigned long long)x->rejected);
+                fprintf(f, "%s{upstream=\"%s\",reason=\"conflict\"} %llu\n", nm, x->name,
+                        (unsigned long long)x->conflicts);
+                fprintf(f, "%s{upstream=\"%s\",reason=\"split\"} %llu\n", nm, x->name,
+                        (unsigned long long)x->splits);
+                continue;
+            case LAST_UPLOAD:
+                fprintf(f, "%s{upstream=\"%s\"} %.3f\n", nm, x->name,
+                        (double)x->last_ack_ms / 1000.0);
+                continue;
+            case SPOOL_BYTES:
+                v = x->spool_bytes;
+                break;
+            case SPOOL_RECORDS:
+                v = x->spool_records;
+                break;
+            case OLDEST_AGE:
+                fprintf(f, "%s{upstream=\"%s\"} %.3f\n", nm, x->name,
+                        x->oldest_ms && now > x->oldest_ms ? (double)(now - x->oldest_ms) / 1000.0
+                                                           : 0.0);
+                continue;
+            case DROPPED:
+                v = x->dropped_records;
+                break;
+            case DISK_OK:
+                v = x->disk_ok ? 1 : 0;
+                break;
+            }
+            fprintf(f, "%s{upstream=\"%s\"} %llu\n", nm, x->name, v);
+        }
+    }
+    free(st);
+}
+
+char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, co_forward *fw, size_t *len)
 {
     char *buf = NULL;
     size_t n = 0;
@@ -106,6 +231,10 @@ char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, size_t *len)
     family(f, "cinemon_ingest_bytes_total", "counter",
            "Ingest request body bytes received, as sent.");
     fprintf(f, "cinemon_ingest_bytes_total %llu\n", get(&m->bytes));
+    family(f, "cinemon_http_forwarded_for_invalid_total", "counter",
+           "Requests from a trusted proxy whose X-Forwarded-For could not be read (counted as "
+           "coming from the proxy).");
+    fprintf(f, "cinemon_http_forwarded_for_invalid_total %llu\n", get(&m->xff_invalid));
 
     if (w) {
         co_writer_stats st;
@@ -142,6 +271,7 @@ char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, size_t *len)
                            err);
         }
     }
+    render_forward(f, fw);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

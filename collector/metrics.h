@@ -1,9 +1,11 @@
-/* metrics.h — the collector's own counters and their Prometheus text exposition (0.0.4). */
+/* metrics.h — the collector's own counters and their Prometheus text exposition (0.0.4), with
+ * the forwarders' per-upstream counters (forward.h). */
 #ifndef CO_METRICS_H
 #define CO_METRICS_H
 
 #include <stddef.h>
 
+#include "forward.h"
 #include "store.h"
 #include "writer.h"
 
@@ -30,8 +32,12 @@ void co_metrics_request(co_metrics *m, size_t path_idx, unsigned code);
 void co_metrics_ingest(co_metrics *m, co_ingest_result r, size_t samples);
 /* Count request body bytes received on the ingest endpoint (as sent, before inflating). */
 void co_metrics_ingest_bytes(co_metrics *m, size_t bytes);
-/* Render the text exposition, including writer stats (w may be NULL) and store counts (s may
- * be NULL; a failing count is left out). Returns a malloc'ed string (caller frees), len filled. */
-char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, size_t *len);
+/* Count one request from a trusted proxy whose X-Forwarded-For could not be read (proxy.h).
+ * Thread-safe. */
+void co_metrics_forwarded_invalid(co_metrics *m);
+/* Render the text exposition, including writer stats (w may be NULL), store counts (s may be
+ * NULL; a failing count is left out) and each upstream's forwarding counters (f may be NULL).
+ * Returns a malloc'ed string (caller frees), len filled. */
+char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, co_forward *f, size_t *len);
 
 #endif

@@ -3,9 +3,14 @@ get a session cookie (HttpOnly, SameSite=Strict); API reads need a principal (a 
 operator token, never an agent token) while /healthz and /metrics stay open; a viewer cannot
 acknowledge an alert, an operator can; logout ends the session; a wrong password and an
 unknown user get the same answer; repeated failures are throttled (429 + Retry-After); the CLI
-refuses bad input and never shows a hash; secrets never reach the log."""
+refuses bad input and never shows a hash; secrets never reach the log. Behind nginx with
+[collector] trusted_proxies, logins are throttled per client address taken from
+X-Forwarded-For, and a forged header is ignored."""
 
+import http.client
+import json
 import time
+import urllib.parse
 
 import harness
 
@@ -213,3 +218,80 @@ def test_viewer_cli(env):
     assert _login(coll, "ann", "pw-1")[0] == 401
     assert cli("remove", "ann", stdin="").returncode == 1
     assert "ann\t" not in cli("list", stdin="").stdout
+
+
+def _login_from(base_url, source, user, password="wrong", xff=None):
+    """POST /api/v1/login to base_url from the loopback address source (every 127.x.y.z is
+    this machine: each stands for another client), with an X-Forwarded-For header of its own
+    when xff is given. Returns the status."""
+    u = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60 if harness.ASAN else 30,
+                                      source_address=(source, 0))
+    h = {"Content-Type": "application/json"}
+    if xff:
+        h["X-Forwarded-For"] = xff
+    try:
+        conn.request("POST", "/api/v1/login", body=json.dumps({"user": user,
+                                                               "password": password}),
+                     headers=h)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _lock_address(base_url, source, prefix, xff=None, done=0):
+    """Four failed logins (done of them made already) of different user names from source:
+    its address is locked (login_max_failures 1, addresses 4x); another user name is then
+    refused with 429."""
+    for i in range(4 - done):
+        x = xff(i) if callable(xff) else xff
+        s = _login_from(base_url, source, f"{prefix}{i}", xff=x)
+        assert s == 401, (source, i, x, s)
+    x = xff(4) if callable(xff) else xff
+    s = _login_from(base_url, source, f"{prefix}4", xff=x)
+    assert s == 429, (source, x, s)
+
+
+def test_throttling_behind_nginx_per_forwarded_client(env):
+    """nginx (on 127.0.0.1, trusted) sets X-Forwarded-For with $proxy_add_x_forwarded_for:
+    clients at 127.0.0.2 and 127.0.0.3 are throttled separately; a header a client forges,
+    through nginx or straight to the collector, is ignored; without trusted_proxies every
+    client is nginx and one client's failures lock out the other."""
+    extra = {"collector": {"trusted_proxies": "127.0.0.1, ::1"},
+             "access": {"login_max_failures": 1, "lockout": "5m"}}
+    coll = harness.collector(env, extra=extra)
+    harness.viewer_add(env, coll.ini, "vera", "vera-pw-1")
+    ng = harness.nginx(env, [coll])
+    A, B, C, D = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+
+    # client A locks its own address through nginx ...
+    _lock_address(ng.base_url, A, "a")
+    # ... and client B, through the same nginx, is not affected
+    assert _login_from(ng.base_url, B, "b0") == 401
+    assert _login_from(ng.base_url, B, "vera", "vera-pw-1") == 200
+    # C forges A's address through nginx: nginx appends C's own, the right-most is believed
+    assert _login_from(ng.base_url, C, "c0", xff=A) == 401
+    # D forges A's address straight to the collector (D is no trusted proxy): ignored ...
+    assert _login_from(coll.base_url, D, "d0", xff=A) == 401
+    # ... and a new address in every request does not dodge D's own lock
+    _lock_address(coll.base_url, D, "e", xff=lambda i: f"198.51.100.{i + 1}", done=1)
+    assert _login_from(ng.base_url, B, "b1") == 401
+    # a trusted peer sending a header that cannot be read counts as itself, and is counted
+    assert _login_from(coll.base_url, "127.0.0.1", "p0", xff="203.0.113.5, bogus") == 401
+    assert coll.metric("cinemon_http_forwarded_for_invalid_total") == 1
+    log = coll.proc.stderr()
+    assert f"failed login of a0 from {A}" in log, harness._tail(log)
+    assert f"login of a4 from {A} refused" in log, harness._tail(log)
+    assert "cannot be read" in log
+
+    # the same without trusted_proxies: every login comes from nginx's address
+    assert coll.proc.stop() is None
+    harness.write_collector_ini(env, coll.port, extra={"access": extra["access"]})
+    coll.start(30)
+    harness.wait_until(lambda: harness.http_get(ng.url("/healthz"), timeout=2)[0] == 200, 20,
+                       0.2, "nginx to reach the restarted collector")
+    _lock_address(ng.base_url, A, "a")
+    assert _login_from(ng.base_url, B, "b0") == 429
+    assert "failed login of a0 from 127.0.0.1" in coll.proc.stderr()

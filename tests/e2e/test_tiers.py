@@ -6,8 +6,10 @@ national one once; at the end the chain holds exactly the ledger, the national c
 exactly what the chain stored (per series, point for point; its audit of chain-1 adds up to
 the chain's samples: nothing twice, no gaps), and the alerts and hourly roll-ups it computes
 itself from the forwarded samples agree with the chain's. A bad upstream token: 401 logged
-loudly, everything kept in the chain's spool, delivered once the token is fixed. A chain
-collector on PostgreSQL, killed twice, forwards exactly what it stored too."""
+loudly, everything kept in the chain's spool, delivered once the token is fixed; the chain's
+/metrics follow it (records spooled and pending, failed uploads, then acknowledged requests
+equal to the batches the national collector stored). A chain collector on PostgreSQL, killed
+twice, forwards exactly what it stored too."""
 
 import sqlite3
 import threading
@@ -256,6 +258,12 @@ def test_three_tiers_exactly_once_through_kills(env):
     assert "forward national: to " in ch.proc.stderr()
 
 
+def fwd_metric(coll, name, reason=None):
+    """A forwarding counter of /metrics for upstream "national" (docs/forwarding.md)."""
+    labels = 'upstream="national"' + (f',reason="{reason}"' if reason else "")
+    return coll.metric(f"cinemon_forward_{name}{{{labels}}}")
+
+
 def test_bad_upstream_token_kept_then_delivered(env):
     nat, good = national(env, ("--scope", "all"))
     ch = chain(env, nat.port, "not-the-token-" + "0" * 20)
@@ -269,17 +277,45 @@ def test_bad_upstream_token_kept_then_delivered(env):
     wait_until(lambda: "refused our credentials (HTTP 401)" in ch.proc.stderr(), 20 * slow(),
                0.2, "the chain collector to log the 401")
     assert agent_row(nat, FWD) is None  # nothing got through
+    # /metrics: every stored batch spooled, none acknowledged, the 401s counted as retried
+    records = 10 * len(AGENTS)
+    wait_until(lambda: fwd_metric(ch, "upload_failures_total", "retried") >= 1, 20 * slow(), 0.2,
+               "a failed upload in /metrics")
+    assert fwd_metric(ch, "records_spooled_total") == records
+    assert fwd_metric(ch, "spool_records") == records
+    assert fwd_metric(ch, "spool_bytes") > 0
+    assert fwd_metric(ch, "spool_oldest_age_seconds") > 0
+    assert fwd_metric(ch, "upload_attempts_total") >= 1
+    assert fwd_metric(ch, "batches_acked_total") == 0
+    assert fwd_metric(ch, "records_acked_total") == 0
+    assert fwd_metric(ch, "last_upload_timestamp_seconds") == 0
+    assert fwd_metric(ch, "upload_failures_total", "rejected") == 0
+    assert fwd_metric(ch, "spool_disk_ok") == 1
     spool = env.path("chain.db.forward-national")
     assert any(p.name.startswith("seg-") for p in spool.iterdir()), "no spool segment"
     # the token is fixed; a clean restart reads it
     assert ch.proc.stop() is None
     env.write("up.token", good + "\n", mode=0o600)
+    restarted = time.time()
     ch.start(30)
     row = wait_until(lambda: (r := agent_row(nat, FWD)) and r["samples"] >= stored and r,
                      30 * slow(), 0.2, "the spool to be delivered")
     time.sleep(0.5)
     assert agent_row(nat, FWD)["samples"] == stored, row
     check_audit(audit(env.path("national.db"), FWD), "national chain-1")
+    # /metrics of this run: nothing new spooled, the backlog acknowledged, one acknowledged
+    # request per batch the national collector stored (its audit rows)
+    wait_until(lambda: fwd_metric(ch, "spool_records") == 0, 20 * slow(), 0.2,
+               "the chain's spool to be empty in /metrics")
+    forwarded = len(audit(env.path("national.db"), FWD))
+    assert agent_row(nat, FWD)["batches"] == forwarded
+    assert forwarded >= 1
+    assert fwd_metric(ch, "batches_acked_total") == forwarded
+    assert fwd_metric(ch, "records_acked_total") == records
+    assert fwd_metric(ch, "records_spooled_total") == 0
+    assert fwd_metric(ch, "spool_oldest_age_seconds") == 0
+    assert fwd_metric(ch, "upload_attempts_total") >= forwarded
+    assert fwd_metric(ch, "last_upload_timestamp_seconds") >= restarted - 1
 
 
 def test_chain_on_postgresql_killed_twice(env):
