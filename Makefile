@@ -22,8 +22,10 @@ DEB_PKGS := gcc make pkg-config python3 snmpd snmp snmpsim libsnmp-dev libjansso
 	libsqlite3-dev zlib1g-dev libssl-dev libpq-dev postgresql clang-format curl snmptrapd nginx \
 	chromium fonts-wqy-microhei
 
-# Only `make bench` needs these: the peers the polling benchmark measures against.
-BENCH_PKGS := prometheus-snmp-exporter
+# Only `make bench` needs these: the peers the polling benchmark measures against
+# (collectd-core ships collectd and its snmp plugin; no service starts without
+# /etc/collectd/collectd.conf, which only the `collectd` package installs).
+BENCH_PKGS := prometheus-snmp-exporter collectd-core
 # ... and the peers of the ingest benchmark (bench/ingest_bench.py).
 BENCH_PKGS += influxdb prometheus
 
@@ -67,7 +69,7 @@ LIBCO   := $(B)/libcollector.a
 LIBSIM  := $(B)/libsim.a
 BINS    := $(B)/cinemon-agent $(B)/cinemon-collector
 
-.PHONY: all deps test test-unit test-faults asan bench bench-dashboard bench-ingest fuzz demo demo-stop install clean fmt
+.PHONY: all deps test test-unit test-faults asan bench bench-dashboard bench-ingest bench-poll bench-report fuzz demo demo-stop install clean fmt
 all: $(BINS) $(B)/cinemon-sim $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
@@ -133,27 +135,51 @@ test-faults: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@$(PYTHON) tests/run.py --build $(B) --only faults --repeat 3
 
-# Benchmarks print figures; they are never timed tests. bench/poll_bench.py: the polling
-# benchmark (cinemon-agent against prometheus-snmp-exporter and net-snmp's tools).
+# Benchmarks print figures; they are never timed tests. Each Python benchmark also writes its
+# figures to $(BENCH_OUT)/<name>.json (format: bench/report.py), and bench/report.py prints
+# them last as one table with the machine and every ratio (also kept in $(BENCH_OUT)/report.md),
+# even when a benchmark failed (then `make bench` fails after the table).
+# bench/ingest_bench.py: ingest against InfluxDB and Prometheus; bench/poll_bench.py: polling
+# 1000 SNMP devices against prometheus-snmp-exporter, collectd and net-snmp's tools;
+# bench/dashboard_bench.py: the dashboard's API and pages.
+BENCH_OUT := $(B)/bench-results
+BENCH_JSON := $(BENCH_OUT)/ingest.json $(BENCH_OUT)/poll.json $(BENCH_OUT)/dashboard.json
 bench: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
 	@$(MAKE) --no-print-directory all >/dev/null
+	@rm -f $(BENCH_JSON); mkdir -p $(BENCH_OUT)
 	@for b in $(filter %_bench,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
-	@echo "== bench/poll_bench.py"; $(PYTHON) bench/poll_bench.py --build $(B)
-	@echo "== bench/dashboard_bench.py"; $(PYTHON) bench/dashboard_bench.py --build $(B)
-	@echo "== bench/ingest_bench.py"; $(PYTHON) bench/ingest_bench.py --build $(B)
+	@st=0; \
+	echo "== bench/ingest_bench.py"; $(PYTHON) bench/ingest_bench.py --build $(B) --json $(BENCH_OUT)/ingest.json || st=1; \
+	echo "== bench/poll_bench.py"; $(PYTHON) bench/poll_bench.py --build $(B) --json $(BENCH_OUT)/poll.json || st=1; \
+	echo "== bench/dashboard_bench.py"; $(PYTHON) bench/dashboard_bench.py --build $(B) --json $(BENCH_OUT)/dashboard.json || st=1; \
+	echo "== bench/report.py"; $(PYTHON) bench/report.py --out $(BENCH_OUT)/report.md $(BENCH_JSON) || st=1; \
+	exit $$st
+
+# The table of whatever $(BENCH_OUT) holds (after bench-ingest, bench-poll, bench-dashboard).
+bench-report:
+	@$(PYTHON) bench/report.py --out $(BENCH_OUT)/report.md $(wildcard $(BENCH_JSON))
+
+# Only the polling benchmark (see docs/performance.md). POLL_ARGS=--quick: a smoke test.
+bench-poll: deps
+	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
+	@$(MAKE) --no-print-directory all >/dev/null
+	@mkdir -p $(BENCH_OUT)
+	@$(PYTHON) bench/poll_bench.py --build $(B) --json $(BENCH_OUT)/poll.json $(POLL_ARGS)
 
 # Only the dashboard benchmark (10,000 screens, a year of hourly roll-ups; see docs/dashboard.md).
 bench-dashboard: deps
 	@$(MAKE) --no-print-directory all >/dev/null
-	@$(PYTHON) bench/dashboard_bench.py --build $(B)
+	@mkdir -p $(BENCH_OUT)
+	@$(PYTHON) bench/dashboard_bench.py --build $(B) --json $(BENCH_OUT)/dashboard.json
 
 # Only the ingest benchmark (cinemon on SQLite and PostgreSQL against InfluxDB and Prometheus,
 # stores preloaded with 20 M samples; see docs/performance.md). INGEST_ARGS=--quick: a smoke test.
 bench-ingest: deps
 	@$(MAKE) --no-print-directory DEB_PKGS="$(BENCH_PKGS)" deps
 	@$(MAKE) --no-print-directory all >/dev/null
-	@$(PYTHON) bench/ingest_bench.py --build $(B) $(INGEST_ARGS)
+	@mkdir -p $(BENCH_OUT)
+	@$(PYTHON) bench/ingest_bench.py --build $(B) --json $(BENCH_OUT)/ingest.json $(INGEST_ARGS)
 
 # Every tests/fuzz/fuzz_*.c is a libFuzzer target over one parser of outside input; each runs
 # FUZZ_SECONDS (default 60) and stops at the first crash, leak or sanitizer report.

@@ -41,7 +41,8 @@ do not grow with the data; InfluxDB and Prometheus after a clean stop, WAL inclu
 divided by the samples it holds (checked against the store's own count).
 
 usage: ingest_bench.py [--build build] [--quick] [--preload N] [--duration S]
-                       [--only sqlite,pg,influx,prom] [--rules] [--keep]
+                       [--only sqlite,pg,influx,prom] [--rules] [--keep] [--json FILE]
+--json FILE: also write the figures in bench/report.py's format (make bench).
 --quick: 1 million samples preloaded, 8 s per phase (a smoke test); --rules: run the
 collector with the shipped rules on (default off: the peers judge nothing either).
 """
@@ -864,6 +865,73 @@ def report(args, runs, missing, failed, versions, others):
                   f"memory {mr:.2f}x (goal <= 0.33x) {'met' if mr <= GOAL_RSS else 'NOT MET'}")
 
 
+def json_report(path, args, runs, missing, failed, versions, others, started, load0):
+    """--json FILE: the table's figures in bench/report.py's format, ratios against InfluxDB."""
+    import re
+    sys.path.insert(0, HERE)
+    import report as rep  # noqa: E402  (the format and its writer)
+
+    def short(v):
+        m = re.search(r"\d+\.\d+", v or "")
+        return f" {m.group(0)}" if m else ""
+    names = {"sqlite": "cinemon SQLite", "pg": "cinemon PG",
+             "influx": "InfluxDB" + short(versions.get("InfluxDB")),
+             "prom": "Prometheus" + short(versions.get("Prometheus"))}
+    influx = runs.get("influx")
+    rows, notes = [], []
+    for key in ("sqlite", "pg", "influx", "prom"):
+        if key in missing or key in failed:
+            why = missing.get(key) or f"FAILED: {failed[key][:200]}"
+            rows.append({"case": "1 point per series", "system": names[key],
+                         "metric": "samples/s", "value": None, "unit": "samples/s",
+                         "better": "higher", "note": why})
+            continue
+        r = runs.get(key)
+        if not r:
+            continue
+        for pts in (1, 10):
+            row = r.rows.get(pts)
+            if not row:
+                continue
+            case = f"{pts} point{'s' if pts > 1 else ''} per series"
+            for metric, v, unit, better in (
+                    ("samples/s", row["rate"], "samples/s", "higher"),
+                    ("CPU per million samples", row["cpu_per_m"], "CPU-s", "lower"),
+                    ("peak RSS", row["rss_mb"], "MB", "lower"),
+                    ("bytes on disk per sample", r.bytes_per_sample, "B", "lower"),
+                    ("bytes written per sample", row["written"], "B", "lower")):
+                out = {"case": case, "system": names[key], "metric": metric,
+                       "value": round(v, 3), "unit": unit, "better": better}
+                if influx and influx.rows.get(pts):
+                    out["ratio_vs"] = names["influx"]
+                if key == "prom":
+                    out["note"] = "not durable: no fsync before the answer"
+                rows.append(out)
+            if row["mem_note"]:
+                notes.append(f"{names[key]}, {pts} pt: CPU s/M = {row['cpu_note']}; peak RSS = "
+                             f"{row['mem_note']}")
+        for n in r.notes:
+            notes.append(f"{names[key]}: {n}")
+        notes.append(f"{names[key]}: {r.held:,} samples held; load average during the phases "
+                     + ", ".join(f"{r.rows[p]['load'][0]:.1f}->{r.rows[p]['load'][1]:.1f}"
+                                 for p in (1, 10) if p in r.rows))
+    # one block per shape, then per metric, the stores side by side
+    cases = ["1 point per series", "10 points per series"]
+    metrics = ["samples/s", "CPU per million samples", "peak RSS", "bytes on disk per sample",
+               "bytes written per sample"]
+    rows.sort(key=lambda r: (cases.index(r["case"]), metrics.index(r["metric"])))
+    if "prom" in runs:
+        notes.append(f"Prometheus durability: {PROM_DURABILITY}.")
+    if others:
+        notes.append(f"Running beside the benchmark (not started by it): {', '.join(others[:8])}")
+    notes.append(f"{WRITERS} writers, {SAMPLES:,} samples per request, each store preloaded with "
+                 f">= {args.preload:,} samples, {args.duration:g} s per phase; "
+                 + "; ".join(f"{k} {v}" for k, v in versions.items() if v))
+    rep.write_results(path, "ingest", rows, started=started, load=[load0, os.getloadavg()[0]],
+                      notes=notes, title="Durable ingest (SQLite, PostgreSQL) against "
+                                         "InfluxDB and Prometheus")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -874,7 +942,10 @@ def main():
     ap.add_argument("--rules", action="store_true", help="collector with the shipped rules on")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--max-batches", type=int, default=6000, help=argparse.SUPPRESS)
+    ap.add_argument("--json", metavar="FILE", help="also write the figures to FILE "
+                    "(bench/report.py's format)")
     args = ap.parse_args()
+    started, load0 = time.time(), os.getloadavg()[0]
     if args.quick:
         args.preload, args.duration = 1_000_000, 8.0
     args.calib_rounds = 20 if args.quick else 30
@@ -940,6 +1011,8 @@ def main():
         else:
             shutil.rmtree(work, ignore_errors=True)
     report(args, runs, missing, failed, versions, others)
+    if args.json:
+        json_report(args.json, args, runs, missing, failed, versions, others, started, load0)
     return 1 if failed else 0
 
 

@@ -2,8 +2,9 @@
 """poll_bench.py — the polling benchmark of `make bench` (issue 4).
 
 Polls `cinemon-sim --bench-devices N` (N SNMP devices, 40 scalars + a 20x5 table = 140
-values each, profile profiles/sim-bench.json) at N = 100, 500, 1000 with three pollers and
-prints their figures side by side, then the ratios against the goals at 1000 devices:
+values each, profile profiles/sim-bench.json) at N = 100, 500, 1000 with every poller below and
+prints their figures side by side, then the ratios against the goals at 1000 devices
+(and, with --json FILE, writes them for bench/report.py):
 
   cinemon-agent   `cinemon-agent -c agent.ini --rounds K`: the real daemon path (drivers,
                   batcher, JSON encoding, spool with its fsync policy), every device polled
@@ -22,6 +23,26 @@ prints their figures side by side, then the ratios against the goals at 1000 dev
   snmp_exporter   Debian's prometheus-snmp-exporter with a hand-written snmp.yml module of
                   the same OIDs (walks of the scalar subtree and the table); all N targets
                   scraped in parallel (curl --parallel); CPU from /proc/PID/stat deltas.
+  collectd        Debian's collectd-core 5.12, `collectd -f -C conf`, only its snmp plugin
+                  (+ the logfile plugin for warnings): one Data block of type bench_scalars
+                  (a types.db of our own: 40 data sources, so the 40 scalars are one GET of
+                  40 varbinds) and one table Data block of type bench_row (5 columns, walked
+                  with GETBULK: BulkSize 125 = 25 repetitions per column, collectd divides it
+                  by the columns), Version 2, Timeout 2, Retries 1 (as the agent), Interval 5.
+                  ReadThreads 16: collectd polls synchronously (net-snmp's
+                  snmp_sess_synch_response), one device per read thread at a time, so the
+                  threads bound the polls in flight; collectd's default of 5 lets 1000
+                  devices answering in ~10 ms after 3 requests each take ~6 s, more than
+                  the interval, and 16 keep a round within ~2 s; more threads cost CPU and
+                  memory (docs/performance.md, "Polling").
+                  Write plugin (--collectd-sink): network (default; the cheapest that still
+                  handles every value: serialised in collectd's binary protocol and sent by
+                  UDP to a receiver thread of this script, which decodes every value list
+                  and checks the 40 numbers) or csv (a file per device and row, opened and
+                  closed for every value list: more CPU). CPU from /proc/PID/stat
+                  over several intervals (edges half an interval after the rounds start),
+                  divided by the intervals; peak RSS VmHWM; the receiver checks that every
+                  device was polled in every measured interval.
   net-snmp CLI    per device `snmpget` of the 40 scalars + `snmpbulkwalk` of the table,
                   16 devices at a time; CPU from the children's rusage.
 
@@ -29,7 +50,9 @@ Requests per device come from the simulator's own counters (printed when it stop
 simulator per poller and size. Peak RSS is VmHWM (the agent: ru_maxrss). Every port is a
 free loopback port chosen at run time; every process is stopped by its PID.
 
-usage: poll_bench.py [--build build] [--sizes 100,500,1000] [--rounds K] [--quick]
+usage: poll_bench.py [--build build] [--sizes 100,500,1000] [--rounds K] [--intervals I]
+                     [--quick] [--collectd-sink network|csv] [--json FILE]
+--json FILE: also write the figures in bench/report.py's format (make bench).
 """
 import argparse
 import json
@@ -39,8 +62,10 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 import harness  # noqa: E402  (free_port_range: the same port search as the tests)
@@ -321,6 +346,195 @@ def check_scrape(path, prof):
                            f"({path})")
 
 
+# ---- collectd (snmp plugin) --------------------------------------------------------------
+
+COLLECTD_READ_THREADS = 16  # collectd's default is 5; see the module docstring
+COLLECTD_BULK = 125  # BulkSize: varbinds per GETBULK answer over all columns (25 per column)
+# collectd data-source kind per scalar type in the rotation Integer32, Gauge32, Counter32,
+# Counter64, OCTET STRING (a decimal number), TimeTicks (sim/model.c bench_val)
+COLLECTD_DS = ("GAUGE", "GAUGE", "COUNTER", "COUNTER", "GAUGE", "GAUGE")
+
+
+def collectd_conf(sim, d, interval_s, sink, port=0):
+    """collectd.conf + types.db: the snmp plugin with the OIDs of profiles/sim-bench.json."""
+    _, scalars, table_oid, columns = bench_oids()
+    # one type of 40 data sources, so the 40 scalars are one GET (as the other pollers ask),
+    # and one of 5 for a table row: collectd dispatches a value list per type instance
+    types = os.path.join(d, "types.db")
+    with open(types, "w") as f:
+        f.write("bench_scalars " + ", ".join(f"s{i + 1}:{COLLECTD_DS[i % 6]}:U:U"
+                                            for i in range(len(scalars))) + "\n")
+        f.write("bench_row " + ", ".join(f"c{c}:{COLLECTD_DS[(c - 1) % 6]}:U:U"
+                                        for c in columns) + "\n")
+    if sink == "csv":  # a file per host and type instance, opened and closed per value list
+        sink_conf = (f'LoadPlugin csv\n<Plugin csv>\n  DataDir "{d}/csv"\n'
+                     f'  StoreRates false\n</Plugin>\n')
+    else:  # network: collectd's binary protocol in UDP packets to our receiver
+        sink_conf = (f'LoadPlugin network\n<Plugin network>\n  Server "127.0.0.1" "{port}"\n'
+                     f'</Plugin>\n')
+    hosts = "".join(
+        f'  <Host "dev{i:04d}">\n    Address "udp:127.0.0.1:{p}"\n    Version 2\n'
+        f'    Community "public"\n    Collect "scalars" "table"\n    Timeout 2\n'
+        f'    Retries 1\n    BulkSize {COLLECTD_BULK}\n  </Host>\n'
+        for i, p in enumerate(sim.ports()))
+    conf = os.path.join(d, "collectd.conf")
+    with open(conf, "w") as f:
+        f.write(f'Hostname "bench"\nFQDNLookup false\nAutoLoadPlugin false\n'
+                f'BaseDir "{d}"\nPIDFile "{d}/collectd.pid"\nPluginDir "/usr/lib/collectd"\n'
+                f'TypesDB "/usr/share/collectd/types.db" "{types}"\n'
+                f"Interval {interval_s}\nReadThreads {COLLECTD_READ_THREADS}\nWriteThreads 1\n"
+                f'LoadPlugin logfile\n<Plugin logfile>\n  LogLevel warning\n'
+                f'  File stdout\n</Plugin>\n'
+                f"LoadPlugin snmp\n{sink_conf}<Plugin snmp>\n"
+                f'  <Data "scalars">\n    Type "bench_scalars"\n    Table false\n    Values '
+                + " ".join(f'"{o}"' for o in scalars) + "\n  </Data>\n"
+                f'  <Data "table">\n    Type "bench_row"\n    Table true\n    Values '
+                + " ".join(f'"{table_oid}.{c}"' for c in columns) + "\n  </Data>\n"
+                + hosts + "</Plugin>\n")
+    return conf
+
+
+class CollectdReceiver:
+    """Receives what collectd's network plugin sends (binary protocol, one UDP socket on a
+    free loopback port, a thread of ours) and keeps the time of every value list of type
+    bench_scalars, checking that it holds n_cols numbers."""
+
+    def __init__(self, n_cols):
+        self.n_cols, self.times, self.rows, self.bad = n_cols, [], 0, []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            try:
+                pkt = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            self.parse(pkt)
+
+    def parse(self, pkt):
+        """Parts: u16 type, u16 length (header included); a values part ends a value list."""
+        off, typ, tm = 0, "", 0.0
+        while off + 4 <= len(pkt):
+            ptype, plen = struct.unpack_from(">HH", pkt, off)
+            if plen < 4 or off + plen > len(pkt):
+                self.bad.append(f"part {ptype} length {plen}")
+                return
+            body = pkt[off + 4:off + plen]
+            if ptype == 0x0004:  # type
+                typ = body.rstrip(b"\0").decode()
+            elif ptype == 0x0008:  # time_hr: 2^-30 s
+                tm = struct.unpack(">Q", body)[0] / 2**30
+            elif ptype == 0x0006:  # values: u16 n, n kinds, n x 8 bytes
+                n = struct.unpack_from(">H", body)[0]
+                if typ == "bench_row":
+                    self.rows += 1
+                elif typ == "bench_scalars":
+                    kinds = body[2:2 + n]
+                    vals = [struct.unpack_from("<d" if k == 1 else ">Q", body, 2 + n + 8 * i)[0]
+                            for i, k in enumerate(kinds)]  # 1 = GAUGE (little-endian double)
+                    if n != self.n_cols or any(v != v for v in vals):
+                        self.bad.append(f"bench_scalars with {n} values: {vals[:6]}")
+                    self.times.append(tm)
+            off += plen
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def csv_scalar_times(d, n_cols):
+    """Times of every bench_scalars row the csv plugin wrote, each checked for n_cols numbers."""
+    times = []
+    for dp, _, fns in os.walk(os.path.join(d, "csv")):
+        for fn in fns:
+            if not fn.startswith("bench_scalars-"):
+                continue
+            with open(os.path.join(dp, fn)) as f:
+                for line in f:
+                    if line.startswith("epoch"):
+                        continue
+                    xs = line.strip().split(",")
+                    if len(xs) != n_cols + 1 or any(x in ("nan", "") for x in xs):
+                        raise RuntimeError(f"collectd csv: bad row in {fn}: {line[:200]}")
+                    times.append(float(xs[0]))
+    return times
+
+
+def run_collectd(exe, sim, work, sink="network", interval_s=5, warm_intervals=2,
+                 measure_intervals=6):
+    """collectd -f with the snmp plugin: CPU per interval (= per round) from /proc over
+    several intervals; every device's value lists counted and checked in the sink."""
+    d = os.path.join(work, "collectd")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    _, scalars, _, _ = bench_oids()
+    recv = CollectdReceiver(len(scalars)) if sink == "network" else None
+    try:
+        conf = collectd_conf(sim, d, interval_s, sink, recv.port if recv else 0)
+        with open(os.path.join(d, "stdout"), "w") as out:
+            proc = subprocess.Popen([exe, "-f", "-C", conf], stdout=out,
+                                    stderr=subprocess.STDOUT)
+        try:
+            # sessions open, a first round or two done; every host's read is due at the start
+            # plus a whole number of intervals, so half an interval off those instants the
+            # window's edges fall where collectd idles
+            time.sleep((warm_intervals + 0.5) * interval_s)
+            if proc.poll() is not None:
+                raise RuntimeError(f"collectd exited ({proc.returncode}): {collectd_log(d)}")
+            c0, t0, w0 = proc_cpu_s(proc.pid), time.monotonic(), time.time()
+            time.sleep(measure_intervals * interval_s)
+            c1, t1, w1 = proc_cpu_s(proc.pid), time.monotonic(), time.time()
+            rss = proc_hwm_kb(proc.pid) / 1024.0
+        finally:
+            stop(proc, timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"collectd exited {proc.returncode}: {collectd_log(d)}")
+        if recv:
+            time.sleep(0.5)  # the last packets, sent at shutdown
+    finally:
+        if recv:
+            recv.close()
+    if recv:
+        if recv.bad:
+            raise RuntimeError(f"collectd sent bad value lists: {recv.bad[:3]}")
+        times, rows = recv.times, recv.rows
+    else:
+        times = csv_scalar_times(d, len(scalars))
+        rows = sum(1 for dp, _, fns in os.walk(os.path.join(d, "csv")) for fn in fns
+                   if fn.startswith("bench_row-") for _ in open(os.path.join(dp, fn))) \
+            - 20 * sim.n  # the header lines
+    in_window = sum(1 for t in times if w0 <= t < w1)
+    rounds = (t1 - t0) / interval_s
+    # every device polled every interval: the sink got a value list per device and round
+    if in_window < 0.9 * sim.n * round(rounds):
+        raise RuntimeError(f"collectd: {in_window} device-rounds in {rounds:.1f} intervals of "
+                           f"{sim.n} devices (rounds longer than the interval?) "
+                           f"{collectd_log(d)}")
+    if abs(rows - 20 * len(times)) > 20 * sim.n:  # a round cut by the stop at most
+        raise RuntimeError(f"collectd: {rows} table rows for {len(times)} scalar lists")
+    log(f"  collectd ({sink}): {len(times)} scalar value lists of {len(scalars)} numbers and "
+        f"{rows} table rows received, {in_window / sim.n:.1f} rounds in the "
+        f"{rounds:.1f} measured intervals")
+    return {"wall": float("nan"), "cpu": (c1 - c0) / rounds, "rss_mb": rss,
+            "rounds": len(times) / sim.n}
+
+
+def collectd_log(d):
+    try:
+        with open(os.path.join(d, "stdout")) as f:
+            return "".join(l for l in f if ".snmp.bench_" not in l)[-2000:]
+    except OSError:
+        return ""
+
+
 # ---- net-snmp command-line tools --------------------------------------------------------
 
 def run_cli(sim, rounds):
@@ -364,14 +578,18 @@ def fmt_wall(v, width):
     return f"{v:{width}.3f}" if v == v else f"{'-':>{width}}"
 
 
-def measure(build, exporter, n, rounds, cli_rounds, work, daemon):
+def measure(build, exporter, collectd, n, rounds, cli_rounds, work, daemon, intervals, sink):
     res = {}
     for name, fn in (("cinemon-agent", lambda s: run_agent(build, s, work, rounds)),
                      ("agent backlog", lambda s: run_agent(build, s, work, rounds, "16M")),
-                     ("agent daemon", lambda s: run_daemon(build, s, work)),
+                     ("agent daemon", lambda s: run_daemon(build, s, work,
+                                                           measure_intervals=intervals)),
                      ("snmp_exporter", lambda s: run_exporter(exporter, s, work, rounds)),
+                     ("collectd", lambda s: run_collectd(collectd, s, work, sink,
+                                                         measure_intervals=intervals)),
                      ("net-snmp CLI", lambda s: run_cli(s, cli_rounds))):
-        if (name == "snmp_exporter" and not exporter) or (name == "agent daemon" and not daemon):
+        if ((name == "snmp_exporter" and not exporter) or (name == "agent daemon" and not daemon)
+                or (name == "collectd" and not collectd)):
             continue
         sim = Sim(build, n, work)
         try:
@@ -385,22 +603,67 @@ def measure(build, exporter, n, rounds, cli_rounds, work, daemon):
     return res
 
 
+def deb_version(pkg):
+    """The upstream version (major.minor) of an installed Debian package, or ''."""
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                         text=True)
+    m = re.match(r"(?:\d+:)?(\d+\.\d+)", out.stdout)
+    return m.group(1) if m else ""
+
+
+def json_rows(results, names):
+    """The rows of report.py's format: per size and poller CPU per round, peak RSS, round wall
+    time and requests per device; the agent's rows name snmp_exporter and collectd as peers."""
+    metrics = (("CPU per round", "cpu", "CPU-s"), ("peak RSS", "rss_mb", "MB"),
+               ("round wall time", "wall", "s"), ("requests per device", "req", ""))
+    rows = []
+    for n in sorted(results):
+        for metric, key, unit in metrics:
+            for name, r in results[n].items():
+                v = r[key]
+                row = {"case": f"{n} devices", "system": names.get(name, name), "metric": metric,
+                       "value": round(v, 4) if v == v else None, "unit": unit,
+                       "better": "lower"}
+                present = [names[p] for p in ("snmp_exporter", "collectd")
+                           if p in results[n] and results[n][p][key] == results[n][p][key]]
+                if name.startswith(("cinemon-agent", "agent ")) and present and v == v:
+                    row["ratio_vs"] = present
+                if v != v:
+                    row["note"] = ("the timers spread a round over the interval"
+                                   if name in ("agent daemon", "collectd") else "not measured")
+                rows.append(row)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--sizes", default="100,500,1000")
     ap.add_argument("--rounds", type=int, default=8, help="timed rounds per poller and size")
     ap.add_argument("--cli-rounds", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="3 rounds, 1 CLI round")
+    ap.add_argument("--intervals", type=int, default=6,
+                    help="measured 5-s intervals of the daemons (agent daemon, collectd)")
+    ap.add_argument("--quick", action="store_true", help="3 rounds, 1 CLI round, 3 intervals")
     ap.add_argument("--no-daemon", dest="daemon", action="store_false",
                     help="leave out the daemon-with-upload measurement")
+    ap.add_argument("--collectd-sink", choices=("network", "csv"), default="network",
+                    help="collectd's write plugin (default network: the cheapest)")
+    ap.add_argument("--json", metavar="FILE", help="also write the figures to FILE "
+                    "(bench/report.py's format)")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.cli_rounds = 3, 1
+        args.rounds, args.cli_rounds, args.intervals = 3, 1, 3
     sizes = [int(x) for x in args.sizes.split(",")]
+    started = time.time()
     exporter = shutil.which("prometheus-snmp-exporter")
     if not exporter:
         log("poll_bench: prometheus-snmp-exporter is not installed (make deps): skipped")
+    collectd = shutil.which("collectd") or shutil.which("collectd", path="/usr/sbin")
+    if collectd and not os.path.exists("/usr/lib/collectd/snmp.so"):
+        collectd = None
+    if not collectd:
+        log("poll_bench: collectd with its snmp plugin is not installed (collectd-core, "
+            "make deps): skipped")
     for tool in ("snmpget", "snmpbulkwalk", "curl"):
         if not shutil.which(tool):
             sys.exit(f"poll_bench: {tool} is missing (make deps)")
@@ -409,15 +672,19 @@ def main():
     results = {}
     try:
         for n in sizes:
-            results[n] = measure(args.build, exporter, n, args.rounds, args.cli_rounds, work,
-                                 daemon=args.daemon and n == max(sizes))
+            results[n] = measure(args.build, exporter, collectd, n, args.rounds, args.cli_rounds,
+                                 work, args.daemon and n == max(sizes), args.intervals,
+                                 args.collectd_sink)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()[0]
 
-    print(f"polling benchmark: cinemon-sim --bench-devices N (140 values per device); "
-          f"agent/exporter median of {args.rounds} rounds, CLI {args.cli_rounds}; "
-          f"{os.cpu_count()} CPUs, load average {load0:.1f} at the start, "
-          f"{os.getloadavg()[0]:.1f} at the end (wall times suffer first on a busy machine)")
+    head = (f"polling benchmark: cinemon-sim --bench-devices N (140 values per device); "
+            f"agent/exporter median of {args.rounds} rounds, CLI {args.cli_rounds}, daemons "
+            f"{args.intervals} intervals of 5 s; {os.cpu_count()} CPUs, load average "
+            f"{load0:.1f} at the start, {load1:.1f} at the end (wall times suffer first on a "
+            f"busy machine)")
+    print(head)
     print(f"{'devices':>7}  {'poller':14}  {'round s':>8}  {'CPU s/round':>11}  "
           f"{'peak RSS MB':>11}  {'req/device':>10}")
     # net-snmp CLI: peak RSS is that of the largest single tool process
@@ -427,6 +694,7 @@ def main():
                   f"{r['req']:10.2f}")
     n = GOALS_AT if GOALS_AT in results else max(results)
     a = results[n]["cinemon-agent"]
+    notes = []
     print(f"\ngoals at {n} devices (figure / goal; <= 1.00 meets it):")
     rows = [("round wall time", a["wall"], GOAL_ROUND_S, "s"),
             ("CPU per round", a["cpu"], GOAL_CPU_S, "CPU-s"),
@@ -435,15 +703,27 @@ def main():
     ok = True
     for what, v, goal, unit in rows:
         ok &= v <= goal
-        print(f"  {what:28} {v:8.3f} {unit:5} goal <= {goal:<6} ratio {v / goal:5.2f}  "
-              f"{'met' if v <= goal else 'NOT MET'}")
+        line = (f"  {what:28} {v:8.3f} {unit:5} goal <= {goal:<6} ratio {v / goal:5.2f}  "
+                f"{'met' if v <= goal else 'NOT MET'}")
+        print(line)
+        notes.append(f"goal at {n} devices: {' '.join(line.split())}")
     e = results[n].get("snmp_exporter")
     if e:
         ratio = e["cpu"] / a["cpu"] if a["cpu"] > 0 else float("inf")
         ok &= ratio >= GOAL_CPU_RATIO
-        print(f"  {'CPU less than snmp_exporter':28} {ratio:8.2f} x     goal >= {GOAL_CPU_RATIO:<6} "
-              f"ratio {GOAL_CPU_RATIO / ratio:5.2f}  {'met' if ratio >= GOAL_CPU_RATIO else 'NOT MET'}")
+        line = (f"  {'CPU less than snmp_exporter':28} {ratio:8.2f} x     goal >= "
+                f"{GOAL_CPU_RATIO:<6} ratio {GOAL_CPU_RATIO / ratio:5.2f}  "
+                f"{'met' if ratio >= GOAL_CPU_RATIO else 'NOT MET'}")
+        print(line)
+        notes.append(f"goal at {n} devices: {' '.join(line.split())}")
         print(f"  {'round vs snmp_exporter':28} {e['wall'] / a['wall']:8.2f} x faster")
+    cd = results[n].get("collectd")
+    if cd:
+        print(f"  {'CPU less than collectd':28} {cd['cpu'] / a['cpu']:8.2f} x  (info; collectd "
+              f"with the {args.collectd_sink} sink, {COLLECTD_READ_THREADS} read threads)")
+        notes.append(f"collectd: snmp plugin, {COLLECTD_READ_THREADS} ReadThreads, BulkSize "
+                     f"{COLLECTD_BULK}, Timeout 2 Retries 1, Interval 5, write plugin "
+                     f"{args.collectd_sink}; CPU and RSS of the collectd process from /proc")
     dm = results[n].get("agent daemon")
     if dm:
         print(f"  {'daemon incl. upload (info)':28} {dm['cpu']:8.3f} CPU-s per 5-s interval, peak RSS "
@@ -454,6 +734,21 @@ def main():
     print(f"\n(agent: spool {a['spool_mb']:.1f} MB after {a['rounds']} rounds, "
           f"{a['samples']} samples per round; figures drift between runs, ratios hold better)")
     print("goals: all met" if ok else "goals: NOT all met")
+    notes.append("goals: all met" if ok else "goals: NOT all met")
+    notes.append("net-snmp CLI: peak RSS of the largest single tool process; agent daemon: "
+                 "interval 5 s, uploading to a collector on SQLite")
+    if args.json:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import report  # noqa: E402  (the format and its writer)
+        names = {"cinemon-agent": "cinemon-agent", "agent backlog": "cinemon-agent backlog",
+                 "agent daemon": "cinemon-agent daemon",
+                 "snmp_exporter": f"snmp_exporter {deb_version('prometheus-snmp-exporter')}",
+                 "collectd": f"collectd {deb_version('collectd-core')}",
+                 "net-snmp CLI": f"net-snmp CLI {deb_version('snmp')}"}
+        report.write_results(args.json, "poll", json_rows(results, names), started=started,
+                             load=[load0, load1], notes=notes,
+                             title="Polling SNMP devices (140 values each): CPU per round, "
+                                   "peak RSS, requests")
     return 0
 
 
