@@ -15,7 +15,10 @@ With --asan-build both run a second time against that build, names suffixed " [a
 PostgreSQL: every unit binary whose source includes store_fixture.h runs a second time with
 CINEMON_TEST_PG set (names suffixed " [pg]"), against one server started for the run by
 tests/pgserver.py (fsync off) and stopped at the end, or against the server of CINEMON_TEST_PG
-when it is already set. Without PostgreSQL installed, one SKIP line says so.
+when it is already set. Without PostgreSQL installed, one SKIP line says so. The e2e cases
+of the plain build run a second time with every collector a case starts without choosing its
+store on PostgreSQL (names suffixed " [pg]"; harness.STORE_PG); modules that choose their
+stores themselves (test_cluster, test_tiers: BACKENDS_EXPLICIT) run once.
 Prints "PASS name" / "FAIL name" / "SKIP name (why)" per case and, last, exactly one line
 "N passed, N failed, N skipped". Exit status 1 when anything failed.
 """
@@ -304,8 +307,11 @@ def load_module(path):
     return mod
 
 
-def run_e2e(build, suffix, asan, kfilter, res, folder=E2E):
-    """The Python cases of folder (tests/e2e, or tests/faults: the delivery fault suite)."""
+def run_e2e(build, suffix, asan, kfilter, res, folder=E2E, store_pg=False):
+    """The Python cases of folder (tests/e2e, or tests/faults: the delivery fault suite).
+    store_pg: the PostgreSQL pass — every collector a case starts without choosing its store
+    stores in PostgreSQL (harness.STORE_PG); modules that choose their stores themselves
+    (BACKENDS_EXPLICIT = True) are left out of it."""
     for d in (folder, E2E):
         if str(d) not in sys.path:
             sys.path.insert(0, str(d))
@@ -313,7 +319,7 @@ def run_e2e(build, suffix, asan, kfilter, res, folder=E2E):
     saved_env = {k: os.environ.get(k) for k in ASAN_ENV}
     if asan:
         os.environ.update(ASAN_ENV)
-    harness.configure(build, asan)
+    harness.configure(build, asan, store_pg)
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     try:
         for path in suite_modules(folder):
@@ -323,6 +329,8 @@ def run_e2e(build, suffix, asan, kfilter, res, folder=E2E):
             except Exception:  # noqa: BLE001
                 if kfilter is None or kfilter in prefix + suffix:
                     res.report("FAIL", prefix + suffix, "cannot import:\n" + traceback.format_exc())
+                continue
+            if store_pg and getattr(mod, "BACKENDS_EXPLICIT", False):
                 continue
             cases = [(n, f) for n, f in vars(mod).items()
                      if n.startswith("test_") and inspect.isfunction(f)
@@ -343,6 +351,7 @@ def run_e2e(build, suffix, asan, kfilter, res, folder=E2E):
                                "\n".join(problems))
     finally:
         signal.signal(signal.SIGALRM, old_handler)
+        harness.configure(build, asan, False)
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -432,6 +441,9 @@ def main():
                     run_unit(build, suffix, asan, args.kfilter, res, args.jobs, pg)
                 if args.only in (None, "e2e"):
                     run_e2e(build, suffix, asan, args.kfilter, res)
+                    # the same cases with the collectors on PostgreSQL (plain build only)
+                    if not asan and pgserver.bindir() is not None:
+                        run_e2e(build, suffix + " [pg]", asan, args.kfilter, res, store_pg=True)
                 if args.only in (None, "faults"):
                     run_e2e(build, suffix, asan, args.kfilter, res, FAULTS)
     except KeyboardInterrupt:

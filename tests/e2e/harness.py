@@ -40,6 +40,9 @@ PROFILES = REPO / "profiles"
 # Set by the runner (configure); CINEMON_BUILD lets a module run on its own.
 BUILD = Path(os.environ.get("CINEMON_BUILD") or (REPO / "build")).resolve()
 ASAN = False
+# The runner's PostgreSQL pass (tests/run.py, " [pg]"): collectors started without an explicit
+# store get a fresh PostgreSQL database instead of their SQLite file.
+STORE_PG = os.environ.get("CINEMON_E2E_STORE") == "postgresql"
 
 STOP_GRACE_S = 5.0
 SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -54,12 +57,20 @@ class ProcessDied(AssertionError):
     """A process a test waits for has exited: wait_until gives up at once."""
 
 
-def configure(build, asan=False):
-    """Point the starters at a build folder (build/ or build-asan/)."""
-    global BUILD, ASAN
+def configure(build, asan=False, store_pg=False):
+    """Point the starters at a build folder (build/ or build-asan/); store_pg: collectors
+    store in PostgreSQL unless a case chooses (the runner's " [pg]" pass)."""
+    global BUILD, ASAN, STORE_PG
     BUILD = Path(build).resolve()
     ASAN = asan
+    STORE_PG = store_pg
     _module_cache.clear()
+
+
+def sqlite_only(why):
+    """Skip the case in the PostgreSQL pass: it looks at what is SQLite's by nature."""
+    if STORE_PG:
+        raise Skip(f"SQLite only: {why}")
 
 
 def binary(name):
@@ -400,6 +411,37 @@ def sqlite_stored_samples(db):
     return rows + head_log_points(r[0] for r in db.execute("SELECT data FROM head_log"))
 
 
+def store_rows(coll, sql_sqlite, sql_pg=None, **params):
+    """Rows of a query on collector coll's store, read directly (SQLite file read-only, or
+    psql); params bound by name (:name in SQLite, :'name' in the PostgreSQL text). Values as
+    the driver gives them (psql: strings)."""
+    if coll.store:
+        return psql(coll.store, sql_pg or sql_sqlite, **params)
+    import sqlite3
+    db = sqlite3.connect(f"file:{coll.env.path('cinemon.db')}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute(sql_sqlite, params).fetchall()
+    finally:
+        db.close()
+
+
+def stored_samples(coll):
+    """Samples collector coll's store holds, in its tables or in its head's log."""
+    if not coll.store:
+        import sqlite3
+        db = sqlite3.connect(f"file:{coll.env.path('cinemon.db')}?mode=ro", uri=True, timeout=10)
+        try:
+            return sqlite_stored_samples(db)
+        finally:
+            db.close()
+    n = int(psql(coll.store, "SELECT count(*) FROM samples")[0][0])
+    has_log = psql(coll.store, "SELECT to_regclass('head_log') IS NOT NULL")[0][0] == "t"
+    if has_log:
+        recs = psql(coll.store, "SELECT encode(data, 'hex') FROM head_log")
+        n += head_log_points(bytes.fromhex(r[0]) for r in recs)
+    return n
+
+
 def request(method, url, body=None, headers=None, timeout=15):
     """One HTTP request. body: bytes, str or a JSON-able object. Returns
     (status, parsed JSON or None, raw bytes, headers dict with lower-case keys)."""
@@ -703,6 +745,13 @@ def collector(env, tokens=(), extra=None, port=None, timeout=30, store=None, nam
     several collectors may share one. name: the ini file's name (default collector.ini, or
     collector-<port>.ini with store, so that collectors of one case do not share a file)."""
     port = port or free_port("tcp")
+    if store is None and STORE_PG:
+        # one database per case, as the SQLite file cinemon.db is one per case's folder: a
+        # collector started again in the case finds what the first one stored
+        if getattr(env, "default_pg", None) is None:
+            env.default_pg = pg_database(env)
+        store = env.default_pg
+        name = name or "collector.ini"
     name = name or (f"collector-{port}.ini" if store else "collector.ini")
     ini = write_collector_ini(env, port, extra, name=name, conninfo=store)
     toks = {}
@@ -712,6 +761,7 @@ def collector(env, tokens=(), extra=None, port=None, timeout=30, store=None, nam
     c = Collector(env, ini, port, None)
     c.tokens = toks
     c.op_token = op
+    c.store = store  # None: SQLite file cinemon.db in the case's folder
     c.start(timeout)
     return c
 

@@ -31,6 +31,8 @@ from pathlib import Path
 import harness
 from harness import ProcessDied, wait_until
 
+BACKENDS_EXPLICIT = True  # the collectors share a PostgreSQL database of their own
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
 import faultlib  # noqa: E402  (the ledger, the exact-count verdict, the device set)
 
@@ -177,8 +179,12 @@ def test_failover_sigkill_exact_counts(env):
         summary = faultlib.verify(led, row(), rows, gaps)
     except AssertionError as e:
         raise AssertionError(f"{e}\n  (seed {seed}, kill/down moments {moments})") from None
-    # every stored sample is one row, counted once by the roll-ups (no retry stored twice)
+    # every stored sample is one row, counted once by the roll-ups (no retry stored twice).
+    # Samples reach these tables when a collector writes its head out (head_max_age, 2 s on
+    # PostgreSQL) or adopts the log of one that was killed: wait for that, then exact.
     produced = sum(led.values())
+    wait_until(lambda: stored_sample_rows(conninfo)[0] >= produced, 30 * slow(), 0.3,
+               f"the {produced} samples in the tables")
     nrows, nroll = stored_sample_rows(conninfo)
     assert nrows == produced, f"{nrows} sample rows stored, the ledger holds {produced} ({summary})"
     assert nroll == produced, f"the minute roll-ups count {nroll} samples, stored {produced}"

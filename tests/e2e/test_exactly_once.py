@@ -17,7 +17,6 @@ sums equal /api/v1/agents' totals and the sample rows.
 import json
 import os
 import signal
-import sqlite3
 import threading
 import time
 
@@ -79,13 +78,12 @@ def metric_value(coll, name):
 
 def audit(env, coll, records):
     """The database and the API agree that exactly `records` (a set of seqs) are stored, once."""
-    db = sqlite3.connect(f"file:{env.path('cinemon.db')}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = db.execute("SELECT first_seq, last_seq, samples FROM batches WHERE agent_id = ?"
-                          " ORDER BY first_seq", (AGENT,)).fetchall()
-        samples_rows = harness.sqlite_stored_samples(db)
-    finally:
-        db.close()
+    rows = [tuple(int(x) for x in r) for r in harness.store_rows(
+        coll, "SELECT first_seq, last_seq, samples FROM batches WHERE agent_id = :agent"
+        " ORDER BY first_seq",
+        "SELECT first_seq, last_seq, samples FROM batches WHERE agent_id = :'agent'"
+        " ORDER BY first_seq", agent=AGENT)]
+    samples_rows = harness.stored_samples(coll)
     covered = []
     for i, (first, last, samples) in enumerate(rows):
         assert first <= last, f"audit row {first}..{last} upside down"

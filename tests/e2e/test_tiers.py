@@ -18,6 +18,8 @@ import time
 import harness
 from harness import wait_until
 
+BACKENDS_EXPLICIT = True  # every collector's store is chosen here (one chain on PostgreSQL)
+
 H = 3600000
 FWD = "chain-1"
 AGENTS = [("a1", "S1"), ("a2", "S2")]
