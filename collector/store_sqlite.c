@@ -672,12 +672,15 @@ oom:
 static int series_ref(co_store *s, const char *site, const cm_series *se, int64_t dev, int64_t *sid,
                       char *err, size_t errlen)
 {
-    if (co_labels_json(se, s->labels, err, errlen) < 0) return -1;
-    const char *parts[] = {site, se->device, se->metric, s->labels};
     size_t len;
-    if (co_key_build(&s->key, &s->keycap, &len, parts, 4) < 0) goto oom;
+    if (co_series_key(&s->key, &s->keycap, &len, site, se) < 0) {
+        /* a label without key or value, too many: co_labels_json names it */
+        if (co_labels_json(se, s->labels, err, errlen) < 0) return -1;
+        goto oom;
+    }
     uint64_t h = co_idmap_hash(s->key, len);
     if (co_idmap_get(&s->sermap, s->key, len, h, sid)) return 0;
+    if (co_labels_json(se, s->labels, err, errlen) < 0) return -1;
     sqlite3_stmt *st = s->st[ST_SERIES_UPSERT];
     sqlite3_bind_int64(st, 1, dev);
     sq_bind_text(st, 2, se->metric);

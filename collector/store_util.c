@@ -22,6 +22,21 @@ int co_valid_hash(const char *h)
     return 1;
 }
 
+/* n in decimal followed by ':' at o; returns the bytes written (at most 21). */
+static size_t put_len(char *o, size_t n)
+{
+    char t[20];
+    size_t k = 0;
+    do {
+        t[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    for (size_t i = 0; i < k; i++)
+        o[i] = t[k - 1 - i];
+    o[k] = ':';
+    return k + 1;
+}
+
 int co_key_build(char **buf, size_t *cap, size_t *len, const char *const *parts, size_t nparts)
 {
     size_t need = 1;
@@ -36,12 +51,34 @@ int co_key_build(char **buf, size_t *cap, size_t *len, const char *const *parts,
     size_t off = 0;
     for (size_t i = 0; i < nparts; i++) {
         size_t n = strlen(parts[i]);
-        off += (size_t)snprintf(*buf + off, *cap - off, "%zu:", n);
+        off += put_len(*buf + off, n);
         memcpy(*buf + off, parts[i], n);
         off += n;
     }
     *len = off;
     return 0;
+}
+
+int co_series_key(char **buf, size_t *cap, size_t *len, const char *site, const cm_series *se)
+{
+    enum { MAXL = 32 };
+    if (!site || !se->device || !se->metric || se->nlabels > MAXL) return -1;
+    const cm_label *l[MAXL];
+    for (size_t i = 0; i < se->nlabels; i++) { /* insertion sort by key: a handful of labels */
+        const cm_label *x = &se->labels[i];
+        if (!x->key || !x->value) return -1;
+        size_t j = i;
+        for (; j > 0 && strcmp(l[j - 1]->key, x->key) > 0; j--)
+            l[j] = l[j - 1];
+        l[j] = x;
+    }
+    const char *parts[3 + 2 * MAXL] = {site, se->device, se->metric};
+    size_t n = 3;
+    for (size_t i = 0; i < se->nlabels; i++) {
+        parts[n++] = l[i]->key;
+        parts[n++] = l[i]->value;
+    }
+    return co_key_build(buf, cap, len, parts, n);
 }
 
 int co_labels_json(const cm_series *se, char *out, char *err, size_t errlen)

@@ -21,6 +21,11 @@ int co_valid_hash(const char *h);
 /* An unambiguous key of length-prefixed parts into *buf (grown as needed, *cap its size);
  * *len = its length. 0 or -1 (out of memory). */
 int co_key_build(char **buf, size_t *cap, size_t *len, const char *const *parts, size_t nparts);
+/* The cache key of a series without JSON: site, device, metric, then its labels' keys and
+ * values sorted by key, each length-prefixed (labels given in any order give one key). 0, or
+ * -1 (out of memory, a label without key or value, too many labels: the caller reports it
+ * through co_labels_json). */
+int co_series_key(char **buf, size_t *cap, size_t *len, const char *site, const cm_series *se);
 /* The series' labels as canonical JSON into out (CO_LABELS_MAX bytes); "{}" for none. 0, or -1
  * with err naming the series (a label not UTF-8, too long, out of memory). */
 int co_labels_json(const cm_series *se, char *out, char *err, size_t errlen);
