@@ -94,6 +94,7 @@ struct co_http {
     co_proxies proxies; /* [collector] trusted_proxies */
     unsigned port;
     atomic_long inflight;
+    atomic_int stopping; /* co_http_stop: new requests are answered 503 */
 };
 
 /* One request's state, from the first call of the access handler to completion. */
@@ -417,6 +418,11 @@ static unsigned feed(req *r, const char *data, size_t n, json_t **body)
 static int begin(struct MHD_Connection *c, co_http *h, req *r, const char *method, unsigned *status,
                  json_t **body)
 {
+    if (atomic_load(&h->stopping)) {
+        r->retry_after = 5;
+        *status = co_api_fail(body, 503, "", "the collector is stopping: try again shortly");
+        return 1;
+    }
     if (!r->rt) {
         *status = 404;
         *body = co_api_error("", "no such endpoint (see /api/v1/sites, /api/v1/screens, "
@@ -773,6 +779,7 @@ int co_http_start(co_http **out, const co_config *cfg, const co_http_deps *deps,
     h->max_body = cfg->max_body_bytes;
     h->proxies = cfg->trusted_proxies;
     atomic_init(&h->inflight, 0);
+    atomic_init(&h->stopping, 0);
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (cfg->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
@@ -806,13 +813,16 @@ unsigned co_http_port(const co_http *h)
 void co_http_stop(co_http *h, long grace_ms)
 {
     if (!h) return;
-    MHD_socket ls = MHD_quiesce_daemon(h->d);
+    /* New requests are answered 503 (Retry-After) while those in flight finish. Not
+     * MHD_quiesce_daemon: with a thread pool on epoll, libmicrohttpd 0.9.75 races its workers
+     * removing the listen socket from their epoll sets and aborts ("Failed to remove listen
+     * FD from epoll set"). */
+    atomic_store(&h->stopping, 1);
     int64_t deadline = cm_mono_ms() + grace_ms;
     while (atomic_load(&h->inflight) > 0 && cm_mono_ms() < deadline)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     long left = atomic_load(&h->inflight);
     if (left > 0) cm_warn("http: stopping with %ld request(s) still in flight", left);
     MHD_stop_daemon(h->d);
-    if (ls != MHD_INVALID_SOCKET) close(ls);
     free(h);
 }
