@@ -12,10 +12,22 @@
  * (COPY into a temporary table, then one INSERT ... SELECT), with latest values and exact
  * roll-ups (the group's deltas added when every sample is new, else the touched buckets
  * recomputed). Values are always parameters; the only SQL built with snprintf is partition
- * DDL, from our own day arithmetic. */
+ * DDL, from our own day arithmetic.
+ *
+ * The head (head.h): a sample newer than everything its series has in the tables (its
+ * watermark, read from `latest` once per process) is not written to samples, latest and the
+ * roll-ups at once but appended, with the group's others, as one record to head_log (in the
+ * group's transaction) and held in memory; every few seconds (head_max_age, 2 s) or
+ * head_max_points samples, one transaction writes the whole head out in one COPY sorted by
+ * series and deletes this store's log rows. Older samples (late or replaced) are written
+ * through as before. Log rows carry the id of the store that wrote them (its "owner"), and
+ * the store holds a session advisory lock on that id on a connection of its own for as long
+ * as it is open: a collector that dies loses its lock with its session, and any other one (or
+ * the next to start) writes its log out ("adoption") once it finds the lock free. */
 #include "store_pg_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -23,11 +35,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "errbuf.h"
-#include "store_util.h"
+#include "head.h"
 #include "idmap.h"
+#include "log.h"
+#include "store_util.h"
 #include "timeutil.h"
 
 #define POOL_MAX 16       /* idle connections kept */
@@ -38,6 +53,19 @@
 #define TS_MIN_MS 0LL               /* 1970-01-01 */
 #define TS_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
+#define HEAD_MAX_POINTS 500000      /* default: points held before the head is written out */
+#define HEAD_MAX_AGE_MS 2000LL      /* default: oldest commit held (others see it this late) */
+#define ADOPT_EVERY_MS 5000LL       /* looking for the logs of collectors that are gone */
+/* The session advisory lock of a head's owner, in the two-int key space: 'cmhd' and the
+ * owner's id. Held by the store that writes that owner's log rows, for as long as it lives. */
+#define HEAD_LOCK_CLASS "1668114532"
+/* What a read of the head locks before its first statement (pg_read_begin): every table that
+ * such a read uses; `samples` itself only (its partitions are locked by the statements: a
+ * partition is only ever created or dropped with the parent locked, which this lock keeps
+ * away). */
+#define READ_LOCK                                                                                  \
+    "LOCK TABLE ONLY samples, latest, rollup_1m, rollup_1h, series, devices, sites, screens,"      \
+    " alerts IN ACCESS SHARE MODE"
 
 /* Text columns compare and sort bytewise, as SQLite's BINARY collation does. */
 #define TX "text COLLATE \"C\""
@@ -137,6 +165,11 @@ static const char *const migration[] = {
     " created_ms bigint NOT NULL, expires_ms bigint NOT NULL, last_seen_ms bigint NOT NULL);"
     "CREATE INDEX sessions_by_viewer ON sessions(viewer);"
     "CREATE INDEX sessions_by_expiry ON sessions(expires_ms);",
+    /* 1 -> 2: the head's log (head.h): per commit of a store, the samples it holds in memory
+     * and has not written out yet, under the id of that store (its advisory lock) */
+    "CREATE TABLE head_log(id bigserial PRIMARY KEY, owner integer NOT NULL,"
+    " data bytea NOT NULL);"
+    "CREATE INDEX head_log_by_owner ON head_log(owner, id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -154,6 +187,13 @@ typedef struct wbuf {
     char *p;
     size_t n, cap;
 } wbuf;
+
+/* A series of the group with points, routed (head or tables) once the group's watermarks
+ * are known. */
+typedef struct pending {
+    int64_t sid;
+    const cm_series *se;
+} pending;
 
 struct co_store {
     co_store_head head; /* first: the backend's functions (store_backend.h) */
@@ -179,6 +219,18 @@ struct co_store {
     wbuf copy;        /* the group's samples as COPY text: series_id, ts_ms, value, ord */
     int64_t nsamples; /* rows in copy */
     char labels[CO_LABELS_MAX];
+    pending *pend; /* the group's series with points */
+    size_t npend, pendcap;
+
+    /* the samples not yet in the tables (head.h), with its own lock for readers */
+    co_head *hd;
+    size_t head_max_points;
+    int64_t head_max_age_ms;
+    PGconn *lockc; /* holds the owner's advisory lock (not pooled) */
+    int locked;    /* the lock is held on lockc */
+    int32_t owner; /* head_log.owner of this store's log rows */
+    int64_t last_adopt_ms;
+    int64_t unsure_id; /* a log row whose commit's answer was lost (0: none) */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -486,6 +538,45 @@ static int one_int(pg_query *q, const char *what, const char *sql, int n, const 
     return found;
 }
 
+/* ---------------------------------------------------------------- reads with the head */
+
+/* A read that adds the head (store_pg_int.h): tables locked before the head's read lock, so
+ * that no statement waits for a table lock while the head is locked (a writer waiting to
+ * commit under the head's write lock may hold the lock that statement would wait for: a
+ * partition being created). */
+int pg_read_begin(pg_query *q, co_store *s, char *err, size_t errlen)
+{
+    if (pg_conn_get(q, s, err, errlen) < 0) return -1;
+    if (pg_cmd(q, "read", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " READ_LOCK) < 0) {
+        pg_conn_put(q);
+        return -1;
+    }
+    co_head_rdlock(s->hd); /* before the first read: the snapshot is taken by it */
+    q->head = s->hd;
+    return 0;
+}
+
+/* The head unlocked, the read's transaction rolled back, the connection back in the pool. */
+void pg_read_end(pg_query *q)
+{
+    if (q->head) co_head_unlock(q->head);
+    q->head = NULL;
+    pg_conn_put(q);
+}
+
+/* The newer of the head's and the tables' latest value of sid (store_pg_int.h). */
+int pg_latest_of(const pg_query *q, int64_t sid, const PGresult *res, int r, int cts, int cv,
+                 int64_t *ts, double *v)
+{
+    int table = !PQgetisnull(res, r, cts);
+    int64_t tts = table ? pg_int(res, r, cts) : 0;
+    if (q->head && co_head_latest(q->head, sid, ts, v) && (!table || *ts >= tts)) return 1;
+    if (!table) return 0;
+    *ts = tts;
+    *v = pg_real(res, r, cv);
+    return 1;
+}
+
 /* ---------------------------------------------------------------- open / migrate / close */
 
 /* Apply the migrations the database lacks, one transaction each, under the advisory lock (two
@@ -575,7 +666,14 @@ static const co_store_ops pg_ops = {
     .dash_overview = pg_dash_overview,
     .dash_cinema = pg_dash_cinema,
     .dash_hall = pg_dash_hall,
+    .set_head = pg_set_head,
+    .flush = pg_flush,
+    .maintain = pg_maintain,
 };
+
+static int owner_take(co_store *s, char *err, size_t errlen);
+static int head_adopt(co_store *s, char *err, size_t errlen);
+static int head_flush(co_store *s, char *err, size_t errlen);
 
 /* Open the store: check the string, connect, check the server, migrate (store.h). */
 int co_store_open_pg(co_store **out, const char *conninfo, char *err, size_t errlen)
@@ -592,8 +690,13 @@ int co_store_open_pg(co_store **out, const char *conninfo, char *err, size_t err
     }
     PQconninfoFree(opts);
     co_store *s = calloc(1, sizeof *s);
-    if (s) s->head.ops = &pg_ops;
-    if (!s || !(s->conninfo = strdup(conninfo))) {
+    if (s) {
+        s->head.ops = &pg_ops;
+        s->head_max_points = HEAD_MAX_POINTS;
+        s->head_max_age_ms = HEAD_MAX_AGE_MS;
+    }
+    if (!s || !(s->conninfo = strdup(conninfo)) || !(s->hd = co_head_new())) {
+        if (s) free(s->conninfo);
         free(s);
         cm_seterr(err, errlen, "out of memory");
         return -1;
@@ -616,6 +719,13 @@ int co_store_open_pg(co_store **out, const char *conninfo, char *err, size_t err
         goto fail;
     }
     pg_conn_put(&q);
+    if (owner_take(s, err, errlen) < 0) goto fail;
+    /* the logs of collectors that died (this one's last run too): not an open error, the
+     * writer's housekeeping tries again */
+    char aerr[256];
+    if (head_adopt(s, aerr, sizeof aerr) < 0)
+        cm_log(CM_LOG_ERROR, "store: writing out the head logs of stopped collectors: %s", aerr);
+    s->last_adopt_ms = cm_now_ms();
     *out = s;
     return 0;
 fail:
@@ -623,10 +733,19 @@ fail:
     return -1;
 }
 
-/* Close every pooled connection and free the store. */
+/* Write the head out, close every connection (the owner's lock goes with its own) and free
+ * the store. */
 void pg_close(co_store *s)
 {
     if (!s) return;
+    if (s->hd && s->lockc) {
+        char err[256];
+        /* what is not written out stays in the log, written out by the next collector to
+         * open the store or by a running one once this one's lock is gone */
+        if (head_flush(s, err, sizeof err) < 0)
+            cm_log(CM_LOG_ERROR, "store: writing the head out at close: %s", err);
+    }
+    if (s->lockc) PQfinish(s->lockc);
     for (size_t i = 0; i < s->nidle; i++)
         PQfinish(s->idle[i]);
     if (s->conninfo) {
@@ -641,6 +760,8 @@ void pg_close(co_store *s)
     free(s->agents);
     free(s->sites);
     free(s->copy.p);
+    free(s->pend);
+    co_head_free(s->hd);
     pthread_mutex_destroy(&s->pmu);
     pthread_mutex_destroy(&s->wmu);
     free(s);
@@ -780,8 +901,40 @@ static int series_ref(pg_query *q, const char *site, const cm_series *se, int64_
     return 0;
 }
 
-/* Validate a series as the SQLite backend does, then queue its points for the bulk load:
- * COPY lines "series_id, ts_ms, value, ord" (ord: the order written, the last one wins). */
+/* One sample for the bulk load: a COPY line "series_id, ts_ms, value, ord" (ord: the order
+ * written, the last one wins), its day noted for the partitions. 0 or -1 (out of memory). */
+static int copy_point(co_store *s, int64_t sid, int64_t ts, double v)
+{
+    int64_t day = co_floor_div(ts, DAY_MS);
+    if ((!s->ndays || s->days[s->ndays - 1] != day) &&
+        set_add(&s->days, &s->ndays, &s->dayscap, day) < 0)
+        return -1;
+    if (buf_printf(&s->copy, "%lld\t%lld\t%.17g\t%lld\n", (long long)sid, (long long)ts, v,
+                   (long long)s->nsamples) < 0)
+        return -1;
+    s->nsamples++;
+    return 0;
+}
+
+/* Empty the bulk load (COPY text, its days). */
+static void copy_reset(co_store *s)
+{
+    s->copy.n = 0;
+    s->nsamples = 0;
+    s->ndays = 0;
+}
+
+/* co_head_each callback: one series of a head into the bulk load (ud: the pg_query). */
+static int copy_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
+{
+    pg_query *q = ud;
+    for (size_t i = 0; i < n; i++)
+        if (copy_point(q->s, sid, p[i].ts_ms, p[i].value) < 0) return oom(q->err, q->errlen);
+    return 0;
+}
+
+/* Validate a series as the SQLite backend does, then note it with its id: its points go to the
+ * head or the tables once the group's watermarks are known (points_route). */
 static int series_write(pg_query *q, const char *site, const cm_series *se, int64_t now)
 {
     co_store *s = q->s;
@@ -800,17 +953,65 @@ static int series_write(pg_query *q, const char *site, const cm_series *se, int6
     int64_t dev, sid;
     if (device_ref(q, site, NULL, se->device, now, &dev) < 0) return -1;
     if (series_ref(q, site, se, dev, &sid) < 0) return -1;
-    int64_t lastday = -1;
-    for (size_t j = 0; j < se->npoints; j++) {
-        const cm_point *p = &se->points[j];
-        int64_t day = co_floor_div(p->ts_ms, DAY_MS);
-        if (day != lastday && set_add(&s->days, &s->ndays, &s->dayscap, day) < 0)
+    if (!se->npoints) return 0;
+    if (s->npend == s->pendcap) {
+        size_t ncap = s->pendcap ? s->pendcap * 2 : 256;
+        pending *np = realloc(s->pend, ncap * sizeof *np);
+        if (!np) return oom(q->err, q->errlen);
+        s->pend = np;
+        s->pendcap = ncap;
+    }
+    s->pend[s->npend++] = (pending){sid, se};
+    return 0;
+}
+
+/* The watermark of every series of the group not known yet (its newest point in the tables,
+ * INT64_MIN for none; from `latest`, in one statement), then each point of the group: newer
+ * than its series' watermark, staged for the head; else (late, or replacing a stored sample)
+ * queued for the bulk load. In the order written, so that the last of equal points wins. */
+static int points_route(pg_query *q)
+{
+    co_store *s = q->s;
+    wbuf ids = {0};
+    size_t unknown = 0;
+    for (size_t i = 0; i < s->npend; i++) {
+        int64_t wm;
+        if (co_head_watermark(s->hd, s->pend[i].sid, &wm)) continue;
+        if (buf_printf(&ids, "%s%lld", unknown++ ? "," : "{", (long long)s->pend[i].sid) < 0) {
+            free(ids.p);
             return oom(q->err, q->errlen);
-        lastday = day;
-        if (buf_printf(&s->copy, "%lld\t%lld\t%.17g\t%lld\n", (long long)sid, (long long)p->ts_ms,
-                       p->value, (long long)s->nsamples) < 0)
+        }
+    }
+    if (unknown) {
+        if (buf_printf(&ids, "}") < 0) {
+            free(ids.p);
             return oom(q->err, q->errlen);
-        s->nsamples++;
+        }
+        const char *p[] = {ids.p};
+        PGresult *res = pg_exec(q, "watermarks",
+                                "SELECT x.id, l.ts_ms FROM unnest($1::bigint[]) AS x(id)"
+                                " LEFT JOIN latest l ON l.series_id = x.id",
+                                1, p);
+        free(ids.p);
+        if (!res) return -1;
+        for (int r = 0; r < PQntuples(res); r++)
+            if (co_head_set_watermark(s->hd, pg_int(res, r, 0),
+                                      PQgetisnull(res, r, 1) ? INT64_MIN : pg_int(res, r, 1)) < 0) {
+                PQclear(res);
+                return oom(q->err, q->errlen);
+            }
+        PQclear(res);
+    }
+    for (size_t i = 0; i < s->npend; i++) {
+        int64_t sid = s->pend[i].sid, wm = INT64_MIN;
+        const cm_series *se = s->pend[i].se;
+        co_head_watermark(s->hd, sid, &wm);
+        for (size_t j = 0; j < se->npoints; j++) {
+            const cm_point *p = &se->points[j];
+            if ((p->ts_ms > wm ? co_head_stage(s->hd, sid, p->ts_ms, p->value)
+                               : copy_point(s, sid, p->ts_ms, p->value)) < 0)
+                return oom(q->err, q->errlen);
+        }
     }
     return 0;
 }
@@ -1392,6 +1593,341 @@ static int agents_update(pg_query *q, int64_t now)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the head */
+
+/* A result of PQexecParams checked: res when its status is ok (tuples or command), else
+ * NULL with q->err (res cleared). */
+static PGresult *res_ok(pg_query *q, const char *what, PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) return res;
+    res_err(q, what, res);
+    PQclear(res);
+    return NULL;
+}
+
+/* A bigint cell of a binary result (8 bytes, network order); 0 when it is not one. */
+static int64_t bin_i64(const PGresult *res, int r, int c)
+{
+    if (PQgetisnull(res, r, c) || PQgetlength(res, r, c) != 8) return 0;
+    const unsigned char *p = (const unsigned char *)PQgetvalue(res, r, c);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return (int64_t)v;
+}
+
+/* The staged points of a head, committed into it (its write lock taken: a scratch head, or
+ * the store's when what is staged is already committed in the database). 0 or -1 (out of
+ * memory: nothing staged any more). */
+static int head_take_staged(co_head *h)
+{
+    co_head_wrlock(h);
+    int rc = co_head_reserve_locked(h);
+    if (rc == 0) co_head_commit_locked(h);
+    co_head_unlock(h);
+    if (rc < 0) co_head_abort(h);
+    return rc;
+}
+
+/* Become a head owner: a random id whose advisory lock this store takes on a connection of
+ * its own (held while the store is open: how the others know it is alive) and of which
+ * head_log has no row (left by a collector that is gone, for the adoption). 0 or -1. */
+static int owner_take(co_store *s, char *err, size_t errlen)
+{
+    if (!s->lockc && !(s->lockc = conn_open(s, err, errlen))) return -1;
+    pg_query q = {.s = s, .c = s->lockc, .err = err, .errlen = errlen};
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int32_t id;
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+            cm_seterr(err, errlen, "head owner: getrandom: %s", strerror(errno));
+            return -1;
+        }
+        char ibuf[32];
+        const char *p[] = {pg_i64(ibuf, id)};
+        /* a row of the id is only ever written by the holder of its lock: none now, none later
+         * unless we get it */
+        PGresult *res = pg_exec(&q, "head owner",
+                                "SELECT CASE WHEN EXISTS(SELECT 1 FROM head_log WHERE owner ="
+                                " $1::int) THEN false ELSE pg_try_advisory_lock(" HEAD_LOCK_CLASS
+                                ", $1::int) END",
+                                1, p);
+        if (!res) return -1;
+        int got = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+        PQclear(res);
+        if (got) {
+            s->owner = id;
+            s->locked = 1;
+            return 0;
+        }
+    }
+    cm_seterr(err, errlen, "postgresql: head owner: no free id found");
+    return -1;
+}
+
+/* The owner's lock still held: its connection alive, else connected again and the lock taken
+ * again (the same id: the log rows are still this store's). 0, or -1 with err (tried again at
+ * the next housekeeping; meanwhile another collector may write out this store's log: the
+ * samples are then written twice, which changes nothing). */
+static int owner_keep(co_store *s, char *err, size_t errlen)
+{
+    if (s->locked && s->lockc && conn_alive(s->lockc)) return 0;
+    if (s->locked)
+        cm_log(CM_LOG_WARN, "store: the connection holding the head's lock was lost;"
+                            " taking the lock again");
+    s->locked = 0;
+    if (s->lockc && !conn_alive(s->lockc)) {
+        PQfinish(s->lockc);
+        s->lockc = NULL;
+    }
+    if (!s->lockc && !(s->lockc = conn_open(s, err, errlen))) return -1;
+    pg_query q = {.s = s, .c = s->lockc, .err = err, .errlen = errlen};
+    char ibuf[32];
+    const char *p[] = {pg_i64(ibuf, s->owner)};
+    int64_t got = 0;
+    if (one_int(&q, "head owner", "SELECT pg_try_advisory_lock(" HEAD_LOCK_CLASS ", $1::int)::int",
+                1, p, &got) < 0)
+        return -1;
+    if (!got) {
+        cm_seterr(err, errlen, "postgresql: head owner %d: its lock is held elsewhere for now",
+                  (int)s->owner);
+        return -1;
+    }
+    s->locked = 1;
+    return 0;
+}
+
+/* In a transaction of its own: the log of owner o written out and deleted, if o is gone (its lock
+ * free: taken here until the commit, so that no other collector does the same meanwhile). A
+ * record that cannot be read leaves o's rows as they are (logged). 0 (done, alive, or kept),
+ * -1 on a database error (rolled back). */
+static int adopt_owner(pg_query *q, int32_t o)
+{
+    co_store *s = q->s;
+    char obuf[32], ibuf[32];
+    const char *p[2] = {pg_i64(obuf, o)};
+    int64_t gone = 0;
+    if (pg_begin(q) < 0) return -1;
+    if (one_int(q, "head log",
+                "SELECT pg_try_advisory_xact_lock(" HEAD_LOCK_CLASS ", $1::int)::int", 1, p,
+                &gone) < 0)
+        goto fail;
+    if (!gone) { /* alive, or being adopted by another collector */
+        pg_rollback(q);
+        return 0;
+    }
+    PGresult *res =
+        res_ok(q, "head log",
+               PQexecParams(q->c, "SELECT id, data FROM head_log WHERE owner = $1::int ORDER BY id",
+                            1, NULL, p, NULL, NULL, 1));
+    if (!res) goto fail;
+    co_head *h = co_head_new();
+    if (!h) {
+        PQclear(res);
+        oom(q->err, q->errlen);
+        goto fail;
+    }
+    int rows = PQntuples(res);
+    if (!rows) { /* written out by another collector since */
+        PQclear(res);
+        co_head_free(h);
+        pg_rollback(q);
+        return 0;
+    }
+    int64_t maxid = 0;
+    for (int r = 0; r < rows; r++) {
+        char why[160];
+        int64_t id = bin_i64(res, r, 0);
+        if (co_head_replay(h, PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1), why,
+                           sizeof why) < 0) {
+            cm_log_limited("head-adopt-bad", 300, CM_LOG_ERROR,
+                           "store: head_log row %lld (owner %d, a collector that is gone): %s;"
+                           " the %d rows of that owner are kept, their samples not written out",
+                           (long long)id, (int)o, why, rows);
+            PQclear(res);
+            co_head_free(h);
+            pg_rollback(q);
+            return 0;
+        }
+        maxid = id;
+    }
+    PQclear(res);
+    int rc = head_take_staged(h);
+    size_t n = co_head_points(h);
+    copy_reset(s);
+    if (rc < 0 || co_head_each(h, copy_series, q) != 0) {
+        co_head_free(h);
+        oom(q->err, q->errlen);
+        goto fail;
+    }
+    co_head_free(h);
+    p[1] = pg_i64(ibuf, maxid);
+    /* up to the last row read: later ones (a collector that lost its lock for a moment and
+     * writes on) stay */
+    if (samples_flush(q) < 0 ||
+        exec_params(q, "head log",
+                    "DELETE FROM head_log WHERE owner = $1::int AND id <= $2::bigint", 2, p) < 0 ||
+        pg_commit(q) < 0)
+        goto fail;
+    cm_log(CM_LOG_INFO,
+           "store: wrote out the head log of a collector that is gone (owner %d):"
+           " %d records, %zu samples",
+           (int)o, rows, n);
+    return 0;
+fail:
+    pg_rollback(q);
+    return -1;
+}
+
+/* The head logs of collectors that are gone, each written out in a transaction of its own.
+ * 0 or -1 with err. */
+static int head_adopt(co_store *s, char *err, size_t errlen)
+{
+    pg_query q;
+    if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
+    char obuf[32];
+    const char *p[] = {pg_i64(obuf, s->owner)};
+    PGresult *res =
+        pg_exec(&q, "head log", "SELECT DISTINCT owner FROM head_log WHERE owner <> $1::int", 1, p);
+    int rc = res ? 0 : -1;
+    for (int r = 0; res && r < PQntuples(res) && rc == 0; r++)
+        rc = adopt_owner(&q, (int32_t)pg_int(res, r, 0));
+    PQclear(res);
+    pg_conn_put(&q);
+    return rc;
+}
+
+/* Commit q's open transaction under the head's write lock: readers see the staged points
+ * join the head (or, flushed: the head emptied, its points now in the tables) in the same
+ * step as the commit. 0 or -1 (the caller rolls back). */
+static int head_commit(pg_query *q, int flushed)
+{
+    co_head *h = q->s->hd;
+    co_head_wrlock(h);
+    if (co_head_reserve_locked(h) < 0) {
+        co_head_unlock(h);
+        return oom(q->err, q->errlen);
+    }
+    if (pg_commit(q) < 0) {
+        co_head_unlock(h);
+        return -1;
+    }
+    if (flushed)
+        co_head_clear_locked(h);
+    else
+        co_head_commit_locked(h);
+    co_head_unlock(h);
+    return 0;
+}
+
+/* After a failed commit of a log record (the answer may have been lost after the server
+ * committed): the record's row tells. There: its points join the head (they are stored);
+ * not there: rolled back. Before anything else is written. 0, or -1 with err (asked again
+ * next time). */
+static int log_settle(co_store *s, char *err, size_t errlen)
+{
+    pg_query q;
+    if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
+    char ibuf[32], obuf[32];
+    const char *p[] = {pg_i64(ibuf, s->unsure_id), pg_i64(obuf, s->owner)};
+    PGresult *res = res_ok(&q, "head log",
+                           PQexecParams(q.c,
+                                        "SELECT data FROM head_log WHERE id = $1::bigint"
+                                        " AND owner = $2::int",
+                                        2, NULL, p, NULL, NULL, 1));
+    int rc = res ? 0 : -1;
+    if (res && PQntuples(res) == 1) {
+        char why[160];
+        if (co_head_replay(s->hd, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), why,
+                           sizeof why) < 0) {
+            cm_seterr(err, errlen, "head_log row %lld: %s", (long long)s->unsure_id, why);
+            rc = -1;
+        } else if (head_take_staged(s->hd) < 0) {
+            rc = oom(err, errlen);
+        } else {
+            cm_log(CM_LOG_WARN, "store: a commit whose answer was lost had been made: its"
+                                " samples are held");
+        }
+    }
+    PQclear(res);
+    pg_conn_put(&q);
+    if (rc == 0) s->unsure_id = 0;
+    return rc;
+}
+
+/* Write the whole head to the tables (one bulk load sorted by series and time) and delete this
+ * store's log rows, in one transaction. Writer lock held. 0 or -1 (the head and its log are
+ * kept). */
+static int head_flush(co_store *s, char *err, size_t errlen)
+{
+    if (s->unsure_id && log_settle(s, err, errlen) < 0) return -1;
+    if (!co_head_points(s->hd)) return 0;
+    if (err && errlen) err[0] = '\0';
+    pg_query q;
+    if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
+    copy_reset(s);
+    char obuf[32];
+    const char *p[] = {pg_i64(obuf, s->owner)};
+    if (co_head_each(s->hd, copy_series, &q) != 0) {
+        if (err && errlen && !err[0]) oom(err, errlen);
+        goto fail;
+    }
+    if (pg_begin(&q) < 0 || samples_flush(&q) < 0 ||
+        exec_params(&q, "head log", "DELETE FROM head_log WHERE owner = $1::int", 1, p) < 0 ||
+        head_commit(&q, 1) < 0)
+        goto fail;
+    pg_conn_put(&q);
+    return 0;
+fail:
+    pg_rollback(&q);
+    pg_conn_put(&q);
+    return -1;
+}
+
+/* The staged points as one record of the head's log, in q's open transaction; *id = its row. */
+static int head_log_append(pg_query *q, int64_t *id)
+{
+    co_store *s = q->s;
+    unsigned char *rec;
+    size_t len;
+    if (co_head_encode(s->hd, &rec, &len) < 0) return oom(q->err, q->errlen);
+    if (len > INT_MAX) {
+        free(rec);
+        cm_seterr(q->err, q->errlen, "head log: a record of %zu bytes is too large", len);
+        return -1;
+    }
+    char obuf[32];
+    const char *p[] = {pg_i64(obuf, s->owner), (const char *)rec};
+    const int lens[] = {0, (int)len}, fmts[] = {0, 1}; /* the record as binary */
+    PGresult *res =
+        res_ok(q, "head log",
+               PQexecParams(q->c,
+                            "INSERT INTO head_log(owner, data) VALUES($1::int, $2::bytea)"
+                            " RETURNING id",
+                            2, NULL, p, lens, fmts, 0));
+    free(rec);
+    if (!res) return -1;
+    *id = pg_int(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+/* 1 when the head holds enough points, or old enough ones, to be written out. */
+static int head_due(const co_store *s, int64_t now)
+{
+    int64_t since = co_head_since_ms(s->hd);
+    return co_head_points(s->hd) >= s->head_max_points ||
+           (since && now - since >= s->head_max_age_ms);
+}
+
+/* The owner's lock kept, and the logs of collectors that are gone written out. */
+static int housekeep(co_store *s, int64_t now, char *err, size_t errlen)
+{
+    s->last_adopt_ms = now;
+    if (owner_keep(s, err, errlen) < 0) return -1;
+    return head_adopt(s, err, errlen);
+}
+
 /* Write a group of batches in one transaction (store.h co_store_write). */
 int pg_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result, char *err,
              size_t errlen)
@@ -1401,34 +1937,87 @@ int pg_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *r
     for (size_t i = 0; i < n; i++)
         if (batch_check(batches[i], err, errlen) < 0) return -1;
     pthread_mutex_lock(&s->wmu);
+    if (s->unsure_id && log_settle(s, err, errlen) < 0) {
+        pthread_mutex_unlock(&s->wmu);
+        return -1;
+    }
     int64_t now = cm_now_ms();
-    s->ntouched = s->ndays = s->nsites = s->nagents = 0;
-    s->copy.n = 0;
-    s->nsamples = 0;
+    s->ntouched = s->nsites = s->nagents = s->npend = 0;
+    copy_reset(s);
     pg_query q;
     if (pg_conn_get(&q, s, err, errlen) < 0) {
         pthread_mutex_unlock(&s->wmu);
         return -1;
     }
+    int64_t logid = 0;
     if (pg_begin(&q) < 0 || agents_lock(&q, batches, n, now) < 0) goto fail;
     for (size_t i = 0; i < n; i++)
         if (batch_write(&q, batches[i], now, &result[i]) < 0) goto fail;
     /* samples last: a new partition locks the samples table until the commit, and by then
      * this transaction waits for no row another writer may hold */
-    if (devices_touch(&q, now) < 0 || agents_update(&q, now) < 0 || samples_flush(&q) < 0 ||
-        pg_commit(&q) < 0)
+    if (points_route(&q) < 0 || devices_touch(&q, now) < 0 || agents_update(&q, now) < 0 ||
+        samples_flush(&q) < 0)
         goto fail;
+    if (co_head_staged(s->hd) && head_log_append(&q, &logid) < 0) goto fail;
+    if (head_commit(&q, 0) < 0) {
+        /* committed after all when the answer was lost: its log row tells (log_settle) */
+        if (logid) s->unsure_id = logid;
+        goto fail;
+    }
     pg_conn_put(&q);
+    /* the batches are committed (and logged) whatever happens below: retried later */
+    char herr[256];
+    if (head_due(s, now) && head_flush(s, herr, sizeof herr) < 0)
+        cm_log_limited("head-flush", 60, CM_LOG_ERROR, "store: writing the head out: %s", herr);
+    if (now - s->last_adopt_ms >= ADOPT_EVERY_MS && housekeep(s, now, herr, sizeof herr) < 0)
+        cm_log_limited("head-adopt", 60, CM_LOG_ERROR, "store: head housekeeping: %s", herr);
     pthread_mutex_unlock(&s->wmu);
     return 0;
 fail:
-    /* ids cached during the transaction may name rows that are gone */
+    /* ids cached during the transaction may name rows that are gone, the staged points were
+     * not committed, and the watermarks may have said what the rollback undid */
     pg_rollback(&q);
     pg_conn_put(&q);
     co_idmap_clear(&s->devmap);
     co_idmap_clear(&s->sermap);
+    co_head_abort(s->hd);
+    co_head_forget_watermarks(s->hd);
     pthread_mutex_unlock(&s->wmu);
     return -1;
+}
+
+/* The head's bounds (store.h co_store_set_head; 0: the defaults, 500,000 points, 2 s). */
+int pg_set_head(co_store *s, size_t max_points, int64_t max_age_ms)
+{
+    pthread_mutex_lock(&s->wmu);
+    s->head_max_points = max_points ? max_points : HEAD_MAX_POINTS;
+    s->head_max_age_ms = max_age_ms > 0 ? max_age_ms : HEAD_MAX_AGE_MS;
+    pthread_mutex_unlock(&s->wmu);
+    return 0;
+}
+
+/* The writer's idle housekeeping: the head written out when due, every ADOPT_EVERY_MS the
+ * owner's lock checked and the logs of collectors that are gone written out. */
+int pg_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->wmu);
+    int rc = s->unsure_id ? log_settle(s, err, errlen) : 0;
+    if (rc == 0 && head_due(s, now_ms)) rc = head_flush(s, err, errlen);
+    if (rc == 0 && now_ms - s->last_adopt_ms >= ADOPT_EVERY_MS)
+        rc = housekeep(s, now_ms, err, errlen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+/* Everything in the tables now: the head written out, and the logs of collectors that are
+ * gone. */
+int pg_flush(co_store *s, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->wmu);
+    int rc = head_flush(s, err, errlen);
+    if (rc == 0) rc = housekeep(s, cm_now_ms(), err, errlen);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- agents, tokens, operators */
@@ -1553,27 +2142,36 @@ int pg_operator_lookup(co_store *s, const char *hash_hex, char *name, size_t nam
                        hash_hex, name, name_len, site, site_len, err, errlen);
 }
 
-/* Exact counts of samples, series and devices (count(*), one snapshot). */
+/* Exact counts of samples (the tables' and the head's), series and devices (one snapshot).
+ * Counting every sample takes long on a large store: the head's read lock is held only while
+ * the snapshot is taken and the head's count read (the two then agree), not while counting. */
 int pg_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
               size_t errlen)
 {
     pg_query q;
-    if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
-    int64_t a = 0, b = 0, c = 0;
-    /* one statement: one snapshot */
-    PGresult *res = pg_exec(&q, "counts",
-                            "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM series),"
-                            " (SELECT count(*) FROM devices)",
-                            0, NULL);
+    if (pg_read_begin(&q, s, err, errlen) < 0) return -1;
+    int64_t a = 0, b = 0, c = 0, held = 0;
+    PGresult *res = pg_exec(&q, "counts", "SELECT 1", 0, NULL); /* the snapshot */
+    int ok = res != NULL;
+    PQclear(res);
+    if (ok) held = (int64_t)co_head_points(q.head); /* samples not written out */
+    co_head_unlock(q.head);
+    q.head = NULL;
+    res = ok ? pg_exec(&q, "counts",
+                       "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM series),"
+                       " (SELECT count(*) FROM devices)",
+                       0, NULL)
+             : NULL;
     if (res) {
-        a = pg_int(res, 0, 0);
+        a = pg_int(res, 0, 0) + held;
         b = pg_int(res, 0, 1);
         c = pg_int(res, 0, 2);
     }
+    ok = res != NULL;
     PQclear(res);
-    pg_conn_put(&q);
+    pg_read_end(&q);
     if (samples) *samples = a;
     if (series) *series = b;
     if (devices) *devices = c;
-    return res ? 0 : -1;
+    return ok ? 0 : -1;
 }

@@ -1,7 +1,9 @@
 /* store_pg_compliance.c — the PostgreSQL backend of store.h's compliance part (as
  * store_compliance.c): one day's samples of a few metrics read series by series through a
- * cursor (the day's partition of samples, chosen by its ts_ms range), and the per-screen,
- * per-day figures computed from them (compliance.c). Every value is a text parameter. */
+ * cursor (every series of the metrics, with its samples in the day's partition of samples,
+ * chosen by its ts_ms range) merged with those the store's head holds (pg_read_begin), and
+ * the per-screen, per-day figures computed from them (compliance.c). Every value is a text
+ * parameter. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,18 @@ static int col_copy(const PGresult *res, int r, int c, char *buf, size_t len)
     return t != NULL;
 }
 
-/* Hand the points of the current series to fn (nothing when none); fn's answer. */
-static int flush(cur *c, co_points *p, int (*fn)(void *, const co_day_series *), void *ud)
+/* Hand the points of the current series (sid: its id; -1 none), with those of the day the
+ * head holds, to fn (nothing when none); fn's answer, or -1 with err (out of memory). */
+static int flush(const pg_query *q, int64_t sid, int64_t day, cur *c, co_points *p,
+                 int (*fn)(void *, const co_day_series *), void *ud)
 {
+    const co_head_point *hp;
+    size_t hn =
+        sid < 0 ? 0 : co_head_range(q->head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &hp);
+    if (hn && co_points_merge(p, hp, hn) < 0) {
+        cm_seterr(q->err, q->errlen, "out of memory");
+        return -1;
+    }
     if (!p->n) return 0;
     co_day_series se = {.site = c->site,
                         .device = c->device,
@@ -57,31 +68,31 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
     }
     if (!nmetrics) return 0;
     char sql[1024];
+    /* every series of the metrics (its samples of the day, or one row of NULLs): the head may
+     * hold the day's points of a series that has none in the table */
     int off = snprintf(sql, sizeof sql,
                        "DECLARE cm_day_series NO SCROLL CURSOR FOR"
-                       " SELECT x.series_id, x.ts_ms, x.value, d.site, d.device_id, d.screen,"
-                       " s.metric, s.labels FROM samples x JOIN series s ON s.id = x.series_id"
-                       " JOIN devices d ON d.id = s.device_ref WHERE x.ts_ms >= $1::bigint"
-                       " AND x.ts_ms < $2::bigint AND s.metric IN (");
+                       " SELECT s.id, x.ts_ms, x.value, d.site, d.device_id, d.screen,"
+                       " s.metric, s.labels FROM series s JOIN devices d ON d.id = s.device_ref"
+                       " LEFT JOIN samples x ON x.series_id = s.id AND x.ts_ms >= $1::bigint"
+                       " AND x.ts_ms < $2::bigint WHERE s.metric IN (");
     for (size_t i = 0; i < nmetrics; i++)
         off += snprintf(sql + off, sizeof sql - (size_t)off, "%s$%zu::text", i ? ", " : "", i + 3);
-    snprintf(sql + off, sizeof sql - (size_t)off, ") ORDER BY x.series_id, x.ts_ms");
+    snprintf(sql + off, sizeof sql - (size_t)off, ") ORDER BY s.id, x.ts_ms");
     char b[2][32];
     const char *p[2 + MAX_METRICS] = {pg_i64(b[0], day * DAY_MS), pg_i64(b[1], (day + 1) * DAY_MS)};
     for (size_t i = 0; i < nmetrics; i++)
         p[2 + i] = metrics[i];
 
     pg_query q;
-    if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
-    int rc = -1, stop = 0, begun = 0;
+    if (pg_read_begin(&q, s, err, errlen) < 0) return -1;
+    int rc = -1, stop = 0;
     co_points pts = {0};
     cur *c = calloc(1, sizeof *c);
     if (!c) {
         cm_seterr(err, errlen, "out of memory");
         goto out;
     }
-    if (pg_begin(&q) < 0) goto out;
-    begun = 1;
     PGresult *res = pg_exec(&q, "day series", sql, (int)(2 + nmetrics), p);
     if (!res) goto out;
     PQclear(res);
@@ -93,7 +104,7 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
         for (int r = 0; r < rows && !stop; r++) {
             int64_t id = pg_int(res, r, 0);
             if (id != sid) {
-                if ((stop = flush(c, &pts, fn, ud)) != 0) break;
+                if ((stop = flush(&q, sid, day, c, &pts, fn, ud)) != 0) break;
                 sid = id;
                 col_copy(res, r, 3, c->site, sizeof c->site);
                 col_copy(res, r, 4, c->device, sizeof c->device);
@@ -101,7 +112,8 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
                 col_copy(res, r, 6, c->metric, sizeof c->metric);
                 col_copy(res, r, 7, c->labels, sizeof c->labels);
             }
-            if (co_points_push(&pts, pg_int(res, r, 1), pg_real(res, r, 2)) < 0) {
+            if (!PQgetisnull(res, r, 1) &&
+                co_points_push(&pts, pg_int(res, r, 1), pg_real(res, r, 2)) < 0) {
                 PQclear(res);
                 cm_seterr(err, errlen, "out of memory");
                 goto out;
@@ -110,11 +122,10 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
         PQclear(res);
         if (stop || rows == 0) break;
     }
-    if (!stop) stop = flush(c, &pts, fn, ud);
+    if (!stop) stop = flush(&q, sid, day, c, &pts, fn, ud);
     rc = stop;
 out:
-    if (begun) pg_rollback(&q); /* read only: ends the transaction and its cursor */
-    pg_conn_put(&q);
+    pg_read_end(&q); /* read only: rolled back, which ends the cursor */
     free(c);
     co_points_free(&pts);
     return rc;

@@ -4,7 +4,8 @@
  * statement per answer part, no per-site or per-screen round trips), filtered by the caller's
  * scope and ordered as SQLite orders: text by bytes (COLLATE "C"), NULL first. A cinema or a
  * hall is read on one snapshot (a read-only repeatable-read transaction), as SQLite's read
- * transaction does.
+ * transaction does, with the samples the store's head holds (pg_read_begin): a latest value is
+ * the newer of the head's and the table's.
  *
  * Indexes read (schema of store_pg.c). The national overview makes one grouped pass over
  * each table, hash-joined to the sites: devices (devices_by_screen may serve), screens,
@@ -21,6 +22,7 @@
 
 #include "errbuf.h"
 #include "store_pg_int.h"
+#include "store_util.h"
 
 #define MAX_METRICS 8
 #define BYTES " COLLATE \"C\"" /* order text as SQLite does: by its bytes */
@@ -195,13 +197,6 @@ json_t *pg_dash_overview(co_store *s, const co_scope *sc, co_dash_level level, c
 
 /* ---------------------------------------------------------------- shared */
 
-/* A read of several statements on one snapshot, as SQLite's read transaction: begin it on
- * q's connection. 0 or -1 with q->err. */
-static int snapshot_begin(pg_query *q)
-{
-    return pg_cmd(q, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-}
-
 /* The site's row if it is within sc: 1 (*out set), 0 unknown or outside, -1 error. */
 static int site_in_scope(pg_query *q, const co_scope *sc, const char *site, json_t **out)
 {
@@ -274,7 +269,8 @@ static int cinema_alerts(pg_query *q, const char *site, json_t *halls)
     return 0;
 }
 
-/* Latest values of the metrics per hall into halls[].latest. 0 or -1. */
+/* Latest values of the metrics per hall into halls[].latest, oldest first (then by device,
+ * metric and labels). 0 or -1. */
 static int cinema_latest(pg_query *q, const char *site, const char *const *metrics, size_t n,
                          json_t *halls)
 {
@@ -283,31 +279,33 @@ static int cinema_latest(pg_query *q, const char *site, const char *const *metri
         p[1 + i] = i < n ? metrics[i] : NULL;
     PGresult *res =
         pg_exec(q, "cinema latest",
-                "SELECT d.screen, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
+                "SELECT d.screen, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value, r.id"
                 " FROM devices d JOIN series r ON r.device_ref = d.id"
-                " JOIN latest l ON l.series_id = r.id"
+                " LEFT JOIN latest l ON l.series_id = r.id"
                 " WHERE d.site = $1 AND d.screen IS NOT NULL AND d.screen <> ''"
                 " AND r.metric IN ($2, $3, $4, $5, $6, $7, $8, $9)"
-                " ORDER BY d.screen" BYTES ", l.ts_ms, d.device_id" BYTES ", r.metric" BYTES
+                " ORDER BY d.screen" BYTES ", d.device_id" BYTES ", r.metric" BYTES
                 ", r.labels::text" BYTES,
                 1 + MAX_METRICS, p);
     if (!res) return -1;
     size_t pos = 0;
     int rc = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        int64_t ts;
+        double v;
+        /* a series with no point yet anywhere is not shown */
+        if (!pg_latest_of(q, pg_int(res, r, 7), res, r, 5, 6, &ts, &v)) continue;
         json_t *h = hall_of(halls, res, r, &pos);
         if (!h) continue;
         json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:f}", "device", pg_json_str(res, r, 1),
                               "metric", pg_json_str(res, r, 2), "labels", pg_json_obj(res, r, 3),
-                              "unit", pg_json_str(res, r, 4), "ts_ms",
-                              (json_int_t)pg_int(res, r, 5), "value", pg_real(res, r, 6));
-        if (!o || json_array_append_new(json_object_get(h, "latest"), o) < 0) {
-            cm_seterr(q->err, q->errlen, "out of memory");
-            rc = -1;
-            break;
-        }
+                              "unit", pg_json_str(res, r, 4), "ts_ms", (json_int_t)ts, "value", v);
+        if (!o || json_array_append_new(json_object_get(h, "latest"), o) < 0) rc = -1;
     }
     PQclear(res);
+    for (size_t i = 0; rc == 0 && i < json_array_size(halls); i++)
+        rc = co_json_sort_by_ts(json_object_get(json_array_get(halls, i), "latest"));
+    if (rc < 0) cm_seterr(q->err, q->errlen, "out of memory");
     return rc;
 }
 
@@ -320,9 +318,9 @@ json_t *pg_dash_cinema(co_store *s, const co_scope *sc, const char *site,
         return NULL;
     }
     pg_query q;
-    if (pg_conn_get(&q, s, err, errlen) < 0) return NULL;
+    if (pg_read_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL, *info = NULL, *halls = NULL;
-    if (snapshot_begin(&q) < 0 || site_in_scope(&q, sc, site, &info) != 1) goto out;
+    if (site_in_scope(&q, sc, site, &info) != 1) goto out;
     const char *p[] = {site};
     PGresult *r = pg_exec(
         &q, "cinema halls",
@@ -344,7 +342,7 @@ json_t *pg_dash_cinema(co_store *s, const co_scope *sc, const char *site,
 out:
     json_decref(info);
     json_decref(halls);
-    pg_conn_put(&q); /* ends the read-only snapshot (rolled back) */
+    pg_read_end(&q); /* ends the read-only snapshot (rolled back) */
     return res;
 }
 
@@ -389,7 +387,8 @@ static json_t *hall_devices(pg_query *q, const char *site, const char *screen)
     PGresult *res =
         pg_exec(q, "hall devices",
                 "SELECT d.device_id, d.kind, d.vendor, d.model, d.last_seen_ms, r.metric, r.labels,"
-                " r.unit, l.ts_ms, l.value FROM devices d LEFT JOIN series r ON r.device_ref = d.id"
+                " r.unit, l.ts_ms, l.value, r.id FROM devices d"
+                " LEFT JOIN series r ON r.device_ref = d.id"
                 " LEFT JOIN latest l ON l.series_id = r.id WHERE d.site = $1 AND d.screen = $2"
                 " ORDER BY d.device_id" BYTES ", r.metric" BYTES " NULLS FIRST,"
                 " r.labels::text" BYTES " NULLS FIRST",
@@ -405,10 +404,14 @@ static json_t *hall_devices(pg_query *q, const char *site, const char *screen)
                             "metrics");
             if (!dev || json_array_append_new(arr, dev) < 0) goto oom;
         }
-        if (PQgetisnull(res, r, 8)) continue; /* no series or no value */
+        int64_t ts;
+        double v;
+        if (PQgetisnull(res, r, 10) || /* no series */
+            !pg_latest_of(q, pg_int(res, r, 10), res, r, 8, 9, &ts, &v))
+            continue; /* or no value */
         json_t *m = json_pack("{s:o, s:o, s:o, s:I, s:f}", "metric", pg_json_str(res, r, 5),
                               "labels", pg_json_obj(res, r, 6), "unit", pg_json_str(res, r, 7),
-                              "ts_ms", (json_int_t)pg_int(res, r, 8), "value", pg_real(res, r, 9));
+                              "ts_ms", (json_int_t)ts, "value", v);
         if (!m || json_array_append_new(json_object_get(dev, "metrics"), m) < 0) goto oom;
     }
     if (!arr) goto oom;
@@ -430,10 +433,10 @@ json_t *pg_dash_hall(co_store *s, const co_scope *sc, const char *site, const ch
         return NULL;
     }
     pg_query q;
-    if (pg_conn_get(&q, s, err, errlen) < 0) return NULL;
+    if (pg_read_begin(&q, s, err, errlen) < 0) return NULL;
     json_t *res = NULL, *info = NULL, *scr = NULL, *devs = NULL;
-    if (snapshot_begin(&q) < 0 || site_in_scope(&q, sc, site, &info) != 1 ||
-        hall_screen(&q, site, screen, &scr) != 1 || !(devs = hall_devices(&q, site, screen)))
+    if (site_in_scope(&q, sc, site, &info) != 1 || hall_screen(&q, site, screen, &scr) != 1 ||
+        !(devs = hall_devices(&q, site, screen)))
         goto out;
     res = json_pack("{s:O, s:O}", "screen", scr, "devices", devs);
     if (!res) cm_seterr(err, errlen, "out of memory");
@@ -441,6 +444,6 @@ out:
     json_decref(info);
     json_decref(scr);
     json_decref(devs);
-    pg_conn_put(&q); /* ends the read-only snapshot (rolled back) */
+    pg_read_end(&q); /* ends the read-only snapshot (rolled back) */
     return res;
 }

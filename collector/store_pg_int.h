@@ -6,7 +6,9 @@
  * Every statement is parameterised ($1, $2, ... bound as text by PQexecParams); values are
  * never spliced into SQL. Tables and columns are those of the SQLite schema (store_sqlite.c),
  * except that samples live in one table `samples(series_id, ts_ms, value)` partitioned by
- * range of ts_ms, one partition per UTC day (samples_YYYYMMDD), created ahead by the writer. */
+ * range of ts_ms, one partition per UTC day (samples_YYYYMMDD), created ahead by the writer.
+ * New samples are held in the store's head (head.h) and written out every few seconds: every
+ * read of samples, latest values and roll-ups goes through pg_read_begin and adds the head. */
 #ifndef CO_STORE_PG_INT_H
 #define CO_STORE_PG_INT_H
 
@@ -15,17 +17,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "head.h"
 #include "scope.h"
 #include "store.h"
 #include "store_backend.h"
 
 /* A connection taken from the store's pool for one piece of work (a read, or a write
- * transaction); given back with pg_conn_put. */
+ * transaction); given back with pg_conn_put (pg_read_end after pg_read_begin). */
 typedef struct pg_query {
     co_store *s;
     PGconn *c;
     char *err;
     size_t errlen;
+    co_head *head; /* pg_read_begin: the store's head, read-locked until pg_read_end */
 } pg_query;
 
 /* Take a pooled connection (connecting when none is idle) into q. 0 or -1 with err. */
@@ -33,6 +37,21 @@ int pg_conn_get(pg_query *q, co_store *s, char *err, size_t errlen);
 /* Give it back (a connection in a failed or open transaction is rolled back first, a broken
  * one closed). */
 void pg_conn_put(pg_query *q);
+
+/* A read of samples, latest values or roll-ups, which adds what the store's head holds (the
+ * samples committed and not yet written out to the tables, head.h): a pooled connection in a
+ * read-only repeatable-read transaction (one snapshot) that first locks the tables such reads
+ * use (ACCESS SHARE: so that no statement of the read waits for a lock while the head is
+ * locked), then the head's read lock, held until pg_read_end, so that a flush of the head is
+ * seen wholly or not at all. 0 or -1 with err. */
+int pg_read_begin(pg_query *q, co_store *s, char *err, size_t errlen);
+/* End it: the head unlocked, the transaction rolled back, the connection given back. */
+void pg_read_end(pg_query *q);
+/* The latest value of series sid in a read of pg_read_begin: the newer of the head's newest
+ * point and the tables' (row r of res, columns cts and cv; a NULL cts: none), the head's when
+ * both have the same time. 1 (*ts, *v set) or 0 (no point anywhere). */
+int pg_latest_of(const pg_query *q, int64_t sid, const PGresult *res, int r, int cts, int cv,
+                 int64_t *ts, double *v);
 
 /* Run sql with n text parameters (NULL = SQL NULL). Returns a result of status
  * PGRES_TUPLES_OK or PGRES_COMMAND_OK (caller PQclear()s), or NULL with q->err =
@@ -155,6 +174,9 @@ int pg_session_remove(co_store *s, const char *hash_hex, char *err, size_t errle
 int pg_sessions_expire(co_store *s, int64_t now_ms, int64_t *removed, char *err, size_t errlen);
 int pg_retention(co_store *s, const co_retention_cut *cut, co_retention_stats *out, char *err,
                  size_t errlen);
+int pg_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
+int pg_flush(co_store *s, char *err, size_t errlen);
+int pg_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
 json_t *pg_dash_overview(co_store *s, const co_scope *sc, co_dash_level level, const char *province,
                          const char *city, const char *day, int64_t seen_since_ms, char *err,
                          size_t errlen);
@@ -162,5 +184,8 @@ json_t *pg_dash_cinema(co_store *s, const co_scope *sc, const char *site,
                        const char *const *metrics, size_t nmetrics, char *err, size_t errlen);
 json_t *pg_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
                      char *err, size_t errlen);
+int pg_compliance_received(co_store *s, const char *day,
+                           int (*fn)(void *ud, const co_compliance_row *r), void *ud, char *err,
+                           size_t errlen);
 
 #endif

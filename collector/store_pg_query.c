@@ -2,7 +2,10 @@
  * partitioned samples table, or the minute / hour roll-ups), agents, gaps, events, screens and
  * the sites-and-screens import. Same answers as the SQLite backend (store_sqlite.c): same JSON
  * shapes and key order, same ordering (text ordered by bytes, COLLATE "C", as SQLite's BINARY),
- * same NULL handling, scope filtered in SQL before any limit. Every value is a parameter. */
+ * same NULL handling, scope filtered in SQL before any limit. Every value is a parameter.
+ * Latest values and series add the samples the store's head holds (pg_read_begin): a latest
+ * value is the newer of the head's and the table's, raw points are merged by time (one per
+ * time), roll-up buckets get the head's points added (co_buckets_*). */
 #include "store_pg_int.h"
 
 #include <stdio.h>
@@ -194,12 +197,12 @@ json_t *pg_events(co_store *s, const char *site, const char *device, const char 
 
 /* ---------------------------------------------------------------- latest values, series */
 
-static json_t *latest_row(const PGresult *res, int r)
+static json_t *latest_row(const PGresult *res, int r, int64_t ts, double v)
 {
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:f}", "site", pg_json_str(res, r, 0),
                      "device", pg_json_str(res, r, 1), "metric", pg_json_str(res, r, 2), "labels",
                      pg_json_obj(res, r, 3), "unit", pg_json_str(res, r, 4), "ts_ms",
-                     (json_int_t)pg_int(res, r, 5), "value", pg_real(res, r, 6));
+                     (json_int_t)ts, "value", v);
 }
 
 json_t *pg_latest(co_store *s, const char *site, const char *device, const char *metric,
@@ -212,16 +215,37 @@ json_t *pg_latest(co_store *s, const char *site, const char *device, const char 
     const char *p[5] = {site, device, metric};
     char kbuf[4];
     pg_scope_params(sc, p, 3, 4, kbuf);
-    return read_rows(
-        s, "latest",
-        "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value"
-        " FROM devices d JOIN series r ON r.device_ref = d.id JOIN latest l ON l.series_id = r.id"
+    pg_query q;
+    if (pg_read_begin(&q, s, err, errlen) < 0) return NULL;
+    json_t *out = NULL;
+    PGresult *res = pg_exec(
+        &q, "latest",
+        "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, l.ts_ms, l.value, r.id"
+        " FROM devices d JOIN series r ON r.device_ref = d.id"
+        " LEFT JOIN latest l ON l.series_id = r.id"
         " WHERE d.device_id = $2::text AND ($1::text IS NULL OR d.site = $1::text)"
         " AND ($3::text IS NULL OR r.metric = $3::text)"
         " AND " CO_SCOPE_SQL("d.site", "$4::int",
                              "$5::text") " ORDER BY d.site COLLATE \"C\", r.metric COLLATE \"C\", "
                                          "r.labels COLLATE \"C\"",
-        5, p, latest_row, err, errlen);
+        5, p);
+    if (res && (out = json_array())) {
+        for (int r = 0; r < PQntuples(res); r++) {
+            int64_t ts;
+            double v;
+            /* a series with no point yet anywhere is not listed */
+            if (!pg_latest_of(&q, pg_int(res, r, 7), res, r, 5, 6, &ts, &v)) continue;
+            if (json_array_append_new(out, latest_row(res, r, ts, v)) < 0) {
+                json_decref(out);
+                out = NULL;
+                break;
+            }
+        }
+    }
+    if (res && !out) cm_seterr(err, errlen, "out of memory");
+    PQclear(res);
+    pg_read_end(&q);
+    return out;
 }
 
 static json_t *series_row(const PGresult *res, int r)
@@ -247,33 +271,97 @@ static char *id_array(const PGresult *res)
     return buf;
 }
 
-/* Points of every series listed in ids (objects objs[0..n-1] in that order): each series' newest
- * `limit` points (or roll-up buckets when step_ms) within [from, to], ascending, into its
- * "points" (then "step_ms"). One statement for all series. 0 or -1 with q->err. */
-static int series_points(pg_query *q, json_t **objs, int n, const char *ids, const co_range *r)
+/* The rows of series number i (1-based ord in column 0, rows grouped by it in ascending
+ * order): [*a, *b). *a starts where the previous series' rows ended. */
+static void series_rows(const PGresult *res, int i, int *a, int *b)
+{
+    int rows = PQntuples(res), k = *a;
+    while (k < rows && pg_int(res, k, 0) < i)
+        k++;
+    *a = k;
+    while (k < rows && pg_int(res, k, 0) == i)
+        k++;
+    *b = k;
+}
+
+/* One series' raw points: the table's rows [a, b) (ascending) and the head's points within
+ * [from, to], merged by time (the head's where both hold one), the newest `limit` (0: all)
+ * appended to pts ascending. 0 or -1 (out of memory). */
+static int raw_points(const pg_query *q, int64_t sid, const PGresult *res, int a, int b,
+                      int64_t from, int64_t to, size_t limit, json_t *pts)
+{
+    co_points p = {0};
+    int rc = -1;
+    for (int k = a; k < b; k++)
+        if (co_points_push(&p, pg_int(res, k, 1), pg_real(res, k, 2)) < 0) goto out;
+    const co_head_point *hp;
+    size_t hn = co_head_range(q->head, sid, from, to, &hp);
+    if (co_points_merge(&p, hp, hn) < 0) goto out;
+    for (size_t j = limit && p.n > limit ? p.n - limit : 0; j < p.n; j++)
+        if (json_array_append_new(pts, json_pack("[I, f]", (json_int_t)p.ts[j], p.v[j])) < 0)
+            goto out;
+    rc = 0;
+out:
+    co_points_free(&p);
+    return rc;
+}
+
+/* One series' roll-up buckets: the table's rows [a, b) (ascending), then the head's points
+ * from the first bucket to the end of the last one added, the newest `limit` kept, appended
+ * to pts oldest first as [bucket, avg, min, max, count]. 0 or -1 (out of memory). */
+static int bucket_points(const pg_query *q, int64_t sid, const PGresult *res, int a, int b,
+                         int64_t from, int64_t to, const co_range *r, json_t *pts)
+{
+    co_buckets bk = {0};
+    int rc = -1;
+    for (int k = b; k-- > a;) /* newest first */
+        if (co_buckets_push(&bk, pg_int(res, k, 1), pg_int(res, k, 5), pg_real(res, k, 2),
+                            pg_real(res, k, 3), pg_real(res, k, 4)) < 0)
+            goto out;
+    const co_head_point *hp;
+    size_t hn = co_head_range(q->head, sid, from,
+                              co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hp);
+    if (co_buckets_add_points(&bk, hp, hn, r->step_ms, r->limit) < 0 ||
+        co_buckets_json(&bk, pts) < 0)
+        goto out;
+    rc = 0;
+out:
+    co_buckets_free(&bk);
+    return rc;
+}
+
+/* Points of every series listed in ids (objects objs[0..n-1] in that order, sids their ids):
+ * each series' newest `limit` points (or roll-up buckets when step_ms) within [from, to],
+ * ascending, into its "points" (then "step_ms"), the tables' (one statement for all series)
+ * and the head's. 0 or -1 with q->err. */
+static int series_points(pg_query *q, json_t **objs, const int64_t *sids, int n, const char *ids,
+                         const co_range *r)
 {
     char from[32], to[32], lim[32];
     const char *p[4] = {ids, NULL, NULL, limit_param(lim, r->limit)};
     const char *sql;
     int empty = 0;
+    int64_t f, t;
     if (r->step_ms) { /* roll-ups: [bucket, avg, min, max, count] */
-        int64_t f = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms; /* no bucket below 0 */
-        p[1] = pg_i64(from, co_floor_div(f, r->step_ms) * r->step_ms);
+        f = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms; /* no bucket below 0 */
+        f = co_floor_div(f, r->step_ms) * r->step_ms;
+        t = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
+        p[1] = pg_i64(from, f);
         p[2] = pg_i64(to, r->to_ms);
         sql = r->step_ms == HOUR_MS
-                  ? "SELECT x.ord, b.bucket_ms, b.sum / b.n, b.min, b.max, b.n"
+                  ? "SELECT x.ord, b.bucket_ms, b.sum, b.min, b.max, b.n"
                     " FROM unnest($1::bigint[]) WITH ORDINALITY AS x(sid, ord) CROSS JOIN LATERAL"
                     " (SELECT bucket_ms, sum, min, max, n FROM rollup_1h WHERE series_id = x.sid"
                     " AND bucket_ms BETWEEN $2::bigint AND $3::bigint ORDER BY bucket_ms DESC"
                     " LIMIT $4::bigint) b ORDER BY x.ord, b.bucket_ms"
-                  : "SELECT x.ord, b.bucket_ms, b.sum / b.n, b.min, b.max, b.n"
+                  : "SELECT x.ord, b.bucket_ms, b.sum, b.min, b.max, b.n"
                     " FROM unnest($1::bigint[]) WITH ORDINALITY AS x(sid, ord) CROSS JOIN LATERAL"
                     " (SELECT bucket_ms, sum, min, max, n FROM rollup_1m WHERE series_id = x.sid"
                     " AND bucket_ms BETWEEN $2::bigint AND $3::bigint ORDER BY bucket_ms DESC"
                     " LIMIT $4::bigint) b ORDER BY x.ord, b.bucket_ms";
     } else {
-        int64_t f = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
-        int64_t t = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
+        f = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
+        t = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
         empty = f > t;
         p[1] = pg_i64(from, f);
         p[2] = pg_i64(to, t);
@@ -283,43 +371,27 @@ static int series_points(pg_query *q, json_t **objs, int n, const char *ids, con
               " AND ts_ms BETWEEN $2::bigint AND $3::bigint ORDER BY ts_ms DESC"
               " LIMIT $4::bigint) p ORDER BY x.ord, p.ts_ms";
     }
-    json_t **pts = calloc((size_t)n ? (size_t)n : 1, sizeof *pts);
-    if (!pts) goto oom;
+    PGresult *res = NULL;
+    if (n && !empty && !(res = pg_exec(q, r->step_ms ? "roll-ups" : "samples", sql, 4, p)))
+        return -1;
+    int a = 0, b = 0;
     for (int i = 0; i < n; i++) {
-        pts[i] = json_array();
-        if (!pts[i] || json_object_set(objs[i], "points", pts[i]) < 0) goto oom;
+        json_t *pts = json_array();
+        if (!pts || json_object_set_new(objs[i], "points", pts) < 0) goto oom;
         if (r->step_ms && json_object_set_new(objs[i], "step_ms", json_integer(r->step_ms)) < 0)
             goto oom;
+        if (empty) continue;
+        if (res) series_rows(res, i + 1, &a, &b);
+        if ((r->step_ms ? bucket_points(q, sids[i], res, a, b, f, t, r, pts)
+                        : raw_points(q, sids[i], res, a, b, f, t, r->limit, pts)) < 0)
+            goto oom;
+        a = b;
     }
-    if (n && !empty) {
-        PGresult *res = pg_exec(q, r->step_ms ? "roll-ups" : "samples", sql, 4, p);
-        if (!res) goto fail;
-        int rows = PQntuples(res);
-        for (int k = 0; k < rows; k++) {
-            int64_t i = pg_int(res, k, 0) - 1;
-            json_t *pt = i < 0 || i >= n ? NULL
-                         : r->step_ms ? json_pack("[I, f, f, f, I]", (json_int_t)pg_int(res, k, 1),
-                                                  pg_real(res, k, 2), pg_real(res, k, 3),
-                                                  pg_real(res, k, 4), (json_int_t)pg_int(res, k, 5))
-                                      : json_pack("[I, f]", (json_int_t)pg_int(res, k, 1),
-                                                  pg_real(res, k, 2));
-            if (!pt || json_array_append_new(pts[i], pt) < 0) {
-                PQclear(res);
-                goto oom;
-            }
-        }
-        PQclear(res);
-    }
-    for (int i = 0; i < n; i++)
-        json_decref(pts[i]);
-    free(pts);
+    PQclear(res);
     return 0;
 oom:
+    PQclear(res);
     cm_seterr(q->err, q->errlen, "out of memory");
-fail:
-    for (int i = 0; pts && i < n; i++)
-        json_decref(pts[i]);
-    free(pts);
     return -1;
 }
 
@@ -331,56 +403,57 @@ json_t *pg_series(co_store *s, const char *site, const char *device, const char 
         return NULL;
     }
     pg_query q;
-    if (pg_conn_get(&q, s, err, errlen) < 0) return NULL;
+    /* one snapshot for the list of series and their points, as SQLite's read transaction */
+    if (pg_read_begin(&q, s, err, errlen) < 0) return NULL;
     const char *p[5] = {site, device, metric};
     char kbuf[4];
     pg_scope_params(sc, p, 3, 4, kbuf);
     json_t *out = NULL, **objs = NULL;
+    int64_t *sids = NULL;
     char *ids = NULL;
     int n = 0, built;
-    PGresult *res;
-    /* one snapshot for the list of series and their points, as SQLite's read transaction */
-    if (pg_cmd(&q, "series", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") < 0) goto done;
-    res = pg_exec(&q, "series",
-                  "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
-                  " FROM devices d JOIN series r ON r.device_ref = d.id"
-                  " WHERE d.device_id = $2::text AND ($1::text IS NULL OR d.site = $1::text)"
-                  " AND ($3::text IS NULL OR r.metric = $3::text)"
-                  " AND " CO_SCOPE_SQL("d.site", "$4::int",
-                                       "$5::text") " ORDER BY d.site COLLATE \"C\", r.metric "
-                                                   "COLLATE \"C\", r.labels COLLATE \"C\"",
-                  5, p);
-    if (!res) goto rollback;
+    PGresult *res =
+        pg_exec(&q, "series",
+                "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
+                " FROM devices d JOIN series r ON r.device_ref = d.id"
+                " WHERE d.device_id = $2::text AND ($1::text IS NULL OR d.site = $1::text)"
+                " AND ($3::text IS NULL OR r.metric = $3::text)"
+                " AND " CO_SCOPE_SQL("d.site", "$4::int",
+                                     "$5::text") " ORDER BY d.site COLLATE \"C\", r.metric "
+                                                 "COLLATE \"C\", r.labels COLLATE \"C\"",
+                5, p);
+    if (!res) goto done;
     n = PQntuples(res);
     out = json_array();
     objs = calloc((size_t)n ? (size_t)n : 1, sizeof *objs);
+    sids = calloc((size_t)n ? (size_t)n : 1, sizeof *sids);
     ids = id_array(res);
-    for (int i = 0; out && objs && ids && i < n; i++)
+    for (int i = 0; out && objs && sids && ids && i < n; i++) {
+        sids[i] = pg_int(res, i, 0);
         if (!(objs[i] = series_row(res, i)) || json_array_append(out, objs[i]) < 0) {
             json_decref(objs[i]);
             objs[i] = NULL;
             break;
         }
-    built = out && objs && ids && (n == 0 || objs[n - 1]);
+    }
+    built = out && objs && sids && ids && (n == 0 || objs[n - 1]);
     PQclear(res);
     if (!built) {
         cm_seterr(err, errlen, "out of memory");
         goto fail;
     }
-    if (series_points(&q, objs, n, ids, r) < 0) goto fail;
-    if (pg_commit(&q) < 0) goto fail;
+    if (series_points(&q, objs, sids, n, ids, r) < 0) goto fail;
     goto done;
 fail:
     json_decref(out);
     out = NULL;
-rollback:
-    pg_rollback(&q);
 done:
     for (int i = 0; objs && i < n; i++)
         json_decref(objs[i]);
     free(objs);
+    free(sids);
     free(ids);
-    pg_conn_put(&q);
+    pg_read_end(&q); /* ends the read-only snapshot (rolled back) */
     return out;
 }
 

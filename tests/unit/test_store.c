@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,7 +360,7 @@ static void test_reopen_persists(void **state)
     counts(f->s, 4, 2, 1);
     assert_int_equal(fx_sql_int(f, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
     if (fx_is_pg(f))
-        assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 1);
+        assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 2);
     else
         assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM events"), 1);
@@ -1172,6 +1173,303 @@ static void test_head_log_recovery(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---------------------------------------------------------------- PostgreSQL's head */
+
+/* An integer a query on the fixture's own PostgreSQL connection reads, WITHOUT the store's
+ * head being written out first (fx_sql_int flushes it). */
+static int64_t pg_raw_int(fx *f, const char *sql)
+{
+    PGresult *r = PQexec(f->db, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(f->db));
+        PQclear(r);
+        fail_msg("%s: %s", sql, msg);
+    }
+    int64_t v = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+/* PostgreSQL holds new samples in its head too: committed to head_log (one row per commit),
+ * not yet in samples, latest and the roll-ups, yet every read shows them; a flush writes them
+ * out and empties the log; a late point (older than what the tables hold) is written through
+ * at once. */
+static void test_head_pg_log_and_write_through(void **state)
+{
+    fx *f = *state;
+    if (!fx_is_pg(f)) {
+        printf("# skip: PostgreSQL's head log\n");
+        fflush(stdout);
+        skip();
+    }
+    assert_int_equal(co_store_set_head(f->s, 1000000, 3600000), 0);
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        cm_batch *b = mk("agent-1", "S1", seq);
+        for (int i = 0; i < 10; i++)
+            pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0,
+               T0 + (int64_t)((seq - 1) * 10 + (uint64_t)i) * 20000, 40.0 + i);
+        assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+        drop(b);
+    }
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 2);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM samples"), 0);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM latest"), 0);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM rollup_1m"), 0);
+    /* the owner of the rows is this store's, and it holds that owner's advisory lock */
+    assert_int_equal(pg_raw_int(f, "SELECT count(DISTINCT owner) FROM head_log"), 1);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM pg_locks l, (SELECT DISTINCT owner FROM"
+                                   " head_log) h WHERE l.locktype = 'advisory' AND l.granted"
+                                   " AND l.classid = 1668114532 AND l.objsubid = 2"
+                                   " AND l.objid = h.owner::oid"),
+                     1);
+    counts(f->s, 20, 1, 1);
+    char *raw = series_text(f->s, 0, 0), *m = series_text(f->s, 60000, 0),
+         *h = series_text(f->s, 3600000, 5);
+    json_t *j = series_q(f->s, "S1", "hall1/sensor", NULL, T0, T0 + 3600000, 0);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(j, 0), "points")), 20);
+    json_decref(j);
+    j = latest_q(f->s, "S1", "hall1/sensor", "temperature_celsius");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "ts_ms")),
+                     T0 + 19 * 20000);
+    json_decref(j);
+
+    flush_store(f->s);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 0);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM samples"), 20);
+    assert_int_equal(pg_raw_int(f, "SELECT sum(n) FROM rollup_1m"), 20);
+    assert_int_equal(pg_raw_int(f, "SELECT ts_ms FROM latest"), T0 + 19 * 20000);
+    char *raw2 = series_text(f->s, 0, 0), *m2 = series_text(f->s, 60000, 0),
+         *h2 = series_text(f->s, 3600000, 5);
+    assert_string_equal(raw, raw2);
+    assert_string_equal(m, m2);
+    assert_string_equal(h, h2);
+
+    /* late (between two stored points) and newer: the late one straight to the tables */
+    cm_batch *b = mk("agent-1", "S1", 3);
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 5 * 20000 + 1, 7.0);
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + 30 * 20000, 8.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM samples"), 21);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 1);
+    assert_int_equal(pg_raw_int(f, "SELECT ts_ms FROM latest"), T0 + 19 * 20000);
+    counts(f->s, 22, 1, 1);
+    j = latest_q(f->s, "S1", "hall1/sensor", "temperature_celsius");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(j, 0), "ts_ms")),
+                     T0 + 30 * 20000);
+    json_decref(j);
+    free(raw);
+    free(m);
+    free(h);
+    free(raw2);
+    free(m2);
+    free(h2);
+    raw = series_text(f->s, 60000, 0);
+    flush_store(f->s);
+    raw2 = series_text(f->s, 60000, 0);
+    assert_string_equal(raw, raw2);
+    free(raw);
+    free(raw2);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM samples"), 22);
+    assert_int_equal(pg_raw_int(f, "SELECT sum(n) FROM rollup_1m"), 22);
+}
+
+/* The log of a collector that is gone (no session holds its owner's advisory lock) is
+ * written out by another one, once: a copy of a live store's log row under an owner id nobody
+ * holds stands for it. The live store's own row stays (its lock is held), a row that cannot
+ * be read stays (logged), the orphan's samples reach the tables, roll-ups and the reads, and
+ * when the live store writes the same samples out too, nothing is counted twice. */
+static void test_head_adopt_orphan_pg(void **state)
+{
+    fx *f = *state;
+    if (!fx_is_pg(f)) {
+        printf("# skip: PostgreSQL: several collectors on one database\n");
+        fflush(stdout);
+        skip();
+    }
+    char err[256] = "";
+    assert_int_equal(co_store_set_head(f->s, 1000000, 3600000), 0);
+    co_store *other = NULL;
+    if (co_store_open_pg(&other, f->conninfo, err, sizeof err) < 0) fail_msg("open: %s", err);
+    assert_int_equal(co_store_set_head(other, 1000000, 3600000), 0);
+    cm_batch *b = mk("agent-2", "S2", 1);
+    for (int i = 0; i < 30; i++)
+        pt(b, "hall2/sensor", "temperature_celsius", "celsius", NULL, 0, T0 + (int64_t)i * 10000,
+           20.0 + i % 5);
+    assert_int_equal(write1(other, b), CO_BATCH_STORED);
+    drop(b);
+    b = mk("agent-1", "S1", 1); /* the first store's own, in its head */
+    pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0, T0, 30.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 2);
+    assert_int_equal(pg_raw_int(f, "SELECT count(DISTINCT owner) FROM head_log"), 2);
+
+    /* two owner ids nobody holds: the orphan (a copy of the other store's row) and a bad one */
+    int64_t live = pg_raw_int(f, "SELECT min(owner) FROM head_log");
+    int64_t orphan = 0, bad = 0;
+    for (int64_t id = 1000; !bad; id++) {
+        char q[256];
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %lld::oid"
+                 " AND objsubid = 2",
+                 (long long)id);
+        if (pg_raw_int(f, q) || id == live) continue;
+        snprintf(q, sizeof q, "SELECT count(*) FROM head_log WHERE owner = %lld", (long long)id);
+        if (pg_raw_int(f, q)) continue;
+        if (!orphan)
+            orphan = id;
+        else
+            bad = id;
+    }
+    char sql[512];
+    /* the other store's row: the one that is not the first store's (whose row holds 1 point,
+     * the other's 30) */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO head_log(owner, data) SELECT %lld, data FROM head_log"
+             " ORDER BY length(data) DESC LIMIT 1",
+             (long long)orphan);
+    fx_exec(f, sql);
+    snprintf(sql, sizeof sql, "INSERT INTO head_log(owner, data) VALUES(%lld, '\\x434831ff')",
+             (long long)bad);
+    fx_exec(f, sql);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 4);
+
+    /* the first store writes out its head and the orphan's log */
+    flush_store(f->s);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM head_log WHERE owner = %lld",
+             (long long)orphan);
+    assert_int_equal(pg_raw_int(f, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM head_log WHERE owner = %lld", (long long)bad);
+    assert_int_equal(pg_raw_int(f, sql), 1);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 2); /* the other's, the bad */
+#define S2_SAMPLES                                                                                 \
+    "SELECT count(*) FROM samples x JOIN series s ON s.id = x.series_id"                           \
+    " JOIN devices d ON d.id = s.device_ref WHERE d.site = 'S2'"
+#define S2_ROLLUP                                                                                  \
+    "SELECT coalesce(sum(r.n), 0) FROM rollup_1m r JOIN series s ON s.id = r.series_id"            \
+    " JOIN devices d ON d.id = s.device_ref WHERE d.site = 'S2'"
+    assert_int_equal(pg_raw_int(f, S2_SAMPLES), 30);
+    assert_int_equal(pg_raw_int(f, S2_ROLLUP), 30);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM samples"), 31);
+    json_t *j = series_q(f->s, "S2", "hall2/sensor", NULL, T0, T0 + 3600000, 0);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(j, 0), "points")), 30);
+    json_decref(j);
+    counts(f->s, 31, 2, 2);
+
+    /* the other store writes its head out as it closes: the same samples, counted once */
+    co_store_close(other);
+    assert_int_equal(pg_raw_int(f, S2_SAMPLES), 30);
+    assert_int_equal(pg_raw_int(f, S2_ROLLUP), 30);
+    assert_int_equal(pg_raw_int(f, "SELECT sum(n) FROM rollup_1h"), 31);
+    assert_int_equal(pg_raw_int(f, "SELECT count(*) FROM head_log"), 1); /* the bad one */
+    j = series_q(f->s, "S2", "hall2/sensor", NULL, T0, T0 + 3600000, 0);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(j, 0), "points")), 30);
+    json_decref(j);
+    counts(f->s, 31, 2, 2);
+#undef S2_SAMPLES
+#undef S2_ROLLUP
+}
+
+/* Readers while the writer commits, writes its head out and creates a day partition for
+ * every batch (each batch's points fall on a new UTC day): no read waits for ever (a read
+ * holds the head's read lock, the writer's commit its write lock, a new partition a lock on
+ * samples), and every read sees each commit and each write-out wholly or not at all: the
+ * counts never fall, never pass what is committed, and a series read agrees with them. */
+#define CONC_BATCHES 40
+#define CONC_POINTS 5
+typedef struct conc {
+    co_store *s;
+    pthread_mutex_t mu;
+    int committed; /* batches whose write returned */
+    int done;
+    char fail[512];
+} conc;
+
+static int conc_committed(conc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->committed;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+static void *conc_reader(void *arg)
+{
+    conc *c = arg;
+    int64_t last = 0;
+    for (int round = 0; !c->fail[0]; round++) {
+        pthread_mutex_lock(&c->mu);
+        int before = c->committed, done = c->done;
+        pthread_mutex_unlock(&c->mu);
+        if (done && round > 0) break;
+        int64_t n = -1;
+        char err[256] = "";
+        if (co_store_counts(c->s, &n, NULL, NULL, err, sizeof err) < 0) {
+            snprintf(c->fail, sizeof c->fail, "counts: %s", err);
+            break;
+        }
+        co_range r = {T0, T0 + (int64_t)(CONC_BATCHES + 1) * 86400000, 0, 0};
+        json_t *j = co_store_series(c->s, "S1", "hall1/sensor", NULL, &r, NULL, err, sizeof err);
+        if (!j) {
+            snprintf(c->fail, sizeof c->fail, "series: %s", err);
+            break;
+        }
+        int64_t pts = (int64_t)json_array_size(json_object_get(json_array_get(j, 0), "points"));
+        json_decref(j);
+        int after = conc_committed(c);
+        /* +1: a write whose commit a read saw may not have returned yet */
+        if (n < last || n < (int64_t)before * CONC_POINTS ||
+            n > (int64_t)(after + 1) * CONC_POINTS || pts < (int64_t)before * CONC_POINTS ||
+            pts > (int64_t)(after + 1) * CONC_POINTS || n % CONC_POINTS || pts % CONC_POINTS)
+            snprintf(c->fail, sizeof c->fail,
+                     "read %d: counts %lld, series %lld points, last %lld, committed %d..%d", round,
+                     (long long)n, (long long)pts, (long long)last, before, after);
+        last = n;
+    }
+    return NULL;
+}
+
+static void test_head_pg_concurrent_reads(void **state)
+{
+    fx *f = *state;
+    if (!fx_is_pg(f)) {
+        printf("# skip: PostgreSQL's locks (partitions, head)\n");
+        fflush(stdout);
+        skip();
+    }
+    assert_int_equal(co_store_set_head(f->s, 3 * CONC_POINTS, 3600000), 0);
+    conc c = {.s = f->s};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, conc_reader, &c), 0);
+    for (int i = 0; i < CONC_BATCHES && !c.fail[0]; i++) {
+        cm_batch *b = mk("agent-1", "S1", (uint64_t)i + 1);
+        for (int k = 0; k < CONC_POINTS; k++)
+            pt(b, "hall1/sensor", "temperature_celsius", "celsius", NULL, 0,
+               T0 + (int64_t)i * 86400000 + k * 1000, k);
+        co_batch_result res = 99;
+        char err[256] = "";
+        if (co_store_write(f->s, &b, 1, &res, err, sizeof err) < 0 || res != CO_BATCH_STORED)
+            snprintf(c.fail, sizeof c.fail, "write %d: %s", i, err);
+        drop(b);
+        pthread_mutex_lock(&c.mu);
+        c.committed++;
+        pthread_mutex_unlock(&c.mu);
+    }
+    pthread_mutex_lock(&c.mu);
+    c.done = 1;
+    pthread_mutex_unlock(&c.mu);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&c.mu);
+    if (c.fail[0]) fail_msg("%s", c.fail);
+    counts(f->s, CONC_BATCHES * CONC_POINTS, 1, 1);
+    assert_true(fx_day_table(f, (T0 + (int64_t)(CONC_BATCHES - 1) * 86400000) / 86400000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1196,6 +1494,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollups, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_reads, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_log_recovery, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_pg_log_and_write_through, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_adopt_orphan_pg, store_fx_setup,
+                                        store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_pg_concurrent_reads, store_fx_setup,
+                                        store_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
