@@ -1,37 +1,56 @@
 #!/usr/bin/env python3
-"""dashboard_bench.py — the dashboard benchmark (issue 6): "with 10,000 screens and a year of
-hourly roll-ups generated into the database: API latency (median and p99) for the overview,
-a cinema page and a one-year hall chart; page load time in Chromium."
+"""dashboard_bench.py — the dashboard benchmark (issue 6, and issue 7 item 5): "with 10,000
+screens and a year of hourly roll-ups generated into the database: API latency (median and p99)
+for the overview, a cinema page and a one-year hall chart; page load time in Chromium", and
+"the dashboard queries on PostgreSQL with 90,000 screens". --backend sqlite | postgresql | both
+(default both: SQLite with 10,000 screens, then PostgreSQL with 90,000).
 
-1. Generate (bench/dashgen.c, built by make as build/bench/dashgen): a fresh
-   database at the current schema is made by `cinemon-collector -c INI token add --operator
-   bench` (which also prints the national read token used below), then dashgen fills it:
-   ~2,000 cinemas x 5 screens over 31 provinces, their cities and 8 chains; 4 devices and 16
-   series per screen with latest values; active alerts on ~3 % of the screens; today's
-   compliance figures; and `--days` of hourly roll-ups. A year of every series of every
-   screen would be 1.4 billion rows (~70 GB): by default every screen gets its luminance
-   year and every `--full-every`-th cinema all 16 series (its halls are the ones the hall
-   page set uses); `--year-series lum,spl` gives every screen luminance and the six SPL
-   channels (613 M rows, ~30 GB, ~30 min). Time and file size are reported.
+1. Generate the fleet (bench/dashgen_fleet.h, the same model for both): ~screens/5 cinemas of
+   5 screens over 31 provinces, their cities and 8 chains; 4 devices and 16 series per screen
+   with latest values; active alerts on ~3 % of the screens; today's compliance figures; and
+   hourly roll-ups. The store is made at the current schema by `cinemon-collector -c INI token
+   add --operator bench` (which also prints the national read token used below), then filled:
+   - SQLite (bench/dashgen.c, writes the file directly): every screen gets `--days` (365) of
+     roll-ups for `--year-series` (lum: its luminance; lum,spl: + the six SPL channels; all)
+     and every `--full-every`-th (100th) cinema all 16 series. A year of every series of every
+     screen would be 1.4 billion rows (~70 GB).
+   - PostgreSQL (bench/dashgen_pg.c, by COPY; roll-up rows written hour after hour, as a
+     collector leaves them, unless --pg-layout series): a server of its own
+     (tests/pgserver.py; fsync off: this benchmark only reads), then every screen gets the
+     last `--pg-lum-days` (30) days of its luminance, every `--pg-year-every`-th (20th) cinema
+     `--days` of luminance and every `--full-every`-th (500th) cinema `--days` of all 16
+     series: 124.6 M rows, 13 GiB, loaded in ~6 minutes with 90,000 screens (a year of
+     luminance alone for 90,000 screens would be 788 M rows, ~85 GB in PostgreSQL).
+   Time and size are reported.
 2. Start cinemon-collector on it (rules off: the compliance engine would recompute today's
-   figures from samples, and the generated database holds roll-ups, not samples; with
+   figures from samples, and the generated store holds roll-ups, not samples; retention off:
+   nothing to remove, and its pass at start would run beside the first requests; with
    `[access] anonymous_read = true` when the collector knows the key, for the browser).
 3. API latency from a client of --concurrency threads with keep-alive connections, each
-   request timed to its last byte: the overview (province level), a cinema page, a hall's
-   one-year luminance chart (step 1h), and the hall page's full set of requests for its 1 y
-   range fetched 6 at a time as a browser does (hall, every chart's series, events, alerts).
+   request timed to its last byte: the overview (province and city level), a cinema page, a
+   hall, a hall's one-year luminance chart (step 1h; halls that have a year of it), the active
+   alerts, and the hall page's full set of requests for its 1 y range fetched 6 at a time as a
+   browser does (hall, every chart's series, events, alerts; halls with all series a year).
 4. Page load in headless Chromium (tests/e2e/cdp.py): the overview until its province rows
    are shown, a hall page until its charts are drawn, and its switch to the 1 y range.
 Endpoints or pages that do not exist yet are reported as such, not as failures.
 
-usage: dashboard_bench.py [--build build] [--db FILE] [--keep] [--screens N] [--days D]
-                          [--year-series lum|lum,spl|all] [--full-every K] [--threads T]
-                          [--concurrency C] [--scale X] [--no-browser] [--quick]
---db FILE: use (or create, then keep) the generated database FILE; a database that already
-holds sites is reused as it is (generation takes minutes).
+usage: dashboard_bench.py [--build build] [--backend sqlite|postgresql|both] [--json FILE]
+                          [--db FILE] [--pg-dir DIR] [--keep] [--screens N] [--days D]
+                          [--year-series lum|lum,spl|all] [--full-every K]
+                          [--pg-lum-days D] [--pg-year-every K] [--pg-layout time|series]
+                          [--pg-shared-buffers SIZE] [--threads T] [--concurrency C]
+                          [--scale X] [--no-browser] [--quick]
+--db FILE: use (or create, then keep) the generated SQLite database FILE; a database that
+already holds sites is reused as it is (generation takes minutes). --pg-dir DIR: the same for
+the PostgreSQL server's folder (DIR/pg; started again when stopped). Without them the stores
+live in a temporary folder, removed at the end unless --keep. --screens, --full-every: both
+backends (default 10,000 and 100 for SQLite, 90,000 and 500 for PostgreSQL). --json FILE: the
+figures as cinemon-bench/1 rows (bench/report.py).
 """
 import argparse
 import concurrent.futures
+import datetime
 import http.client
 import json
 import os
@@ -49,12 +68,17 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 import harness  # noqa: E402  (free_port)
+import pgserver  # noqa: E402
 
 YEAR_MS = 365 * 86400 * 1000
 BROWSER_PARALLEL = 6  # connections per host in Chromium
 CHART_METRICS = ("screen_luminance_nits", "white_x", "white_y", "spl_dbc", "light_source_hours",
                  "temperature_celsius")
+DEFAULTS = {"sqlite": {"screens": 10000, "full_every": 100},
+            "postgresql": {"screens": 90000, "full_every": 500}}
+SYSTEM = {"sqlite": "cinemon SQLite", "postgresql": "cinemon PG"}
 
 
 def log(msg):
@@ -70,20 +94,39 @@ def pct(xs, p):
     return s[k]
 
 
-# ---------------------------------------------------------------- generation
+def nth(k):
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
 
-def dashgen_binary(build):
-    """build/bench/dashgen, made by `make` (bench/*.c)."""
-    exe = os.path.join(build, "bench", "dashgen")
+
+def load1():
+    return round(os.getloadavg()[0], 2)
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- the stores
+
+def bench_binary(build, name):
+    """build/bench/NAME, made by `make` (bench/*.c)."""
+    exe = os.path.join(build, "bench", name)
     if not os.path.isfile(exe):
         raise SystemExit(f"{exe} is missing: run make first")
     return exe
 
 
-def write_ini(path, db, port, threads, anonymous):
+def write_ini(path, store, port, threads, anonymous):
+    """collector.ini with `store` as the body of its [store] section. Retention keeps
+    everything: the generated store has nothing to remove, and its pass at start (an index probe
+    per series and roll-up table: ~10 s with 1.44 M series on PostgreSQL) would run beside the
+    first measurements."""
     text = (f"[collector]\nlisten = 127.0.0.1:{port}\nthreads = {threads}\n"
-            f"max_connections = 4096\nlog_level = warn\n\n[store]\npath = {db}\n\n"
-            f"[rules]\nenabled = false\n")
+            f"max_connections = 4096\nlog_level = warn\n\n[store]\n{store}\n"
+            f"[rules]\nenabled = false\n\n[retention]\nraw = forever\nrollup_1m = forever\n"
+            f"rollup_1h = forever\naudit = forever\n")
     if anonymous:
         text += "\n[access]\nanonymous_read = true\n"
     with open(path, "w") as f:
@@ -95,61 +138,296 @@ def collector_cmd(exe, ini, *args, stdin=None, timeout=120):
                           timeout=timeout)
 
 
-def has_sites(db):
-    import sqlite3
-    try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return c.execute("SELECT count(*) FROM sites").fetchone()[0] > 0
-        finally:
-            c.close()
-    except sqlite3.Error:
-        return False
-
-
-def generate(args, exe, workdir, db):
-    """Create db (schema + operator token) and fill it. Returns (token, generation figures)."""
-    ini = os.path.join(workdir, "gen.ini")
-    write_ini(ini, db, 0, 1, False)
-    r = collector_cmd(exe, ini, "token", "add", "--operator", "bench")
-    if r.returncode != 0:
-        raise SystemExit(f"token add: {r.stderr.strip()}")
-    token = r.stdout.strip()
-    cmd = [dashgen_binary(args.build), "--db", db, "--screens", str(args.screens), "--days",
-           str(args.days), "--year-series", args.year_series, "--full-every", str(args.full_every)]
-    log("generating: " + " ".join(cmd))
+def run_generator(cmd, what):
+    """Run a generator; its JSON figures plus wall_s."""
+    log(f"generating ({what}): " + " ".join(c if not c.startswith("host=") else "'<conninfo>'"
+                                             for c in cmd))
     t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"dashgen failed: {r.stderr.strip()}")
+        raise SystemExit(f"{os.path.basename(cmd[0])} failed (status {r.returncode})")
     gen = json.loads(r.stdout)
     gen["wall_s"] = time.monotonic() - t0
-    return token, gen
+    return gen
 
 
-def db_facts(db):
-    """Sites, halls and figures of an existing generated database."""
-    import sqlite3
-    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+# The facts the measurements need, as SQL that SQLite and PostgreSQL both run. Series 1 (the
+# luminance of the first cinema's first hall) always has the longest roll-up history; the halls
+# whose luminance starts at the same hour are the ones with a year of it.
+FACTS_SQL = {
+    "sites": "SELECT code FROM sites ORDER BY code",
+    "halls": "SELECT site, screen FROM screens ORDER BY site, screen",
+    "counts": "SELECT (SELECT count(*) FROM sites), (SELECT count(*) FROM screens),"
+              " (SELECT count(*) FROM series)",
+    "series1": "SELECT min(bucket_ms), max(bucket_ms), count(*) FROM rollup_1h WHERE series_id = 1",
+    "year_halls": "SELECT d.site, d.screen FROM devices d JOIN series s ON s.device_ref = d.id"
+                  " WHERE s.metric = 'screen_luminance_nits' AND EXISTS (SELECT 1 FROM rollup_1h r"
+                  " WHERE r.series_id = s.id AND r.bucket_ms = (SELECT min(bucket_ms) FROM"
+                  " rollup_1h WHERE series_id = 1)) ORDER BY d.site, d.screen",
+    # halls with every series a year: the series of their sensor's white_x have roll-ups
+    "full_halls": "SELECT d.site, d.screen FROM devices d JOIN series s ON s.device_ref = d.id"
+                  " WHERE s.metric = 'white_x' AND EXISTS (SELECT 1 FROM rollup_1h r"
+                  " WHERE r.series_id = s.id) ORDER BY d.site, d.screen LIMIT 500",
+}
+
+
+class Store:
+    """A generated store of one backend: prepare() (generate or reuse), facts(), the [store]
+    section for the collector, close()."""
+    backend = ""
+
+    def __init__(self, args, exe, workdir):
+        self.args, self.exe, self.workdir = args, exe, workdir
+        self.screens = args.screens or DEFAULTS[self.backend]["screens"]
+        self.full_every = (args.full_every if args.full_every is not None
+                           else DEFAULTS[self.backend]["full_every"])
+        self.gen = None
+        self.token = None
+
+    @property
+    def system(self):
+        return f"{SYSTEM[self.backend]}, {self.screens:,} screens"
+
+    def add_token(self):
+        ini = os.path.join(self.workdir, "tok.ini")
+        write_ini(ini, self.store_section(), 0, 1, False)
+        r = collector_cmd(self.exe, ini, "token", "add", "--operator", "bench")
+        if r.returncode != 0:
+            raise SystemExit(f"token add: {r.stderr.strip()}")
+        self.token = r.stdout.strip()
+
+    def facts(self):
+        """(facts, sites, halls, year halls, full halls, now)."""
+        sites = [r[0] for r in self.query(FACTS_SQL["sites"])]
+        halls = [(r[0], r[1]) for r in self.query(FACTS_SQL["halls"])]
+        n_sites, n_screens, n_series = (int(x) for x in self.query(FACTS_SQL["counts"])[0])
+        first, last, hours = self.query(FACTS_SQL["series1"])[0]
+        year = [(r[0], r[1]) for r in self.query(FACTS_SQL["year_halls"])] if hours else []
+        full = [(r[0], r[1]) for r in self.query(FACTS_SQL["full_halls"])]
+        facts = {"sites": n_sites, "screens": n_screens, "series": n_series,
+                 "rollup_1h": self.rollup_rows(), "bytes": self.size(),
+                 "hours": int(hours or 0), "year_halls": len(year)}
+        now = int(last) + 3600 * 1000 if last is not None else int(time.time() * 1000)
+        return facts, sites, halls, year, full, now
+
+    def extra_mem(self):
+        """(MB, note) of the database server's processes, or None."""
+        return None
+
+
+class SqliteStore(Store):
+    backend = "sqlite"
+
+    def __init__(self, args, exe, workdir):
+        super().__init__(args, exe, workdir)
+        self.db = os.path.abspath(args.db) if args.db else os.path.join(workdir, "dash.db")
+
+    def store_section(self):
+        return f"path = {self.db}\n"
+
+    def query(self, sql):
+        import sqlite3
+        c = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            return c.execute(sql).fetchall()
+        finally:
+            c.close()
+
+    def has_sites(self):
+        import sqlite3
+        try:
+            return self.query("SELECT count(*) FROM sites")[0][0] > 0
+        except sqlite3.Error:
+            return False
+
+    def prepare(self):
+        if self.has_sites():
+            log(f"reusing {self.db}")
+            self.add_token()
+            return
+        self.add_token()  # creates the database at the current schema
+        a = self.args
+        self.gen = run_generator(
+            [bench_binary(a.build, "dashgen"), "--db", self.db, "--screens", str(self.screens),
+             "--days", str(a.days), "--year-series", a.year_series, "--full-every",
+             str(self.full_every)], "SQLite")
+
+    def rollup_rows(self):
+        return self.gen["rollup_1h"] if self.gen else self.query(
+            "SELECT count(*) FROM rollup_1h")[0][0]
+
+    def size(self):
+        return os.path.getsize(self.db)
+
+    def history(self):
+        g = self.gen
+        if not g:
+            return "reused database"
+        what = {"lum": "the luminance", "lum,spl": "the luminance and SPL"}.get(
+            g["year_series"], "all series")
+        return (f"{g['rollup_days']} days of roll-ups for {what} of every screen, "
+                f"all 16 series of every {nth(g['full_every'])} cinema")
+
+    def close(self):
+        pass
+
+
+class PgStore(Store):
+    backend = "postgresql"
+
+    def __init__(self, args, exe, workdir):
+        super().__init__(args, exe, workdir)
+        self.base = os.path.abspath(args.pg_dir) if args.pg_dir else os.path.join(workdir, "pgb")
+        self.srv = None
+        self.started = False
+        self.settings = {"shared_buffers": args.pg_shared_buffers, "wal_level": "minimal",
+                         "max_wal_senders": "0", "max_wal_size": "4GB",
+                         "maintenance_work_mem": "1GB"}
+
+    def store_section(self):
+        return f"backend = postgresql\nconninfo = {self.srv.conninfo}\n"
+
+    def psql(self):
+        return os.path.join(str(self.srv.bindir), "psql")
+
+    def query(self, sql):
+        """Rows of sql as tuples of strings (None for NULL) through psql."""
+        r = subprocess.run([self.psql(), "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-F", "\t",
+                            "-P", "null=\\N", "-d", self.srv.conninfo, "-c", sql],
+                           capture_output=True, text=True, timeout=1800,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("PG")})
+        if r.returncode != 0:
+            raise SystemExit(f"psql: {r.stderr.strip()[:500]}")
+        return [tuple(None if f == "\\N" else f for f in line.split("\t"))
+                for line in r.stdout.splitlines()]
+
+    def start_server(self):
+        """The server of self.base: running already, started again, or made (initdb)."""
+        if pgserver.bindir() is None:
+            raise SystemExit("PostgreSQL server binaries not installed (apt-get install "
+                             "postgresql)")
+        srv = pgserver.PgServer.load(self.base)
+        if srv and srv.alive():
+            log(f"  postgres: reusing the running server (PID {srv.pid}, port {srv.port})")
+            self.srv = srv
+            return
+        data = os.path.join(self.base, "pg", "data")
+        if os.path.isfile(os.path.join(data, "PG_VERSION")):
+            self.srv = start_existing(self.base, self.settings)
+        else:
+            self.srv = pgserver.start(self.base, fsync=False, settings=self.settings)
+        self.started = True
+        log(f"  postgres: PID {self.srv.pid}, port {self.srv.port}, data {self.base}/pg, "
+            f"shared_buffers {self.settings['shared_buffers']}, fsync off")
+
+    def has_sites(self):
+        try:
+            return int(self.query("SELECT count(*) FROM sites")[0][0]) > 0
+        except SystemExit:  # no schema yet
+            return False
+
+    def prepare(self):
+        self.start_server()
+        genfile = os.path.join(self.base, "dashgen.json")
+        if self.has_sites():
+            log(f"reusing the fleet in {self.base}")
+            try:
+                with open(genfile) as f:
+                    self.reused_gen = json.load(f)
+            except (OSError, ValueError):
+                self.reused_gen = None
+            self.add_token()
+            return
+        self.add_token()  # creates the schema
+        a = self.args
+        self.gen = run_generator(
+            [bench_binary(a.build, "dashgen_pg"), "--pg", self.srv.conninfo, "--screens",
+             str(self.screens), "--days", str(a.days), "--lum-days", str(a.pg_lum_days),
+             "--year-every", str(a.pg_year_every), "--full-every", str(self.full_every),
+             "--layout", a.pg_layout], "PostgreSQL")
+        with open(genfile, "w") as f:
+            json.dump(self.gen, f)
+
+    def rollup_rows(self):
+        g = self.gen or getattr(self, "reused_gen", None)
+        if g:
+            return g["rollup_1h"]
+        return int(self.query("SELECT reltuples::bigint FROM pg_class WHERE relname ="
+                              " 'rollup_1h'")[0][0])
+
+    def size(self):
+        return int(self.query("SELECT pg_database_size(current_database())")[0][0])
+
+    def history(self):
+        g = self.gen or getattr(self, "reused_gen", None)
+        if not g:
+            return "reused database"
+        return (f"{g['lum_days']} days of luminance for every screen, {g['rollup_days']} days "
+                f"of luminance for every {nth(g['year_every'])} cinema and of all 16 series "
+                f"for every {nth(g['full_every'])} cinema; roll-up rows written "
+                f"{'hour after hour' if g['layout'] == 'time' else 'series after series'}")
+
+    def pids(self):
+        out = [self.srv.pid]
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.srv.pid:
+                            out.append(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return out
+
+    def extra_mem(self):
+        kb = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            kb += int(line.split()[1])
+            except OSError:
+                pass
+        return kb / 1024, "PostgreSQL's processes (PSS)"
+
+    def close(self):
+        if self.srv and self.started:
+            try:
+                self.srv.stop(remove=not (self.args.keep or self.args.pg_dir))
+            except pgserver.PgServerError as e:
+                log(f"  {e}")
+        if self.srv and (self.args.keep or self.args.pg_dir):
+            log(f"kept the PostgreSQL fleet in {self.base} (--pg-dir {self.base} reuses it)")
+        self.srv = None
+
+
+def start_existing(base, settings):
+    """Start the server of an existing base/pg/data (a kept --pg-dir) on a free port, as
+    tests/pgserver.py starts a new one (as the postgres user when we are root)."""
+    bd = pgserver.bindir()
+    root = os.path.join(base, "pg")
+    opts = {"listen_addresses": "127.0.0.1", "unix_socket_directories": os.path.join(root, "sock"),
+            "fsync": "off", "full_page_writes": "off", "max_connections": "200",
+            "logging_collector": "off"}
+    opts.update(settings)
+    port = pgserver.free_port()
+    o = " ".join(["-p", str(port)] + [f"-c {k}={v}" for k, v in opts.items()])
+    argv = [os.path.join(str(bd), "pg_ctl"), "start", "-D", os.path.join(root, "data"), "-l",
+            os.path.join(root, "postgres.log"), "-w", "-t", "300", "-o", o]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", pgserver.PG_USER, "--"] + argv
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    r = subprocess.run(argv, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=320, env=dict(env, LC_ALL="C", LANG="C"))
     try:
-        q = lambda sql: c.execute(sql).fetchone()[0]  # noqa: E731
-        facts = {"sites": q("SELECT count(*) FROM sites"),
-                 "screens": q("SELECT count(*) FROM screens"),
-                 "series": q("SELECT count(*) FROM series"),
-                 "rollup_1h": q("SELECT count(*) FROM rollup_1h"),
-                 "bytes": os.path.getsize(db)}
-        sites = [r[0] for r in c.execute("SELECT code FROM sites ORDER BY code")]
-        # halls with every series a year: the series of their sensor's white_x have roll-ups
-        full = [(r[0], r[1]) for r in c.execute(
-            "SELECT d.site, d.screen FROM devices d JOIN series s ON s.device_ref = d.id"
-            " WHERE s.metric = 'white_x' AND EXISTS (SELECT 1 FROM rollup_1h r"
-            " WHERE r.series_id = s.id) LIMIT 500")]
-        halls = [(r[0], r[1]) for r in c.execute("SELECT site, screen FROM screens")]
-        now = q("SELECT max(bucket_ms) FROM rollup_1h") or int(time.time() * 1000)
-        facts["hours"] = q("SELECT count(*) FROM rollup_1h WHERE series_id = 1")
-    finally:
-        c.close()
-    return facts, sites, halls, full, now
+        with open(os.path.join(root, "data", "postmaster.pid")) as f:
+            pid = int(f.readline())
+    except (OSError, ValueError):
+        pid = None
+    if r.returncode != 0 or not pid:
+        raise SystemExit(f"pg_ctl start {root}/data failed: {(r.stdout + r.stderr)[-1500:]}")
+    return pgserver.PgServer(root, port, pid, bd, False)
 
 
 # ---------------------------------------------------------------- the collector
@@ -411,68 +689,37 @@ def browser_figures(base, halls, user, password, runs):
     return out
 
 
-# ---------------------------------------------------------------- main
+# ---------------------------------------------------------------- one backend's measurements
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--db", help="generated database to use or create (kept)")
-    ap.add_argument("--keep", action="store_true", help="keep the work folder")
-    ap.add_argument("--screens", type=int, default=10000)
-    ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--year-series", default="lum", choices=("lum", "lum,spl", "all"))
-    ap.add_argument("--full-every", type=int, default=100)
-    ap.add_argument("--threads", type=int, default=4, help="collector HTTP threads")
-    ap.add_argument("--concurrency", type=int, default=4, help="client threads")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
-    ap.add_argument("--no-browser", action="store_true")
-    ap.add_argument("--browser-runs", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="1,000 screens, 30 days, fewer requests")
-    args = ap.parse_args()
-    if args.quick:
-        args.screens, args.days, args.scale, args.full_every = 1000, 30, 0.2, 10
-    args.build = os.path.abspath(args.build)
-    exe = os.path.join(args.build, "cinemon-collector")
-    if not os.access(exe, os.X_OK):
-        raise SystemExit(f"{exe} is not built (run make)")
-    random.seed(1)
+def measure(args, exe, store):
+    """Start a collector on the prepared store and measure; a result dict for report()."""
+    workdir = store.workdir
+    facts, sites, halls, year_halls, full, now = store.facts()
+    now = max(now, int(time.time() * 1000))
+    if not year_halls:
+        log("  no hall has a year of luminance: the 1 y chart uses any hall")
+    res = {"store": store, "facts": facts, "gen": store.gen, "load": [load1()]}
 
-    workdir = tempfile.mkdtemp(prefix="cinemon-dashbench-")
-    db = os.path.abspath(args.db) if args.db else os.path.join(workdir, "dash.db")
-    coll = None
+    # [access] anonymous_read exists? (for the browser; the API is read with the token)
+    port = harness.free_port()
+    ini = os.path.join(workdir, "collector.ini")
+    write_ini(ini, store.store_section(), port, args.threads, True)
+    anonymous = collector_cmd(exe, ini, "--check-config").returncode == 0
+    if not anonymous:
+        write_ini(ini, store.store_section(), port, args.threads, False)
+    viewer = None
+    collector_cmd(exe, ini, "viewer", "remove", "benchviewer")  # a reused store has it
+    r = collector_cmd(exe, ini, "viewer", "add", "benchviewer", stdin="bench-password-1\n")
+    if r.returncode == 0:
+        viewer = ("benchviewer", "bench-password-1")
+    t0 = time.monotonic()
+    coll = Collector(exe, ini, port, os.path.join(workdir, "collector.log"))
     try:
-        gen = None
-        if has_sites(db):
-            log(f"reusing {db}")
-            ini = os.path.join(workdir, "tok.ini")
-            write_ini(ini, db, 0, 1, False)
-            r = collector_cmd(exe, ini, "token", "add", "--operator", "bench")
-            if r.returncode != 0:
-                raise SystemExit(f"token add: {r.stderr.strip()}")
-            token = r.stdout.strip()
-        else:
-            token, gen = generate(args, exe, workdir, db)
-        facts, sites, halls, full, now = db_facts(db)
-        now = max(now, int(time.time() * 1000))
+        res["start_s"] = time.monotonic() - t0
+        client = Client(port, store.token)
+        rows = []  # (key, what, n, median ms, p99 ms, req/s, note)
 
-        # [access] anonymous_read exists? (for the browser; the API is read with the token)
-        port = harness.free_port()
-        ini = os.path.join(workdir, "collector.ini")
-        write_ini(ini, db, port, args.threads, True)
-        anonymous = collector_cmd(exe, ini, "--check-config").returncode == 0
-        if not anonymous:
-            write_ini(ini, db, port, args.threads, False)
-        viewer = None
-        r = collector_cmd(exe, ini, "viewer", "add", "benchviewer", stdin="bench-password-1\n")
-        if r.returncode == 0:
-            viewer = ("benchviewer", "bench-password-1")
-        t0 = time.monotonic()
-        coll = Collector(exe, ini, port, os.path.join(workdir, "collector.log"))
-        start_s = time.monotonic() - t0
-        client = Client(port, token)
-        rows = []  # (what, n, median ms, p99 ms, req/s, note)
-
-        def api(what, paths, note=""):
+        def api(key, what, paths, note=""):
             # warm-up: a few requests not counted
             for p_ in paths[:min(5, len(paths))]:
                 client.get(p_)
@@ -480,84 +727,253 @@ def main():
             ok = st.get(200, 0)
             if ok == 0:
                 code = ",".join(f"{k}x{v}" for k, v in sorted(st.items()))
-                rows.append((what, len(paths), None, None, None, f"not available ({code})"))
+                rows.append((key, what, len(paths), None, None, None, f"not available ({code})"))
                 return
             bad = {k: v for k, v in st.items() if k != 200}
             ms = [x * 1000 for x in lat]
-            rows.append((what, len(paths), statistics.median(ms), pct(ms, 99),
+            rows.append((key, what, len(paths), statistics.median(ms), pct(ms, 99),
                          len(paths) / wall,
                          (note + (f" non-200: {bad}" if bad else "")).strip()))
 
         n = lambda k: max(10, int(k * args.scale))  # noqa: E731
-        api("GET /api/v1/overview?level=province", [q("/api/v1/overview", level="province")]
-            * n(200))
-        api("GET /api/v1/overview?level=city (all)", [q("/api/v1/overview", level="city")]
-            * n(100))
-        api("GET /api/v1/cinema?site=S (random S)",
+        api("overview_province", "GET /api/v1/overview?level=province",
+            [q("/api/v1/overview", level="province")] * n(200))
+        api("overview_city", "GET /api/v1/overview?level=city (all)",
+            [q("/api/v1/overview", level="city")] * n(100))
+        api("cinema", "GET /api/v1/cinema?site=S (random S)",
             [q("/api/v1/cinema", site=random.choice(sites)) for _ in range(n(1000))])
-        api("GET /api/v1/hall?site=S&screen=H", [q("/api/v1/hall", site=s, screen=h) for s, h in
-                                                  (random.choice(halls) for _ in range(n(500)))])
+        api("hall", "GET /api/v1/hall?site=S&screen=H",
+            [q("/api/v1/hall", site=s, screen=h)
+             for s, h in (random.choice(halls) for _ in range(n(500)))])
+        yh = year_halls or halls
         year = [q("/api/v1/series", site=s, device=f"{h}/sensor", metric="screen_luminance_nits",
                   step="1h", **{"from": now - YEAR_MS, "to": now})
-                for s, h in (random.choice(halls) for _ in range(n(500)))]
-        api("GET /api/v1/series 1 y of luminance, step 1h", year, f"{facts['hours']:,} points")
-        api("GET /api/v1/alerts?state=active", [q("/api/v1/alerts", state="active")] * n(100))
+                for s, h in (random.choice(yh) for _ in range(n(500)))]
+        api("series_1y", "GET /api/v1/series 1 y of luminance, step 1h", year,
+            f"{facts['hours']:,} points")
+        api("alerts", "GET /api/v1/alerts?state=active",
+            [q("/api/v1/alerts", state="active")] * n(100))
 
         hs = full or halls
         times, st, nreq = measure_hall_sets(client, hs, now, n(100), args.concurrency)
         ms = [x * 1000 for x in times]
         bad = {k: v for k, v in st.items() if k != 200}
-        rows.append((f"hall page set, 1 y ({nreq} requests, {BROWSER_PARALLEL} at a time)",
+        rows.append(("hall_set_1y",
+                     f"hall page set, 1 y ({nreq} requests, {BROWSER_PARALLEL} at a time)",
                      len(times), statistics.median(ms), pct(ms, 99), None,
                      f"statuses {dict(sorted(st.items()))}" if bad else ""))
-        rss = coll.rss_mb()
+        res["rss"] = coll.rss_mb()
+        res["extra_mem"] = store.extra_mem()
+        res["rows"] = rows
+        res["load"].append(load1())
 
-        browser = {}
+        res["browser"] = {}
         if not args.no_browser:
-            browser = browser_figures(f"http://127.0.0.1:{port}", hs,
-                                      *(viewer or (None, None)), args.browser_runs)
-
-        # ------------------------------------------------------------ report
-        print()
-        print("Dashboard benchmark")
-        print(f"  data: {facts['sites']} cinemas, {facts['screens']} screens, {facts['series']} "
-              f"series, {facts['rollup_1h']:,} hourly roll-up rows; database "
-              f"{facts['bytes'] / 2**30:.2f} GiB")
-        if gen:
-            print(f"  generated in {gen['wall_s']:.0f} s (inventory {gen['inventory_s']:.1f} s, "
-                  f"roll-ups {gen['rollup_s']:.0f} s = {gen['rollup_1h'] / max(gen['rollup_s'], 1e-9):,.0f} rows/s); "
-                  f"year of roll-ups for: {gen['year_series']} of every screen, all series of "
-                  f"every {gen['full_every']}th cinema")
-        print(f"  collector: {args.threads} HTTP threads, started in {start_s:.1f} s, RSS "
-              f"{rss:.0f} MB after the API runs; client: {args.concurrency} threads on the same "
-              f"host ({os.cpu_count()} CPUs)")
-        print()
-        w = max(len(r[0]) for r in rows) + 2
-        print(f"{'API request':<{w}}{'n':>6}{'median ms':>11}{'p99 ms':>9}{'req/s':>8}  note")
-        for what, cnt, med, p99, rps, note in rows:
-            if med is None:
-                print(f"{what:<{w}}{cnt:>6}{'-':>11}{'-':>9}{'-':>8}  {note}")
-            else:
-                print(f"{what:<{w}}{cnt:>6}{med:>11.1f}{p99:>9.1f}"
-                      f"{(f'{rps:.0f}' if rps else '-'):>8}  {note}")
-        if browser:
-            print()
-            wb = max(len(k) for k in browser) + 2
-            print(f"{'Chromium (headless)':<{wb}}{'runs':>6}{'median ms':>11}{'max ms':>9}  note")
-            for what, (times, note) in browser.items():
-                if times:
-                    print(f"{what:<{wb}}{len(times):>6}{statistics.median(times):>11.0f}"
-                          f"{max(times):>9.0f}  {note}")
-                else:
-                    print(f"{what:<{wb}}{0:>6}{'-':>11}{'-':>9}  {note or 'not available'}")
-        print()
+            res["browser"] = browser_figures(f"http://127.0.0.1:{port}", hs,
+                                             *(viewer or (None, None)), args.browser_runs)
+        res["load"].append(load1())
     finally:
-        if coll:
-            coll.stop()
-        if args.keep:
-            log(f"kept {workdir}")
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+        coll.stop()
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+def report(args, res):
+    store, facts, gen = res["store"], res["facts"], res["gen"]
+    print()
+    print(f"Dashboard benchmark — {store.system}")
+    print(f"  data: {facts['sites']:,} cinemas, {facts['screens']:,} screens, "
+          f"{facts['series']:,} series, {facts['rollup_1h']:,} hourly roll-up rows "
+          f"({store.history()}); {facts['year_halls']:,} halls with {facts['hours']:,} hours "
+          f"of luminance; store {facts['bytes'] / 2**30:.2f} GiB")
+    if gen and store.backend == "sqlite":
+        print(f"  generated in {gen['wall_s']:.0f} s (inventory {gen['inventory_s']:.1f} s, "
+              f"roll-ups {gen['rollup_s']:.0f} s = "
+              f"{gen['rollup_1h'] / max(gen['rollup_s'], 1e-9):,.0f} rows/s)")
+    elif gen:
+        print(f"  generated and loaded in {gen['wall_s']:.0f} s (inventory "
+              f"{gen['inventory_s']:.1f} s; roll-ups COPY {gen['rollup_s']:.0f} s = "
+              f"{gen['rollup_1h'] / max(gen['rollup_s'], 1e-9):,.0f} rows/s; primary key "
+              f"{gen['index_s']:.0f} s; VACUUM ANALYZE {gen['vacuum_s']:.0f} s); rollup_1h "
+              f"{gen['rollup_bytes'] / 2**30:.2f} GiB with its index")
+    extra = res.get("extra_mem")
+    print(f"  collector: {args.threads} HTTP threads, started in {res['start_s']:.1f} s, RSS "
+          f"{res['rss']:.0f} MB after the API runs"
+          + (f"; {extra[1]} {extra[0]:.0f} MB" if extra else "")
+          + f"; client: {args.concurrency} thread{'s' if args.concurrency != 1 else ''} on "
+          f"the same host ({os.cpu_count()} CPUs); "
+          f"load average {' / '.join(f'{x:.1f}' for x in res['load'])} (start / after API / "
+          f"after browser)")
+    print()
+    rows = res["rows"]
+    w = max(len(r[1]) for r in rows) + 2
+    print(f"{'API request':<{w}}{'n':>6}{'median ms':>11}{'p99 ms':>9}{'req/s':>8}  note")
+    for _, what, cnt, med, p99, rps, note in rows:
+        if med is None:
+            print(f"{what:<{w}}{cnt:>6}{'-':>11}{'-':>9}{'-':>8}  {note}")
+        else:
+            print(f"{what:<{w}}{cnt:>6}{med:>11.1f}{p99:>9.1f}"
+                  f"{(f'{rps:.0f}' if rps else '-'):>8}  {note}")
+    browser = res["browser"]
+    if browser:
+        print()
+        wb = max(len(k) for k in browser) + 2
+        print(f"{'Chromium (headless)':<{wb}}{'runs':>6}{'median ms':>11}{'max ms':>9}  note")
+        for what, (times, note) in browser.items():
+            if times:
+                print(f"{what:<{wb}}{len(times):>6}{statistics.median(times):>11.0f}"
+                      f"{max(times):>9.0f}  {note}")
+            else:
+                print(f"{what:<{wb}}{0:>6}{'-':>11}{'-':>9}  {note or 'not available'}")
+    print(flush=True)
+
+
+# ---------------------------------------------------------------- --json (cinemon-bench/1)
+
+# per request: the metric's name in the table, and whether its work is the same whatever the
+# fleet's size (then PostgreSQL is compared with SQLite even when their fleets differ)
+JSON_METRICS = {
+    "overview_province": ("GET /api/v1/overview?level=province", False),
+    "overview_city": ("GET /api/v1/overview?level=city", False),
+    "cinema": ("GET /api/v1/cinema", True),
+    "hall": ("GET /api/v1/hall", True),
+    "series_1y": ("GET /api/v1/series 1 y, step 1h", True),
+    "alerts": ("GET /api/v1/alerts?state=active", False),
+    "hall_set_1y": ("hall page's requests for 1 y", True),
+}
+JSON_PAGES = {
+    "overview page (until province rows)": ("Chromium: overview page", False),
+    "hall page (until charts drawn)": ("Chromium: hall page", True),
+    "hall page: switch to 1 y": ("Chromium: hall page, switch to 1 y", True),
+}
+
+
+def num(x, nd=1):
+    return None if x is None or x != x else round(float(x), nd)
+
+
+def json_rows(args, results):
+    """The rows of every backend's results; PG rows compared with SQLite's where the request's
+    work does not grow with the fleet (or the fleets are equal)."""
+    sq_system = f"{SYSTEM['sqlite']}, {(args.screens or DEFAULTS['sqlite']['screens']):,} screens"
+    case = f"{args.concurrency} client{'s' if args.concurrency != 1 else ''}"
+    out = []
+    for res in results:
+        store = res["store"]
+        same_fleet = (args.screens or 0) > 0  # --screens given: both backends have it
+
+        def row(metric, value, unit, note="", ratio=True, better="lower"):
+            r = {"case": case, "system": store.system, "metric": metric, "value": value,
+                 "unit": unit, "better": better}
+            if ratio:
+                r["ratio_vs"] = sq_system
+            if note:
+                r["note"] = note
+            out.append(r)
+
+        for key, _, _, med, p99, _, note in res["rows"]:
+            name, per_item = JSON_METRICS[key]
+            ratio = per_item or same_fleet
+            if med is not None:  # the note of a measured row: only the chart's points
+                note = f"{res['facts']['hours']:,} points" if key == "series_1y" else ""
+            row(f"{name} median", num(med), "ms", note, ratio)
+            row(f"{name} p99", num(p99), "ms", "", ratio)
+        for key, (times, note) in res["browser"].items():
+            if key not in JSON_PAGES:
+                continue
+            name, per_item = JSON_PAGES[key]
+            row(f"{name} median", num(statistics.median(times), 0) if times else None, "ms",
+                "" if times else (note or "not available"), per_item or same_fleet)
+        g, f = res["gen"], res["facts"]
+        if g:
+            row("fleet generated and loaded", num(g["wall_s"], 0), "s",
+                f"{f['rollup_1h']:,} roll-up rows", ratio=False)
+        row("store size", num(f["bytes"] / 2**30, 2), "GiB", store.history(), ratio=False)
+        row("collector RSS", num(res["rss"], 0), "MB", ratio=False)
+        if res.get("extra_mem"):
+            row("database server PSS", num(res["extra_mem"][0], 0), "MB",
+                f"shared_buffers {args.pg_shared_buffers}", ratio=False)
+    return out
+
+
+def write_json(path, args, results, started, loads):
+    screens = " and ".join(f"{r['store'].system}" for r in results)
+    notes = [f"{r['store'].system}: {r['facts']['rollup_1h']:,} hourly roll-up rows "
+             f"({r['store'].history()}); load average {r['load'][0]:.1f} at the start of its "
+             f"API runs, {r['load'][1]:.1f} at their end" for r in results]
+    notes.append("Ratios compare PG with SQLite only for requests whose work does not grow with "
+                 "the fleet (a cinema, a hall, its charts), unless both fleets have the same size.")
+    doc = {"format": "cinemon-bench/1", "bench": "dashboard",
+           "title": f"Dashboard API and pages: {screens}",
+           "command": "python3 " + " ".join(sys.argv), "started": started,
+           "finished": utc_now(), "load": loads + [load1()], "notes": notes,
+           "rows": json_rows(args, results)}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    log(f"wrote {path}")
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--backend", default="both", choices=("sqlite", "postgresql", "both"))
+    ap.add_argument("--json", help="write the figures as cinemon-bench/1 rows to FILE")
+    ap.add_argument("--db", help="SQLite: generated database to use or create (kept)")
+    ap.add_argument("--pg-dir", help="PostgreSQL: server folder to use or create (kept)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folders")
+    ap.add_argument("--screens", type=int, help="default 10,000 (SQLite), 90,000 (PostgreSQL)")
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--year-series", default="lum", choices=("lum", "lum,spl", "all"),
+                    help="SQLite: series of every screen with --days of roll-ups")
+    ap.add_argument("--full-every", type=int, help="default 100 (SQLite), 500 (PostgreSQL)")
+    ap.add_argument("--pg-lum-days", type=int, default=30,
+                    help="PostgreSQL: days of luminance of every screen")
+    ap.add_argument("--pg-year-every", type=int, default=20,
+                    help="PostgreSQL: every K-th cinema has --days of luminance")
+    ap.add_argument("--pg-layout", default="time", choices=("time", "series"))
+    ap.add_argument("--pg-shared-buffers", default="1GB")
+    ap.add_argument("--threads", type=int, default=4, help="collector HTTP threads")
+    ap.add_argument("--concurrency", type=int, default=4, help="client threads")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
+    ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--browser-runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true",
+                    help="1,000 screens, 30 days, fewer requests (PostgreSQL: 7 days for all)")
+    args = ap.parse_args()
+    if args.quick:
+        args.screens, args.days, args.scale, args.full_every = 1000, 30, 0.2, 10
+        args.pg_lum_days, args.pg_year_every = 7, 2
+    args.build = os.path.abspath(args.build)
+    exe = os.path.join(args.build, "cinemon-collector")
+    if not os.access(exe, os.X_OK):
+        raise SystemExit(f"{exe} is not built (run make)")
+    started, loads = utc_now(), [load1()]
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    results = []
+    for backend in backends:
+        random.seed(1)
+        workdir = tempfile.mkdtemp(prefix=f"cinemon-dashbench-{backend[:2]}-")
+        os.chmod(workdir, 0o755)  # PostgreSQL runs as its own user beneath it
+        store = (SqliteStore if backend == "sqlite" else PgStore)(args, exe, workdir)
+        try:
+            store.prepare()
+            res = measure(args, exe, store)
+            results.append(res)
+            report(args, res)
+        finally:
+            store.close()
+            if args.keep:
+                log(f"kept {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        write_json(args.json, args, results, started, loads)
 
 
 if __name__ == "__main__":
