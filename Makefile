@@ -167,7 +167,8 @@ bench-poll: deps
 	@mkdir -p $(BENCH_OUT)
 	@$(PYTHON) bench/poll_bench.py --build $(B) --json $(BENCH_OUT)/poll.json $(POLL_ARGS)
 
-# Only the dashboard benchmark (10,000 screens, a year of hourly roll-ups; see docs/dashboard.md).
+# Only the dashboard benchmark (SQLite with 10,000 screens and a year of hourly roll-ups, then
+# PostgreSQL with 90,000 screens; see docs/performance.md).
 bench-dashboard: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@mkdir -p $(BENCH_OUT)

@@ -156,7 +156,8 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 
 /* ---- spool records → one batch ---------------------------------------------------------- */
 
-/* Append everything of `in` (one decoded record) to `out`. 0 or -1 (out of memory). */
+/* Append everything of `in` (one decoded record) to `out`, its summary sections too (a
+ * collector's summary forwarding, docs/forwarding.md). 0 or -1 (out of memory). */
 static int merge_batch(cm_batch *out, const cm_batch *in)
 {
     for (size_t i = 0; i < in->ndevices; i++)
@@ -176,7 +177,7 @@ static int merge_batch(cm_batch *out, const cm_batch *in)
     for (size_t i = 0; i < in->ngaps; i++)
         if (cm_batch_add_gap(out, in->gaps[i].from_seq, in->gaps[i].to_seq, in->gaps[i].reason))
             return -1;
-    return 0;
+    return cm_batch_merge_summary(out, in);
 }
 
 /* Parse a GAP record {"from_seq": n, "to_seq": n, "reason": "..."}. 0 or -1. */

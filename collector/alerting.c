@@ -43,6 +43,9 @@ struct co_alerting {
     json_t *released; /* device keys whose absence alert was held back once (elsewhere) */
 
     co_transitions tr; /* writer thread only */
+
+    co_alerting_hook hook; /* guarded by jmu: called from apply */
+    void *hook_ud;
 };
 
 /* ---------------------------------------------------------------- screen settings */
@@ -280,6 +283,7 @@ static void apply(co_alerting *a, co_transitions *tr)
         pthread_mutex_unlock(&a->mu);
         goto out;
     }
+    if (a->hook) a->hook(a->hook_ud, c, o, tr->n);
     for (size_t i = 0; i < tr->n; i++) {
         const co_transition *t = &tr->v[i];
         if (t->to == CO_ALERT_FIRING && t->from != CO_ALERT_FIRING)
@@ -772,6 +776,15 @@ fail:
     co_alerting_stop(a, 0);
     *out = NULL;
     return -1;
+}
+
+void co_alerting_set_hook(co_alerting *a, co_alerting_hook fn, void *ud)
+{
+    if (!a) return;
+    pthread_mutex_lock(&a->jmu);
+    a->hook = fn;
+    a->hook_ud = ud;
+    pthread_mutex_unlock(&a->jmu);
 }
 
 const co_rules *co_alerting_rules(const co_alerting *a)

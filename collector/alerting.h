@@ -33,8 +33,16 @@ const co_rules *co_alerting_rules(const co_alerting *a);
 /* The compliance engine (compliance.h; NULL when rules are disabled), for the query API. */
 co_compliance *co_alerting_compliance(const co_alerting *a);
 /* Judge the stored batches of a committed group (a co_writer_hook: writer thread). */
-void co_alerting_judge(void *a, cm_batch *const *batches, const co_batch_result *results,
-                       size_t n);
+void co_alerting_judge(void *a, cm_batch *const *batches, const co_batch_result *results, size_t n);
+/* Called after each transaction that stored alert changes (co_store_alerts_apply committed),
+ * with the changes and what the store made of them (out[i].id: the alert, 0 when nothing was
+ * stored), on the thread that judged them (the writer's or the timer's) with the judge's lock
+ * held: the hook must be quick and must not call back into alerting. For the forwarder's
+ * summary mode (forward.h); data flows one way, alerting → forward. */
+typedef void (*co_alerting_hook)(void *ud, const co_alert_change *c, const co_alert_outcome *out,
+                                 size_t n);
+/* Set (fn NULL: clear) the hook; when this returns, no call of the previous hook is running. */
+void co_alerting_set_hook(co_alerting *a, co_alerting_hook fn, void *ud);
 /* Counters so far. Thread-safe. */
 void co_alerting_stats_get(co_alerting *a, co_alerting_stats *out);
 /* Stop the timer and the notifier (waiting up to grace_ms for deliveries in flight), free. */

@@ -28,8 +28,10 @@ struct co_compliance {
     const co_rules *rules;
     co_judge *judge;
     int64_t interval_ms;
-    pthread_mutex_t mu; /* one run at a time; guards last_tick_ms */
+    pthread_mutex_t mu; /* one run at a time; guards last_tick_ms, hook */
     int64_t last_tick_ms;
+    co_compliance_hook hook;
+    void *hook_ud;
 };
 
 /* ---------------------------------------------------------------- days and levels */
@@ -292,6 +294,26 @@ static json_t *screens_map(co_store *s, char *err, size_t errlen)
     return map;
 }
 
+/* co_store_compliance_received callback: a figure of a tier below counts for its screen and
+ * quantity unless this collector measured them itself. */
+static int on_received(void *ud, const co_compliance_row *row)
+{
+    run *r = ud;
+    int q = 0;
+    while (q < NQ && strcmp(QUANTITY[q], row->quantity) != 0)
+        q++;
+    if (q == NQ) return 0;
+    acc *a = acc_get(r, row->site, row->screen, q);
+    if (!a) {
+        r->oom = 1;
+        return 1;
+    }
+    if (a->measured_ms > 0) return 0; /* measured here: this collector's own figure */
+    a->in_ms = row->in_ms;
+    a->measured_ms = row->measured_ms;
+    return 0;
+}
+
 /* The run itself; c->mu held. */
 static int run_day_locked(co_compliance *c, int64_t day, int64_t now_ms, char *err, size_t errlen)
 {
@@ -323,6 +345,13 @@ static int run_day_locked(co_compliance *c, int64_t day, int64_t now_ms, char *e
         if (r.oom) cm_seterr(err, errlen, "out of memory");
         goto out;
     }
+    char dbuf[16];
+    co_compliance_day_format(day, dbuf, sizeof dbuf);
+    /* the figures received from a tier below (forwarding in summary mode) are kept */
+    if (co_store_compliance_received(c->store, dbuf, on_received, &r, err, errlen) != 0) {
+        if (r.oom) cm_seterr(err, errlen, "out of memory");
+        goto out;
+    }
     rows = calloc(r.n ? r.n : 1, sizeof *rows);
     if (!rows) {
         cm_seterr(err, errlen, "out of memory");
@@ -337,8 +366,6 @@ static int run_day_locked(co_compliance *c, int64_t day, int64_t now_ms, char *e
                                          .in_ms = r.v[i].in_ms,
                                          .measured_ms = r.v[i].measured_ms};
     }
-    char dbuf[16];
-    co_compliance_day_format(day, dbuf, sizeof dbuf);
     int64_t stored = 1;
     if (nr == 0 && co_store_compliance_rows(c->store, dbuf, NULL, NULL, NULL, NULL, NULL, NULL,
                                             &stored, err, errlen) < 0)
@@ -347,6 +374,8 @@ static int run_day_locked(co_compliance *c, int64_t day, int64_t now_ms, char *e
     rc = nr == 0 && stored == 0
              ? 0
              : co_store_compliance_put(c->store, dbuf, rows, nr, now_ms, err, errlen);
+    if (rc == 0 && !(nr == 0 && stored == 0) && c->hook)
+        c->hook(c->hook_ud, dbuf, rows, nr, now_ms);
 out:
     for (size_t i = 0; i < r.n; i++) {
         free(r.v[i].site);
@@ -357,6 +386,15 @@ out:
     json_decref(r.index);
     json_decref(r.screens);
     return rc;
+}
+
+void co_compliance_set_hook(co_compliance *c, co_compliance_hook fn, void *ud)
+{
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->hook = fn;
+    c->hook_ud = ud;
+    pthread_mutex_unlock(&c->mu);
 }
 
 int co_compliance_run_day(co_compliance *c, int64_t day, int64_t now_ms, char *err, size_t errlen)

@@ -8,6 +8,8 @@
  * until the next sample of its series, capped at 3 x the series' typical interval and never
  * past the end of its day. Figures are computed from the stored samples and stored per
  * (site, screen, day, quantity); a group's share is sum(in) / sum(measured) over its screens.
+ * The figures a tier below forwarded (co_store_compliance_received) are kept in each
+ * recomputation for the screens and quantities this collector measured nothing of itself.
  *
  * Thread-safety: every function may be called from any thread; runs are serialised. */
 #ifndef CO_COMPLIANCE_H
@@ -39,6 +41,14 @@ typedef struct co_compliance co_compliance;
 co_compliance *co_compliance_new(co_store *s, const co_rules *rules, co_judge *judge,
                                  int64_t interval_ms);
 void co_compliance_free(co_compliance *c);
+/* Called after the figures of a day were stored (by a run, the tick or a report's refresh),
+ * with every figure of that day ('YYYY-MM-DD') and the time they were stored (their
+ * updated_ms), while the engine's lock is held: the hook must not call back into c. For the
+ * forwarder's summary mode (forward.h); data flows one way, compliance → forward. */
+typedef void (*co_compliance_hook)(void *ud, const char *day, const co_compliance_row *rows,
+                                   size_t n, int64_t updated_ms);
+/* Set (fn NULL: clear) the hook; when this returns, no call of the previous hook is running. */
+void co_compliance_set_hook(co_compliance *c, co_compliance_hook fn, void *ud);
 /* Compute and store the figures of UTC day `day` (days since the epoch) from its samples.
  * 0 or -1 with err. */
 int co_compliance_run_day(co_compliance *c, int64_t day, int64_t now_ms, char *err, size_t errlen);

@@ -15,6 +15,7 @@
 #include "agent/uploader.h"
 #include "errbuf.h"
 #include "forward_journal.h"
+#include "forward_summary.h"
 #include "gzip.h"
 #include "log.h"
 #include "tokenfile.h"
@@ -26,6 +27,7 @@
 #define SPOOL_GZIP_LEVEL 1
 #define SEQMAP_MAX (1u << 20) /* agents remembered; the map is cleared beyond */
 #define STOP_TICK_MS 50
+#define SUMMARY_TICK_MS 1000 /* summary mode: how often closed hours are looked for */
 #define LOG_EVERY_S 60
 
 /* ---- each agent's last_seq, as the writer last left it (writer thread only) ------------- */
@@ -124,7 +126,11 @@ typedef struct upstream {
     uv_loop_t loop;
     uv_async_t wake;
     uv_timer_t stop_timer;
-    uv_check_t check; /* after every loop iteration: the counters copied into stats */
+    uv_check_t check;     /* after every loop iteration: the counters copied into stats */
+    uv_timer_t sum_timer; /* summary mode: what is due looked for every SUMMARY_TICK_MS */
+    co_fsum *fs;          /* summary mode (forward_summary.h); NULL in full mode */
+    int sum_timer_ready;  /* sum_timer initialised on the loop */
+    size_t sum_bytes;     /* record bytes the summary run being done appended */
     int loop_ready, thread_started, stopping;
     ag_uploader *up;
     pthread_t thread;
@@ -229,6 +235,70 @@ static void run_job(upstream *u, job *j)
     j->spool_bytes = st.bytes;
 }
 
+/* ---- summary mode: records built by forward_summary.c, appended on this thread --------- */
+
+/* The summary's sink: one record appended (gzipped once the spool holds a backlog). */
+static int sum_append(void *ud, const char *json, size_t len, char *err, size_t errlen)
+{
+    upstream *u = ud;
+    uint32_t type = CM_REC_BATCH;
+    const void *data = json;
+    char *gz = NULL;
+    size_t gzl = 0;
+    cm_spool_stats st;
+    cm_spool_stats_get(u->spool, &st);
+    if (st.bytes >= u->conf->max_bytes / PLAIN_SPOOL_FRACTION &&
+        cm_gzip(json, len, SPOOL_GZIP_LEVEL, &gz, &gzl) == 0) {
+        type = CM_REC_BATCH_GZ;
+        data = gz;
+        len = gzl;
+    }
+    uint64_t seq;
+    int rc = cm_spool_append(u->spool, type, data, len, &seq, err, errlen);
+    free(gz);
+    if (rc != 0) {
+        u->lost++;
+        return -1;
+    }
+    u->appended++;
+    u->sum_bytes += len;
+    return 0;
+}
+
+static int sum_sync(void *ud, char *err, size_t errlen)
+{
+    upstream *u = ud;
+    return u->conf->fsync == CM_FSYNC_CYCLE ? cm_spool_sync(u->spool, err, errlen) : 0;
+}
+
+/* What is due in summary mode into the spool (forward_summary.h). */
+static void summary_run(upstream *u)
+{
+    int64_t now = cm_now_ms();
+    if (!u->fs || !co_fsum_due(u->fs, now)) return;
+    co_fsum_sink sink = {sum_append, sum_sync, u};
+    size_t n = 0;
+    char err[512];
+    u->sum_bytes = 0;
+    if (co_fsum_run(u->fs, now, &sink, &n, err, sizeof err) != 0)
+        cm_log_limited("forward-summary", LOG_EVERY_S, CM_LOG_ERROR,
+                       "forward %s: summary records: %s (tried again)", u->conf->name, err);
+    /* the uploader looks at the records once they are synced, as after a group's job */
+    if (u->sum_bytes && u->up) ag_uploader_notify(u->up, u->sum_bytes);
+}
+
+static void on_sum_tick(uv_timer_t *t)
+{
+    summary_run(t->data);
+}
+
+/* co_fsum wake: something was queued (any thread). */
+static void sum_wake(void *ud)
+{
+    upstream *u = ud;
+    uv_async_send(&u->wake);
+}
+
 static void on_stop_tick(uv_timer_t *t)
 {
     upstream *u = t->data;
@@ -243,6 +313,7 @@ static void on_stop_tick(uv_timer_t *t)
     snapshot(u);
     ag_uploader_close(u->up);
     u->up = NULL;
+    if (u->sum_timer_ready) uv_close((uv_handle_t *)&u->sum_timer, NULL);
     uv_close((uv_handle_t *)&u->check, NULL);
     uv_close((uv_handle_t *)&u->stop_timer, NULL);
     uv_close((uv_handle_t *)&u->wake, NULL);
@@ -263,6 +334,7 @@ static void on_wake(uv_async_t *a)
         pthread_cond_broadcast(&u->cv);
         pthread_mutex_unlock(&u->mu);
     }
+    if (u->fs && !u->stopping) summary_run(u); /* what a hook queued (or the last of it) */
     if (stop && !u->stopping) {
         u->stopping = 1;
         u->stop_deadline_ms = cm_mono_ms() + u->grace_ms;
@@ -374,6 +446,8 @@ void co_forward_prepare(void *ud, cm_batch *const *batches, size_t n)
 {
     co_forward *f = ud;
     char err[256];
+    for (size_t k = 0; k < f->n; k++) /* summary mode: the hours and sites the group touches */
+        if (f->ups[k].fs) co_fsum_prepare(f->ups[k].fs, batches, n);
     f->group_ok = grow_group(f, n) == 0;
     if (!f->group_ok) {
         cm_log_limited("forward-oom", LOG_EVERY_S, CM_LOG_ERROR,
@@ -393,9 +467,11 @@ void co_forward_prepare(void *ud, cm_batch *const *batches, size_t n)
     for (size_t k = 0; k < f->n; k++) {
         upstream *u = &f->ups[k];
         size_t ne = 0;
+        for (size_t i = 0; i < n; i++)
+            u->payload[i] = NULL;
+        if (u->fs) continue; /* summary mode: no batch goes up as it is */
         for (size_t i = 0; i < n; i++) {
             const cm_batch *b = batches[i];
-            u->payload[i] = NULL;
             if (!forwardable(b)) continue;
             u->payload[i] = encode(u, b, u->low_seq, &u->plen[i], &u->ptype[i]);
             if (!u->payload[i]) {
@@ -427,6 +503,8 @@ void co_forward_settle(void *ud, cm_batch *const *batches, const co_batch_result
 {
     co_forward *f = ud;
     char err[256];
+    for (size_t k = 0; k < f->n; k++) /* summary mode: the group's hours may be read now */
+        if (f->ups[k].fs) co_fsum_settle(f->ups[k].fs);
     if (!f->group_ok) { /* prepare ran out of memory: what the map holds may be wrong */
         seqmap_clear(&f->last);
         return;
@@ -452,6 +530,10 @@ void co_forward_settle(void *ud, cm_batch *const *batches, const co_batch_result
                                           .len = u->plen[i]};
         }
         u->job_slot = (job){.e = u->ents, .n = ne};
+        if (u->fs) { /* summary mode: no journal, nothing to append now */
+            u->job_slot.done = 1;
+            continue;
+        }
         if (ne == 0) { /* nothing for the spool: the journal is simply emptied */
             if (co_fj_clear(u->journal, err, sizeof err) != 0)
                 cm_log_limited("forward-journal", LOG_EVERY_S, CM_LOG_ERROR, "forward %s: %s",
@@ -590,6 +672,13 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
     uv_check_init(&u->loop, &u->check);
     u->check.data = u;
     uv_check_start(&u->check, on_check);
+    if (c->mode == CO_FWD_SUMMARY) {
+        uv_timer_init(&u->loop, &u->sum_timer);
+        u->sum_timer.data = u;
+        u->sum_timer_ready = 1;
+        if (co_fsum_open(&u->fs, c, f->store, f->version, sum_wake, u, err, errlen) != 0) return -1;
+        uv_timer_start(&u->sum_timer, on_sum_tick, 0, SUMMARY_TICK_MS);
+    }
     ag_uploader_opts uo = {.url = u->url,
                            .token = u->token,
                            .agent_id = c->agent_id,
@@ -609,8 +698,9 @@ static int start_one(co_forward *f, upstream *u, const co_upstream_conf *c, char
         return -1;
     }
     u->thread_started = 1;
-    cm_info("forward %s: to %s as agent %s (mode full), spool %s, %llu record(s) waiting", c->name,
-            u->url, c->agent_id, c->spool_dir, (unsigned long long)st.records);
+    cm_info("forward %s: to %s as agent %s (mode %s), spool %s, %llu record(s) waiting", c->name,
+            u->url, c->agent_id, u->fs ? "summary" : "full", c->spool_dir,
+            (unsigned long long)st.records);
     return 0;
 }
 
@@ -623,6 +713,7 @@ static void free_one(upstream *u)
             uv_close((uv_handle_t *)&u->wake, NULL);
             uv_close((uv_handle_t *)&u->stop_timer, NULL);
             uv_close((uv_handle_t *)&u->check, NULL);
+            if (u->sum_timer_ready) uv_close((uv_handle_t *)&u->sum_timer, NULL);
             uv_run(&u->loop, UV_RUN_DEFAULT);
         }
         if (uv_loop_close(&u->loop) != 0)
@@ -630,6 +721,7 @@ static void free_one(upstream *u)
     }
     if (u->spool) cm_spool_close(u->spool); /* syncs and saves the acknowledged position */
     co_fj_close(u->journal);
+    co_fsum_close(u->fs);
     if (u->token) {
         explicit_bzero(u->token, strlen(u->token));
         free(u->token);
@@ -687,6 +779,28 @@ int co_forward_start(co_forward **out, const co_forward_conf *conf, co_store *st
         return -1;
     }
     *out = f;
+    return 0;
+}
+
+void co_forward_alerts(void *ud, const co_alert_change *c, const co_alert_outcome *o, size_t n)
+{
+    co_forward *f = ud;
+    for (size_t k = 0; f && k < f->n; k++)
+        if (f->ups[k].fs) co_fsum_alerts(f->ups[k].fs, c, o, n);
+}
+
+void co_forward_compliance(void *ud, const char *day, const co_compliance_row *rows, size_t n,
+                           int64_t updated_ms)
+{
+    co_forward *f = ud;
+    for (size_t k = 0; f && k < f->n; k++)
+        if (f->ups[k].fs) co_fsum_compliance(f->ups[k].fs, day, rows, n, updated_ms);
+}
+
+int co_forward_summary(const co_forward *f)
+{
+    for (size_t k = 0; f && k < f->n; k++)
+        if (f->ups[k].conf->mode == CO_FWD_SUMMARY) return 1;
     return 0;
 }
 

@@ -12,6 +12,12 @@
  * finishes an interrupted group from the journal against the store's last_seq, so a kill at
  * any moment loses nothing and sends nothing twice.
  *
+ * An upstream with mode = summary (forward_summary.h) gets no batch as it is: each closed UTC
+ * hour's roll-ups of every series, the alerts as they are stored and each day's compliance
+ * figures, through the same spool and uploader; the writer's journal hooks mark the hours a
+ * commit touches, the hooks of alerting (co_forward_alerts) and compliance
+ * (co_forward_compliance) queue what they stored.
+ *
  * One thread per upstream runs a libuv loop with the uploader; only that thread touches the
  * spool once started. It copies its counters (co_forward_stats) under a lock after every loop
  * iteration, so /metrics reads them from any thread without touching the spool or uploader. */
@@ -59,6 +65,15 @@ int co_forward_start(co_forward **out, const co_forward_conf *conf, co_store *st
 void co_forward_prepare(void *ud, cm_batch *const *batches, size_t n);
 void co_forward_settle(void *ud, cm_batch *const *batches, const co_batch_result *results, size_t n,
                        int committed);
+/* The alerting hook (co_alerting_set_hook, ud = the co_forward): alerts stored, queued for
+ * every upstream in summary mode. Any thread; only queues. */
+void co_forward_alerts(void *ud, const co_alert_change *c, const co_alert_outcome *o, size_t n);
+/* The compliance hook (co_compliance_set_hook, ud = the co_forward): a day's figures stored,
+ * queued for every upstream in summary mode. Any thread; only queues. */
+void co_forward_compliance(void *ud, const char *day, const co_compliance_row *rows, size_t n,
+                           int64_t updated_ms);
+/* 1 when an upstream is in summary mode (the hooks are then wanted), else 0 (also for NULL). */
+int co_forward_summary(const co_forward *f);
 /* The number of upstreams (0 for NULL). */
 size_t co_forward_count(const co_forward *f);
 /* Upstream i's counters into out; thread-safe. 0, or -1 when i is out of range. */

@@ -12,7 +12,7 @@
 #define MAX_UPSTREAMS 16
 
 static const char *const POLICIES[] = {"always", "cycle", "none", NULL};
-static const char *const MODES[] = {"full", NULL};
+static const char *const MODES[] = {"full", "summary", NULL};
 
 static int entry_line(const cm_conf_section *s, const char *key)
 {
@@ -113,6 +113,8 @@ static int upstream_parse(co_upstream_conf *u, cm_conf *cf, cm_conf_section *s,
     int mode = (int)u->mode;
     if (cm_conf_enum(cf, s, "mode", MODES, &mode, err, errlen) < 0) return -1;
     u->mode = (co_forward_mode)mode;
+    if (cm_conf_duration(cf, s, "summary_delay", 0, 3600000, &u->summary_delay_ms, err, errlen) < 0)
+        return -1;
     /* [upload] */
     if (cm_conf_duration(cf, s, "interval", 100, 3600000, &u->interval_ms, err, errlen) < 0 ||
         cm_conf_duration(cf, s, "timeout", 100, 600000, &u->timeout_ms, err, errlen) < 0 ||
@@ -192,6 +194,7 @@ int co_forward_conf_load(co_forward_conf *c, cm_conf *cf, const char *ini_path, 
         co_upstream_conf *u = &c->ups[c->n];
         *u = (co_upstream_conf){.line = s->line,
                                 .mode = CO_FWD_FULL,
+                                .summary_delay_ms = 60000,
                                 .interval_ms = 30000,
                                 .timeout_ms = 30000,
                                 .backoff_base_ms = 1000,

@@ -10,8 +10,9 @@
 
 #include "conf.h"
 
-/* What goes upstream: every stored batch as it is (full). */
-typedef enum { CO_FWD_FULL = 0 } co_forward_mode;
+/* What goes upstream: every stored batch as it is (full), or only alerts, daily compliance
+ * and hourly roll-ups with each series' latest value (summary, docs/forwarding.md). */
+typedef enum { CO_FWD_FULL = 0, CO_FWD_SUMMARY = 1 } co_forward_mode;
 
 typedef struct co_upstream_conf {
     char *name;       /* [upstream "name"]: [A-Za-z0-9_.-]{1,64} */
@@ -20,6 +21,8 @@ typedef struct co_upstream_conf {
     char *token_file; /* resolved against the ini's folder; read at start (0600 wanted) */
     char *agent_id;   /* the identity this collector uses upstream (its agent id there) */
     co_forward_mode mode;
+    int64_t summary_delay_ms; /* summary: an hour is sent once it ended this long ago and no
+                               * batch touched it for as long (default 1 min) */
     /* the agent's [upload] keys */
     int64_t interval_ms, timeout_ms, backoff_base_ms, backoff_cap_ms;
     uint64_t max_batch_bytes;

@@ -151,6 +151,36 @@ static int site_allowed(co_ingest *ing, const co_principal *who, const char *sit
     return co_store_site_in_scope(ing->store, site, &sc, err, errlen);
 }
 
+/* A summary batch (wire version 2, docs/forwarding.md "mode = summary"): its sections are
+ * upserted before the writer stores its seqs (the store's upserts are idempotent, so a crash
+ * in between only means they are upserted again when the batch is retried), unless its seqs
+ * are stored already (a duplicate or an overlap: the writer answers it). Its devices are an
+ * inventory, not a sign of life: taken out of what the writer stores. 0, or the status to
+ * answer with (*body set). */
+static unsigned summary_first(co_ingest *ing, cm_batch *b, json_t **body)
+{
+    char err[512];
+    uint64_t last = 0;
+    if (co_store_last_seq(ing->store, b->agent_id, &last, err, sizeof err) < 0) {
+        cm_log_limited("ingest-last-seq", 10, CM_LOG_ERROR, "ingest: last_seq of agent %s: %s",
+                       b->agent_id, err);
+        co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
+        *body = co_api_error("", "store unavailable, retry later");
+        return 503;
+    }
+    uint64_t first = b->first_seq ? b->first_seq : b->seq;
+    if (first > last && co_store_summary_put(ing->store, b, cm_now_ms(), err, sizeof err) < 0) {
+        cm_log_limited("ingest-summary", 10, CM_LOG_ERROR,
+                       "ingest: summary batch %llu of agent %s (site %s): %s",
+                       (unsigned long long)b->seq, b->agent_id, b->site, err);
+        co_metrics_ingest(ing->metrics, CO_INGEST_FAILED, 0);
+        *body = co_api_error("", "store unavailable, retry later");
+        return 503;
+    }
+    b->ndevices = 0;
+    return 0;
+}
+
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body)
 {
@@ -202,6 +232,7 @@ unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *bu
         goto out;
     }
 
+    if (b.v == CM_WIRE_VERSION_SUMMARY && (status = summary_first(ing, &b, body)) != 0) goto out;
     co_batch_result result;
     if (co_writer_submit(ing->writer, &b, &result, err, sizeof err) != 0) {
         cm_log_limited("ingest-commit", 10, CM_LOG_ERROR,

@@ -43,7 +43,10 @@ unsigned co_ingest_auth(co_ingest *ing, const char *authz, co_principal *who, js
  * required). Returns the status (200, 400, 403, 409, 503) and sets *body: {"ack": seq},
  * {"ack": seq, "duplicate": true} for a batch stored before, {"error", "at": "first_seq",
  * "last_seq": L} (409) for a batch that overlaps what is stored, or {"error": ..., "at": ...}
- * (caller decrefs). Blocks until the writer committed the batch. Thread-safe. */
+ * (caller decrefs). Blocks until the writer committed the batch. A summary batch (wire version
+ * 2: roll-ups, alerts, compliance of a tier below) has its sections upserted first
+ * (co_store_summary_put; its devices are an inventory, not seen), then its seqs stored by the
+ * writer as any batch's. Thread-safe. */
 unsigned co_ingest_batch(co_ingest *ing, const co_principal *who, const char *buf, size_t len,
                          json_t **body);
 

@@ -289,6 +289,10 @@ static int run(const co_config *cfg)
         goto out;
     }
     if (forward) co_writer_set_journal(writer, co_forward_prepare, co_forward_settle, forward);
+    if (co_forward_summary(forward)) { /* alerts and compliance figures go up as they are stored */
+        co_alerting_set_hook(alerting, co_forward_alerts, forward);
+        co_compliance_set_hook(co_alerting_compliance(alerting), co_forward_compliance, forward);
+    }
     size_t npaths;
     const char *const *paths = co_http_paths(&npaths);
     cm_wire_limits lim = {
@@ -329,6 +333,9 @@ static int run(const co_config *cfg)
 out:
     co_http_stop(http, SHUTDOWN_GRACE_MS);
     if (writer) co_writer_stop(writer); /* drains: the last batches are judged too */
+    /* no hook may call into the forwarder once it is stopped (alerting runs until below) */
+    co_alerting_set_hook(alerting, NULL, NULL);
+    co_compliance_set_hook(co_alerting_compliance(alerting), NULL, NULL);
     /* after the writer: no group in flight */
     co_forward_stop(forward, FORWARD_FLUSH_MS);
     co_alerting_stop(alerting, SHUTDOWN_GRACE_MS / 2);

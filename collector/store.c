@@ -313,3 +313,24 @@ int co_store_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
 {
     return ops(s)->maintain ? ops(s)->maintain(s, now_ms, err, errlen) : 0;
 }
+
+/* ---- summaries of tiered forwarding (store_summary.c, store_pg_summary.c) ---- */
+
+int co_store_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
+                          int (*fn)(void *ud, const co_hour_rollup *r), void *ud, char *err,
+                          size_t errlen)
+{
+    return ops(s)->hour_rollups(s, hour_ms, site, fn, ud, err, errlen);
+}
+
+int co_store_summary_put(co_store *s, const cm_batch *b, int64_t now_ms, char *err, size_t errlen)
+{
+    return ops(s)->summary_put(s, b, now_ms, err, errlen);
+}
+
+int co_store_compliance_received(co_store *s, const char *day,
+                                 int (*fn)(void *ud, const co_compliance_row *r), void *ud,
+                                 char *err, size_t errlen)
+{
+    return ops(s)->compliance_received(s, day, fn, ud, err, errlen);
+}

@@ -371,4 +371,48 @@ json_t *co_store_dash_cinema(co_store *s, const co_scope *sc, const char *site,
 json_t *co_store_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
                            char *err, size_t errlen);
 
+/* ---- summaries of tiered forwarding (store_summary.c, store_pg_summary.c; docs/forwarding.md
+ * "mode = summary") ---- */
+
+/* One series' roll-up of one UTC hour and its latest point (co_store_hour_rollups); strings
+ * valid during the callback. */
+typedef struct co_hour_rollup {
+    const char *site, *device, *metric;
+    const char *labels_json; /* canonical JSON object */
+    const char *unit;        /* NULL when none */
+    int64_t n;               /* >= 1 */
+    double sum, min, max;
+    int has_latest;
+    int64_t latest_ts;
+    double latest_value;
+} co_hour_rollup;
+
+/* Call fn for every series of site (NULL = every site) with samples in the UTC hour that
+ * starts at hour_ms — its rollup_1h row with the samples still in the head added — ordered by
+ * site, device, metric and labels; fn returns non-zero to stop (then returned). 0 or -1 with
+ * err. */
+int co_store_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
+                          int (*fn)(void *ud, const co_hour_rollup *r), void *ud, char *err,
+                          size_t errlen);
+/* Store the summary sections of b (wire version 2) for site b->site in ONE transaction; every
+ * step is an idempotent upsert, so a batch stored twice changes nothing:
+ * - the site, b->devices (inventory only: last_seen_ms is not touched, a new device gets 0, so
+ *   the absence rules never watch it) and the devices and series the entries name;
+ * - each roll-up bucket replaces rollup_1h of (series, hour); latest = the entry's latest when
+ *   newer than the stored one;
+ * - each alert is upserted by (rule, site, device, labels, started_ms): a newer or equal
+ *   updated_ms replaces state, severity, value, threshold, text and times, with a history row
+ *   when the state or severity changes; a new open alert resolves an older open one of the
+ *   same (rule, site, device, labels);
+ * - each compliance figure is kept apart (co_store_compliance_received) and put into the
+ *   compliance table, updated_ms = now_ms.
+ * 0 or -1 with err (nothing written). */
+int co_store_summary_put(co_store *s, const cm_batch *b, int64_t now_ms, char *err, size_t errlen);
+/* Call fn for every compliance figure of day ('YYYY-MM-DD') received from a tier below
+ * (co_store_summary_put), by site, screen and quantity; fn returns non-zero to stop (then
+ * returned). 0 (also when none was ever received) or -1 with err. */
+int co_store_compliance_received(co_store *s, const char *day,
+                                 int (*fn)(void *ud, const co_compliance_row *r), void *ud,
+                                 char *err, size_t errlen);
+
 #endif

@@ -104,6 +104,14 @@ typedef struct co_store_ops {
     int (*set_head)(co_store *s, size_t max_points, int64_t max_age_ms);
     int (*flush)(co_store *s, char *err, size_t errlen);
     int (*maintain)(co_store *s, int64_t now_ms, char *err, size_t errlen);
+    /* summaries of tiered forwarding (store_summary.c, store_pg_summary.c) */
+    int (*hour_rollups)(co_store *s, int64_t hour_ms, const char *site,
+                        int (*fn)(void *ud, const co_hour_rollup *r), void *ud, char *err,
+                        size_t errlen);
+    int (*summary_put)(co_store *s, const cm_batch *b, int64_t now_ms, char *err, size_t errlen);
+    int (*compliance_received)(co_store *s, const char *day,
+                               int (*fn)(void *ud, const co_compliance_row *r), void *ud, char *err,
+                               size_t errlen);
 } co_store_ops;
 
 /* The first member of every backend's struct co_store. */

@@ -170,6 +170,11 @@ static const char *const migration[] = {
     "CREATE TABLE head_log(id bigserial PRIMARY KEY, owner integer NOT NULL,"
     " data bytea NOT NULL);"
     "CREATE INDEX head_log_by_owner ON head_log(owner, id);",
+    /* 2 -> 3: compliance figures received from a tier below (store_pg_summary.c) */
+    "CREATE TABLE compliance_received(site " TX " NOT NULL, screen " TX " NOT NULL,"
+    " day " TX " NOT NULL, quantity " TX " NOT NULL, in_ms bigint NOT NULL,"
+    " measured_ms bigint NOT NULL, updated_ms bigint NOT NULL,"
+    " PRIMARY KEY(site, screen, day, quantity));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -669,6 +674,9 @@ static const co_store_ops pg_ops = {
     .set_head = pg_set_head,
     .flush = pg_flush,
     .maintain = pg_maintain,
+    .hour_rollups = pg_hour_rollups,
+    .summary_put = pg_summary_put,
+    .compliance_received = pg_compliance_received,
 };
 
 static int owner_take(co_store *s, char *err, size_t errlen);

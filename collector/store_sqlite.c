@@ -253,6 +253,12 @@ static const char *const migration[] = {
      * day tables, roll-ups and latest values, one record per transaction; emptied by the
      * flush that writes them out, replayed at start. */
     "CREATE TABLE head_log(id INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    /* 8 -> 9: compliance figures received from a tier below (store_summary.c, mode = summary
+     * in docs/forwarding.md), kept apart from this collector's own recomputation */
+    "CREATE TABLE compliance_received(site TEXT NOT NULL, screen TEXT NOT NULL,"
+    " day TEXT NOT NULL, quantity TEXT NOT NULL, in_ms INTEGER NOT NULL,"
+    " measured_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(site, screen, day, quantity)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migration / sizeof migration[0]))
 
@@ -531,6 +537,9 @@ static const co_store_ops sqlite_ops = {
     .set_head = sqlite_set_head,
     .flush = sqlite_flush,
     .maintain = sqlite_maintain,
+    .hour_rollups = sqlite_hour_rollups,
+    .summary_put = sqlite_summary_put,
+    .compliance_received = sqlite_compliance_received,
 };
 
 int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t errlen)

@@ -159,5 +159,13 @@ json_t *sqlite_dash_cinema(co_store *s, const co_scope *sc, const char *site,
                            const char *const *metrics, size_t nmetrics, char *err, size_t errlen);
 json_t *sqlite_dash_hall(co_store *s, const co_scope *sc, const char *site, const char *screen,
                          char *err, size_t errlen);
+/* store_summary.c */
+int sqlite_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
+                        int (*fn)(void *ud, const co_hour_rollup *r), void *ud, char *err,
+                        size_t errlen);
+int sqlite_summary_put(co_store *s, const cm_batch *b, int64_t now_ms, char *err, size_t errlen);
+int sqlite_compliance_received(co_store *s, const char *day,
+                               int (*fn)(void *ud, const co_compliance_row *r), void *ud, char *err,
+                               size_t errlen);
 
 #endif

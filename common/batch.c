@@ -325,5 +325,164 @@ size_t cm_batch_points(const cm_batch *b)
 
 int cm_batch_empty(const cm_batch *b)
 {
-    return b->nseries == 0 && b->nevents == 0 && b->ndevices == 0 && b->ngaps == 0;
+    return b->nseries == 0 && b->nevents == 0 && b->ndevices == 0 && b->ngaps == 0 &&
+           !cm_batch_has_summary(b);
+}
+
+/* ---- summary sections ---- */
+
+#define HOUR_MS 3600000LL
+
+/* [a-z_][a-z0-9_]*, 1..CM_MAX_NAME bytes (the wire's metric and label names). */
+static int valid_name(const char *s)
+{
+    size_t n = s ? strnlen(s, CM_MAX_NAME + 1) : 0;
+    if (n == 0 || n > CM_MAX_NAME) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return 0;
+    return 1;
+}
+
+/* Copies of n labels sorted by key into the arena (*out NULL for none). -1 on out of memory,
+ * a label without key or value, a key that is not a name, a value too long, a repeated key. */
+static int copy_labels(cm_batch *b, const cm_label *in, size_t n, cm_label **out)
+{
+    *out = NULL;
+    if (n > CM_MAX_LABELS || (n && !in)) return -1;
+    if (!n) return 0;
+    cm_label l[CM_MAX_LABELS];
+    for (size_t i = 0; i < n; i++) { /* insertion sort by key */
+        cm_label x = in[i];
+        if (!valid_name(x.key) || !x.value) return -1;
+        size_t j = i;
+        while (j > 0 && strcmp(l[j - 1].key, x.key) > 0) {
+            l[j] = l[j - 1];
+            j--;
+        }
+        l[j] = x;
+    }
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(l[i - 1].key, l[i].key) == 0) return -1;
+    cm_label *c = cm_arena_alloc(&b->arena, n * sizeof *c);
+    if (!c) return -1;
+    int fail = 0;
+    for (size_t i = 0; i < n; i++) {
+        c[i].key = copy_name(b, l[i].key, CM_MAX_NAME, &fail);
+        c[i].value = copy_str(b, l[i].value, 0, CM_MAX_VALUE, &fail);
+    }
+    if (fail) return -1;
+    *out = c;
+    return 0;
+}
+
+int cm_batch_add_rollup(cm_batch *b, const cm_rollup *r)
+{
+    if (!valid_name(r->metric) || (!r->nbuckets && !r->has_latest) || (r->nbuckets && !r->buckets))
+        return -1;
+    if (r->has_latest && !isfinite(r->latest.value)) return -1;
+    for (size_t i = 0; i < r->nbuckets; i++) {
+        const cm_bucket *k = &r->buckets[i];
+        if (k->bucket_ms % HOUR_MS != 0 || k->n < 1 || !isfinite(k->sum) || !isfinite(k->min) ||
+            !isfinite(k->max) || k->min > k->max ||
+            (i > 0 && k->bucket_ms <= r->buckets[i - 1].bucket_ms))
+            return -1;
+    }
+    if (r->nbuckets > SIZE_MAX / 2 / sizeof(cm_bucket)) return -1;
+    int fail = 0;
+    cm_rollup c = *r;
+    c.device = copy_name(b, r->device, CM_MAX_NAME, &fail);
+    c.metric = copy_name(b, r->metric, CM_MAX_NAME, &fail);
+    c.unit = r->unit ? copy_name(b, r->unit, CM_MAX_NAME, &fail) : NULL;
+    if (fail || copy_labels(b, r->labels, r->nlabels, &c.labels) < 0) return -1;
+    c.buckets = NULL;
+    if (r->nbuckets) {
+        if (!(c.buckets = cm_arena_alloc(&b->arena, r->nbuckets * sizeof *c.buckets))) return -1;
+        memcpy(c.buckets, r->buckets, r->nbuckets * sizeof *c.buckets);
+    }
+    if (grow(b, (void **)&b->rollups, &b->rollups_cap, sizeof *b->rollups, b->nrollups + 1, 8))
+        return -1;
+    b->rollups[b->nrollups++] = c;
+    b->nbuckets_total += c.nbuckets;
+    return 0;
+}
+
+static int valid_state(const char *s)
+{
+    return s && (!strcmp(s, "pending") || !strcmp(s, "firing") || !strcmp(s, "resolved"));
+}
+
+int cm_batch_add_alert(cm_batch *b, const cm_alert_entry *a)
+{
+    if (!valid_name(a->rule) || !valid_severity(a->severity) || !valid_state(a->state) ||
+        (!strcmp(a->state, "firing") && !a->firing_ms) ||
+        (!strcmp(a->state, "resolved") && !a->resolved_ms))
+        return -1;
+    int fail = 0;
+    cm_alert_entry c = *a;
+    c.rule = copy_name(b, a->rule, CM_MAX_NAME, &fail);
+    c.screen = a->screen ? copy_str(b, a->screen, 0, CM_MAX_NAME, &fail) : NULL;
+    c.device = copy_name(b, a->device, CM_MAX_NAME, &fail);
+    c.severity = copy_name(b, a->severity, CM_MAX_NAME, &fail);
+    c.state = copy_name(b, a->state, CM_MAX_NAME, &fail);
+    c.text = a->text ? copy_cut(b, a->text, CM_MAX_TEXT, &fail) : NULL;
+    if (fail || copy_labels(b, a->labels, a->nlabels, &c.labels) < 0) return -1;
+    if (grow(b, (void **)&b->alerts, &b->alerts_cap, sizeof *b->alerts, b->nalerts + 1, 8))
+        return -1;
+    b->alerts[b->nalerts++] = c;
+    return 0;
+}
+
+int cm_batch_valid_day(const char *s)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+    if (y < 2000 || y > 2099 || m < 1 || m > 12 || d < 1) return 0;
+    int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    return d <= mdays[m - 1] + (m == 2 && leap);
+}
+
+static int valid_quantity(const char *q)
+{
+    return q && (!strcmp(q, "luminance") || !strcmp(q, "white") || !strcmp(q, "spl"));
+}
+
+int cm_batch_add_compliance(cm_batch *b, const cm_compliance_entry *c)
+{
+    if (!cm_batch_valid_day(c->day) || !valid_quantity(c->quantity) || c->in_ms < 0 ||
+        c->in_ms > c->measured_ms)
+        return -1;
+    int fail = 0;
+    cm_compliance_entry x = *c;
+    x.screen = copy_name(b, c->screen, CM_MAX_NAME, &fail);
+    x.day = copy_name(b, c->day, 10, &fail);
+    x.quantity = copy_name(b, c->quantity, CM_MAX_NAME, &fail);
+    if (fail) return -1;
+    if (grow(b, (void **)&b->compliance, &b->compliance_cap, sizeof *b->compliance,
+             b->ncompliance + 1, 8))
+        return -1;
+    b->compliance[b->ncompliance++] = x;
+    return 0;
+}
+
+int cm_batch_has_summary(const cm_batch *b)
+{
+    return b->nrollups > 0 || b->nalerts > 0 || b->ncompliance > 0;
+}
+
+int cm_batch_merge_summary(cm_batch *out, const cm_batch *in)
+{
+    for (size_t i = 0; i < in->nrollups; i++)
+        if (cm_batch_add_rollup(out, &in->rollups[i]) != 0) return -1;
+    for (size_t i = 0; i < in->nalerts; i++)
+        if (cm_batch_add_alert(out, &in->alerts[i]) != 0) return -1;
+    for (size_t i = 0; i < in->ncompliance; i++)
+        if (cm_batch_add_compliance(out, &in->compliance[i]) != 0) return -1;
+    if (in->v > out->v) out->v = in->v;
+    return 0;
 }

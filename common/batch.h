@@ -12,6 +12,7 @@
 #include "arena.h"
 
 #define CM_WIRE_VERSION 1
+#define CM_WIRE_VERSION_SUMMARY 2 /* a batch with summary sections (below) */
 #define CM_MAX_LABELS 16
 #define CM_MAX_NAME 128  /* metric, label key, device id, agent id, site code */
 #define CM_MAX_VALUE 256 /* label value, device inventory strings */
@@ -58,6 +59,49 @@ typedef struct cm_gap {
     const char *reason;
 } cm_gap;
 
+/* ---- summary sections (wire version 2, docs/forwarding.md "mode = summary"): what a
+ * collector forwarding in summary mode sends instead of samples. */
+
+/* One UTC hour of a series: count, sum, min and max of its samples. */
+typedef struct cm_bucket {
+    int64_t bucket_ms; /* the hour's first ms (a multiple of 3600000) */
+    int64_t n;         /* >= 1 */
+    double sum, min, max;
+} cm_bucket;
+
+/* Hourly roll-ups of one series (rollups_1h[]), ascending by hour, and its latest point. */
+typedef struct cm_rollup {
+    const char *device, *metric;
+    const char *unit; /* may be NULL */
+    cm_label *labels; /* sorted by key */
+    size_t nlabels;
+    cm_bucket *buckets;
+    size_t nbuckets;
+    int has_latest;
+    cm_point latest;
+} cm_rollup;
+
+/* One alert as the tier below stores it (alerts[]); its site is the batch's. */
+typedef struct cm_alert_entry {
+    const char *rule, *screen, *device; /* screen may be NULL (none) */
+    cm_label *labels;                   /* sorted by key */
+    size_t nlabels;
+    const char *severity;    /* info, warning, critical */
+    const char *state;       /* pending, firing, resolved */
+    double value, threshold; /* NaN = none */
+    const char *text;        /* may be NULL */
+    int64_t started_ms, updated_ms;
+    int64_t firing_ms, resolved_ms; /* 0 = none */
+} cm_alert_entry;
+
+/* One day's compliance figure of a screen of the batch's site (compliance[]). */
+typedef struct cm_compliance_entry {
+    const char *screen;
+    const char *day;      /* YYYY-MM-DD (UTC) */
+    const char *quantity; /* luminance, white, spl */
+    int64_t in_ms, measured_ms;
+} cm_compliance_entry;
+
 typedef struct cm_batch {
     cm_arena arena;
     int v;
@@ -73,6 +117,14 @@ typedef struct cm_batch {
     size_t nseries, series_cap;
     cm_event *events;
     size_t nevents, events_cap;
+    /* summary sections (v 2) */
+    cm_rollup *rollups;
+    size_t nrollups, rollups_cap;
+    cm_alert_entry *alerts;
+    size_t nalerts, alerts_cap;
+    cm_compliance_entry *compliance;
+    size_t ncompliance, compliance_cap;
+    size_t nbuckets_total;
     /* private: open-addressing index of series by (device, metric, labels) */
     uint32_t *index;
     size_t index_cap;
@@ -108,7 +160,29 @@ cm_series *cm_batch_series(cm_batch *b, const char *device, const char *metric, 
 cm_point *cm_batch_extend_points(cm_batch *b, cm_series *s, size_t n);
 /* Number of points across all series. */
 size_t cm_batch_points(const cm_batch *b);
-/* True when the batch holds no series, events, devices or gaps. */
+/* True when the batch holds no series, events, devices, gaps or summary sections. */
 int cm_batch_empty(const cm_batch *b);
+
+/* ---- summary sections */
+
+/* Append the roll-ups of a series (strings, labels and buckets copied; labels need not be
+ * sorted). -1 when out of memory, a name is missing, too long or not a metric name, a label
+ * is repeated, there is neither a bucket nor a latest point, a bucket is not on the hour, has
+ * n < 1 or min > max, the buckets are not ascending, or a value is not finite. */
+int cm_batch_add_rollup(cm_batch *b, const cm_rollup *r);
+/* Append an alert (strings and labels copied; text cut to CM_MAX_TEXT). -1 when out of memory,
+ * rule is not a name, device is missing, severity or state unknown, a firing alert has no
+ * firing_ms or a resolved one no resolved_ms, or a label is repeated. */
+int cm_batch_add_alert(cm_batch *b, const cm_alert_entry *a);
+/* Append a compliance figure (strings copied). -1 when out of memory, the day is not a real
+ * YYYY-MM-DD date, the quantity unknown, the screen missing, or not 0 <= in <= measured. */
+int cm_batch_add_compliance(cm_batch *b, const cm_compliance_entry *c);
+/* True when the batch carries a summary section. */
+int cm_batch_has_summary(const cm_batch *b);
+/* Append in's summary sections to out, and raise out->v to in->v (a merge of spool records:
+ * the uploader merges devices, series, events and gaps itself). 0 or -1 (out of memory). */
+int cm_batch_merge_summary(cm_batch *out, const cm_batch *in);
+/* 1 when s is a real date YYYY-MM-DD between 2000-01-01 and 2099-12-31, else 0. */
+int cm_batch_valid_day(const char *s);
 
 #endif

@@ -240,15 +240,143 @@ static void ob_opt(obuf *o, const char *key_lit, size_t key_len, const char *val
 }
 #define OB_OPT(o, k, v) ob_opt((o), "" k, sizeof("" k) - 1, (v))
 
+/* "labels":{...} of n sorted labels. */
+static void ob_labels(obuf *o, const cm_label *l, size_t n)
+{
+    OB_LIT(o, ",\"labels\":{");
+    for (size_t j = 0; j < n; j++) {
+        if (j) OB_LIT(o, ",");
+        ob_str(o, l[j].key);
+        OB_LIT(o, ":");
+        ob_str(o, l[j].value);
+    }
+    OB_LIT(o, "}");
+}
+
+/* A number, or null when it is not finite (an alert's value or threshold). */
+static void ob_double_or_null(obuf *o, double v)
+{
+    if (isfinite(v))
+        ob_double(o, v);
+    else
+        OB_LIT(o, "null");
+}
+
+/* A timestamp, or null when 0 (an alert's firing_ms, resolved_ms). */
+static void ob_ts_or_null(obuf *o, int64_t v)
+{
+    if (v)
+        ob_i64(o, v);
+    else
+        OB_LIT(o, "null");
+}
+
+/* The summary sections that the batch has: ,"rollups_1h":[...],"alerts":[...],"compliance". */
+static void encode_summary(obuf *o, const cm_batch *b)
+{
+    if (b->nrollups) {
+        OB_LIT(o, ",\"rollups_1h\":[");
+        for (size_t i = 0; i < b->nrollups; i++) {
+            const cm_rollup *r = &b->rollups[i];
+            if (i) OB_LIT(o, ",");
+            OB_LIT(o, "{\"device\":");
+            ob_str(o, r->device);
+            OB_LIT(o, ",\"metric\":");
+            ob_str(o, r->metric);
+            ob_labels(o, r->labels, r->nlabels);
+            OB_OPT(o, ",\"unit\":", r->unit);
+            OB_LIT(o, ",\"buckets\":[");
+            for (size_t j = 0; j < r->nbuckets; j++) {
+                const cm_bucket *k = &r->buckets[j];
+                if (j) OB_LIT(o, ",");
+                OB_LIT(o, "[");
+                ob_i64(o, k->bucket_ms);
+                OB_LIT(o, ",");
+                ob_i64(o, k->n);
+                OB_LIT(o, ",");
+                ob_double(o, k->sum);
+                OB_LIT(o, ",");
+                ob_double(o, k->min);
+                OB_LIT(o, ",");
+                ob_double(o, k->max);
+                OB_LIT(o, "]");
+            }
+            OB_LIT(o, "]");
+            if (r->has_latest) {
+                OB_LIT(o, ",\"latest\":[");
+                ob_i64(o, r->latest.ts_ms);
+                OB_LIT(o, ",");
+                ob_double(o, r->latest.value);
+                OB_LIT(o, "]");
+            }
+            OB_LIT(o, "}");
+        }
+        OB_LIT(o, "]");
+    }
+    if (b->nalerts) {
+        OB_LIT(o, ",\"alerts\":[");
+        for (size_t i = 0; i < b->nalerts; i++) {
+            const cm_alert_entry *a = &b->alerts[i];
+            if (i) OB_LIT(o, ",");
+            OB_LIT(o, "{\"rule\":");
+            ob_str(o, a->rule);
+            OB_OPT(o, ",\"screen\":", a->screen);
+            OB_LIT(o, ",\"device\":");
+            ob_str(o, a->device);
+            ob_labels(o, a->labels, a->nlabels);
+            OB_LIT(o, ",\"severity\":");
+            ob_str(o, a->severity);
+            OB_LIT(o, ",\"state\":");
+            ob_str(o, a->state);
+            OB_LIT(o, ",\"value\":");
+            ob_double_or_null(o, a->value);
+            OB_LIT(o, ",\"threshold\":");
+            ob_double_or_null(o, a->threshold);
+            OB_OPT(o, ",\"text\":", a->text);
+            OB_LIT(o, ",\"started_ms\":");
+            ob_i64(o, a->started_ms);
+            OB_LIT(o, ",\"firing_ms\":");
+            ob_ts_or_null(o, a->firing_ms);
+            OB_LIT(o, ",\"resolved_ms\":");
+            ob_ts_or_null(o, a->resolved_ms);
+            OB_LIT(o, ",\"updated_ms\":");
+            ob_i64(o, a->updated_ms);
+            OB_LIT(o, "}");
+        }
+        OB_LIT(o, "]");
+    }
+    if (b->ncompliance) {
+        OB_LIT(o, ",\"compliance\":[");
+        for (size_t i = 0; i < b->ncompliance; i++) {
+            const cm_compliance_entry *c = &b->compliance[i];
+            if (i) OB_LIT(o, ",");
+            OB_LIT(o, "{\"screen\":");
+            ob_str(o, c->screen);
+            OB_LIT(o, ",\"day\":");
+            ob_str(o, c->day);
+            OB_LIT(o, ",\"quantity\":");
+            ob_str(o, c->quantity);
+            OB_LIT(o, ",\"in_ms\":");
+            ob_i64(o, c->in_ms);
+            OB_LIT(o, ",\"measured_ms\":");
+            ob_i64(o, c->measured_ms);
+            OB_LIT(o, "}");
+        }
+        OB_LIT(o, "]");
+    }
+}
+
 char *cm_wire_encode(const cm_batch *b, size_t *len_out)
 {
     obuf o = {0};
     size_t guess = 256 + b->ngaps * 96 + b->ndevices * 256 + b->nseries * 160 +
-                   b->npoints_total * 36 + b->nevents * 320;
+                   b->npoints_total * 36 + b->nevents * 320 + b->nrollups * 200 +
+                   b->nbuckets_total * 80 + b->nalerts * 400 + b->ncompliance * 120;
     if (ob_reserve(&o, guess)) return NULL;
 
     OB_LIT(&o, "{\"v\":");
-    ob_i64(&o, b->v);
+    ob_i64(&o, cm_batch_has_summary(b) && b->v < CM_WIRE_VERSION_SUMMARY ? CM_WIRE_VERSION_SUMMARY
+                                                                         : b->v);
     OB_LIT(&o, ",\"agent\":{\"id\":");
     ob_str(&o, b->agent_id);
     OB_OPT(&o, ",\"version\":", b->agent_version);
@@ -339,7 +467,9 @@ char *cm_wire_encode(const cm_batch *b, size_t *len_out)
         ob_str(&o, e->source);
         OB_LIT(&o, "}");
     }
-    OB_LIT(&o, "]}");
+    OB_LIT(&o, "]");
+    encode_summary(&o, b);
+    OB_LIT(&o, "}");
 
     if (o.failed) {
         free(o.p);
@@ -362,6 +492,8 @@ typedef struct path_el {
 typedef struct dctx {
     cm_batch *b;
     size_t max_series, max_points, npoints;
+    cm_bucket *tmp; /* the buckets of the roll-up being decoded (malloc'ed, freed at the end) */
+    size_t tmpcap;
     char *err, *at;
     size_t errlen, atlen;
     path_el path[PATH_MAX_DEPTH];
@@ -788,6 +920,266 @@ static int decode_gap(dctx *c, json_t *obj)
     return 0;
 }
 
+/* ---- summary sections (v 2) ---- */
+
+#define HOUR_MS 3600000LL
+
+/* The current value as a number (an integer or a real). */
+static int want_number(dctx *c, const json_t *v, double *out)
+{
+    if (json_is_integer(v))
+        *out = (double)json_integer_value(v);
+    else if (json_is_real(v))
+        *out = json_real_value(v);
+    else
+        return fail(c, "expected a number, got %s", type_name(v));
+    return 0;
+}
+
+/* Member `key` as a number or null (NaN); absent is null too. */
+static int member_number_or_null(dctx *c, const char *key, const json_t *v, double *out)
+{
+    *out = NAN;
+    if (!v || json_is_null(v)) return 0;
+    push_key(c, key);
+    if (want_number(c, v, out)) return -1;
+    pop(c);
+    return 0;
+}
+
+/* Member `key` as a timestamp; required, or else absent and null give 0. */
+static int member_ts(dctx *c, const char *key, const json_t *v, int required, int64_t *out)
+{
+    *out = 0;
+    if (!v || (!required && json_is_null(v))) return required ? fail_missing(c, key) : 0;
+    push_key(c, key);
+    if (want_timestamp(c, v, out)) return -1;
+    pop(c);
+    return 0;
+}
+
+/* Member `key`: one of the NULL-terminated words of `allowed`. */
+static int member_word(dctx *c, const char *key, const json_t *v, const char *const *allowed,
+                       const char *what, const char **out)
+{
+    if (member_string(c, key, v, 1, 1, CM_MAX_NAME, out)) return -1;
+    for (const char *const *w = allowed; *w; w++)
+        if (!strcmp(*w, *out)) return 0;
+    push_key(c, key);
+    return fail(c, "%s", what);
+}
+
+/* The object's members into slots by name (names[i] -> slots[i]); an unknown key fails. */
+static int take_members(dctx *c, json_t *obj, const char *const *names, json_t **slots, size_t n)
+{
+    if (want_kind(c, obj, 1)) return -1;
+    for (size_t i = 0; i < n; i++)
+        slots[i] = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (i < n && strcmp(key, names[i]) != 0)
+            i++;
+        if (i == n) return fail_unknown(c, key);
+        slots[i] = v;
+    }
+    return 0;
+}
+
+/* buckets: [[bucket_ms, n, sum, min, max], ...] into c->tmp; *n set. */
+static int decode_buckets(dctx *c, json_t *arr, size_t *nb)
+{
+    if (want_kind(c, arr, 0)) return -1;
+    size_t n = json_array_size(arr);
+    if (n > c->max_points - c->npoints)
+        return fail(c, "the batch holds more than %zu points and buckets", c->max_points);
+    c->npoints += n;
+    if (n > c->tmpcap) {
+        cm_bucket *t = realloc(c->tmp, n * sizeof *t);
+        if (!t) return fail(c, "out of memory");
+        c->tmp = t;
+        c->tmpcap = n;
+    }
+    for (size_t j = 0; j < n; j++) {
+        json_t *bk = json_array_get(arr, j);
+        cm_bucket *k = &c->tmp[j];
+        push_idx(c, j);
+        if (!json_is_array(bk))
+            return fail(c, "expected [bucket_ms, n, sum, min, max], got %s", type_name(bk));
+        if (json_array_size(bk) != 5)
+            return fail(c, "expected [bucket_ms, n, sum, min, max], got %zu elements",
+                        json_array_size(bk));
+        json_int_t cnt = 0;
+        push_idx(c, 0);
+        if (want_timestamp(c, json_array_get(bk, 0), &k->bucket_ms)) return -1;
+        if (k->bucket_ms % HOUR_MS != 0)
+            return fail(c, "must be on the hour (a multiple of 3600000 ms)");
+        if (j > 0 && k->bucket_ms <= c->tmp[j - 1].bucket_ms)
+            return fail(c, "buckets must be in ascending order, each hour once");
+        pop(c);
+        push_idx(c, 1);
+        if (want_integer(c, json_array_get(bk, 1), &cnt)) return -1;
+        if (cnt < 1) return fail(c, "must be >= 1 (got %lld)", (long long)cnt);
+        k->n = (int64_t)cnt;
+        pop(c);
+        double *dst[3] = {&k->sum, &k->min, &k->max};
+        for (size_t x = 0; x < 3; x++) {
+            push_idx(c, 2 + x);
+            if (want_number(c, json_array_get(bk, 2 + x), dst[x])) return -1;
+            pop(c);
+        }
+        if (k->min > k->max) {
+            push_idx(c, 3);
+            return fail(c, "min %g is above max %g", k->min, k->max);
+        }
+        pop(c);
+    }
+    *nb = n;
+    return 0;
+}
+
+static int decode_rollup(dctx *c, json_t *obj)
+{
+    static const char *const names[] = {"device", "metric", "labels", "unit", "buckets", "latest"};
+    json_t *m[6];
+    if (take_members(c, obj, names, m, 6)) return -1;
+    cm_rollup r;
+    memset(&r, 0, sizeof r);
+    if (member_string(c, "device", m[0], 1, 1, CM_MAX_NAME, &r.device) ||
+        member_string(c, "metric", m[1], 1, 1, CM_MAX_NAME, &r.metric))
+        return -1;
+    if (!cm_wire_valid_name(r.metric)) {
+        push_key(c, "metric");
+        return fail(c, "metric name must match [a-z_][a-z0-9_]*");
+    }
+    cm_label l[CM_MAX_LABELS];
+    if (m[2]) {
+        push_key(c, "labels");
+        if (decode_labels(c, m[2], l, &r.nlabels)) return -1;
+        pop(c);
+        r.labels = l;
+    }
+    if (member_string(c, "unit", m[3], 0, 1, CM_MAX_NAME, &r.unit)) return -1;
+    if (!m[4]) return fail_missing(c, "buckets");
+    push_key(c, "buckets");
+    if (decode_buckets(c, m[4], &r.nbuckets)) return -1;
+    pop(c);
+    r.buckets = c->tmp;
+    if (m[5]) {
+        push_key(c, "latest");
+        json_t *ts = json_array_get(m[5], 0), *val = json_array_get(m[5], 1);
+        if (!json_is_array(m[5]) || json_array_size(m[5]) != 2)
+            return fail(c, "expected [ts_ms, value]");
+        push_idx(c, 0);
+        if (want_timestamp(c, ts, &r.latest.ts_ms)) return -1;
+        pop(c);
+        push_idx(c, 1);
+        if (want_number(c, val, &r.latest.value)) return -1;
+        pop(c);
+        pop(c);
+        r.has_latest = 1;
+    }
+    if (!r.nbuckets && !r.has_latest) {
+        push_key(c, "buckets");
+        return fail(c, "must not be empty without latest");
+    }
+    if (cm_batch_add_rollup(c->b, &r)) return fail(c, "out of memory");
+    return 0;
+}
+
+static const char *const SEVERITIES[] = {"info", "warning", "critical", NULL};
+static const char *const STATES[] = {"pending", "firing", "resolved", NULL};
+static const char *const QUANTITIES[] = {"luminance", "white", "spl", NULL};
+
+static int decode_alert(dctx *c, json_t *obj)
+{
+    static const char *const names[] = {
+        "rule",      "screen", "device",     "labels",    "severity",    "state",     "value",
+        "threshold", "text",   "started_ms", "firing_ms", "resolved_ms", "updated_ms"};
+    json_t *m[13];
+    if (take_members(c, obj, names, m, 13)) return -1;
+    cm_alert_entry a;
+    memset(&a, 0, sizeof a);
+    if (member_string(c, "rule", m[0], 1, 1, CM_MAX_NAME, &a.rule)) return -1;
+    if (!cm_wire_valid_name(a.rule)) {
+        push_key(c, "rule");
+        return fail(c, "rule id must match [a-z_][a-z0-9_]*");
+    }
+    if (member_string(c, "screen", m[1], 0, 0, CM_MAX_NAME, &a.screen) ||
+        member_string(c, "device", m[2], 1, 1, CM_MAX_NAME, &a.device))
+        return -1;
+    cm_label l[CM_MAX_LABELS];
+    if (m[3]) {
+        push_key(c, "labels");
+        if (decode_labels(c, m[3], l, &a.nlabels)) return -1;
+        pop(c);
+        a.labels = l;
+    }
+    if (member_word(c, "severity", m[4], SEVERITIES, "severity must be info, warning or critical",
+                    &a.severity) ||
+        member_word(c, "state", m[5], STATES, "state must be pending, firing or resolved",
+                    &a.state) ||
+        member_number_or_null(c, "value", m[6], &a.value) ||
+        member_number_or_null(c, "threshold", m[7], &a.threshold) ||
+        member_string(c, "text", m[8], 0, 0, CM_MAX_TEXT, &a.text) ||
+        member_ts(c, "started_ms", m[9], 1, &a.started_ms) ||
+        member_ts(c, "firing_ms", m[10], 0, &a.firing_ms) ||
+        member_ts(c, "resolved_ms", m[11], 0, &a.resolved_ms) ||
+        member_ts(c, "updated_ms", m[12], 1, &a.updated_ms))
+        return -1;
+    if (!strcmp(a.state, "firing") && !a.firing_ms) {
+        push_key(c, "firing_ms");
+        return fail(c, "required when the state is firing");
+    }
+    if (!strcmp(a.state, "resolved") && !a.resolved_ms) {
+        push_key(c, "resolved_ms");
+        return fail(c, "required when the state is resolved");
+    }
+    if (cm_batch_add_alert(c->b, &a)) return fail(c, "out of memory");
+    return 0;
+}
+
+/* A non-negative integer member (required). */
+static int member_ms(dctx *c, const char *key, const json_t *v, int64_t *out)
+{
+    if (!v) return fail_missing(c, key);
+    push_key(c, key);
+    json_int_t n = 0;
+    if (want_integer(c, v, &n)) return -1;
+    if (n < 0) return fail(c, "must be >= 0 (got %lld)", (long long)n);
+    pop(c);
+    *out = (int64_t)n;
+    return 0;
+}
+
+static int decode_compliance(dctx *c, json_t *obj)
+{
+    static const char *const names[] = {"screen", "day", "quantity", "in_ms", "measured_ms"};
+    json_t *m[5];
+    if (take_members(c, obj, names, m, 5)) return -1;
+    cm_compliance_entry e;
+    memset(&e, 0, sizeof e);
+    if (member_string(c, "screen", m[0], 1, 1, CM_MAX_NAME, &e.screen) ||
+        member_string(c, "day", m[1], 1, 1, 16, &e.day))
+        return -1;
+    if (!cm_batch_valid_day(e.day)) {
+        push_key(c, "day");
+        return fail(c, "expected a date YYYY-MM-DD between 2000 and 2099");
+    }
+    if (member_word(c, "quantity", m[2], QUANTITIES, "quantity must be luminance, white or spl",
+                    &e.quantity) ||
+        member_ms(c, "in_ms", m[3], &e.in_ms) || member_ms(c, "measured_ms", m[4], &e.measured_ms))
+        return -1;
+    if (e.in_ms > e.measured_ms) {
+        push_key(c, "in_ms");
+        return fail(c, "must not exceed measured_ms (%lld)", (long long)e.measured_ms);
+    }
+    if (cm_batch_add_compliance(c->b, &e)) return fail(c, "out of memory");
+    return 0;
+}
+
 /* An array member of the root: every element decoded by fn. */
 static int decode_list(dctx *c, json_t *arr, int (*fn)(dctx *, json_t *))
 {
@@ -809,13 +1201,15 @@ static int decode_root(dctx *c, json_t *root)
     if (!v) return fail_missing(c, "v");
     push_key(c, "v");
     if (!json_is_integer(v)) return fail(c, "expected an integer, got %s", type_name(v));
-    if (json_integer_value(v) != CM_WIRE_VERSION)
-        return fail(c, "unsupported version %lld (this side speaks %d)",
-                    (long long)json_integer_value(v), CM_WIRE_VERSION);
+    if (json_integer_value(v) != CM_WIRE_VERSION &&
+        json_integer_value(v) != CM_WIRE_VERSION_SUMMARY)
+        return fail(c, "unsupported version %lld (this side speaks %d and %d)",
+                    (long long)json_integer_value(v), CM_WIRE_VERSION, CM_WIRE_VERSION_SUMMARY);
     pop(c);
-    c->b->v = CM_WIRE_VERSION;
+    c->b->v = (int)json_integer_value(v);
 
     json_t *devices = NULL, *series = NULL, *events = NULL, *gaps = NULL;
+    json_t *rollups = NULL, *alerts = NULL, *compliance = NULL;
     int have_agent = 0, have_seq = 0, have_sent = 0;
     uint64_t first_seq = 0;
     const char *key;
@@ -859,6 +1253,22 @@ static int decode_root(dctx *c, json_t *root)
         } else if (!strcmp(key, "events")) {
             if (want_kind(c, v, 0)) return -1;
             events = v;
+        } else if (!strcmp(key, "rollups_1h") || !strcmp(key, "alerts") ||
+                   !strcmp(key, "compliance")) {
+            if (c->b->v != CM_WIRE_VERSION_SUMMARY)
+                return fail(c, "a summary section needs \"v\": %d", CM_WIRE_VERSION_SUMMARY);
+            if (want_kind(c, v, 0)) return -1;
+            size_t max = key[0] == 'r'   ? c->max_series
+                         : key[0] == 'a' ? (size_t)CM_WIRE_MAX_ALERTS
+                                         : (size_t)CM_WIRE_MAX_COMPLIANCE;
+            if (json_array_size(v) > max)
+                return fail(c, "more than %zu entries (%zu)", max, json_array_size(v));
+            if (key[0] == 'r')
+                rollups = v;
+            else if (key[0] == 'a')
+                alerts = v;
+            else
+                compliance = v;
         } else {
             pop(c);
             return fail_unknown(c, key);
@@ -880,6 +1290,12 @@ static int decode_root(dctx *c, json_t *root)
         pop(c);
     }
 
+    if (c->b->v == CM_WIRE_VERSION_SUMMARY &&
+        (json_array_size(series) || json_array_size(events))) {
+        push_key(c, json_array_size(series) ? "series" : "events");
+        return fail(c, "a batch of version %d (a summary) carries no samples and no events",
+                    CM_WIRE_VERSION_SUMMARY);
+    }
     if (cm_batch_reserve(c->b, json_array_size(devices), json_array_size(series),
                          json_array_size(events)))
         return fail(c, "out of memory");
@@ -896,6 +1312,19 @@ static int decode_root(dctx *c, json_t *root)
     if (events) {
         push_key(c, "events");
         if (decode_list(c, events, decode_event)) return -1;
+        pop(c);
+    }
+    struct {
+        const char *key;
+        json_t *arr;
+        int (*fn)(dctx *, json_t *);
+    } sections[] = {{"rollups_1h", rollups, decode_rollup},
+                    {"alerts", alerts, decode_alert},
+                    {"compliance", compliance, decode_compliance}};
+    for (size_t i = 0; i < 3; i++) {
+        if (!sections[i].arr) continue;
+        push_key(c, sections[i].key);
+        if (decode_list(c, sections[i].arr, sections[i].fn)) return -1;
         pop(c);
     }
     return 0;
@@ -1061,6 +1490,7 @@ int cm_wire_decode(const char *buf, size_t len, const cm_wire_limits *limits, cm
     } else {
         rc = decode_root(&c, root);
     }
+    free(c.tmp);
     if (root && !cm_arena_json_installed()) json_decref(root); /* else: arena memory */
     cm_arena_json_use(prev);
     if (scratch) {

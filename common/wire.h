@@ -16,6 +16,20 @@
  *       snake_case, at most CM_WIRE_MAX_REASON bytes; agents use spool_full, corrupt, rejected,
  *       disk_error (the collector itself records "missing" for seqs that never arrived).
  *       Encoded only when the batch has gaps. Unknown keys are refused ("gaps[0].until").
+ * Summary sections (version 2, docs/forwarding.md "mode = summary"): a batch with any of
+ *   "rollups_1h": [{"device", "metric", "labels", "unit", "buckets": [[bucket_ms, n, sum, min,
+ *       max], ...] (hours ascending, each once), "latest": [ts_ms, value]}] (buckets may be
+ *       empty when latest is given; buckets count against max_points, entries max_series),
+ *   "alerts": [{"rule", "screen", "device", "labels", "severity", "state" (pending | firing |
+ *       resolved), "value", "threshold" (number or null), "text", "started_ms", "firing_ms",
+ *       "resolved_ms" (null when none; required by the state firing / resolved),
+ *       "updated_ms"}] (at most CM_WIRE_MAX_ALERTS),
+ *   "compliance": [{"screen", "day": "YYYY-MM-DD", "quantity" (luminance | white | spl),
+ *       "in_ms", "measured_ms" (0 <= in_ms <= measured_ms)}] (at most CM_WIRE_MAX_COMPLIANCE)
+ *   says "v": 2 (a section in a version 1 batch is refused at its key, and a version 2 batch
+ *   carries no series and no events: refused at "series" / "events"). The alerts and figures
+ *   are of the batch's agent.site. The encoder writes "v": 2 whenever a section is present; a
+ *   decoder of version 1 only refuses such a batch at "v".
  * The collector answers a batch with seq <= its last_seq L as a duplicate (200, nothing
  * stored), one with first_seq <= L < seq with 409 {"error", "at": "first_seq", "last_seq": L}
  * (the agent moves its cursor to L and re-batches from L + 1), and stores any other. */
@@ -26,8 +40,10 @@
 
 #include "batch.h"
 
-#define CM_WIRE_MAX_GAPS 1000 /* gap reports per batch */
-#define CM_WIRE_MAX_REASON 64 /* bytes of a gap reason */
+#define CM_WIRE_MAX_GAPS 1000         /* gap reports per batch */
+#define CM_WIRE_MAX_REASON 64         /* bytes of a gap reason */
+#define CM_WIRE_MAX_ALERTS 10000      /* alerts[] entries per batch */
+#define CM_WIRE_MAX_COMPLIANCE 100000 /* compliance[] entries per batch */
 
 typedef struct cm_wire_limits {
     size_t max_depth;  /* JSON nesting depth (default 8) */

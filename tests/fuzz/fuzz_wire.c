@@ -2,6 +2,7 @@
  * an agent (or anyone) posts is refused with a JSON path or decoded, never a crash; what
  * decodes is encoded again and must decode again. */
 // fuzz-sources: common/wire.c common/batch.c common/arena.c common/errbuf.c
+// fuzz-seeds: tests/fuzz/wire-seeds/*.json
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -360,9 +360,9 @@ static void test_reopen_persists(void **state)
     counts(f->s, 4, 2, 1);
     assert_int_equal(fx_sql_int(f, "SELECT last_seq FROM agents WHERE id = 'agent-1'"), 42);
     if (fx_is_pg(f))
-        assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 2);
+        assert_int_equal(fx_sql_int(f, "SELECT max(version) FROM schema_version"), 3);
     else
-        assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
+        assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 9);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM events"), 1);
 }
 
@@ -843,7 +843,7 @@ static void test_migration_from_v1(void **state)
 
     char err[256] = "";
     if (co_store_open_sqlite(&f->s, f->path, err, sizeof err) < 0) fail_msg("open v1: %s", err);
-    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 9);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM batches"), 0);
     assert_int_equal(fx_sql_int(f, "SELECT count(*) FROM gaps"), 0);
     assert_int_equal(fx_sql_int(f, "SELECT batches * 1000 + samples FROM agents"), 0);
@@ -871,7 +871,7 @@ static void test_migration_from_v1(void **state)
     gaps_are(f->s, "agent-1", "[]");
     /* opening again does not migrate twice */
     reopen(f);
-    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 8);
+    assert_int_equal(fx_sql_int(f, "PRAGMA user_version"), 9);
     assert_int_equal(last_seq(f->s, "agent-1"), 9);
 }
 

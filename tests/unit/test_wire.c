@@ -194,9 +194,9 @@ static void test_encode_exact(void **st)
 static void test_numbers_exact(void **st)
 {
     (void)st;
-    static const double vs[] = {0.05, -0.5,  47.5,   0.314,    123.456789, 1e-5,  -1e-7,
-                                1e300, 0.1 + 0.2, 85.3,  99999999.5, 1.0 / 3, -0.000001,
-                                4.999999, 0.3507};
+    static const double vs[] = {0.05,       -0.5,    47.5,      0.314,     123.456789,
+                                1e-5,       -1e-7,   1e300,     0.1 + 0.2, 85.3,
+                                99999999.5, 1.0 / 3, -0.000001, 4.999999,  0.3507};
     cm_batch b;
     cm_batch_init(&b);
     assert_int_equal(cm_batch_set_agent(&b, "a", NULL, NULL), 0);
@@ -204,8 +204,8 @@ static void test_numbers_exact(void **st)
     b.sent_ms = 1764082800123;
     size_t n = sizeof vs / sizeof vs[0];
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(cm_batch_add_point(&b, "d", "m", NULL, NULL, 0,
-                                            1764082790000 + (int64_t)i, vs[i]), 0);
+        assert_int_equal(
+            cm_batch_add_point(&b, "d", "m", NULL, NULL, 0, 1764082790000 + (int64_t)i, vs[i]), 0);
     size_t len = 0;
     char *json = cm_wire_encode(&b, &len);
     assert_non_null(json);
@@ -270,7 +270,7 @@ static const bad_case bad_cases[] = {
     {"not json", 0, "", "line 1, column"},
     {"[1,2]", 0, "", "expected an object"},
     {"{\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "missing required key 'v'"},
-    {"{\"v\":2,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "unsupported version 2"},
+    {"{\"v\":3,\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v", "unsupported version 3"},
     {"{\"v\":\"1\",\"agent\":{\"id\":\"a\"},\"seq\":1,\"sent_ms\":1}", 0, "v",
      "expected an integer"},
     {"{\"v\":1,\"agent\":{\"id\":\"a\"},\"seq\":0,\"sent_ms\":1}", 0, "seq", ">= 1"},
@@ -717,16 +717,464 @@ static void test_decode_threads(void **st)
     cm_batch_free(&a);
 }
 
+/* ---- summary sections (version 2) ---- */
+
+#define HEAD2                                                                                      \
+    "{\"v\":2,\"agent\":{\"id\":\"a1\",\"site\":\"S1\"},\"seq\":1,\"sent_ms\":1764082800123,"
+#define H0 1764079200000LL /* 2025-11-25T14:00:00Z, on the hour */
+
+static void assert_labels_equal(const cm_label *a, size_t na, const cm_label *b, size_t nb)
+{
+    assert_int_equal(na, nb);
+    for (size_t j = 0; j < na; j++) {
+        assert_string_equal(a[j].key, b[j].key);
+        assert_string_equal(a[j].value, b[j].value);
+    }
+}
+
+static void assert_double_same(double a, double b)
+{
+    if (isnan(a) && isnan(b)) return;
+    if (a != b) fail_msg("%.17g != %.17g", a, b);
+}
+
+static void assert_summaries_equal(const cm_batch *a, const cm_batch *b)
+{
+    assert_int_equal(a->nrollups, b->nrollups);
+    for (size_t i = 0; i < a->nrollups; i++) {
+        const cm_rollup *x = &a->rollups[i], *y = &b->rollups[i];
+        assert_string_equal(x->device, y->device);
+        assert_string_equal(x->metric, y->metric);
+        streq_or_null(x->unit, y->unit);
+        assert_labels_equal(x->labels, x->nlabels, y->labels, y->nlabels);
+        assert_int_equal(x->nbuckets, y->nbuckets);
+        for (size_t j = 0; j < x->nbuckets; j++) {
+            assert_int_equal(x->buckets[j].bucket_ms, y->buckets[j].bucket_ms);
+            assert_int_equal(x->buckets[j].n, y->buckets[j].n);
+            assert_double_same(x->buckets[j].sum, y->buckets[j].sum);
+            assert_double_same(x->buckets[j].min, y->buckets[j].min);
+            assert_double_same(x->buckets[j].max, y->buckets[j].max);
+        }
+        assert_int_equal(x->has_latest, y->has_latest);
+        if (x->has_latest) {
+            assert_int_equal(x->latest.ts_ms, y->latest.ts_ms);
+            assert_double_same(x->latest.value, y->latest.value);
+        }
+    }
+    assert_int_equal(a->nalerts, b->nalerts);
+    for (size_t i = 0; i < a->nalerts; i++) {
+        const cm_alert_entry *x = &a->alerts[i], *y = &b->alerts[i];
+        assert_string_equal(x->rule, y->rule);
+        streq_or_null(x->screen, y->screen);
+        assert_string_equal(x->device, y->device);
+        assert_labels_equal(x->labels, x->nlabels, y->labels, y->nlabels);
+        assert_string_equal(x->severity, y->severity);
+        assert_string_equal(x->state, y->state);
+        assert_double_same(x->value, y->value);
+        assert_double_same(x->threshold, y->threshold);
+        streq_or_null(x->text, y->text);
+        assert_int_equal(x->started_ms, y->started_ms);
+        assert_int_equal(x->firing_ms, y->firing_ms);
+        assert_int_equal(x->resolved_ms, y->resolved_ms);
+        assert_int_equal(x->updated_ms, y->updated_ms);
+    }
+    assert_int_equal(a->ncompliance, b->ncompliance);
+    for (size_t i = 0; i < a->ncompliance; i++) {
+        const cm_compliance_entry *x = &a->compliance[i], *y = &b->compliance[i];
+        assert_string_equal(x->screen, y->screen);
+        assert_string_equal(x->day, y->day);
+        assert_string_equal(x->quantity, y->quantity);
+        assert_int_equal(x->in_ms, y->in_ms);
+        assert_int_equal(x->measured_ms, y->measured_ms);
+    }
+}
+
+/* A summary batch: two series' roll-ups (one with latest only), two alerts, two figures. */
+static void fill_summary(cm_batch *b)
+{
+    cm_batch_init(b);
+    assert_int_equal(cm_batch_set_agent(b, "chain-1", "0.1.0", "S1"), 0);
+    b->seq = 7;
+    b->sent_ms = 1764082800123;
+    cm_device_info d = {.id = "hall1/projector", .screen = "hall1", .kind = "projector"};
+    assert_int_equal(cm_batch_add_device(b, &d), 0);
+    cm_label l[] = {{"sensor", "Intake"}, {"a", "x \"y\" ✓"}};
+    cm_bucket bk[] = {{H0, 360, 9000.5, 24.5, 37.0}, {H0 + 3600000, 1, 1.0 / 3.0, -1e300, 1e300}};
+    cm_rollup r1 = {.device = "hall1/projector",
+                    .metric = "temperature_celsius",
+                    .unit = "C",
+                    .labels = l,
+                    .nlabels = 2,
+                    .buckets = bk,
+                    .nbuckets = 2,
+                    .has_latest = 1,
+                    .latest = {H0 + 3599000, 25.5}};
+    cm_rollup r2 = {.device = "hall1/projector",
+                    .metric = "light_source_hours",
+                    .has_latest = 1,
+                    .latest = {H0, 1000.01}};
+    assert_int_equal(cm_batch_add_rollup(b, &r1), 0);
+    assert_int_equal(cm_batch_add_rollup(b, &r2), 0);
+    cm_alert_entry a1 = {.rule = "projector_temperature_ambient",
+                         .screen = "hall1",
+                         .device = "hall1/projector",
+                         .labels = l,
+                         .nlabels = 1,
+                         .severity = "warning",
+                         .state = "resolved",
+                         .value = 25.0,
+                         .threshold = 35.0,
+                         .text = "resolved: \"intake\"\n back to 25 °C",
+                         .started_ms = H0 + 60000,
+                         .firing_ms = H0 + 120000,
+                         .resolved_ms = H0 + 900000,
+                         .updated_ms = H0 + 900000};
+    cm_alert_entry a2 = {.rule = "device_silent",
+                         .device = "hall2/cp950",
+                         .severity = "critical",
+                         .state = "pending",
+                         .value = NAN,
+                         .threshold = NAN,
+                         .started_ms = H0,
+                         .updated_ms = H0};
+    assert_int_equal(cm_batch_add_alert(b, &a1), 0);
+    assert_int_equal(cm_batch_add_alert(b, &a2), 0);
+    cm_compliance_entry c1 = {"hall1", "2025-11-25", "luminance", 3600000, 7200000};
+    cm_compliance_entry c2 = {"hall2", "2024-02-29", "spl", 0, 0};
+    assert_int_equal(cm_batch_add_compliance(b, &c1), 0);
+    assert_int_equal(cm_batch_add_compliance(b, &c2), 0);
+}
+
+static void test_summary_round_trip(void **st)
+{
+    (void)st;
+    cm_batch a, b;
+    fill_summary(&a);
+    assert_true(cm_batch_has_summary(&a));
+    assert_false(cm_batch_empty(&a));
+    assert_int_equal(a.v, CM_WIRE_VERSION); /* the encoder says 2 because of the sections */
+    size_t len;
+    char *json = cm_wire_encode(&a, &len);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "{\"v\":2,"));
+    cm_batch_init(&b);
+    char err[256], at[128];
+    if (cm_wire_decode(json, len, NULL, &b, err, sizeof err, at, sizeof at) != 0)
+        fail_msg("%s at %s", err, at);
+    assert_int_equal(b.v, CM_WIRE_VERSION_SUMMARY);
+    assert_batches_equal(&(cm_batch){.v = 2,
+                                     .agent_id = a.agent_id,
+                                     .agent_version = a.agent_version,
+                                     .site = a.site,
+                                     .seq = a.seq,
+                                     .sent_ms = a.sent_ms,
+                                     .devices = a.devices,
+                                     .ndevices = a.ndevices},
+                         &b);
+    assert_summaries_equal(&a, &b);
+    /* labels come out sorted; a null value and threshold stay null */
+    assert_string_equal(b.rollups[0].labels[0].key, "a");
+    assert_true(isnan(b.alerts[1].value));
+    assert_null(b.alerts[1].screen);
+    free(json);
+    cm_batch_free(&a);
+    cm_batch_free(&b);
+}
+
+static void test_summary_encode_exact(void **st)
+{
+    (void)st;
+    cm_batch b;
+    cm_batch_init(&b);
+    assert_int_equal(cm_batch_set_agent(&b, "c", NULL, "S1"), 0);
+    b.seq = 3;
+    b.sent_ms = 1764082800123;
+    cm_bucket bk = {H0, 2, 49.5, 24.5, 25};
+    cm_rollup r = {.device = "d", .metric = "m", .buckets = &bk, .nbuckets = 1};
+    assert_int_equal(cm_batch_add_rollup(&b, &r), 0);
+    cm_alert_entry a = {.rule = "r",
+                        .device = "d",
+                        .severity = "info",
+                        .state = "firing",
+                        .value = 1.5,
+                        .threshold = NAN,
+                        .started_ms = H0,
+                        .firing_ms = H0,
+                        .updated_ms = H0};
+    assert_int_equal(cm_batch_add_alert(&b, &a), 0);
+    cm_compliance_entry c = {"hall1", "2025-11-25", "white", 0, 10};
+    assert_int_equal(cm_batch_add_compliance(&b, &c), 0);
+    char *json = cm_wire_encode(&b, NULL);
+    assert_non_null(json);
+    assert_string_equal(
+        json,
+        "{\"v\":2,\"agent\":{\"id\":\"c\",\"site\":\"S1\"},\"seq\":3,\"sent_ms\":1764082800123,"
+        "\"devices\":[],\"series\":[],\"events\":[],"
+        "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{},"
+        "\"buckets\":[[1764079200000,2,49.5,24.5,25]]}],"
+        "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"labels\":{},\"severity\":\"info\","
+        "\"state\":\"firing\",\"value\":1.5,\"threshold\":null,\"started_ms\":1764079200000,"
+        "\"firing_ms\":1764079200000,\"resolved_ms\":null,\"updated_ms\":1764079200000}],"
+        "\"compliance\":[{\"screen\":\"hall1\",\"day\":\"2025-11-25\",\"quantity\":\"white\","
+        "\"in_ms\":0,\"measured_ms\":10}]}");
+    free(json);
+    cm_batch_free(&b);
+}
+
+#define RU_OK "{\"device\":\"d\",\"metric\":\"m\",\"buckets\":[[1764079200000,1,1,1,1]]}"
+#define AL_OK                                                                                      \
+    "{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\",\"state\":\"pending\","             \
+    "\"started_ms\":1764079200000,\"updated_ms\":1764079200000}"
+#define CO_OK                                                                                      \
+    "{\"screen\":\"hall1\",\"day\":\"2025-11-25\",\"quantity\":\"spl\",\"in_ms\":1,"               \
+    "\"measured_ms\":2}"
+
+static const bad_case summary_bad_cases[] = {
+    /* a version 1 batch has no summary sections; a version 2 one no samples or events */
+    {HEAD "\"rollups_1h\":[" RU_OK "]}", 0, "rollups_1h", "needs \"v\": 2"},
+    {HEAD "\"compliance\":[]}", 0, "compliance", "needs \"v\": 2"},
+    {HEAD2 "\"series\":[" S_OK "]}", 0, "series", "carries no samples"},
+    {HEAD2 "\"events\":[{\"device\":\"d\",\"ts_ms\":1764082790000,\"severity\":\"info\","
+           "\"code\":\"x\",\"source\":\"s\"}]}",
+     0, "events", "carries no samples and no events"},
+    {HEAD2 "\"alerts\":{}}", 0, "alerts", "expected an array"},
+    {HEAD2 "\"rollup_1h\":[]}", 0, "rollup_1h", "unknown key"},
+    /* rollups_1h */
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":[],\"x\":1}]}", 0,
+     "rollups_1h[0].x", "unknown key 'x'"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"M\",\"buckets\":[]}]}", 0,
+     "rollups_1h[0].metric", "must match"},
+    {HEAD2 "\"rollups_1h\":[{\"metric\":\"m\",\"buckets\":[]}]}", 0, "rollups_1h[0].device",
+     "missing required key"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\"}]}", 0, "rollups_1h[0].buckets",
+     "missing required key"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":[]}]}", 0,
+     "rollups_1h[0].buckets", "must not be empty without latest"},
+    {HEAD2 "\"rollups_1h\":[" RU_OK ",{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764079200001,1,1,1,1]]}]}",
+     0, "rollups_1h[1].buckets[0][0]", "on the hour"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764082800000,1,1,1,1],[1764079200000,1,1,1,1]]}]}",
+     0, "rollups_1h[0].buckets[1][0]", "ascending"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764079200000,0,1,1,1]]}]}",
+     0, "rollups_1h[0].buckets[0][1]", ">= 1"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764079200000,2,3,2,1]]}]}",
+     0, "rollups_1h[0].buckets[0][3]", "above max"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764079200000,2,\"3\",1,2]]}]}",
+     0, "rollups_1h[0].buckets[0][2]", "expected a number"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+           "[[1764079200000,2,3,1]]}]}",
+     0, "rollups_1h[0].buckets[0]", "got 4 elements"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":[],"
+           "\"latest\":[5,1]}]}",
+     0, "rollups_1h[0].latest[0]", "outside 2000-01-01"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"buckets\":[],"
+           "\"latest\":[1764079200000]}]}",
+     0, "rollups_1h[0].latest", "expected [ts_ms, value]"},
+    {HEAD2 "\"rollups_1h\":[{\"device\":\"d\",\"metric\":\"m\",\"labels\":{\"A\":\"x\"},"
+           "\"buckets\":[[1764079200000,1,1,1,1]]}]}",
+     0, "rollups_1h[0].labels.A", "label name"},
+    /* alerts */
+    {HEAD2 "\"alerts\":[" AL_OK ",{\"rule\":\"r\"}]}", 0, "alerts[1].device",
+     "missing required key"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"open\",\"started_ms\":1764079200000,\"updated_ms\":1764079200000}]}",
+     0, "alerts[0].state", "pending, firing or resolved"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"major\","
+           "\"state\":\"firing\",\"started_ms\":1764079200000,\"updated_ms\":1764079200000}]}",
+     0, "alerts[0].severity", "info, warning or critical"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"firing\",\"started_ms\":1764079200000,\"updated_ms\":1764079200000}]}",
+     0, "alerts[0].firing_ms", "required when the state is firing"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"resolved\",\"started_ms\":1764079200000,\"firing_ms\":null,"
+           "\"updated_ms\":1764079200000}]}",
+     0, "alerts[0].resolved_ms", "required when the state is resolved"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"pending\",\"value\":\"high\",\"started_ms\":1764079200000,"
+           "\"updated_ms\":1764079200000}]}",
+     0, "alerts[0].value", "expected a number"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"pending\",\"started_ms\":1764079200000}]}",
+     0, "alerts[0].updated_ms", "missing required key"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"pending\",\"started_ms\":1764079200000,\"updated_ms\":1764079200000,"
+           "\"site\":\"S2\"}]}",
+     0, "alerts[0].site", "unknown key 'site'"},
+    {HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+           "\"state\":\"pending\",\"text\":\"%s\",\"started_ms\":1764079200000,"
+           "\"updated_ms\":1764079200000}]}",
+     1025, "alerts[0].text", "longer than 1024"},
+    /* compliance */
+    {HEAD2 "\"compliance\":[" CO_OK ",{\"screen\":\"hall1\",\"day\":\"2025-02-29\","
+           "\"quantity\":\"spl\",\"in_ms\":1,\"measured_ms\":2}]}",
+     0, "compliance[1].day", "YYYY-MM-DD"},
+    {HEAD2 "\"compliance\":[{\"screen\":\"hall1\",\"day\":\"2025-11-25\","
+           "\"quantity\":\"colour\",\"in_ms\":1,\"measured_ms\":2}]}",
+     0, "compliance[0].quantity", "luminance, white or spl"},
+    {HEAD2 "\"compliance\":[{\"screen\":\"hall1\",\"day\":\"2025-11-25\","
+           "\"quantity\":\"spl\",\"in_ms\":3,\"measured_ms\":2}]}",
+     0, "compliance[0].in_ms", "must not exceed measured_ms"},
+    {HEAD2 "\"compliance\":[{\"screen\":\"hall1\",\"day\":\"2025-11-25\","
+           "\"quantity\":\"spl\",\"in_ms\":-1,\"measured_ms\":2}]}",
+     0, "compliance[0].in_ms", ">= 0"},
+    {HEAD2 "\"compliance\":[{\"screen\":\"\",\"day\":\"2025-11-25\","
+           "\"quantity\":\"spl\",\"in_ms\":1,\"measured_ms\":2}]}",
+     0, "compliance[0].screen", "must not be empty"},
+};
+
+static void test_summary_malformed(void **st)
+{
+    (void)st;
+    for (size_t i = 0; i < sizeof summary_bad_cases / sizeof summary_bad_cases[0]; i++) {
+        const bad_case *t = &summary_bad_cases[i];
+        char body[4096];
+        if (t->longlen) {
+            char lng[2048];
+            memset(lng, 'x', t->longlen);
+            lng[t->longlen] = '\0';
+            snprintf(body, sizeof body, t->body, lng);
+        } else {
+            snprintf(body, sizeof body, "%s", t->body);
+        }
+        cm_batch b;
+        cm_batch_init(&b);
+        char err[256] = "unset", at[128] = "unset";
+        int rc = cm_wire_decode(body, strlen(body), NULL, &b, err, sizeof err, at, sizeof at);
+        cm_batch_free(&b);
+        if (rc != -1) fail_msg("case %zu accepted: %s", i, body);
+        if (strcmp(at, t->at) != 0)
+            fail_msg("case %zu: at '%s', want '%s' (err: %s)", i, at, t->at, err);
+        if (!strstr(err, t->err)) fail_msg("case %zu: error '%s' lacks '%s'", i, err, t->err);
+    }
+}
+
+/* Valid summary bodies, and the limits: buckets count against max_points, roll-up entries
+ * against max_series; a version 2 batch without sections decodes. */
+static void test_summary_valid_and_limits(void **st)
+{
+    (void)st;
+    const char *ok[] = {
+        HEAD2 "\"devices\":[],\"series\":[],\"events\":[],\"rollups_1h\":[" RU_OK "," RU_OK
+              "],\"alerts\":[" AL_OK "],\"compliance\":[" CO_OK "]}",
+        HEAD2 "\"gaps\":[{\"from_seq\":1,\"to_seq\":1,\"reason\":\"rejected\"}]}",
+        HEAD2 "\"alerts\":[{\"rule\":\"r\",\"device\":\"d\",\"severity\":\"warning\","
+              "\"state\":\"resolved\",\"value\":null,\"threshold\":2,\"screen\":\"\","
+              "\"started_ms\":1764079200000,\"firing_ms\":null,\"resolved_ms\":1764079300000,"
+              "\"updated_ms\":1764079300000}]}",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cm_batch b;
+        cm_batch_init(&b);
+        char err[256], at[128];
+        if (cm_wire_decode(ok[i], strlen(ok[i]), NULL, &b, err, sizeof err, at, sizeof at) != 0)
+            fail_msg("case %zu: %s at %s", i, err, at);
+        assert_int_equal(b.v, 2);
+        if (i == 0) {
+            assert_int_equal(b.nrollups, 2); /* a series repeated: kept as two entries */
+            assert_int_equal(b.nalerts, 1);
+            assert_int_equal(b.ncompliance, 1);
+            assert_int_equal(b.nbuckets_total, 2);
+        }
+        if (i == 2) {
+            assert_string_equal(b.alerts[0].screen, "");
+            assert_int_equal(b.alerts[0].firing_ms, 0);
+        }
+        cm_batch_free(&b);
+    }
+    cm_wire_limits lim = {.max_points = 2, .max_series = 2};
+    const char *three_buckets =
+        HEAD2 "\"rollups_1h\":[" RU_OK ",{\"device\":\"d\",\"metric\":\"m\",\"buckets\":"
+              "[[1764079200000,1,1,1,1],[1764082800000,1,1,1,1]]}]}";
+    const char *three_entries = HEAD2 "\"rollups_1h\":[" RU_OK "," RU_OK "," RU_OK "]}";
+    cm_batch b;
+    char err[256], at[128];
+    cm_batch_init(&b);
+    assert_int_equal(cm_wire_decode(three_buckets, strlen(three_buckets), &lim, &b, err, sizeof err,
+                                    at, sizeof at),
+                     -1);
+    assert_string_equal(at, "rollups_1h[1].buckets");
+    cm_batch_free(&b);
+    cm_batch_init(&b);
+    assert_int_equal(cm_wire_decode(three_entries, strlen(three_entries), &lim, &b, err, sizeof err,
+                                    at, sizeof at),
+                     -1);
+    assert_string_equal(at, "rollups_1h");
+    assert_non_null(strstr(err, "more than 2 entries"));
+    cm_batch_free(&b);
+}
+
+/* The uploader's merge of spool records: summary sections appended, the version raised. */
+static void test_summary_merge(void **st)
+{
+    (void)st;
+    cm_batch a, out;
+    fill_summary(&a);
+    cm_batch_init(&out);
+    assert_int_equal(cm_batch_set_agent(&out, "chain-1", NULL, "S1"), 0);
+    assert_int_equal(cm_batch_merge_summary(&out, &a), 0);
+    assert_int_equal(cm_batch_merge_summary(&out, &a), 0);
+    assert_int_equal(out.nrollups, 4);
+    assert_int_equal(out.nalerts, 4);
+    assert_int_equal(out.ncompliance, 4);
+    assert_int_equal(out.nbuckets_total, 2 * a.nbuckets_total);
+    assert_string_equal(out.alerts[2].text, a.alerts[0].text);
+    /* a decoded version 2 record without sections still makes the merged request a summary */
+    cm_batch v2, m;
+    cm_batch_init(&v2);
+    v2.v = CM_WIRE_VERSION_SUMMARY;
+    cm_batch_init(&m);
+    assert_int_equal(cm_batch_merge_summary(&m, &v2), 0);
+    assert_int_equal(m.v, CM_WIRE_VERSION_SUMMARY);
+    /* the adders refuse what the decoder refuses */
+    cm_bucket bad = {H0 + 1, 1, 1, 1, 1};
+    cm_rollup r = {.device = "d", .metric = "m", .buckets = &bad, .nbuckets = 1};
+    assert_int_equal(cm_batch_add_rollup(&m, &r), -1);
+    r.nbuckets = 0;
+    assert_int_equal(cm_batch_add_rollup(&m, &r), -1); /* neither buckets nor latest */
+    cm_alert_entry al = {.rule = "r",
+                         .device = "d",
+                         .severity = "warning",
+                         .state = "firing",
+                         .started_ms = H0,
+                         .updated_ms = H0};
+    assert_int_equal(cm_batch_add_alert(&m, &al), -1); /* firing without firing_ms */
+    cm_compliance_entry c = {"hall1", "2023-02-29", "spl", 0, 0};
+    assert_int_equal(cm_batch_add_compliance(&m, &c), -1);
+    assert_true(cm_batch_valid_day("2000-02-29"));
+    assert_false(cm_batch_valid_day("1900-02-28"));
+    assert_false(cm_batch_valid_day("2025-13-01"));
+    assert_int_equal(m.nrollups + m.nalerts + m.ncompliance, 0);
+    cm_batch_free(&m);
+    cm_batch_free(&v2);
+    cm_batch_free(&out);
+    cm_batch_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_encode_exact),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_encode_exact),
         cmocka_unit_test(test_numbers_exact),
-        cmocka_unit_test(test_nan_impossible), cmocka_unit_test(test_malformed_table),
-        cmocka_unit_test(test_valid_minimal),  cmocka_unit_test(test_series_merge_on_decode),
-        cmocka_unit_test(test_depth_limit),    cmocka_unit_test(test_label_and_size_limits),
-        cmocka_unit_test(test_valid_names),    cmocka_unit_test(test_decode_with_arena_hooks),
-        cmocka_unit_test(test_decode_threads), cmocka_unit_test(test_first_seq_and_gaps),
+        cmocka_unit_test(test_nan_impossible),
+        cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_valid_minimal),
+        cmocka_unit_test(test_series_merge_on_decode),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_label_and_size_limits),
+        cmocka_unit_test(test_valid_names),
+        cmocka_unit_test(test_decode_with_arena_hooks),
+        cmocka_unit_test(test_decode_threads),
+        cmocka_unit_test(test_first_seq_and_gaps),
+        cmocka_unit_test(test_summary_round_trip),
+        cmocka_unit_test(test_summary_encode_exact),
+        cmocka_unit_test(test_summary_malformed),
+        cmocka_unit_test(test_summary_valid_and_limits),
+        cmocka_unit_test(test_summary_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
