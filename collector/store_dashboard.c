@@ -8,6 +8,7 @@
 #include "errbuf.h"
 #include "store.h"
 #include "store_sqlite_int.h"
+#include "store_util.h"
 
 #define MAX_METRICS 8
 
@@ -231,39 +232,6 @@ static int cinema_alerts(sq_query *q, const char *site, json_t *halls)
     return 0;
 }
 
-typedef struct by_ts {
-    json_t *o;
-    int64_t ts;
-    size_t i;
-} by_ts;
-
-static int by_ts_cmp(const void *a, const void *b)
-{
-    const by_ts *x = a, *y = b;
-    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Order arr's objects by their ts_ms (stable). 0 or -1 (out of memory). */
-static int sort_by_ts(json_t *arr)
-{
-    size_t n = json_array_size(arr);
-    if (n < 2) return 0;
-    by_ts *v = malloc(n * sizeof *v);
-    if (!v) return -1;
-    for (size_t i = 0; i < n; i++) {
-        json_t *o = json_array_get(arr, i);
-        v[i] = (by_ts){json_incref(o), json_integer_value(json_object_get(o, "ts_ms")), i};
-    }
-    qsort(v, n, sizeof *v, by_ts_cmp);
-    json_array_clear(arr);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(arr, v[i].o) < 0) rc = -1;
-    free(v);
-    return rc;
-}
-
 /* Latest values of the metrics per hall into halls[].latest, oldest first (the head's when it
  * holds a newer one). */
 static int cinema_latest(sq_query *q, const char *site, const char *const *metrics, size_t n,
@@ -299,7 +267,8 @@ static int cinema_latest(sq_query *q, const char *site, const char *const *metri
     if (rc != SQLITE_DONE) return sq_dberr(q->db, "cinema latest", q->err, q->errlen);
     size_t i;
     json_t *h;
-    json_array_foreach(halls, i, h) if (sort_by_ts(json_object_get(h, "latest")) < 0) goto oom_done;
+    json_array_foreach(halls, i,
+                       h) if (co_json_sort_by_ts(json_object_get(h, "latest")) < 0) goto oom_done;
     return 0;
 oom:
     sqlite3_finalize(st);
