@@ -66,7 +66,9 @@ int co_store_token_lookup(co_store *s, const char *hash_hex, char *agent_id, siz
 /* Queries: each returns a new JSON value (caller decrefs), or NULL with err. Each takes the
  * caller's scope sc (NULL = every site) and answers only about the sites within it, filtered
  * in SQL before any limit; an object outside the scope reads exactly as an unknown one. */
-/* Sites: [{"code","name","province","city","chain","devices","last_seen_ms"}] by code. */
+/* Sites: [{"code","name","province","city","chain","devices","last_seen_ms"}] by code;
+ * last_seen_ms: the newest of its devices' and its agents' (null when none; a forwarder's
+ * agent row names only the last site it wrote). */
 json_t *co_store_sites(co_store *s, const co_scope *sc, char *err, size_t errlen);
 json_t *co_store_devices(co_store *s, const char *site /* NULL = all */, const co_scope *sc,
                          char *err, size_t errlen);

@@ -63,7 +63,8 @@ json_t *pg_sites(co_store *s, const co_scope *sc, char *err, size_t errlen)
         s, "sites",
         "SELECT code, name, province, city,"
         " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
-        " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code), chain"
+        " (SELECT max(t) FROM (SELECT last_seen_ms AS t FROM devices d WHERE d.site = s.code"
+        "  UNION ALL SELECT last_seen_ms FROM agents a WHERE a.site = s.code) x), chain"
         " FROM sites s WHERE " CO_SCOPE_SQL("s.code", "$1::int", "$2::text") " ORDER BY code"
                                                                              " COLLATE \"C\"",
         2, p, site_row, err, errlen);

@@ -1685,7 +1685,8 @@ json_t *sqlite_sites(co_store *s, const co_scope *sc, char *err, size_t errlen)
     sqlite3_stmt *st = sq_q_prepare(
         &q, "SELECT code, name, province, city,"
             " (SELECT count(*) FROM devices d WHERE d.site = s.code),"
-            " (SELECT max(last_seen_ms) FROM agents a WHERE a.site = s.code), chain"
+            " (SELECT max(t) FROM (SELECT last_seen_ms AS t FROM devices d WHERE d.site = s.code"
+            "  UNION ALL SELECT last_seen_ms FROM agents a WHERE a.site = s.code) x), chain"
             " FROM sites s WHERE " CO_SCOPE_SQL("s.code", "?1", "?2") " ORDER BY code");
     if (st) {
         sq_bind_scope(st, 1, 2, sc);

@@ -1470,6 +1470,31 @@ static void test_head_pg_concurrent_reads(void **state)
     assert_true(fx_day_table(f, (T0 + (int64_t)(CONC_BATCHES - 1) * 86400000) / 86400000));
 }
 
+/* A site's last_seen_ms comes from its devices too: one agent id writing two sites (a
+ * forwarder upstream) names only the last in its row, and the first site still has a time. */
+static void test_sites_last_seen_from_devices(void **state)
+{
+    fx *f = *state;
+    cm_batch *b = mk("fwd-1", "S1", 1);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0, 1.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    b = mk("fwd-1", "S2", 2);
+    pt(b, "hall1/projector", "lamp_hours", "h", NULL, 0, T0, 2.0);
+    assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+    drop(b);
+    char err[256] = "";
+    json_t *j = co_store_sites(f->s, NULL, err, sizeof err);
+    if (!j) fail_msg("sites: %s", err);
+    assert_int_equal(json_array_size(j), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *seen = json_object_get(json_array_get(j, i), "last_seen_ms");
+        assert_true(json_is_integer(seen));
+        assert_true(json_integer_value(seen) > T0);
+    }
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1493,6 +1518,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_screens, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_rollups, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_reads, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sites_last_seen_from_devices, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_log_recovery, store_fx_setup, store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_pg_log_and_write_through, store_fx_setup,
                                         store_fx_teardown),
