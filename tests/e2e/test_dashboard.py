@@ -151,6 +151,26 @@ def _pct(share):
     return {f"{v:.0f}", f"{v:.1f}", f"{v:.2f}"}
 
 
+def _click_through(page, target, then=None, js=None, tries=3):
+    """Click target and wait for what it leads to (a selector, or a JavaScript condition). The
+    page redraws what it shows as data arrives and every 15 s (live refresh): a click landing
+    on an element being replaced is lost, as it would be for a person, who clicks again — so
+    does this, at most `tries` times (never once the first click has led somewhere)."""
+    for i in range(tries):
+        page.click(target)
+        try:
+            page.wait_for(then, js=js, timeout=5 if i < tries - 1 else 10)
+            return
+        except AssertionError:
+            if i == tries - 1:
+                raise
+        try:  # the page may have moved on after all: then target is gone
+            page.wait_for(then, js=js, timeout=1)
+            return
+        except AssertionError:
+            pass
+
+
 def _row_cells(page, row_sel):
     """{column key: cell text} of a table row: the key is the column header's data-sort (or
     its position)."""
@@ -423,12 +443,10 @@ def test_login_overview_and_click_through_to_a_hall(env):
         assert len(orders) == 2, (key, orders)
 
         # province → city → cinema → hall tile
-        p.click("#overview-table tr[data-province='Beijing']")
-        p.wait_for("tr[data-city='Beijing']", timeout=10)
+        _click_through(p, "#overview-table tr[data-province='Beijing']", "tr[data-city='Beijing']")
         assert "Beijing" in (p.text("#crumbs") or ""), p.text("#crumbs")
         _shot(p, env, "02-overview-beijing")
-        p.click("tr[data-city='Beijing']")
-        p.wait_for(f"tr[data-site='{BJ2}'] a.cinema-link", timeout=10)
+        _click_through(p, "tr[data-city='Beijing']", f"tr[data-site='{BJ2}'] a.cinema-link")
         assert sorted(p.attrs("tr[data-site]", "data-site")) == [BJ1, BJ2]
         cells = _row_cells(p, f"tr[data-site='{BJ2}']")
         lum = cells.get("luminance", cells["_text"])
@@ -437,8 +455,8 @@ def test_login_overview_and_click_through_to_a_hall(env):
         _shot(p, env, "03-overview-beijing-cinemas")
         _clean(p)
         t0 = time.monotonic()
-        p.click(f"tr[data-site='{BJ2}'] a.cinema-link")
-        p.wait_for(js="location.pathname === '/cinema'", timeout=10)
+        _click_through(p, f"tr[data-site='{BJ2}'] a.cinema-link",
+                       js="location.pathname === '/cinema'")
         assert _path(p) == ("/cinema", {"site": BJ2}), p.location()
 
         # the cinema: a tile per hall coloured by its worst alert, the cinema's alerts
@@ -454,8 +472,7 @@ def test_login_overview_and_click_through_to_a_hall(env):
         _shot(p, env, "04-cinema")
         _clean(p)
         t0 = time.monotonic()
-        p.click(".hall-tile[data-screen='hall1']")
-        p.wait_for(js="location.pathname === '/hall'", timeout=10)
+        _click_through(p, ".hall-tile[data-screen='hall1']", js="location.pathname === '/hall'")
         assert _path(p) == ("/hall", {"site": BJ2, "screen": "hall1"}), p.location()
 
         # the hall: the meter out of its band, a luminance chart with its band and the data

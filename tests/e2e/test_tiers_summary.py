@@ -9,6 +9,7 @@ and no absence alert of its own for the devices it only knows from summaries."""
 
 import sqlite3
 import threading
+import http.client
 import time
 
 import harness
@@ -84,7 +85,9 @@ class Feeder(threading.Thread):
                     return
                 if s not in (502, 503):
                     raise AssertionError(f"batch {seq} of {agent}: HTTP {s}: {j}")
-            except OSError:
+            except (OSError, http.client.HTTPException, AttributeError):
+                # the chain collector was killed mid-request: retry, as an agent does
+                # (http.client raises AttributeError when the socket closed under it)
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"batch {seq} of {agent}: no answer for 120 s")
