@@ -423,21 +423,12 @@ int pg_compliance_received(co_store *s, const char *day,
     pg_query q;
     if (pg_conn_get(&q, s, err, errlen) < 0) return -1;
     int rc = -1;
-    PGresult *res = pg_exec(&q, "compliance received",
-                            "SELECT to_regclass('compliance_received') IS NOT NULL", 0, NULL);
-    if (!res) goto out;
-    int exists = PQntuples(res) == 1 && !strcmp(pg_str(res, 0, 0), "t");
-    PQclear(res);
-    res = NULL;
-    if (!exists) { /* nothing was ever received */
-        rc = 0;
-        goto out;
-    }
     const char *p[] = {day};
-    res = pg_exec(&q, "compliance received",
-                  "SELECT site, screen, quantity, in_ms, measured_ms FROM compliance_received"
-                  " WHERE day = $1 ORDER BY site, screen, quantity",
-                  1, p);
+    PGresult *res =
+        pg_exec(&q, "compliance received",
+                "SELECT site, screen, quantity, in_ms, measured_ms FROM compliance_received"
+                " WHERE day = $1 ORDER BY site, screen, quantity",
+                1, p);
     if (!res) goto out;
     rc = 0;
     for (int i = 0; i < PQntuples(res) && rc == 0; i++) {

@@ -442,24 +442,10 @@ int sqlite_compliance_received(co_store *s, const char *day,
     }
     sq_query q;
     if (sq_q_begin(&q, s, err, errlen) < 0) return -1;
-    int rc = -1;
-    sqlite3_stmt *st = sq_q_prepare(&q, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                                        " AND name = 'compliance_received'");
-    if (!st) goto out;
-    int r = sqlite3_step(st);
-    int exists = r == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
-    sqlite3_finalize(st);
-    st = NULL;
-    if (r != SQLITE_ROW) {
-        sq_dberr(q.db, "compliance received", err, errlen);
-        goto out;
-    }
-    if (!exists) { /* nothing was ever received */
-        rc = 0;
-        goto out;
-    }
-    st = sq_q_prepare(&q, "SELECT site, screen, quantity, in_ms, measured_ms FROM"
-                          " compliance_received WHERE day = ?1 ORDER BY site, screen, quantity");
+    int rc = -1, r;
+    sqlite3_stmt *st =
+        sq_q_prepare(&q, "SELECT site, screen, quantity, in_ms, measured_ms FROM"
+                         " compliance_received WHERE day = ?1 ORDER BY site, screen, quantity");
     if (!st) goto out;
     sq_bind_text(st, 1, day);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
