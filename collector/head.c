@@ -29,6 +29,7 @@ typedef struct hseries {
 typedef struct staged {
     int64_t sid, ts;
     double v;
+    size_t ix; /* its series' index in ser, found by co_head_reserve_locked */
 } staged;
 
 typedef struct wmark {
@@ -180,7 +181,7 @@ int co_head_stage(co_head *h, int64_t sid, int64_t ts_ms, double value)
         h->stg = n;
         h->stgcap = ncap;
     }
-    h->stg[h->nstg++] = (staged){sid, ts_ms, value};
+    h->stg[h->nstg++] = (staged){sid, ts_ms, value, 0};
     return 0;
 }
 
@@ -361,6 +362,7 @@ int co_head_reserve_locked(co_head *h)
             rc = -1;
             break;
         }
+        h->stg[i].ix = (size_t)(e - h->ser); /* an index: ser may still move */
         if (e->n + e->reserved + 1 > e->cap) {
             size_t ncap = e->cap ? e->cap * 2 : 8;
             while (ncap < e->n + e->reserved + 1)
@@ -400,7 +402,7 @@ void co_head_commit_locked(co_head *h)
     if (h->nstg && !h->since_ms) h->since_ms = cm_now_ms();
     for (size_t i = 0; i < h->nstg; i++) {
         const staged *s = &h->stg[i];
-        hseries *e = ser_find(h, s->sid); /* reserved: present, with room */
+        hseries *e = &h->ser[s->ix]; /* reserved: present, with room */
         e->reserved = 0;
         if (e->n == 0 || s->ts > e->p[e->n - 1].ts_ms) {
             e->p[e->n++] = (co_head_point){s->ts, s->v};
