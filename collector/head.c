@@ -1,8 +1,9 @@
 /* head.c — samples held in memory until the store writes them out (see head.h).
  *
  * Series are found by id in an open-addressing table of indexes into `ser`; each series keeps
- * its points sorted by time in a growable array (appends are the rule, an out-of-order point
- * is inserted in place). Watermarks live in a second table that only the writer touches.
+ * its points sorted by time, encoded one after the other in a growable buffer (appends are the
+ * rule; a point at or before the newest one is put in its place by decoding the series and
+ * encoding it again). Watermarks live in a second table that only the writer touches.
  * Log records: "CH1", a varint count, then per point the zigzag varint deltas of sid and ts
  * against the previous point and the value's 8 bytes, little-endian. */
 #include "head.h"
@@ -14,6 +15,7 @@
 
 #include "errbuf.h"
 #include "le.h"
+#include "ptcodec.h"
 #include "timeutil.h"
 
 #define REC_MAGIC "CH1"
@@ -21,9 +23,13 @@
 
 typedef struct hseries {
     int64_t sid;
-    co_head_point *p;
-    size_t n, cap;
-    size_t reserved; /* room promised to staged points by co_head_reserve_locked */
+    unsigned char *b; /* the points, in time order, encoded (ptcodec.h) */
+    size_t len, cap;  /* bytes */
+    size_t n;         /* points */
+    co_pt_state last; /* the encoder's state after the newest point: its time and value */
+    size_t reserved;  /* staged points promised room by co_head_reserve_locked */
+    size_t rbytes;    /* bytes promised to them (during co_head_reserve_locked only) */
+    int64_t stg_top;  /* the newest time among those staged points */
 } hseries;
 
 typedef struct staged {
@@ -51,6 +57,9 @@ struct co_head {
 
     wmark *wm; /* writer only; a power of two, at most half full */
     size_t nwm, wmcap;
+
+    co_head_point *scratch; /* a series decoded to take a late point (room reserved) */
+    size_t scap;
 };
 
 static size_t slot_of(int64_t sid, size_t mask)
@@ -80,7 +89,7 @@ co_head *co_head_new(void)
 static void series_free(co_head *h)
 {
     for (size_t i = 0; i < h->nser; i++)
-        free(h->ser[i].p);
+        free(h->ser[i].b);
     free(h->ser);
     free(h->idx);
     h->ser = NULL;
@@ -95,6 +104,7 @@ void co_head_free(co_head *h)
     series_free(h);
     free(h->stg);
     free(h->wm);
+    free(h->scratch);
     pthread_rwlock_destroy(&h->lock);
     free(h);
 }
@@ -193,49 +203,8 @@ size_t co_head_staged(const co_head *h)
 void co_head_abort(co_head *h)
 {
     h->nstg = 0;
-}
-
-static size_t put_varint(unsigned char *o, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        o[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    o[n++] = (unsigned char)v;
-    return n;
-}
-
-/* 1 and *v, or 0 when the varint runs past end or over 10 bytes. */
-static int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
-{
-    uint64_t r = 0;
-    for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
-        unsigned char c = *(*p)++;
-        if (shift == 63 && c > 1) return 0;
-        r |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = r;
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static uint64_t zigzag(int64_t d)
-{
-    return ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
-}
-
-static int64_t unzigzag(uint64_t u)
-{
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-}
-
-/* Differences computed in unsigned arithmetic: wrap-around is defined and undone on decode. */
-static int64_t delta(int64_t a, int64_t prev)
-{
-    return (int64_t)((uint64_t)a - (uint64_t)prev);
+    for (size_t i = 0; i < h->nser; i++)
+        h->ser[i].reserved = 0;
 }
 
 int co_head_encode(const co_head *h, unsigned char **buf, size_t *len)
@@ -246,12 +215,12 @@ int co_head_encode(const co_head *h, unsigned char **buf, size_t *len)
     if (!o) return -1;
     memcpy(o, REC_MAGIC, REC_MAGIC_LEN);
     size_t n = REC_MAGIC_LEN;
-    n += put_varint(o + n, h->nstg);
+    n += co_varint_put(o + n, h->nstg);
     int64_t psid = 0, pts = 0;
     for (size_t i = 0; i < h->nstg; i++) {
         const staged *s = &h->stg[i];
-        n += put_varint(o + n, zigzag(delta(s->sid, psid)));
-        n += put_varint(o + n, zigzag(delta(s->ts, pts)));
+        n += co_varint_put(o + n, co_zigzag(co_delta(s->sid, psid)));
+        n += co_varint_put(o + n, co_zigzag(co_delta(s->ts, pts)));
         uint64_t bits;
         memcpy(&bits, &s->v, sizeof bits);
         cm_le_put64(o + n, bits);
@@ -274,20 +243,20 @@ int co_head_replay(co_head *h, const void *rec, size_t len, char *err, size_t er
         return -1;
     }
     p += REC_MAGIC_LEN;
-    if (!get_varint(&p, end, &count) || count > len) {
+    if (!co_varint_get(&p, end, &count) || count > len) {
         cm_seterr(err, errlen, "log record: bad point count (byte %zu)", (size_t)(p - b));
         return -1;
     }
     int64_t sid = 0, ts = 0;
     for (uint64_t i = 0; i < count; i++) {
         uint64_t ds, dt;
-        if (!get_varint(&p, end, &ds) || !get_varint(&p, end, &dt) || end - p < 8) {
+        if (!co_varint_get(&p, end, &ds) || !co_varint_get(&p, end, &dt) || end - p < 8) {
             cm_seterr(err, errlen, "log record: point %llu truncated (byte %zu of %zu)",
                       (unsigned long long)i, (size_t)(p - b), len);
             goto fail;
         }
-        sid = (int64_t)((uint64_t)sid + (uint64_t)unzigzag(ds));
-        ts = (int64_t)((uint64_t)ts + (uint64_t)unzigzag(dt));
+        sid = (int64_t)((uint64_t)sid + (uint64_t)co_unzigzag(ds));
+        ts = (int64_t)((uint64_t)ts + (uint64_t)co_unzigzag(dt));
         uint64_t bits = cm_le_get64(p);
         p += 8;
         double v;
@@ -353,48 +322,108 @@ static hseries *ser_get(co_head *h, int64_t sid)
     return e;
 }
 
+/* Room for `more` bytes after e's encoded points. 0 or -1. */
+static int bytes_room(hseries *e, size_t more)
+{
+    if (e->len + more <= e->cap) return 0;
+    size_t ncap = e->cap ? e->cap + e->cap / 2 : 64;
+    while (ncap < e->len + more)
+        ncap += ncap / 2;
+    unsigned char *nb = realloc(e->b, ncap);
+    if (!nb) return -1;
+    e->b = nb;
+    e->cap = ncap;
+    return 0;
+}
+
 int co_head_reserve_locked(co_head *h)
 {
     int rc = 0;
+    size_t scratch = 0;
     for (size_t i = 0; i < h->nstg && rc == 0; i++) {
-        hseries *e = ser_get(h, h->stg[i].sid);
+        staged *s = &h->stg[i];
+        hseries *e = ser_get(h, s->sid);
         if (!e) {
             rc = -1;
             break;
         }
-        h->stg[i].ix = (size_t)(e - h->ser); /* an index: ser may still move */
-        if (e->n + e->reserved + 1 > e->cap) {
-            size_t ncap = e->cap ? e->cap * 2 : 8;
-            while (ncap < e->n + e->reserved + 1)
-                ncap *= 2;
-            co_head_point *np = realloc(e->p, ncap * sizeof *np);
-            if (!np) {
-                rc = -1;
-                break;
-            }
-            e->p = np;
-            e->cap = ncap;
+        s->ix = (size_t)(e - h->ser); /* an index: ser may still move */
+        int64_t top = e->reserved ? e->stg_top : e->n ? e->last.ts : INT64_MIN;
+        size_t need = CO_PT_MAX;
+        if (s->ts <= top) {
+            /* may be a late point: the series is decoded and encoded again, which can grow
+             * the point after it and the one after that */
+            need = 3 * CO_PT_MAX;
+            if (e->n + e->reserved + 1 > scratch) scratch = e->n + e->reserved + 1;
         }
+        if (s->ts > top) e->stg_top = s->ts;
         e->reserved++;
+        e->rbytes += need;
+        if (bytes_room(e, e->rbytes) < 0) rc = -1;
     }
+    if (rc == 0 && scratch > h->scap) {
+        co_head_point *np = realloc(h->scratch, scratch * sizeof *np);
+        if (!np)
+            rc = -1;
+        else {
+            h->scratch = np;
+            h->scap = scratch;
+        }
+    }
+    for (size_t i = 0; i < h->nser; i++)
+        h->ser[i].rbytes = 0;
     if (rc < 0)
         for (size_t i = 0; i < h->nser; i++)
             h->ser[i].reserved = 0;
     return rc;
 }
 
-/* Index of the first point of e with ts >= t. */
-static size_t lower_bound(const hseries *e, int64_t t)
+/* Decode every point of e into p (room for e->n). */
+static void decode_all(const hseries *e, co_head_point *p)
 {
+    co_pt_state st = {0};
+    size_t pos = 0;
+    for (size_t i = 0; i < e->n; i++)
+        if (co_pt_decode(e->b, e->len, &pos, &st, &p[i].ts_ms, &p[i].value) < 0) abort();
+}
+
+/* Encode p[0..n) as e's points (its buffer has room). */
+static void encode_all(hseries *e, const co_head_point *p, size_t n)
+{
+    co_pt_state st = {0};
+    e->len = 0;
+    for (size_t i = 0; i < n; i++)
+        e->len += co_pt_encode(e->b + e->len, &st, p[i].ts_ms, p[i].value);
+    e->n = n;
+    e->last = st;
+}
+
+/* A point at or before e's newest: e decoded into the scratch, the point put in its place (a
+ * time held already takes the new value) and e encoded again. 1 when e gained a point. */
+static int put_late(co_head *h, hseries *e, int64_t ts, double v)
+{
+    co_head_point *p = h->scratch; /* room for e->n + 1 (reserved) */
+    decode_all(e, p);
     size_t lo = 0, hi = e->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (e->p[mid].ts_ms < t)
+        if (p[mid].ts_ms < ts)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo;
+    size_t n = e->n;
+    int added = 0;
+    if (lo < n && p[lo].ts_ms == ts) {
+        p[lo].value = v; /* the value written last */
+    } else {
+        memmove(&p[lo + 1], &p[lo], (n - lo) * sizeof *p);
+        p[lo] = (co_head_point){ts, v};
+        n++;
+        added = 1;
+    }
+    encode_all(e, p, n);
+    return added;
 }
 
 void co_head_commit_locked(co_head *h)
@@ -404,20 +433,13 @@ void co_head_commit_locked(co_head *h)
         const staged *s = &h->stg[i];
         hseries *e = &h->ser[s->ix]; /* reserved: present, with room */
         e->reserved = 0;
-        if (e->n == 0 || s->ts > e->p[e->n - 1].ts_ms) {
-            e->p[e->n++] = (co_head_point){s->ts, s->v};
+        if (e->n == 0 || s->ts > e->last.ts) {
+            e->len += co_pt_encode(e->b + e->len, &e->last, s->ts, s->v);
+            e->n++;
             h->points++;
-            continue;
+        } else if (put_late(h, e, s->ts, s->v)) {
+            h->points++;
         }
-        size_t k = lower_bound(e, s->ts);
-        if (k < e->n && e->p[k].ts_ms == s->ts) {
-            e->p[k].value = s->v; /* the value written last */
-            continue;
-        }
-        memmove(&e->p[k + 1], &e->p[k], (e->n - k) * sizeof *e->p);
-        e->p[k] = (co_head_point){s->ts, s->v};
-        e->n++;
-        h->points++;
     }
     h->nstg = 0;
 }
@@ -444,13 +466,24 @@ int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_poin
     if (!h->nser) return 0;
     const hseries **order = malloc(h->nser * sizeof *order);
     if (!order) return -1;
-    size_t n = 0;
+    size_t n = 0, most = 0;
     for (size_t i = 0; i < h->nser; i++)
-        if (h->ser[i].n) order[n++] = &h->ser[i];
+        if (h->ser[i].n) {
+            order[n++] = &h->ser[i];
+            if (h->ser[i].n > most) most = h->ser[i].n;
+        }
+    co_head_point *p = malloc((most ? most : 1) * sizeof *p);
+    if (!p) {
+        free(order);
+        return -1;
+    }
     qsort(order, n, sizeof *order, by_sid);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = fn(ud, order[i]->sid, order[i]->p, order[i]->n);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        decode_all(order[i], p);
+        rc = fn(ud, order[i]->sid, p, order[i]->n);
+    }
+    free(p);
     free(order);
     return rc;
 }
@@ -461,8 +494,8 @@ void co_head_clear_locked(co_head *h)
         const hseries *e = &h->ser[i];
         if (!e->n) continue;
         int64_t ts;
-        if ((!co_head_watermark(h, e->sid, &ts) || ts < e->p[e->n - 1].ts_ms) &&
-            co_head_set_watermark(h, e->sid, e->p[e->n - 1].ts_ms) < 0)
+        if ((!co_head_watermark(h, e->sid, &ts) || ts < e->last.ts) &&
+            co_head_set_watermark(h, e->sid, e->last.ts) < 0)
             /* out of memory: a stale watermark must not stay; they are read again */
             co_head_forget_watermarks(h);
     }
@@ -471,23 +504,41 @@ void co_head_clear_locked(co_head *h)
 
 /* ---------------------------------------------------------------- readers */
 
-size_t co_head_range(const co_head *h, int64_t sid, int64_t from_ms, int64_t to_ms,
-                     const co_head_point **pts)
+int co_head_range(const co_head *h, int64_t sid, int64_t from_ms, int64_t to_ms, co_head_buf *out)
 {
+    out->n = 0;
     const hseries *e = ser_find(h, sid);
-    *pts = NULL;
-    if (!e || !e->n || from_ms > to_ms) return 0;
-    size_t a = lower_bound(e, from_ms);
-    size_t b = to_ms == INT64_MAX ? e->n : lower_bound(e, to_ms + 1);
-    *pts = e->p + a;
-    return b > a ? b - a : 0;
+    if (!e || !e->n || from_ms > to_ms || e->last.ts < from_ms) return 0;
+    co_pt_state st = {0};
+    size_t pos = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        co_head_point pt;
+        if (co_pt_decode(e->b, e->len, &pos, &st, &pt.ts_ms, &pt.value) < 0) abort();
+        if (pt.ts_ms < from_ms) continue;
+        if (pt.ts_ms > to_ms) break;
+        if (out->n == out->cap) {
+            size_t ncap = out->cap ? out->cap * 2 : 64;
+            co_head_point *np = realloc(out->p, ncap * sizeof *np);
+            if (!np) return -1;
+            out->p = np;
+            out->cap = ncap;
+        }
+        out->p[out->n++] = pt;
+    }
+    return 0;
+}
+
+void co_head_buf_free(co_head_buf *b)
+{
+    free(b->p);
+    *b = (co_head_buf){0};
 }
 
 int co_head_latest(const co_head *h, int64_t sid, int64_t *ts_ms, double *value)
 {
     const hseries *e = ser_find(h, sid);
     if (!e || !e->n) return 0;
-    *ts_ms = e->p[e->n - 1].ts_ms;
-    *value = e->p[e->n - 1].value;
+    *ts_ms = e->last.ts;
+    memcpy(value, &e->last.bits, sizeof *value);
     return 1;
 }

@@ -9,6 +9,10 @@
  * (co_head_replay). Every read of samples, latest values and roll-ups adds what the head
  * holds to what the tables hold.
  *
+ * The head keeps each series' points encoded (ptcodec.h: about 3 bytes a point for a steady
+ * poll of a decimal reading, instead of 16), so that it can hold many points per series and
+ * each write-out touches a series' pages once for many points.
+ *
  * The points of a series in the head are all newer than its newest point in the tables (its
  * watermark), so the two never hold the same sample; a store writes an older point (late or
  * replaced data) to its tables directly.
@@ -80,10 +84,17 @@ void co_head_clear_locked(co_head *h);
 
 /* ---- readers (read lock held) */
 
-/* The points of sid with from <= ts <= to, in time order: *pts points into the head (valid
- * while the lock is held); returns their number. */
-size_t co_head_range(const co_head *h, int64_t sid, int64_t from_ms, int64_t to_ms,
-                     const co_head_point **pts);
+/* Points decoded from the head for a reader; reuse one for many calls, then free it. */
+typedef struct co_head_buf {
+    co_head_point *p;
+    size_t n, cap;
+} co_head_buf;
+
+/* The points of sid with from <= ts <= to, in time order, decoded into out (out->n of them;
+ * out->p grows as needed). 0, or -1 when out of memory. */
+int co_head_range(const co_head *h, int64_t sid, int64_t from_ms, int64_t to_ms, co_head_buf *out);
+/* Free what b holds (b stays usable). */
+void co_head_buf_free(co_head_buf *b);
 /* 1 and the newest point of sid when the head holds one, else 0. */
 int co_head_latest(const co_head *h, int64_t sid, int64_t *ts_ms, double *value);
 

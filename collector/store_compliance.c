@@ -72,6 +72,7 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
     int rc = -1;
     sqlite3_stmt *st = NULL, *pts = NULL;
     co_points p = {0};
+    co_head_buf hb = {0};
     cur *c = NULL;
     char name[64] = "";
     if (!(st = sq_q_prepare(&q, "SELECT table_name FROM chunks WHERE day = ?1"))) goto out;
@@ -124,10 +125,9 @@ int sqlite_day_series(co_store *s, int64_t day, const char *const *metrics, size
                 goto out;
             }
         }
-        const co_head_point *hp;
-        size_t hn = co_head_range(q.head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &hp);
-        for (size_t k = 0; k < hn; k++)
-            if (co_points_push(&p, hp[k].ts_ms, hp[k].value) < 0) goto oom;
+        if (co_head_range(q.head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &hb) < 0) goto oom;
+        for (size_t k = 0; k < hb.n; k++)
+            if (co_points_push(&p, hb.p[k].ts_ms, hb.p[k].value) < 0) goto oom;
         if (!p.n) continue;
         col_copy(st, 1, c->site, sizeof c->site, 0);
         col_copy(st, 2, c->device, sizeof c->device, 0);
@@ -150,6 +150,7 @@ out:
     sqlite3_finalize(st);
     sq_q_end(&q);
     co_points_free(&p);
+    co_head_buf_free(&hb);
     return rc;
 }
 

@@ -22,6 +22,7 @@ typedef struct cur {
     char site[CM_MAX_NAME + 1], device[CM_MAX_NAME + 1], screen[CM_MAX_NAME + 1];
     char metric[CM_MAX_NAME + 1], labels[4096];
     int has_screen;
+    co_head_buf hb; /* its points of the day in the head */
 } cur;
 
 /* Copy of column c ("" when NULL) into buf; returns 0 when the cell is NULL, else 1. */
@@ -37,10 +38,10 @@ static int col_copy(const PGresult *res, int r, int c, char *buf, size_t len)
 static int flush(const pg_query *q, int64_t sid, int64_t day, cur *c, co_points *p,
                  int (*fn)(void *, const co_day_series *), void *ud)
 {
-    const co_head_point *hp;
-    size_t hn =
-        sid < 0 ? 0 : co_head_range(q->head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &hp);
-    if (hn && co_points_merge(p, hp, hn) < 0) {
+    c->hb.n = 0;
+    if ((sid >= 0 &&
+         co_head_range(q->head, sid, day * DAY_MS, day * DAY_MS + DAY_MS - 1, &c->hb) < 0) ||
+        (c->hb.n && co_points_merge(p, c->hb.p, c->hb.n) < 0)) {
         cm_seterr(q->err, q->errlen, "out of memory");
         return -1;
     }
@@ -126,6 +127,7 @@ int pg_day_series(co_store *s, int64_t day, const char *const *metrics, size_t n
     rc = stop;
 out:
     pg_read_end(&q); /* read only: rolled back, which ends the cursor */
+    if (c) co_head_buf_free(&c->hb);
     free(c);
     co_points_free(&pts);
     return rc;

@@ -292,18 +292,19 @@ static int raw_points(const pg_query *q, int64_t sid, const PGresult *res, int a
                       int64_t from, int64_t to, size_t limit, json_t *pts)
 {
     co_points p = {0};
+    co_head_buf hb = {0};
     int rc = -1;
     for (int k = a; k < b; k++)
         if (co_points_push(&p, pg_int(res, k, 1), pg_real(res, k, 2)) < 0) goto out;
-    const co_head_point *hp;
-    size_t hn = co_head_range(q->head, sid, from, to, &hp);
-    if (co_points_merge(&p, hp, hn) < 0) goto out;
+    if (co_head_range(q->head, sid, from, to, &hb) < 0 || co_points_merge(&p, hb.p, hb.n) < 0)
+        goto out;
     for (size_t j = limit && p.n > limit ? p.n - limit : 0; j < p.n; j++)
         if (json_array_append_new(pts, json_pack("[I, f]", (json_int_t)p.ts[j], p.v[j])) < 0)
             goto out;
     rc = 0;
 out:
     co_points_free(&p);
+    co_head_buf_free(&hb);
     return rc;
 }
 
@@ -314,20 +315,21 @@ static int bucket_points(const pg_query *q, int64_t sid, const PGresult *res, in
                          int64_t from, int64_t to, const co_range *r, json_t *pts)
 {
     co_buckets bk = {0};
+    co_head_buf hb = {0};
     int rc = -1;
     for (int k = b; k-- > a;) /* newest first */
         if (co_buckets_push(&bk, pg_int(res, k, 1), pg_int(res, k, 5), pg_real(res, k, 2),
                             pg_real(res, k, 3), pg_real(res, k, 4)) < 0)
             goto out;
-    const co_head_point *hp;
-    size_t hn = co_head_range(q->head, sid, from,
-                              co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hp);
-    if (co_buckets_add_points(&bk, hp, hn, r->step_ms, r->limit) < 0 ||
+    if (co_head_range(q->head, sid, from,
+                      co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hb) < 0 ||
+        co_buckets_add_points(&bk, hb.p, hb.n, r->step_ms, r->limit) < 0 ||
         co_buckets_json(&bk, pts) < 0)
         goto out;
     rc = 0;
 out:
     co_buckets_free(&bk);
+    co_head_buf_free(&hb);
     return rc;
 }
 

@@ -33,6 +33,7 @@ int pg_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
     pg_query q;
     if (pg_read_begin(&q, s, err, errlen) < 0) return -1;
     int rc = -1;
+    co_head_buf hp = {0};
     char hb[32];
     const char *p[] = {pg_i64(hb, hour_ms), site};
     PGresult *res = pg_exec(
@@ -54,13 +55,15 @@ int pg_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
             h.min = pg_real(res, i, 8);
             h.max = pg_real(res, i, 9);
         }
-        const co_head_point *hp;
-        size_t hn = co_head_range(q.head, sid, hour_ms, hour_ms + HOUR_MS - 1, &hp);
-        for (size_t k = 0; k < hn; k++) {
+        if (co_head_range(q.head, sid, hour_ms, hour_ms + HOUR_MS - 1, &hp) < 0) {
+            cm_seterr(err, errlen, "out of memory");
+            goto out;
+        }
+        for (size_t k = 0; k < hp.n; k++) {
             h.n++;
-            h.sum += hp[k].value;
-            if (hp[k].value < h.min) h.min = hp[k].value;
-            if (hp[k].value > h.max) h.max = hp[k].value;
+            h.sum += hp.p[k].value;
+            if (hp.p[k].value < h.min) h.min = hp.p[k].value;
+            if (hp.p[k].value > h.max) h.max = hp.p[k].value;
         }
         if (h.n < 1) continue; /* nothing in that hour */
         h.site = pg_str(res, i, 0);
@@ -79,6 +82,7 @@ int pg_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
 out:
     PQclear(res);
     pg_read_end(&q);
+    co_head_buf_free(&hp);
     return rc;
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "store_util.h"
 #include "timeutil.h"
+#include "walckpt.h"
 
 #define DAY_MS 86400000LL
 #define TS_MIN_MS 0LL               /* 1970-01-01 */
@@ -32,8 +33,9 @@
 #define READER_POOL 8               /* idle read-only connections kept */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
 #define BUSY_TIMEOUT_MS 5000
-#define HEAD_MAX_POINTS 500000   /* default: points held before the head is written out */
+#define HEAD_MAX_POINTS 3000000  /* default: points held before the head is written out */
 #define HEAD_MAX_AGE_MS 300000LL /* default: oldest commit held before it is written out */
+#define CKPT_PAGES 1000          /* log frames that wake the checkpoint thread */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -283,6 +285,7 @@ typedef struct rollup_acc {
     int64_t n;
     double sum, min, max;
     int redo;
+    uint32_t slot; /* its place in the index (accidx) */
 } rollup_acc;
 
 struct co_store {
@@ -311,6 +314,7 @@ struct co_store {
     co_head *hd;
     size_t head_max_points;
     int64_t head_max_age_ms;
+    co_walckpt *ckpt; /* copies the log into the file, so that the writer does not */
 
     pthread_mutex_t rmu; /* guards the reader pool */
     sqlite3 *idle[READER_POOL];
@@ -460,6 +464,7 @@ static void chunks_drop(co_store *s)
 void sqlite_close(co_store *s)
 {
     if (!s) return;
+    co_walckpt_stop(s->ckpt); /* the close below checkpoints what is left */
     if (s->w && s->hd && s->st[ST_COUNT - 1]) {
         char err[256];
         /* what is not written out stays in the log and is written out at the next open */
@@ -593,7 +598,8 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
     }
     if (sq_exec_sql(
             s->w,
-            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -32768;",
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;"
+            " PRAGMA journal_size_limit = 67108864;",
             err, errlen) < 0)
         goto fail;
     if (migrate(s->w, path, err, errlen) < 0) goto fail;
@@ -604,6 +610,7 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
             goto fail;
         }
     if (head_recover(s, err, errlen) < 0) goto fail;
+    if (co_walckpt_start(&s->ckpt, s->w, path, CKPT_PAGES, err, errlen) < 0) goto fail;
     /* Prove now that readers can open the file, not at the first query. */
     sqlite3 *r = reader_open(s, err, errlen);
     if (!r) goto fail;
@@ -798,8 +805,12 @@ void sq_chunk_forget(co_store *s, int64_t day)
 
 static void acc_clear(co_store *s)
 {
+    if (s->nacc * 8 < s->accidxcap) /* a few: their slots only (a flush clears per series) */
+        for (size_t i = 0; i < s->nacc; i++)
+            s->accidx[s->acc[i].slot] = 0;
+    else if (s->accidx)
+        memset(s->accidx, 0, s->accidxcap * sizeof *s->accidx);
     s->nacc = 0;
-    if (s->accidx) memset(s->accidx, 0, s->accidxcap * sizeof *s->accidx);
 }
 
 static size_t acc_slot(int64_t sid, int64_t bucket, size_t mask)
@@ -822,6 +833,7 @@ static rollup_acc *acc_get(co_store *s, int64_t sid, int64_t ts)
             while (idx[j])
                 j = (j + 1) & (ncap - 1);
             idx[j] = (uint32_t)i + 1;
+            s->acc[i].slot = (uint32_t)j;
         }
         free(s->accidx);
         s->accidx = idx;
@@ -840,7 +852,8 @@ static rollup_acc *acc_get(co_store *s, int64_t sid, int64_t ts)
         s->acccap = ncap;
     }
     rollup_acc *a = &s->acc[s->nacc++];
-    *a = (rollup_acc){.sid = sid, .bucket = bucket, .min = INFINITY, .max = -INFINITY};
+    *a = (rollup_acc){
+        .sid = sid, .bucket = bucket, .min = INFINITY, .max = -INFINITY, .slot = (uint32_t)j};
     s->accidx[j] = (uint32_t)s->nacc;
     return a;
 }
@@ -1333,7 +1346,8 @@ static int head_commit(co_store *s, int flushed, char *err, size_t errlen)
     return 0;
 }
 
-/* One series of the head written out: its samples, roll-ups and latest value. */
+/* One series of the head written out: its samples, roll-ups and latest value (its roll-ups
+ * at once, so that the accumulators hold one series, not the whole head). */
 static int flush_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
 {
     sq_flush_ctx *c = ud;
@@ -1341,6 +1355,7 @@ static int flush_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
         cm_point pt = {.ts_ms = p[i].ts_ms, .value = p[i].value};
         if (point_put(c->s, sid, &pt, c->err, c->errlen) < 0) return -1;
     }
+    if (rollup_flush(c->s, c->err, c->errlen) < 0) return -1;
     return latest_put(c->s, sid, p[n - 1].ts_ms, p[n - 1].value, c->err, c->errlen);
 }
 
@@ -2248,6 +2263,7 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
     json_t *res = NULL;
     qseries *qs = NULL;
     size_t nqs = 0, cap = 0;
+    co_head_buf hb = {0};
     sqlite3_stmt *st = sq_q_prepare(
         &q,
         "SELECT r.id, d.site, d.device_id, r.metric, r.labels, r.unit"
@@ -2320,11 +2336,10 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
                 res = NULL;
                 goto out;
             }
-            const co_head_point *hp;
-            size_t hn =
-                co_head_range(q.head, qs[i].id, from,
-                              co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hp);
-            if (co_buckets_add_points(&bk, hp, hn, r->step_ms, r->limit) < 0 ||
+            if (co_head_range(q.head, qs[i].id, from,
+                              co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1,
+                              &hb) < 0 ||
+                co_buckets_add_points(&bk, hb.p, hb.n, r->step_ms, r->limit) < 0 ||
                 co_buckets_json(&bk, pts) < 0)
                 goto oom_rs;
             if (json_array_append(res, qs[i].obj) < 0) goto oom_rs;
@@ -2342,10 +2357,9 @@ json_t *sqlite_series(co_store *s, const char *site, const char *device, const c
         int64_t from = r->from_ms < TS_MIN_MS ? TS_MIN_MS : r->from_ms;
         int64_t to = r->to_ms > TS_MAX_MS ? TS_MAX_MS : r->to_ms;
         for (size_t i = 0; i < nqs; i++) {
-            const co_head_point *hp;
-            size_t hn = co_head_range(q.head, qs[i].id, from, to, &hp);
-            for (size_t j = hn; j-- > 0 && !(r->limit && qs[i].n >= r->limit);)
-                if (qseries_push(&qs[i], hp[j].ts_ms, hp[j].value) < 0) goto oom;
+            if (co_head_range(q.head, qs[i].id, from, to, &hb) < 0) goto oom;
+            for (size_t j = hb.n; j-- > 0 && !(r->limit && qs[i].n >= r->limit);)
+                if (qseries_push(&qs[i], hb.p[j].ts_ms, hb.p[j].value) < 0) goto oom;
         }
     }
     if (series_points(&q, qs, nqs, r) < 0) goto out;
@@ -2372,6 +2386,7 @@ out:
     free(qs);
     sqlite3_finalize(st);
     sq_q_end(&q);
+    co_head_buf_free(&hb);
     return res;
 }
 

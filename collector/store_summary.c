@@ -31,6 +31,7 @@ int sqlite_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
     sq_query q;
     if (sq_q_begin_head(&q, s, err, errlen) < 0) return -1;
     int rc = -1;
+    co_head_buf hp = {0};
     sqlite3_stmt *st = sq_q_prepare(
         &q, "SELECT d.site, d.device_id, r.metric, r.labels, r.unit, r.id, h.n, h.sum, h.min,"
             " h.max, l.ts_ms, l.value FROM series r JOIN devices d ON d.id = r.device_ref"
@@ -50,13 +51,15 @@ int sqlite_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
             h.min = sqlite3_column_double(st, 8);
             h.max = sqlite3_column_double(st, 9);
         }
-        const co_head_point *hp;
-        size_t hn = co_head_range(q.head, sid, hour_ms, hour_ms + HOUR_MS - 1, &hp);
-        for (size_t i = 0; i < hn; i++) {
+        if (co_head_range(q.head, sid, hour_ms, hour_ms + HOUR_MS - 1, &hp) < 0) {
+            cm_seterr(err, errlen, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < hp.n; i++) {
             h.n++;
-            h.sum += hp[i].value;
-            if (hp[i].value < h.min) h.min = hp[i].value;
-            if (hp[i].value > h.max) h.max = hp[i].value;
+            h.sum += hp.p[i].value;
+            if (hp.p[i].value < h.min) h.min = hp.p[i].value;
+            if (hp.p[i].value > h.max) h.max = hp.p[i].value;
         }
         if (h.n < 1) continue; /* nothing in that hour */
         h.site = (const char *)sqlite3_column_text(st, 0);
@@ -81,6 +84,7 @@ int sqlite_hour_rollups(co_store *s, int64_t hour_ms, const char *site,
 out:
     sqlite3_finalize(st);
     sq_q_end(&q);
+    co_head_buf_free(&hp);
     return rc;
 }
 
