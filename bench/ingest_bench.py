@@ -42,9 +42,12 @@ divided by the samples it holds (checked against the store's own count).
 
 usage: ingest_bench.py [--build build] [--quick] [--preload N] [--duration S]
                        [--only sqlite,pg,influx,prom] [--rules] [--keep] [--json FILE]
+                       [--store-opt KEY=VALUE ...]
 --json FILE: also write the figures in bench/report.py's format (make bench).
 --quick: 1 million samples preloaded, 8 s per phase (a smoke test); --rules: run the
 collector with the shipped rules on (default off: the peers judge nothing either).
+--store-opt KEY=VALUE: an extra line of cinemon's [store] section (e.g. head_max_points =
+2000000), for tuning runs; the table's note names it.
 """
 import argparse
 import http.client
@@ -336,6 +339,7 @@ class Cinemon(Store):
         else:
             self.db = os.path.join(self.work, "cinemon.db")
             store = f"backend = sqlite\npath = {self.db}\n"
+        store += "".join(f"{kv}\n" for kv in self.args.store_opt)
         rules = (f"enabled = true\ndir = {os.path.join(ROOT, 'collector', 'rules')}\n"
                  if self.args.rules else "enabled = false\n")
         self.ini = os.path.join(self.work, "collector.ini")
@@ -830,6 +834,8 @@ def report(args, runs, missing, failed, versions, others):
             print(f"  {name}: {n}")
         if getattr(r.s, "disk_note", ""):
             print(f"  {name}: on disk = {r.s.disk_note}")
+        if key.startswith("cinemon") and args.store_opt:
+            print(f"  {name}: [store] " + "; ".join(args.store_opt))
         cc = [f"{r.rows[p]['client_cpu_per_m']:.2f}" for p in (1, 10) if p in r.rows]
         print(f"  {name}: {r.held:,} samples held, {r.disk / 2**20:,.0f} MiB on disk; client "
               f"CPU {'/'.join(cc)} s/M; load average during the phases "
@@ -936,6 +942,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--quick", action="store_true", help="1 M samples preloaded, 8 s phases")
+    ap.add_argument("--store-opt", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra [store] line of cinemon's collector.ini (tuning runs)")
     ap.add_argument("--preload", type=int, default=20_000_000, help="samples in each store first")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per measured phase")
     ap.add_argument("--only", default="sqlite,pg,influx,prom")
