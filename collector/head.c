@@ -29,7 +29,7 @@ typedef struct hseries {
     co_pt_state last; /* the encoder's state after the newest point: its time and value */
     size_t reserved;  /* staged points promised room by co_head_reserve_locked */
     size_t rbytes;    /* bytes promised to them (during co_head_reserve_locked only) */
-    int64_t stg_top;  /* the newest time among those staged points */
+    int64_t stg_top;  /* the newest time held or staged so far (co_head_reserve_locked) */
 } hseries;
 
 typedef struct staged {
@@ -348,7 +348,8 @@ int co_head_reserve_locked(co_head *h)
             break;
         }
         s->ix = (size_t)(e - h->ser); /* an index: ser may still move */
-        int64_t top = e->reserved ? e->stg_top : e->n ? e->last.ts : INT64_MIN;
+        if (!e->reserved) e->stg_top = e->n ? e->last.ts : INT64_MIN;
+        int64_t top = e->stg_top; /* the newest time held or staged before this point */
         size_t need = CO_PT_MAX;
         if (s->ts <= top) {
             /* may be a late point: the series is decoded and encoded again, which can grow

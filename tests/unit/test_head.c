@@ -174,6 +174,12 @@ static void test_random_order(void **state)
         if (tx % 17 == 5) { /* now and then a transaction rolled back: nothing of it shows */
             assert_int_equal(co_head_stage(h, 0, 5, 5.0), 0);
             assert_int_equal(co_head_stage(h, 1000003LL, 1764000000000LL, -1.0), 0);
+            assert_int_equal(co_head_stage(h, 2 * 1000003LL, 1764000000000LL + 999999999, 7.0), 0);
+            if (tx % 2) { /* room reserved, then the store's commit failed */
+                co_head_wrlock(h);
+                assert_int_equal(co_head_reserve_locked(h), 0);
+                co_head_unlock(h);
+            }
             co_head_abort(h);
         }
         int n = 1 + (int)(x % 13);
