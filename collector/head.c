@@ -60,6 +60,11 @@ struct co_head {
 
     co_head_point *scratch; /* a series decoded to take a late point (room reserved) */
     size_t scap;
+
+    size_t bytes;        /* capacity of every series' buffer */
+    int64_t wo_start_ms; /* monotonic start of the write-out under way (0: none) */
+    uint64_t writeouts;  /* under the lock, with the two below */
+    int64_t wo_total_ms, wo_max_ms;
 };
 
 static size_t slot_of(int64_t sid, size_t mask)
@@ -94,7 +99,7 @@ static void series_free(co_head *h)
     free(h->idx);
     h->ser = NULL;
     h->idx = NULL;
-    h->nser = h->sercap = h->idxcap = h->points = 0;
+    h->nser = h->sercap = h->idxcap = h->points = h->bytes = 0;
     h->since_ms = 0;
 }
 
@@ -323,7 +328,7 @@ static hseries *ser_get(co_head *h, int64_t sid)
 }
 
 /* Room for `more` bytes after e's encoded points. 0 or -1. */
-static int bytes_room(hseries *e, size_t more)
+static int bytes_room(co_head *h, hseries *e, size_t more)
 {
     if (e->len + more <= e->cap) return 0;
     size_t ncap = e->cap ? e->cap + e->cap / 2 : 64;
@@ -331,6 +336,7 @@ static int bytes_room(hseries *e, size_t more)
         ncap += ncap / 2;
     unsigned char *nb = realloc(e->b, ncap);
     if (!nb) return -1;
+    h->bytes += ncap - e->cap;
     e->b = nb;
     e->cap = ncap;
     return 0;
@@ -360,7 +366,7 @@ int co_head_reserve_locked(co_head *h)
         if (s->ts > top) e->stg_top = s->ts;
         e->reserved++;
         e->rbytes += need;
-        if (bytes_room(e, e->rbytes) < 0) rc = -1;
+        if (bytes_room(h, e, e->rbytes) < 0) rc = -1;
     }
     if (rc == 0 && scratch > h->scap) {
         co_head_point *np = realloc(h->scratch, scratch * sizeof *np);
@@ -464,6 +470,7 @@ static int by_sid(const void *a, const void *b)
 int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n),
                  void *ud)
 {
+    h->wo_start_ms = cm_mono_ms();
     if (!h->nser) return 0;
     const hseries **order = malloc(h->nser * sizeof *order);
     if (!order) return -1;
@@ -501,6 +508,26 @@ void co_head_clear_locked(co_head *h)
             co_head_forget_watermarks(h);
     }
     series_free(h);
+    if (h->wo_start_ms) {
+        int64_t ms = cm_mono_ms() - h->wo_start_ms;
+        h->writeouts++;
+        h->wo_total_ms += ms;
+        if (ms > h->wo_max_ms) h->wo_max_ms = ms;
+        h->wo_start_ms = 0;
+    }
+}
+
+void co_head_get_usage(co_head *h, co_head_usage *u)
+{
+    co_head_rdlock(h);
+    *u = (co_head_usage){.points = h->points,
+                         .bytes = h->bytes,
+                         .writeouts = h->writeouts,
+                         .writeout_seconds = (double)h->wo_total_ms / 1000.0,
+                         .writeout_max_seconds = (double)h->wo_max_ms / 1000.0};
+    for (size_t i = 0; i < h->nser; i++)
+        u->series += h->ser[i].n > 0;
+    co_head_unlock(h);
 }
 
 /* ---------------------------------------------------------------- readers */

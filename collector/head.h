@@ -70,12 +70,25 @@ void co_head_commit_locked(co_head *h);
 /* Drop the staged points (the transaction was rolled back). */
 void co_head_abort(co_head *h);
 
+/* What the head holds now and has written out so far. */
+typedef struct co_head_usage {
+    size_t points;               /* points held (not counting staged ones) */
+    size_t series;               /* series holding points */
+    size_t bytes;                /* memory their encoded points take */
+    uint64_t writeouts;          /* write-outs of the whole head so far */
+    double writeout_seconds;     /* their time in all: from co_head_each to co_head_clear_locked */
+    double writeout_max_seconds; /* the longest */
+} co_head_usage;
+/* The figures above (takes the read lock itself: any thread but one holding the lock). */
+void co_head_get_usage(co_head *h, co_head_usage *u);
+
 /* Points held (not counting staged ones). */
 size_t co_head_points(const co_head *h);
 /* Wall-clock ms of the first commit since the head was last cleared (0 = empty). */
 int64_t co_head_since_ms(const co_head *h);
 /* Call fn for every series held, by ascending sid, with its points in time order (for the
- * store's flush; the writer thread only). fn returns non-zero to stop (returned). */
+ * store's flush, whose time counts from here to co_head_clear_locked; the writer thread only).
+ * fn returns non-zero to stop (returned). */
 int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n),
                  void *ud);
 /* With the write lock held, after the store committed a flush of everything held: empty the

@@ -89,6 +89,47 @@ typedef struct fwd_family {
 } fwd_family;
 
 /* The forwarders' counters, one sample per upstream (and reason) in each family. */
+/* The store's head (samples not yet written out to its tables) and, on SQLite, the checkpoints
+ * of its write-ahead log. */
+static void render_store(FILE *f, co_store *s)
+{
+    co_head_usage u;
+    if (co_store_head_usage(s, &u) == 0) {
+        family(f, "cinemon_store_head_points", "gauge",
+               "Samples held in memory, not yet written out to the store's tables.");
+        fprintf(f, "cinemon_store_head_points %zu\n", u.points);
+        family(f, "cinemon_store_head_series", "gauge", "Series with samples in the head.");
+        fprintf(f, "cinemon_store_head_series %zu\n", u.series);
+        family(f, "cinemon_store_head_bytes", "gauge", "Memory the head's encoded samples take.");
+        fprintf(f, "cinemon_store_head_bytes %zu\n", u.bytes);
+        family(f, "cinemon_store_head_writeout_seconds", "summary",
+               "Write-outs of the head to the store's tables (ingest waits meanwhile).");
+        fprintf(f,
+                "cinemon_store_head_writeout_seconds_sum %.3f\n"
+                "cinemon_store_head_writeout_seconds_count %llu\n",
+                u.writeout_seconds, (unsigned long long)u.writeouts);
+        family(f, "cinemon_store_head_writeout_seconds_max", "gauge",
+               "Longest write-out of the head so far.");
+        fprintf(f, "cinemon_store_head_writeout_seconds_max %.3f\n", u.writeout_max_seconds);
+    }
+    co_walckpt_stats w;
+    if (co_store_wal_stats(s, &w) == 0) {
+        family(f, "cinemon_store_wal_checkpoints_total", "counter",
+               "Checkpoints of SQLite's write-ahead log: passive ones by the checkpoint thread, "
+               "restarts by the writer.");
+        fprintf(f,
+                "cinemon_store_wal_checkpoints_total{by=\"thread\"} %llu\n"
+                "cinemon_store_wal_checkpoints_total{by=\"writer\"} %llu\n",
+                (unsigned long long)w.passive, (unsigned long long)w.restart);
+        family(f, "cinemon_store_wal_checkpoint_problems_total", "counter",
+               "Restarts that gave up waiting for readers (busy) and checkpoints that failed.");
+        fprintf(f,
+                "cinemon_store_wal_checkpoint_problems_total{kind=\"busy\"} %llu\n"
+                "cinemon_store_wal_checkpoint_problems_total{kind=\"failed\"} %llu\n",
+                (unsigned long long)w.busy, (unsigned long long)w.failed);
+    }
+}
+
 static void render_forward(FILE *f, co_forward *fw)
 {
     size_t n = co_forward_count(fw);
@@ -271,6 +312,7 @@ char *co_metrics_render(co_metrics *m, co_writer *w, co_store *s, co_forward *fw
                            err);
         }
     }
+    if (s) render_store(f, s);
     render_forward(f, fw);
     if (fclose(f) != 0) {
         free(buf);

@@ -314,6 +314,19 @@ int co_store_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
     return ops(s)->maintain ? ops(s)->maintain(s, now_ms, err, errlen) : 0;
 }
 
+int co_store_head_usage(co_store *s, co_head_usage *u)
+{
+    co_head *h = ops(s)->head ? ops(s)->head(s) : NULL;
+    if (!h) return 1;
+    co_head_get_usage(h, u);
+    return 0;
+}
+
+int co_store_wal_stats(co_store *s, co_walckpt_stats *out)
+{
+    return ops(s)->wal_stats ? ops(s)->wal_stats(s, out) : 1;
+}
+
 /* ---- summaries of tiered forwarding (store_summary.c, store_pg_summary.c) ---- */
 
 int co_store_hour_rollups(co_store *s, int64_t hour_ms, const char *site,

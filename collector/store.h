@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "head.h"
 #include "scope.h"
+#include "walckpt.h"
 
 typedef struct co_store co_store;
 
@@ -261,13 +263,20 @@ int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Samples newer than what a series has in the tables are held in memory (the head, head.h:
  * logged durably at each commit, written out in one pass sorted by series) until it holds
  * max_points or its oldest commit is max_age_ms old (0: the backend's defaults: SQLite
- * 3,000,000 points and 5 minutes, PostgreSQL 500,000 points and 2 s); reads include them. A backend without a head ignores this. 0 or -1. */
+ * 3,000,000 points and 5 minutes, PostgreSQL 500,000 points and 2 s); reads include them. A backend
+ * without a head ignores this. 0 or -1. */
 int co_store_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
 /* Write the head out to the tables now (also done at close). 0 or -1 with err. */
 int co_store_flush(co_store *s, char *err, size_t errlen);
 /* Housekeeping the writer thread does when idle (about once a second): the head written out
  * when it is due by age. 0 or -1 with err. Writer thread only. */
 int co_store_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
+/* What the head holds and has written out so far (for /metrics; any thread): 0, or 1 when the
+ * backend has no head. */
+int co_store_head_usage(co_store *s, co_head_usage *u);
+/* The checkpoints of SQLite's write-ahead log so far (walckpt.h; any thread): 0, or 1 when the
+ * backend has none of its own (PostgreSQL checkpoints itself). */
+int co_store_wal_stats(co_store *s, co_walckpt_stats *out);
 /* Counts for /metrics and tests: total samples, series, devices. */
 int co_store_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                     size_t errlen);

@@ -104,6 +104,9 @@ typedef struct co_store_ops {
     int (*set_head)(co_store *s, size_t max_points, int64_t max_age_ms);
     int (*flush)(co_store *s, char *err, size_t errlen);
     int (*maintain)(co_store *s, int64_t now_ms, char *err, size_t errlen);
+    co_head *(*head)(co_store *s);
+    /* NULL in a backend without checkpoints of its own */
+    int (*wal_stats)(co_store *s, co_walckpt_stats *out);
     /* summaries of tiered forwarding (store_summary.c, store_pg_summary.c) */
     int (*hour_rollups)(co_store *s, int64_t hour_ms, const char *site,
                         int (*fn)(void *ud, const co_hour_rollup *r), void *ud, char *err,

@@ -674,6 +674,7 @@ static const co_store_ops pg_ops = {
     .set_head = pg_set_head,
     .flush = pg_flush,
     .maintain = pg_maintain,
+    .head = pg_head,
     .hour_rollups = pg_hour_rollups,
     .summary_put = pg_summary_put,
     .compliance_received = pg_compliance_received,
@@ -2019,6 +2020,11 @@ int pg_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
 
 /* Everything in the tables now: the head written out, and the logs of collectors that are
  * gone. */
+co_head *pg_head(co_store *s)
+{
+    return s->hd;
+}
+
 int pg_flush(co_store *s, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->wmu);

@@ -177,6 +177,7 @@ int pg_retention(co_store *s, const co_retention_cut *cut, co_retention_stats *o
 int pg_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
 int pg_flush(co_store *s, char *err, size_t errlen);
 int pg_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
+co_head *pg_head(co_store *s);
 json_t *pg_dash_overview(co_store *s, const co_scope *sc, co_dash_level level, const char *province,
                          const char *city, const char *day, int64_t seen_since_ms, char *err,
                          size_t errlen);

@@ -542,6 +542,8 @@ static const co_store_ops sqlite_ops = {
     .set_head = sqlite_set_head,
     .flush = sqlite_flush,
     .maintain = sqlite_maintain,
+    .head = sqlite_head,
+    .wal_stats = sqlite_wal_stats,
     .hour_rollups = sqlite_hour_rollups,
     .summary_put = sqlite_summary_put,
     .compliance_received = sqlite_compliance_received,
@@ -1446,6 +1448,18 @@ int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
     int rc = head_due(s, now_ms) ? head_flush(s, err, errlen) : 0;
     pthread_mutex_unlock(&s->wmu);
     return rc;
+}
+
+co_head *sqlite_head(co_store *s)
+{
+    return s->hd;
+}
+
+int sqlite_wal_stats(co_store *s, co_walckpt_stats *out)
+{
+    if (!s->ckpt) return 1;
+    co_walckpt_get_stats(s->ckpt, out);
+    return 0;
 }
 
 int sqlite_flush(co_store *s, char *err, size_t errlen)

@@ -97,6 +97,8 @@ int sqlite_ping(co_store *s, char *err, size_t errlen);
 int sqlite_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
 int sqlite_flush(co_store *s, char *err, size_t errlen);
 int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen);
+co_head *sqlite_head(co_store *s);
+int sqlite_wal_stats(co_store *s, co_walckpt_stats *out);
 int sqlite_counts(co_store *s, int64_t *samples, int64_t *series, int64_t *devices, char *err,
                   size_t errlen);
 int sqlite_alerts_apply(co_store *s, const co_alert_change *c, size_t n, int64_t now_ms,

@@ -3,6 +3,7 @@
 #include "walckpt.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include "errbuf.h"

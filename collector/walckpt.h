@@ -13,10 +13,10 @@
 #ifndef CO_WALCKPT_H
 #define CO_WALCKPT_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct sqlite3 sqlite3; /* <sqlite3.h>, not needed by those that read the stats */
 typedef struct co_walckpt co_walckpt;
 
 typedef struct co_walckpt_stats {

@@ -113,6 +113,11 @@ def test_duplicates_overlaps_and_gaps(env):
         s, j = post(coll, batch(seq), tok, gz=(seq == 2))
         assert (s, j) == (200, {"ack": seq}), f"seq {seq}: {s} {j}"
     audit(env, coll, {1, 2, 3})
+    # what the head holds (committed, not yet written out to the tables) is among them
+    held = metric_value(coll, "cinemon_store_head_points")
+    assert 0 <= held <= 3, f"/metrics: the head holds {held} samples of 3"
+    assert metric_value(coll, "cinemon_store_head_series") <= 1
+    assert metric_value(coll, "cinemon_store_head_writeout_seconds_count") >= 0
 
     # the same seq again (plain and gzip): acknowledged, nothing doubled
     for gz in (False, True):

@@ -1047,6 +1047,13 @@ static void test_head_reads(void **state)
     }
     /* points 30..59 (+10 s each) are in the head; minute 10 holds 29, 30 (written out) and 30' */
     counts(f->s, 62, 2, 1);
+    co_head_usage u;
+    assert_int_equal(co_store_head_usage(f->s, &u), 0);
+    assert_int_equal(u.points, 31); /* 30 temperatures and one "up" */
+    assert_int_equal(u.series, 2);
+    assert_true(u.bytes >= 31 * 2 && u.bytes < 31 * 20 * 2);
+    assert_int_equal(u.writeouts, 1);
+    assert_true(u.writeout_seconds >= 0 && u.writeout_max_seconds <= u.writeout_seconds);
     char *raw = series_text(f->s, 0, 0), *newest = series_text(f->s, 0, 40),
          *m = series_text(f->s, 60000, 0), *h = series_text(f->s, 3600000, 0),
          *m5 = series_text(f->s, 60000, 5);
@@ -1067,6 +1074,16 @@ static void test_head_reads(void **state)
     json_decref(pts);
     flush_store(f->s);
     counts(f->s, 62, 2, 1);
+    assert_int_equal(co_store_head_usage(f->s, &u), 0);
+    assert_int_equal(u.points, 0);
+    assert_int_equal(u.series, 0);
+    assert_int_equal(u.bytes, 0);
+    assert_int_equal(u.writeouts, 2);
+    /* SQLite's checkpoint thread is there (PostgreSQL checkpoints itself) */
+    co_walckpt_stats ws;
+    int has_wal = co_store_wal_stats(f->s, &ws);
+    assert_int_equal(has_wal, strcmp(co_store_backend(f->s), "sqlite") == 0 ? 0 : 1);
+    if (has_wal == 0) assert_int_equal(ws.failed, 0);
     char *raw2 = series_text(f->s, 0, 0), *newest2 = series_text(f->s, 0, 40),
          *m2 = series_text(f->s, 60000, 0), *h2 = series_text(f->s, 3600000, 0),
          *m52 = series_text(f->s, 60000, 5);
