@@ -612,7 +612,8 @@ int co_store_open_sqlite(co_store **out, const char *path, char *err, size_t err
             goto fail;
         }
     if (head_recover(s, err, errlen) < 0) goto fail;
-    if (co_walckpt_start(&s->ckpt, s->w, path, CKPT_PAGES, err, errlen) < 0) goto fail;
+    if (co_walckpt_start(&s->ckpt, s->w, path, CKPT_PAGES, BUSY_TIMEOUT_MS, err, errlen) < 0)
+        goto fail;
     /* Prove now that readers can open the file, not at the first query. */
     sqlite3 *r = reader_open(s, err, errlen);
     if (!r) goto fail;

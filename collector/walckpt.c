@@ -9,8 +9,9 @@
 #include "errbuf.h"
 #include "log.h"
 
-#define RESTART_FACTOR 16 /* the log may hold pages x this frames before it is restarted */
-#define HARD_FACTOR 256   /* past pages x this the writer restarts it whatever it costs */
+#define RESTART_FACTOR 16   /* the log may hold pages x this frames before it is restarted */
+#define HARD_FACTOR 256     /* past pages x this the writer restarts it whatever it costs */
+#define RESTART_WAIT_MS 200 /* how long a restart waits for readers still in the log */
 
 struct co_walckpt {
     sqlite3 *w;  /* the writer's connection (its wal hook only) */
@@ -20,7 +21,9 @@ struct co_walckpt {
     pthread_cond_t cv;
     pthread_mutex_t run; /* held while a checkpoint runs: SQLite lets only one at a time */
     int pages, limit, hard;
-    int copied; /* frames of the log copied into the file (0 after a restart) */
+    int busy_ms;  /* the writer connection's own busy timeout, given back after a restart */
+    int copied;   /* frames of the log copied into the file (0 after a restart) */
+    int retry_at; /* after a restart gave up: not again before the log holds this many */
     int wake, stop;
     co_walckpt_stats st;
 };
@@ -36,17 +39,25 @@ static int on_commit(void *ud, sqlite3 *db, const char *name, int frames)
     if (frames < c->pages) return SQLITE_OK;
     pthread_mutex_lock(&c->mu);
     if (frames < c->copied) c->copied = 0; /* the log was started again since */
+    if (frames < c->retry_at - c->limit) c->retry_at = 0;
     int left = frames - c->copied;
+    int due =
+        frames >= c->retry_at && (frames >= c->hard || (frames >= c->limit && left <= c->pages));
     pthread_mutex_unlock(&c->mu);
-    if (frames >= c->hard || (frames >= c->limit && left <= c->pages)) {
+    if (due) {
         pthread_mutex_lock(&c->run); /* the thread's checkpoint would make this one fail */
+        /* a reader still in the log holds the writer at most this long; then later again */
+        sqlite3_busy_timeout(db, RESTART_WAIT_MS);
         int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        sqlite3_busy_timeout(db, c->busy_ms);
         pthread_mutex_lock(&c->mu);
         if (rc == SQLITE_OK) {
             c->st.restart++;
             c->copied = 0;
+            c->retry_at = 0;
         } else {
             c->st.busy++;
+            c->retry_at = frames + c->limit;
         }
         pthread_mutex_unlock(&c->mu);
         pthread_mutex_unlock(&c->run);
@@ -93,8 +104,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int co_walckpt_start(co_walckpt **out, sqlite3 *w, const char *path, int pages, char *err,
-                     size_t errlen)
+int co_walckpt_start(co_walckpt **out, sqlite3 *w, const char *path, int pages, int busy_ms,
+                     char *err, size_t errlen)
 {
     *out = NULL;
     co_walckpt *c = calloc(1, sizeof *c);
@@ -103,6 +114,7 @@ int co_walckpt_start(co_walckpt **out, sqlite3 *w, const char *path, int pages, 
         return -1;
     }
     c->w = w;
+    c->busy_ms = busy_ms;
     c->pages = pages > 0 ? pages : 1000;
     c->limit = c->pages * RESTART_FACTOR;
     c->hard = c->pages * HARD_FACTOR;

@@ -28,9 +28,11 @@ typedef struct co_walckpt_stats {
 
 /* Start checkpointing the database at path for the writer connection w (in WAL mode): w's
  * automatic checkpoints are turned off and its wal hook wakes the thread whenever a commit
- * leaves at least `pages` frames in the log. 0, or -1 with err (w is left as it was). */
-int co_walckpt_start(co_walckpt **out, sqlite3 *w, const char *path, int pages, char *err,
-                     size_t errlen);
+ * leaves at least `pages` frames in the log. busy_ms: w's busy timeout, which a restart
+ * lowers to 200 ms while it waits for readers (one that gives up is tried again once the log
+ * has grown by the limit). 0, or -1 with err (w is left as it was). */
+int co_walckpt_start(co_walckpt **out, sqlite3 *w, const char *path, int pages, int busy_ms,
+                     char *err, size_t errlen);
 /* Stop the thread, close its connection and give w back SQLite's automatic checkpoints
  * (c may be NULL). Call from the thread that owns w, with no transaction of w open. */
 void co_walckpt_stop(co_walckpt *c);
