@@ -28,7 +28,7 @@ typedef struct hseries {
     size_t n;         /* points */
     co_pt_state last; /* the encoder's state after the newest point: its time and value */
     size_t reserved;  /* staged points promised room by co_head_reserve_locked */
-    size_t rbytes;    /* bytes promised to them (during co_head_reserve_locked only) */
+    size_t rbytes;    /* bytes promised to them (set from the series' first staged point) */
     int64_t stg_top;  /* the newest time held or staged so far (co_head_reserve_locked) */
 } hseries;
 
@@ -345,7 +345,7 @@ static int bytes_room(co_head *h, hseries *e, size_t more)
 int co_head_reserve_locked(co_head *h)
 {
     int rc = 0;
-    size_t scratch = 0;
+    size_t scratch = 0, done = 0; /* staged points whose series is found (ix set) */
     for (size_t i = 0; i < h->nstg && rc == 0; i++) {
         staged *s = &h->stg[i];
         hseries *e = ser_get(h, s->sid);
@@ -354,7 +354,11 @@ int co_head_reserve_locked(co_head *h)
             break;
         }
         s->ix = (size_t)(e - h->ser); /* an index: ser may still move */
-        if (!e->reserved) e->stg_top = e->n ? e->last.ts : INT64_MIN;
+        done++;
+        if (!e->reserved) { /* the series' first point of this transaction */
+            e->stg_top = e->n ? e->last.ts : INT64_MIN;
+            e->rbytes = 0;
+        }
         int64_t top = e->stg_top; /* the newest time held or staged before this point */
         size_t need = CO_PT_MAX;
         if (s->ts <= top) {
@@ -377,11 +381,9 @@ int co_head_reserve_locked(co_head *h)
             h->scap = scratch;
         }
     }
-    for (size_t i = 0; i < h->nser; i++)
-        h->ser[i].rbytes = 0;
     if (rc < 0)
-        for (size_t i = 0; i < h->nser; i++)
-            h->ser[i].reserved = 0;
+        for (size_t i = 0; i < done; i++)
+            h->ser[h->stg[i].ix].reserved = 0;
     return rc;
 }
 

@@ -72,11 +72,12 @@ size_t co_pt_encode(unsigned char *out, co_pt_state *st, int64_t ts, double v)
     memcpy(&bits, &v, sizeof bits);
     int64_t cents = 0;
     int exact = cents_of(v, &cents);
+    int64_t dc = co_delta(cents, st->cents);
     if (bits == st->bits) {
         out[n++] = FORM_SAME;
-    } else if (exact && (co_delta(cents, st->cents) > -8192 && co_delta(cents, st->cents) < 8192)) {
+    } else if (exact && dc > -8192 && dc < 8192) { /* two varint bytes at most */
         out[n++] = FORM_CENTS;
-        n += co_varint_put(out + n, co_zigzag(co_delta(cents, st->cents)));
+        n += co_varint_put(out + n, co_zigzag(dc));
     } else {
         uint64_t x = bits ^ st->bits;
         unsigned lz = (unsigned)__builtin_clzll(x) / 8, tz = (unsigned)__builtin_ctzll(x) / 8;

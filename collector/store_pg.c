@@ -1476,6 +1476,9 @@ static int samples_copy(pg_query *q)
     " FROM (" rows ") d GROUP BY 1, 2 ON CONFLICT (series_id, bucket_ms) DO UPDATE"                \
     " SET n = " table ".n + excluded.n, sum = " table ".sum + excluded.sum,"                       \
     " min = least(" table ".min, excluded.min), max = greatest(" table ".max, excluded.max)"
+/* Both roll-ups of the rows (GROUP_SAMPLES or HEAD_SAMPLES). */
+#define ROLLUPS_ADD(rows)                                                                          \
+    ROLLUP_ADD("rollup_1m", "60000", rows) ";" ROLLUP_ADD("rollup_1h", "3600000", rows)
 
 /* Minute and hour roll-ups of the buckets the group touched, recomputed exactly: minutes from
  * the samples (lo, hi: the group's days, so that the planner prunes other partitions), hours
@@ -1547,14 +1550,9 @@ static int samples_flush(pg_query *q)
                " ON CONFLICT (series_id) DO UPDATE SET ts_ms = excluded.ts_ms,"
                " value = excluded.value WHERE excluded.ts_ms >= latest.ts_ms") < 0)
         return -1;
-    if (fresh && s->copy_unique)
-        return pg_cmd(q, "roll-ups",
-                      ROLLUP_ADD("rollup_1m", "60000", HEAD_SAMPLES) ";" ROLLUP_ADD(
-                          "rollup_1h", "3600000", HEAD_SAMPLES));
     if (fresh)
         return pg_cmd(q, "roll-ups",
-                      ROLLUP_ADD("rollup_1m", "60000", GROUP_SAMPLES) ";" ROLLUP_ADD(
-                          "rollup_1h", "3600000", GROUP_SAMPLES));
+                      s->copy_unique ? ROLLUPS_ADD(HEAD_SAMPLES) : ROLLUPS_ADD(GROUP_SAMPLES));
     int64_t lo = s->days[0], hi = s->days[0];
     for (size_t i = 1; i < s->ndays; i++) {
         if (s->days[i] < lo) lo = s->days[i];

@@ -289,14 +289,13 @@ static void series_rows(const PGresult *res, int i, int *a, int *b)
  * [from, to], merged by time (the head's where both hold one), the newest `limit` (0: all)
  * appended to pts ascending. 0 or -1 (out of memory). */
 static int raw_points(const pg_query *q, int64_t sid, const PGresult *res, int a, int b,
-                      int64_t from, int64_t to, size_t limit, json_t *pts)
+                      int64_t from, int64_t to, size_t limit, co_head_buf *hb, json_t *pts)
 {
     co_points p = {0};
-    co_head_buf hb = {0};
     int rc = -1;
     for (int k = a; k < b; k++)
         if (co_points_push(&p, pg_int(res, k, 1), pg_real(res, k, 2)) < 0) goto out;
-    if (co_head_range(q->head, sid, from, to, &hb) < 0 || co_points_merge(&p, hb.p, hb.n) < 0)
+    if (co_head_range(q->head, sid, from, to, hb) < 0 || co_points_merge(&p, hb->p, hb->n) < 0)
         goto out;
     for (size_t j = limit && p.n > limit ? p.n - limit : 0; j < p.n; j++)
         if (json_array_append_new(pts, json_pack("[I, f]", (json_int_t)p.ts[j], p.v[j])) < 0)
@@ -304,7 +303,6 @@ static int raw_points(const pg_query *q, int64_t sid, const PGresult *res, int a
     rc = 0;
 out:
     co_points_free(&p);
-    co_head_buf_free(&hb);
     return rc;
 }
 
@@ -312,24 +310,22 @@ out:
  * from the first bucket to the end of the last one added, the newest `limit` kept, appended
  * to pts oldest first as [bucket, avg, min, max, count]. 0 or -1 (out of memory). */
 static int bucket_points(const pg_query *q, int64_t sid, const PGresult *res, int a, int b,
-                         int64_t from, int64_t to, const co_range *r, json_t *pts)
+                         int64_t from, int64_t to, const co_range *r, co_head_buf *hb, json_t *pts)
 {
     co_buckets bk = {0};
-    co_head_buf hb = {0};
     int rc = -1;
     for (int k = b; k-- > a;) /* newest first */
         if (co_buckets_push(&bk, pg_int(res, k, 1), pg_int(res, k, 5), pg_real(res, k, 2),
                             pg_real(res, k, 3), pg_real(res, k, 4)) < 0)
             goto out;
     if (co_head_range(q->head, sid, from,
-                      co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, &hb) < 0 ||
-        co_buckets_add_points(&bk, hb.p, hb.n, r->step_ms, r->limit) < 0 ||
+                      co_floor_div(to, r->step_ms) * r->step_ms + r->step_ms - 1, hb) < 0 ||
+        co_buckets_add_points(&bk, hb->p, hb->n, r->step_ms, r->limit) < 0 ||
         co_buckets_json(&bk, pts) < 0)
         goto out;
     rc = 0;
 out:
     co_buckets_free(&bk);
-    co_head_buf_free(&hb);
     return rc;
 }
 
@@ -377,6 +373,7 @@ static int series_points(pg_query *q, json_t **objs, const int64_t *sids, int n,
     PGresult *res = NULL;
     if (n && !empty && !(res = pg_exec(q, r->step_ms ? "roll-ups" : "samples", sql, 4, p)))
         return -1;
+    co_head_buf hb = {0}; /* one series' head points at a time */
     int a = 0, b = 0;
     for (int i = 0; i < n; i++) {
         json_t *pts = json_array();
@@ -385,15 +382,17 @@ static int series_points(pg_query *q, json_t **objs, const int64_t *sids, int n,
             goto oom;
         if (empty) continue;
         if (res) series_rows(res, i + 1, &a, &b);
-        if ((r->step_ms ? bucket_points(q, sids[i], res, a, b, f, t, r, pts)
-                        : raw_points(q, sids[i], res, a, b, f, t, r->limit, pts)) < 0)
+        if ((r->step_ms ? bucket_points(q, sids[i], res, a, b, f, t, r, &hb, pts)
+                        : raw_points(q, sids[i], res, a, b, f, t, r->limit, &hb, pts)) < 0)
             goto oom;
         a = b;
     }
     PQclear(res);
+    co_head_buf_free(&hb);
     return 0;
 oom:
     PQclear(res);
+    co_head_buf_free(&hb);
     cm_seterr(q->err, q->errlen, "out of memory");
     return -1;
 }
