@@ -469,54 +469,113 @@ static int by_sid(const void *a, const void *b)
     return x->sid < y->sid ? -1 : x->sid > y->sid;
 }
 
-int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n),
-                 void *ud)
+/* fn for the series held with sid >= from, by ascending sid, until max_points points have been
+ * passed (whole series; the last one may go past it). *end: the sid after the last series
+ * passed when some are left, else INT64_MAX. */
+static int each_range(co_head *h, int64_t from, size_t max_points,
+                      int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
+                      int64_t *end)
 {
     h->wo_start_ms = cm_mono_ms();
+    *end = INT64_MAX;
     if (!h->nser) return 0;
     const hseries **order = malloc(h->nser * sizeof *order);
     if (!order) return -1;
-    size_t n = 0, most = 0;
+    size_t n = 0;
     for (size_t i = 0; i < h->nser; i++)
-        if (h->ser[i].n) {
-            order[n++] = &h->ser[i];
-            if (h->ser[i].n > most) most = h->ser[i].n;
-        }
+        if (h->ser[i].n && h->ser[i].sid >= from) order[n++] = &h->ser[i];
+    qsort(order, n, sizeof *order, by_sid);
+    /* the series of this part, and room for the longest one decoded */
+    size_t take = 0, passed = 0, most = 0;
+    while (take < n && passed < max_points) {
+        passed += order[take]->n;
+        if (order[take]->n > most) most = order[take]->n;
+        take++;
+    }
     co_head_point *p = malloc((most ? most : 1) * sizeof *p);
     if (!p) {
         free(order);
         return -1;
     }
-    qsort(order, n, sizeof *order, by_sid);
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < take && rc == 0; i++) {
         decode_all(order[i], p);
         rc = fn(ud, order[i]->sid, p, order[i]->n);
     }
+    if (take < n && order[take - 1]->sid < INT64_MAX) *end = order[take - 1]->sid + 1;
     free(p);
     free(order);
     return rc;
 }
 
+int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n),
+                 void *ud)
+{
+    int64_t end;
+    return each_range(h, INT64_MIN, SIZE_MAX, fn, ud, &end);
+}
+
+int co_head_each_part(co_head *h, int64_t from_sid, size_t max_points,
+                      int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
+                      int64_t *end_sid)
+{
+    return each_range(h, from_sid, max_points ? max_points : 1, fn, ud, end_sid);
+}
+
+/* e was written out: its newest point becomes its watermark. */
+static void raise_watermark(co_head *h, const hseries *e)
+{
+    int64_t ts;
+    if ((!co_head_watermark(h, e->sid, &ts) || ts < e->last.ts) &&
+        co_head_set_watermark(h, e->sid, e->last.ts) < 0)
+        /* out of memory: a stale watermark must not stay; they are read again */
+        co_head_forget_watermarks(h);
+}
+
+/* The time since each_range began counts as one write-out. */
+static void count_writeout(co_head *h)
+{
+    if (!h->wo_start_ms) return;
+    int64_t ms = cm_mono_ms() - h->wo_start_ms;
+    h->writeouts++;
+    h->wo_total_ms += ms;
+    if (ms > h->wo_max_ms) h->wo_max_ms = ms;
+    h->wo_start_ms = 0;
+}
+
 void co_head_clear_locked(co_head *h)
 {
-    for (size_t i = 0; i < h->nser; i++) {
-        const hseries *e = &h->ser[i];
-        if (!e->n) continue;
-        int64_t ts;
-        if ((!co_head_watermark(h, e->sid, &ts) || ts < e->last.ts) &&
-            co_head_set_watermark(h, e->sid, e->last.ts) < 0)
-            /* out of memory: a stale watermark must not stay; they are read again */
-            co_head_forget_watermarks(h);
-    }
+    for (size_t i = 0; i < h->nser; i++)
+        if (h->ser[i].n) raise_watermark(h, &h->ser[i]);
     series_free(h);
-    if (h->wo_start_ms) {
-        int64_t ms = cm_mono_ms() - h->wo_start_ms;
-        h->writeouts++;
-        h->wo_total_ms += ms;
-        if (ms > h->wo_max_ms) h->wo_max_ms = ms;
-        h->wo_start_ms = 0;
+    count_writeout(h);
+}
+
+void co_head_clear_part_locked(co_head *h, int64_t from_sid, int64_t end_sid)
+{
+    for (size_t i = 0; i < h->nser; i++) {
+        hseries *e = &h->ser[i];
+        if (!e->n || e->sid < from_sid || (end_sid != INT64_MAX && e->sid >= end_sid)) continue;
+        raise_watermark(h, e);
+        h->points -= e->n;
+        h->bytes -= e->cap;
+        free(e->b);
+        *e = (hseries){.sid = e->sid}; /* kept in the index, empty */
     }
+    if (!h->points) h->since_ms = 0;
+    count_writeout(h);
+}
+
+int co_head_filter_staged(co_head *h, int (*keep)(void *ud, int64_t sid, int64_t ts_ms), void *ud)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < h->nstg; i++) {
+        int r = keep(ud, h->stg[i].sid, h->stg[i].ts);
+        if (r < 0) return -1;
+        if (r) h->stg[k++] = h->stg[i];
+    }
+    h->nstg = k;
+    return 0;
 }
 
 void co_head_get_usage(co_head *h, co_head_usage *u)

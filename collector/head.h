@@ -75,9 +75,9 @@ typedef struct co_head_usage {
     size_t points;               /* points held (not counting staged ones) */
     size_t series;               /* series holding points */
     size_t bytes;                /* memory their encoded points take */
-    uint64_t writeouts;          /* write-outs of the whole head so far */
-    double writeout_seconds;     /* their time in all: from co_head_each to co_head_clear_locked */
-    double writeout_max_seconds; /* the longest */
+    uint64_t writeouts;          /* write-outs (of the whole head, or of a part) so far */
+    double writeout_seconds;     /* their time in all: from co_head_each(_part) to the clear */
+    double writeout_max_seconds; /* the longest: what a commit waited for one at most */
 } co_head_usage;
 /* The figures above (takes the read lock itself: any thread but one holding the lock). */
 void co_head_get_usage(co_head *h, co_head_usage *u);
@@ -94,6 +94,19 @@ int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_poin
 /* With the write lock held, after the store committed a flush of everything held: empty the
  * head; each series' watermark becomes its newest point. */
 void co_head_clear_locked(co_head *h);
+
+/* A write-out in parts, so that commits go on in between: call fn as co_head_each does for the
+ * series with sid >= from_sid, until at least max_points points have been passed (whole
+ * series). *end_sid: where the next part starts, or INT64_MAX when no series is left. */
+int co_head_each_part(co_head *h, int64_t from_sid, size_t max_points,
+                      int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
+                      int64_t *end_sid);
+/* With the write lock held, after the store committed a part: empty the series with
+ * from_sid <= sid < end_sid (INT64_MAX: no end); their watermarks become their newest points. */
+void co_head_clear_part_locked(co_head *h, int64_t from_sid, int64_t end_sid);
+/* Drop the staged points for which keep returns 0 (a replayed log record's points that the
+ * tables hold already); keep returns 1 to keep, -1 to stop with an error (returned). */
+int co_head_filter_staged(co_head *h, int (*keep)(void *ud, int64_t sid, int64_t ts_ms), void *ud);
 
 /* ---- readers (read lock held) */
 

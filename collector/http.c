@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,12 +26,14 @@
 #include "settings.h"
 #include "timeutil.h"
 #include "webui.h"
+#include "workpool.h"
 
 #define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define GET_ALLOW "GET, HEAD"
 #define XFF_HEADER "X-Forwarded-For"
-#define XFF_LINES_MAX 16 /* X-Forwarded-For header lines read; more is malformed */
+#define NET_THREADS_MAX 8 /* libmicrohttpd's network threads, at most */
+#define XFF_LINES_MAX 16  /* X-Forwarded-For header lines read; more is malformed */
 
 /* H_WEB: the dashboard's pages and static files (webui.c), open to anyone: they hold no data,
  * which the pages fetch from the API with the viewer's session.
@@ -89,6 +92,7 @@ static const route routes[] = {
 
 struct co_http {
     struct MHD_Daemon *d;
+    co_workpool *pool; /* runs the requests' work (finish → run_work) off the network threads */
     co_http_deps deps;
     size_t max_body;
     co_proxies proxies; /* [collector] trusted_proxies */
@@ -96,6 +100,12 @@ struct co_http {
     atomic_long inflight;
     atomic_int stopping; /* co_http_stop: new requests are answered 503 */
 };
+
+typedef struct argv_ctx {
+    co_query_arg args[CO_QUERY_MAX_ARGS];
+    size_t n;
+    bool overflow;
+} argv_ctx;
 
 /* One request's state, from the first call of the access handler to completion. */
 typedef struct req {
@@ -125,6 +135,19 @@ typedef struct req {
     size_t len, cap;
     bool gzip, z_init, z_end;
     z_stream z;
+    /* The work handed to the pool: the connection is suspended meanwhile, and its header
+     * values, method and URL (MHD's, valid until the request completes) are read before. */
+    co_work work;
+    struct MHD_Connection *conn;
+    co_http *h;
+    const char *method, *url;
+    argv_ctx args;   /* reads: the query parameters */
+    const char *hdr; /* login: Content-Type; logout: Cookie */
+    bool ran;        /* the work is done: answer with out_* when MHD calls again */
+    unsigned out_status;
+    json_t *out_body; /* taken by respond() */
+    char *out_text;   /* /metrics (NULL: out of memory) */
+    size_t out_len;
 } req;
 
 const char *const *co_http_paths(size_t *n)
@@ -546,12 +569,6 @@ static bool has_body(struct MHD_Connection *c)
     return te || (cl && strcmp(cl, "0") != 0);
 }
 
-typedef struct argv_ctx {
-    co_query_arg args[CO_QUERY_MAX_ARGS];
-    size_t n;
-    bool overflow;
-} argv_ctx;
-
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
@@ -590,12 +607,98 @@ static enum MHD_Result serve_web(struct MHD_Connection *c, co_http *h, req *r, c
     return ok;
 }
 
-/* Final call: the whole request is here. */
+/* The request's work, on a pool thread: fills out_* and resumes the connection (MHD then
+ * calls on_request again, which answers). Touches no MHD state but the resume. */
+static void run_work(co_work *w)
+{
+    req *r = (req *)(void *)((char *)w - offsetof(req, work));
+    co_http *h = r->h;
+    json_t *body = NULL;
+    unsigned status = 500;
+    switch (r->rt->kind) {
+    case H_INGEST:
+        status = co_ingest_batch(h->deps.ingest, &r->who, r->buf ? r->buf : "", r->len, &body);
+        break;
+    case H_API:
+        if (r->write) {
+            co_write_req wr = {.route = r->rt->path,
+                               .rest = r->url + strlen(r->rt->path),
+                               .method = r->method,
+                               .body = r->buf,
+                               .len = r->len};
+            status = co_settings_write(h->deps.store, &r->op, &wr, &body);
+        } else {
+            status = r->rt->fn(h->deps.query, &r->scope, r->args.args, r->args.n, &body);
+        }
+        break;
+    case H_LOGIN:
+        status = co_access_login(h->deps.access, r->client, r->hdr, r->buf, r->len, r->set_cookie,
+                                 &r->retry_after, &body);
+        if (r->buf) explicit_bzero(r->buf, r->cap); /* the password */
+        break;
+    case H_LOGOUT:
+        status = co_access_logout(h->deps.access, r->hdr, r->set_cookie, &body);
+        break;
+    case H_METRICS:
+        r->out_text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store,
+                                        h->deps.forward, &r->out_len);
+        status = 200;
+        break;
+    case H_ME:
+    case H_WEB:
+        break; /* answered on the network thread */
+    }
+    r->out_status = status;
+    r->out_body = body;
+    r->ran = true;
+    MHD_resume_connection(r->conn);
+}
+
+/* Suspend the connection and queue its work; the answer comes when MHD calls again. */
+static enum MHD_Result dispatch(struct MHD_Connection *c, co_http *h, req *r, const char *method,
+                                const char *url)
+{
+    r->conn = c;
+    r->h = h;
+    r->method = method;
+    r->url = url;
+    r->work.fn = run_work;
+    MHD_suspend_connection(c);
+    if (co_workpool_submit(h->pool, &r->work) != 0) { /* the server is stopping */
+        r->retry_after = 1;
+        r->out_status = 503;
+        r->out_body = co_api_error("", "the collector is stopping, retry later");
+        r->ran = true;
+        MHD_resume_connection(c);
+    }
+    return MHD_YES;
+}
+
+/* The work's answer, back on the network thread. */
+static enum MHD_Result deliver(struct MHD_Connection *c, co_http *h, req *r, const char *method,
+                               const char *url)
+{
+    r->ran = false;
+    if (r->rt->kind == H_METRICS && r->out_status == 200) {
+        char *text = r->out_text;
+        r->out_text = NULL;
+        if (!text) return respond(c, h, r, method, url, 500, co_api_error("", "out of memory"));
+        log_request(r, method, url, 200, NULL);
+        co_metrics_request(h->deps.metrics, r->route_idx, 200);
+        enum MHD_Result ok = queue_text(c, r, 200, text, r->out_len, METRICS_TYPE);
+        r->answered = ok == MHD_YES;
+        return ok;
+    }
+    json_t *body = r->out_body;
+    r->out_body = NULL;
+    return respond(c, h, r, method, url, r->out_status, body);
+}
+
+/* Final call: the whole request is here. What needs the connection is read here; the work
+ * (decode and commit, a query, a login) runs on the pool. */
 static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, const char *method,
                               const char *url)
 {
-    json_t *body = NULL;
-    unsigned status;
     switch (r->rt->kind) {
     case H_INGEST:
         co_metrics_ingest_bytes(h->deps.metrics, r->wire_bytes);
@@ -603,69 +706,44 @@ static enum MHD_Result finish(struct MHD_Connection *c, co_http *h, req *r, cons
             co_metrics_ingest(h->deps.metrics, CO_INGEST_REJECTED, 0);
             return respond(c, h, r, method, url, 400, co_api_error("", "truncated gzip body"));
         }
-        status = co_ingest_batch(h->deps.ingest, &r->who, r->buf ? r->buf : "", r->len, &body);
-        return respond(c, h, r, method, url, status, body);
-    case H_API: {
+        break;
+    case H_API:
         if (r->write) {
             if (r->len > CO_SETTINGS_MAX_BODY)
                 return respond(c, h, r, method, url, 413,
                                co_api_error("", "body larger than %d bytes", CO_SETTINGS_MAX_BODY));
-            co_write_req w = {.route = r->rt->path,
-                              .rest = url + strlen(r->rt->path),
-                              .method = method,
-                              .body = r->buf,
-                              .len = r->len};
-            status = co_settings_write(h->deps.store, &r->op, &w, &body);
-            return respond(c, h, r, method, url, status, body);
+            break;
         }
-        argv_ctx a = {0};
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
-        if (a.overflow)
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, &r->args);
+        if (r->args.overflow)
             return respond(c, h, r, method, url, 400,
                            co_api_error("", "more than %d query parameters", CO_QUERY_MAX_ARGS));
         size_t plen = strlen(r->rt->path);
         if (r->rt->path[plen - 1] == '/') {
-            if (a.n == CO_QUERY_MAX_ARGS)
+            if (r->args.n == CO_QUERY_MAX_ARGS)
                 return respond(
                     c, h, r, method, url, 400,
                     co_api_error("", "more than %d query parameters", CO_QUERY_MAX_ARGS - 1));
-            a.args[a.n++] = (co_query_arg){"_path", url + plen};
+            r->args.args[r->args.n++] = (co_query_arg){"_path", url + plen};
         }
-        status = r->rt->fn(h->deps.query, &r->scope, a.args, a.n, &body);
+        break;
+    case H_LOGIN:
+        r->hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        break;
+    case H_LOGOUT:
+        r->hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+        break;
+    case H_ME: {
+        json_t *body = NULL;
+        unsigned status = co_access_me(&r->caller, &body);
         return respond(c, h, r, method, url, status, body);
     }
-    case H_LOGIN: {
-        const char *ctype =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        status = co_access_login(h->deps.access, r->client, ctype, r->buf, r->len, r->set_cookie,
-                                 &r->retry_after, &body);
-        if (r->buf) explicit_bzero(r->buf, r->cap); /* the password */
-        return respond(c, h, r, method, url, status, body);
-    }
-    case H_LOGOUT: {
-        const char *cookie =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
-        status = co_access_logout(h->deps.access, cookie, r->set_cookie, &body);
-        return respond(c, h, r, method, url, status, body);
-    }
-    case H_ME:
-        status = co_access_me(&r->caller, &body);
-        return respond(c, h, r, method, url, status, body);
     case H_WEB:
         return serve_web(c, h, r, method, url);
-    case H_METRICS: {
-        size_t len = 0;
-        char *text = co_metrics_render(h->deps.metrics, h->deps.writer, h->deps.store,
-                                       h->deps.forward, &len);
-        if (!text) return respond(c, h, r, method, url, 500, co_api_error("", "out of memory"));
-        log_request(r, method, url, 200, NULL);
-        co_metrics_request(h->deps.metrics, r->route_idx, 200);
-        enum MHD_Result ok = queue_text(c, r, 200, text, len, METRICS_TYPE);
-        r->answered = ok == MHD_YES;
-        return ok;
+    case H_METRICS:
+        break;
     }
-    }
-    return MHD_NO;
+    return dispatch(c, h, r, method, url);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -730,6 +808,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
+    if (r->ran) return deliver(c, h, r, method, url);
     if (r->answered) return MHD_YES;
     if (r->pending) {
         json_t *body = r->pending_body;
@@ -750,6 +829,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         cm_debug("http: request from %s ended early (%d)", r->peer, (int)toe);
     if (r->z_init) inflateEnd(&r->z);
     json_decref(r->pending_body);
+    json_decref(r->out_body);
+    free(r->out_text);
     free(r->buf);
     free(r);
     *con_cls = NULL;
@@ -780,8 +861,15 @@ int co_http_start(co_http **out, const co_config *cfg, const co_http_deps *deps,
     h->proxies = cfg->trusted_proxies;
     atomic_init(&h->inflight, 0);
     atomic_init(&h->stopping, 0);
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (co_workpool_start(&h->pool, (unsigned)cfg->threads, err, errlen) != 0) {
+        free(h);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    /* Network threads read, inflate and answer; the pool's threads do the work. */
+    unsigned io_threads = cfg->threads < 2 ? 1 : (unsigned)cfg->threads / 2;
+    if (io_threads > NET_THREADS_MAX) io_threads = NET_THREADS_MAX;
     if (cfg->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     uint16_t port =
         ntohs(cfg->addr.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)&cfg->addr)->sin6_port
@@ -790,12 +878,13 @@ int co_http_start(co_http **out, const co_config *cfg, const co_http_deps *deps,
     h->d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->addr, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        io_threads, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "cannot listen on %s (address in use, or not permitted?)",
                  cfg->listen);
+        co_workpool_stop(h->pool);
         free(h);
         return -1;
     }
@@ -823,6 +912,9 @@ void co_http_stop(co_http *h, long grace_ms)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     long left = atomic_load(&h->inflight);
     if (left > 0) cm_warn("http: stopping with %ld request(s) still in flight", left);
+    /* Queued work finishes and resumes its connection before MHD stops: it must not stop
+     * with a connection suspended. */
+    co_workpool_stop(h->pool);
     MHD_stop_daemon(h->d);
     free(h);
 }

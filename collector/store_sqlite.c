@@ -73,6 +73,7 @@ enum {
     ST_LATEST_TS,
     ST_HEAD_LOG,
     ST_HEAD_CLEAR,
+    ST_HEAD_LAST,
     ST_COUNT
 };
 
@@ -141,7 +142,8 @@ static const char *const st_sql[ST_COUNT] = {
                       "VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_LATEST_TS] = "SELECT ts_ms FROM latest WHERE series_id = ?1",
     [ST_HEAD_LOG] = "INSERT INTO head_log(data) VALUES(?1)",
-    [ST_HEAD_CLEAR] = "DELETE FROM head_log",
+    [ST_HEAD_CLEAR] = "DELETE FROM head_log WHERE id <= ?1",
+    [ST_HEAD_LAST] = "SELECT coalesce(max(id), 0) FROM head_log",
 };
 
 /* Schema migrations: migration[i] takes user_version i to i + 1, run in one transaction. */
@@ -314,7 +316,14 @@ struct co_store {
     co_head *hd;
     size_t head_max_points;
     int64_t head_max_age_ms;
-    co_walckpt *ckpt; /* copies the log into the file, so that the writer does not */
+    /* the write-out under way: in parts by ascending series id, each its own transaction, so
+     * that the batches' commits go on in between (head_part) */
+    int wo_active;
+    int64_t wo_next_sid;   /* where its next part starts */
+    int64_t wo_log_id;     /* the head log's newest record when it began: deleted at its end */
+    int64_t wo_started_ms; /* wall clock */
+    int64_t age_base_ms;   /* the head's age counts from here (the last write-out's start) */
+    co_walckpt *ckpt;      /* copies the log into the file, so that the writer does not */
 
     pthread_mutex_t rmu; /* guards the reader pool */
     sqlite3 *idle[READER_POOL];
@@ -1327,9 +1336,14 @@ static int tables_finish(co_store *s, char *err, size_t errlen)
 }
 
 /* Commit the open transaction; the staged points join the head in the same step for readers.
- * flushed: the transaction wrote the whole head out (the head is then emptied). 0 or -1 (the
- * transaction is still open: the caller rolls back). */
-static int head_commit(co_store *s, int flushed, char *err, size_t errlen)
+ * part: the transaction wrote out the head's series with from <= sid < end (they are then
+ * emptied); NULL for a batches' commit. 0 or -1 (the transaction is still open: the caller
+ * rolls back). */
+typedef struct head_range {
+    int64_t from, end;
+} head_range;
+
+static int head_commit(co_store *s, const head_range *part, char *err, size_t errlen)
 {
     co_head_wrlock(s->hd);
     if (co_head_reserve_locked(s->hd) < 0) {
@@ -1341,8 +1355,8 @@ static int head_commit(co_store *s, int flushed, char *err, size_t errlen)
         co_head_unlock(s->hd);
         return -1;
     }
-    if (flushed)
-        co_head_clear_locked(s->hd);
+    if (part)
+        co_head_clear_part_locked(s->hd, part->from, part->end);
     else
         co_head_commit_locked(s->hd);
     co_head_unlock(s->hd);
@@ -1362,25 +1376,65 @@ static int flush_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
     return latest_put(c->s, sid, p[n - 1].ts_ms, p[n - 1].value, c->err, c->errlen);
 }
 
-/* Write the whole head to the tables, sorted by series and time, and empty its log, in one
- * transaction. Writer lock held. 0 or -1 (the head and its log are kept). */
-static int head_flush(co_store *s, char *err, size_t errlen)
+/* The head log's newest record id (0: none) into *id. */
+static int head_log_last(co_store *s, int64_t *id, char *err, size_t errlen)
 {
-    if (!co_head_points(s->hd)) return 0;
-    sq_flush_ctx c = {s, err, errlen};
+    sqlite3_stmt *st = s->st[ST_HEAD_LAST];
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : sq_dberr(s->w, "head log", err, errlen);
+}
+
+/* One part of the write-out, beginning one when none is under way: the series from
+ * wo_next_sid on, about max_points points of them, sorted by series and time, in one
+ * transaction. The last part also deletes the log records the write-out began with: every
+ * point in them was in the head then, and each series has been written out since. (A record
+ * written meanwhile may hold points written out already: a replay drops those, head_recover.)
+ * Writer lock held. 0, or -1 (the part is rolled back and tried again next time). */
+static int head_part(co_store *s, size_t max_points, char *err, size_t errlen)
+{
     if (err && errlen) err[0] = '\0';
+    if (!s->wo_active) {
+        if (!co_head_points(s->hd)) return 0;
+        if (head_log_last(s, &s->wo_log_id, err, errlen) < 0) return -1;
+        s->wo_next_sid = INT64_MIN;
+        s->wo_started_ms = cm_now_ms();
+        s->wo_active = 1;
+    }
+    sq_flush_ctx c = {s, err, errlen};
+    head_range part = {s->wo_next_sid, INT64_MAX};
     if (sq_step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
-    if (co_head_each(s->hd, flush_series, &c) != 0) {
+    if (co_head_each_part(s->hd, part.from, max_points, flush_series, &c, &part.end) != 0) {
         if (err && errlen && !err[0]) cm_seterr(err, errlen, "out of memory (head flush)");
         goto fail;
     }
     if (tables_finish(s, err, errlen) < 0) goto fail;
-    if (sq_step_done(s->w, s->st[ST_HEAD_CLEAR], "head log", err, errlen) < 0) goto fail;
-    if (head_commit(s, 1, err, errlen) < 0) goto fail;
+    if (part.end == INT64_MAX) {
+        sqlite3_stmt *st = s->st[ST_HEAD_CLEAR];
+        sqlite3_bind_int64(st, 1, s->wo_log_id);
+        if (sq_step_done(s->w, st, "head log", err, errlen) < 0) goto fail;
+    }
+    if (head_commit(s, &part, err, errlen) < 0) goto fail;
+    if (part.end == INT64_MAX) {
+        s->wo_active = 0;
+        s->age_base_ms = s->wo_started_ms;
+    } else {
+        s->wo_next_sid = part.end;
+    }
     return 0;
 fail:
     after_rollback(s);
     return -1;
+}
+
+/* Write the whole head to the tables (the write-out under way, then the rest) and empty its
+ * log. Writer lock held. 0 or -1 (what is not written out stays in the head and its log). */
+static int head_flush(co_store *s, char *err, size_t errlen)
+{
+    while (s->wo_active || co_head_points(s->hd))
+        if (head_part(s, SIZE_MAX, err, errlen) < 0) return -1;
+    return 0;
 }
 
 /* The staged points as one record of the head's log, in the open transaction. */
@@ -1400,12 +1454,31 @@ static int head_log_append(co_store *s, char *err, size_t errlen)
     return rc;
 }
 
-/* 1 when the head holds enough points, or old enough ones, to be written out. */
+/* 1 when a write-out is under way, or the head holds enough points, or old enough ones, to
+ * begin one. */
 static int head_due(const co_store *s, int64_t now)
 {
+    if (s->wo_active) return 1;
     int64_t since = co_head_since_ms(s->hd);
+    if (since && since < s->age_base_ms) since = s->age_base_ms;
     return co_head_points(s->hd) >= s->head_max_points ||
            (since && now - since >= s->head_max_age_ms);
+}
+
+/* After a batches' commit that added `added` points to the head: the next part of the
+ * write-out when one is due. A part takes twice what the commit added (so that the write-out
+ * outruns the batches, and a commit waits for about twice its own points' worth), at least
+ * 1/128 of the head's limit; a head grown to twice its limit is written out whole. */
+static void head_step(co_store *s, size_t added, int64_t now)
+{
+    if (!head_due(s, now)) return;
+    size_t part = s->head_max_points / 128 + 1;
+    if (added * 2 > part) part = added * 2;
+    if (co_head_points(s->hd) >= s->head_max_points * 2) part = SIZE_MAX;
+    char err[256];
+    /* the batches are committed (in the log) whatever happens here: tried again next time */
+    if (head_part(s, part, err, sizeof err) < 0)
+        cm_log_limited("head-flush", 60, CM_LOG_ERROR, "store: writing the head out: %s", err);
 }
 
 int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_result *result,
@@ -1418,14 +1491,10 @@ int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_resul
     for (size_t i = 0; i < n; i++)
         if (batch_write(s, batches[i], now, &result[i], err, errlen) < 0) goto fail;
     if (tables_finish(s, err, errlen) < 0) goto fail;
-    if (co_head_staged(s->hd) && head_log_append(s, err, errlen) < 0) goto fail;
-    if (head_commit(s, 0, err, errlen) < 0) goto fail;
-    if (head_due(s, now)) {
-        char ferr[256];
-        /* the batches are committed (in the log) whatever happens here: retried next time */
-        if (head_flush(s, ferr, sizeof ferr) < 0)
-            cm_log_limited("head-flush", 60, CM_LOG_ERROR, "store: writing the head out: %s", ferr);
-    }
+    size_t added = co_head_staged(s->hd);
+    if (added && head_log_append(s, err, errlen) < 0) goto fail;
+    if (head_commit(s, NULL, err, errlen) < 0) goto fail;
+    head_step(s, added, now);
     pthread_mutex_unlock(&s->wmu);
     return 0;
 fail:
@@ -1446,7 +1515,14 @@ int sqlite_set_head(co_store *s, size_t max_points, int64_t max_age_ms)
 int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->wmu);
-    int rc = head_due(s, now_ms) ? head_flush(s, err, errlen) : 0;
+    /* idle: the write-out due, or under way, to its end */
+    int rc = 0;
+    if (head_due(s, now_ms)) {
+        size_t part = s->head_max_points / 16 + 1;
+        rc = head_part(s, part, err, errlen);
+        while (rc == 0 && s->wo_active)
+            rc = head_part(s, part, err, errlen);
+    }
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
@@ -1471,8 +1547,19 @@ int sqlite_flush(co_store *s, char *err, size_t errlen)
     return rc;
 }
 
-/* At open: the log's records back into the head (they were committed, not yet written
- * out), then written out. A record that cannot be read stops the open: it is data. */
+/* co_head_filter_staged: keep a replayed point unless the tables hold its series up to it (a
+ * write-out's part wrote it before the log record holding it was deleted). */
+static int replay_keep(void *ud, int64_t sid, int64_t ts_ms)
+{
+    sq_flush_ctx *c = ud;
+    int64_t wm;
+    if (watermark(c->s, sid, &wm, c->err, c->errlen) < 0) return -1;
+    return ts_ms > wm;
+}
+
+/* At open: the log's records back into the head (they were committed; those of their points
+ * not written out yet are kept), then written out. A record that cannot be read stops the
+ * open: it is data. */
 static int head_recover(co_store *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
@@ -1495,6 +1582,11 @@ static int head_recover(co_store *s, char *err, size_t errlen)
         co_head_abort(s->hd);
         return sq_dberr(s->w, "head log", err, errlen);
     }
+    sq_flush_ctx kc = {s, err, errlen};
+    if (co_head_filter_staged(s->hd, replay_keep, &kc) < 0) {
+        co_head_abort(s->hd);
+        return -1;
+    }
     co_head_wrlock(s->hd);
     rc = co_head_reserve_locked(s->hd);
     if (rc == 0) co_head_commit_locked(s->hd);
@@ -1504,7 +1596,13 @@ static int head_recover(co_store *s, char *err, size_t errlen)
         cm_seterr(err, errlen, "out of memory (head)");
         return -1;
     }
-    return head_flush(s, err, errlen);
+    if (co_head_points(s->hd)) return head_flush(s, err, errlen);
+    /* every point of the log is in the tables already */
+    int64_t last;
+    if (head_log_last(s, &last, err, errlen) < 0) return -1;
+    sqlite3_stmt *del = s->st[ST_HEAD_CLEAR];
+    sqlite3_bind_int64(del, 1, last);
+    return sq_step_done(s->w, del, "head log", err, errlen);
 }
 
 /* ---------------------------------------------------------------- tokens */

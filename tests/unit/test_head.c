@@ -1,7 +1,8 @@
 /* test_head.c — the head (collector/head.c): points kept in time order with a value written
  * again replaced, ranges and latest, the log record round trip (deltas of any sign, every
  * double) and damaged records refused with the byte named, watermarks after a clear; points
- * written in random order against a reference, through the encoded series. */
+ * written in random order against a reference, through the encoded series; a write-out in
+ * parts and a replay's points filtered. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,115 @@ static void test_random_order(void **state)
     co_head_free(h);
 }
 
+typedef struct seen {
+    int64_t sid[16];
+    size_t n[16];
+    size_t count;
+} seen;
+
+static int see(void *ud, int64_t sid, const co_head_point *p, size_t n)
+{
+    seen *sn = ud;
+    assert_true(sn->count < 16);
+    for (size_t i = 1; i < n; i++)
+        assert_true(p[i - 1].ts_ms < p[i].ts_ms);
+    sn->sid[sn->count] = sid;
+    sn->n[sn->count++] = n;
+    return 0;
+}
+
+/* keep a staged point of series 2 only when newer than 10; -1 for series 99 */
+static int keep_newer(void *ud, int64_t sid, int64_t ts)
+{
+    (void)ud;
+    if (sid == 99) return -1;
+    return sid != 2 || ts > 10;
+}
+
+/* A write-out in parts: whole series by ascending sid until the part's points are reached,
+ * where the next part starts, only the part's series emptied (their watermarks raised, the
+ * rest kept), an emptied series taking points again; a replay's staged points filtered. */
+static void test_parts(void **state)
+{
+    (void)state;
+    co_head *h = co_head_new();
+    assert_non_null(h);
+    for (int64_t sid = 5; sid >= 1; sid--)
+        for (int64_t ts = 1; ts <= 10; ts++)
+            assert_int_equal(co_head_stage(h, sid, ts, (double)(sid * 100 + ts)), 0);
+    commit(h);
+    assert_int_equal(co_head_points(h), 50);
+
+    seen sn = {0};
+    int64_t end = 0;
+    assert_int_equal(co_head_each_part(h, INT64_MIN, 15, see, &sn, &end), 0);
+    assert_int_equal(sn.count, 2); /* whole series: 10 + 10 >= 15 */
+    assert_int_equal(sn.sid[0], 1);
+    assert_int_equal(sn.sid[1], 2);
+    assert_int_equal(sn.n[1], 10);
+    assert_int_equal(end, 3);
+    co_head_wrlock(h);
+    co_head_clear_part_locked(h, INT64_MIN, end);
+    co_head_unlock(h);
+    assert_int_equal(co_head_points(h), 30);
+    co_head_buf hb = {0};
+    assert_int_equal(range(h, 1, INT64_MIN, INT64_MAX, &hb), 0);
+    assert_int_equal(range(h, 3, INT64_MIN, INT64_MAX, &hb), 10);
+    int64_t t;
+    double v;
+    assert_int_equal(co_head_latest(h, 2, &t, &v), 0);
+    assert_int_equal(co_head_watermark(h, 2, &t), 1);
+    assert_int_equal(t, 10);
+    assert_int_equal(co_head_watermark(h, 3, &t), 0);
+    co_head_usage u;
+    co_head_get_usage(h, &u);
+    assert_int_equal(u.series, 3);
+    assert_int_equal(u.writeouts, 1);
+
+    /* an emptied series takes new points; the next part starts at 3 and reaches the end */
+    assert_int_equal(co_head_stage(h, 1, 11, 1.25), 0);
+    commit(h);
+    assert_int_equal(range(h, 1, INT64_MIN, INT64_MAX, &hb), 1);
+    assert_true(hb.p[0].value == 1.25);
+    sn = (seen){0};
+    assert_int_equal(co_head_each_part(h, end, 1000, see, &sn, &end), 0);
+    assert_int_equal(sn.count, 3);
+    assert_int_equal(sn.sid[0], 3);
+    assert_int_equal(end, INT64_MAX);
+    co_head_wrlock(h);
+    co_head_clear_part_locked(h, 3, INT64_MAX);
+    co_head_unlock(h);
+    assert_int_equal(co_head_points(h), 1); /* series 1's new point stays */
+    assert_true(co_head_since_ms(h) > 0);
+    assert_int_equal(co_head_watermark(h, 5, &t), 1);
+    assert_int_equal(t, 10);
+
+    /* replayed points the tables hold already are dropped before they join the head */
+    assert_int_equal(co_head_stage(h, 2, 5, 0.5), 0);
+    assert_int_equal(co_head_stage(h, 2, 12, 0.75), 0);
+    assert_int_equal(co_head_stage(h, 6, 1, 6.0), 0);
+    assert_int_equal(co_head_filter_staged(h, keep_newer, NULL), 0);
+    assert_int_equal(co_head_staged(h), 2);
+    commit(h);
+    assert_int_equal(co_head_points(h), 3);
+    assert_int_equal(range(h, 2, INT64_MIN, INT64_MAX, &hb), 1);
+    assert_int_equal(hb.p[0].ts_ms, 12);
+    assert_int_equal(co_head_stage(h, 99, 1, 1.0), 0);
+    assert_int_equal(co_head_filter_staged(h, keep_newer, NULL), -1);
+    co_head_abort(h);
+
+    /* the last part empties the head: its age starts again */
+    assert_int_equal(co_head_each_part(h, INT64_MIN, 1000, see, &(seen){0}, &end), 0);
+    assert_int_equal(end, INT64_MAX);
+    co_head_wrlock(h);
+    co_head_clear_part_locked(h, INT64_MIN, INT64_MAX);
+    co_head_unlock(h);
+    assert_int_equal(co_head_points(h), 0);
+    assert_int_equal(co_head_since_ms(h), 0);
+    co_head_buf_free(&hb);
+    co_head_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_log_round_trip),
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_random_order),
+        cmocka_unit_test(test_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1190,6 +1190,106 @@ static void test_head_log_recovery(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The series of device dev (metric temperature_celsius of site S1) as JSON text. */
+static char *dev_text(co_store *s, const char *dev, int64_t step)
+{
+    co_range r = {.from_ms = T0 - 3600000, .to_ms = T0 + 7200000, .step_ms = step};
+    char err[256] = "";
+    json_t *j = co_store_series(s, "S1", dev, "temperature_celsius", &r, NULL, err, sizeof err);
+    if (!j) fail_msg("series %s: %s", dev, err);
+    char *t = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    return t;
+}
+
+/* Rows of head_log, read beside the open store (WAL: a reader of its own). */
+static int head_log_rows(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM head_log", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+#define PART_DEVS 20
+#define PART_TEXTS (PART_DEVS * 2)
+
+/* The texts of every device's series, raw and by minute, into t (PART_TEXTS of them). */
+static void part_texts(co_store *s, char **t)
+{
+    for (int d = 0; d < PART_DEVS; d++) {
+        char dev[32];
+        snprintf(dev, sizeof dev, "hall1/s%02d", d);
+        t[2 * d] = dev_text(s, dev, 0);
+        t[2 * d + 1] = dev_text(s, dev, 60000);
+    }
+}
+
+/* A write-out goes on in parts between the batches' commits, each part whole series by
+ * ascending id in a transaction of its own; its log records are deleted with its last part.
+ * A crash in the middle (the files copied after three of six parts) loses nothing and
+ * doubles nothing: the replay drops the points the parts wrote out already. */
+static void test_head_parts_recovery(void **state)
+{
+    fx *f = *state;
+    fx_sqlite_only(f, "a crash image of the SQLite files");
+    assert_int_equal(co_store_set_head(f->s, 200, 3600000), 0);
+    char copy[128], cmd[1024];
+    snprintf(copy, sizeof copy, "%s.crash", f->path);
+    char *want[PART_TEXTS];
+    for (uint64_t seq = 1; seq <= 15; seq++) {
+        cm_batch *b = mk("agent-1", "S1", seq);
+        for (int d = 0; d < PART_DEVS; d++) {
+            char dev[32];
+            snprintf(dev, sizeof dev, "hall1/s%02d", d);
+            pt(b, dev, "temperature_celsius", "celsius", NULL, 0, T0 + (int64_t)seq * 20000,
+               (double)seq + d / 100.0);
+        }
+        assert_int_equal(write1(f->s, b), CO_BATCH_STORED);
+        drop(b);
+        if (seq == 12) {
+            /* 200 points began a write-out after batch 10; a part of 40 points (twice what a
+             * batch adds: 4 series) after each batch since */
+            co_head_usage u;
+            assert_int_equal(co_store_head_usage(f->s, &u), 0);
+            assert_int_equal(u.writeouts, 3);
+            assert_int_equal(u.points, 240 - 4 * 10 - 4 * 11 - 4 * 12);
+            assert_int_equal(head_log_rows(f->path), 12);
+            counts(f->s, 240, PART_DEVS, PART_DEVS);
+            part_texts(f->s, want);
+            snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s-wal' '%s-wal'", f->path, copy,
+                     f->path, copy);
+            assert_int_equal(system(cmd), 0);
+        }
+    }
+    /* the sixth part (after batch 15; 3 series of 14 points made the fifth) ended the
+     * write-out: the 10 records it began with are gone */
+    assert_int_equal(head_log_rows(f->path), 5);
+    counts(f->s, 300, PART_DEVS, PART_DEVS);
+
+    co_store *c = NULL;
+    char err[256] = "";
+    if (co_store_open_sqlite(&c, copy, err, sizeof err) < 0) fail_msg("open copy: %s", err);
+    counts(c, 240, PART_DEVS, PART_DEVS);
+    char *got[PART_TEXTS];
+    part_texts(c, got);
+    for (int i = 0; i < PART_TEXTS; i++) {
+        assert_string_equal(got[i], want[i]);
+        free(got[i]);
+        free(want[i]);
+    }
+    co_store_close(c);
+    assert_int_equal(head_log_rows(copy), 0);
+    snprintf(cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", copy, copy, copy);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---------------------------------------------------------------- PostgreSQL's head */
 
 /* An integer a query on the fixture's own PostgreSQL connection reads, WITHOUT the store's
@@ -1538,6 +1638,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sites_last_seen_from_devices, store_fx_setup,
                                         store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_log_recovery, store_fx_setup, store_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_head_parts_recovery, store_fx_setup,
+                                        store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_pg_log_and_write_through, store_fx_setup,
                                         store_fx_teardown),
         cmocka_unit_test_setup_teardown(test_head_adopt_orphan_pg, store_fx_setup,
