@@ -263,7 +263,7 @@ int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Samples newer than what a series has in the tables are held in memory (the head, head.h:
  * logged durably at each commit, written out in one pass sorted by series) until it holds
  * max_points or its oldest commit is max_age_ms old (0: the backend's defaults: SQLite
- * 3,000,000 points and 5 minutes, PostgreSQL 500,000 points and 2 s); reads include them. A backend
+ * 2,000,000 points and 5 minutes, PostgreSQL 500,000 points and 2 s); reads include them. A backend
  * without a head ignores this. 0 or -1. */
 int co_store_set_head(co_store *s, size_t max_points, int64_t max_age_ms);
 /* Write the head out to the tables now (also done at close). 0 or -1 with err. */

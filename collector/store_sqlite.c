@@ -33,7 +33,7 @@
 #define READER_POOL 8               /* idle read-only connections kept */
 #define IDMAP_MAX (1u << 20)        /* cached ids before the cache is cleared */
 #define BUSY_TIMEOUT_MS 5000
-#define HEAD_MAX_POINTS 3000000  /* default: points held before the head is written out */
+#define HEAD_MAX_POINTS 2000000  /* default: points held before a write-out begins */
 #define HEAD_MAX_AGE_MS 300000LL /* default: oldest commit held before it is written out */
 #define CKPT_PAGES 1000          /* log frames that wake the checkpoint thread */
 
