@@ -63,7 +63,11 @@ struct co_head {
 
     size_t bytes;        /* capacity of every series' buffer */
     int64_t wo_start_ms; /* monotonic start of the write-out under way (0: none) */
-    uint64_t writeouts;  /* under the lock, with the two below */
+    /* a write-out in parts: the sids held when it began, ascending; parts passed those
+     * before wo_pos, the last co_head_each_part the wo_take after it */
+    int64_t *wo_sids;
+    size_t wo_n, wo_cap, wo_pos, wo_take;
+    uint64_t writeouts; /* under the lock, with the two below */
     int64_t wo_total_ms, wo_max_ms;
 };
 
@@ -101,12 +105,14 @@ static void series_free(co_head *h)
     h->idx = NULL;
     h->nser = h->sercap = h->idxcap = h->points = h->bytes = 0;
     h->since_ms = 0;
+    h->wo_n = h->wo_pos = h->wo_take = 0;
 }
 
 void co_head_free(co_head *h)
 {
     if (!h) return;
     series_free(h);
+    free(h->wo_sids);
     free(h->stg);
     free(h->wm);
     free(h->scratch);
@@ -463,63 +469,75 @@ int64_t co_head_since_ms(const co_head *h)
     return h->since_ms;
 }
 
-static int by_sid(const void *a, const void *b)
+static int by_sid_value(const void *a, const void *b)
 {
-    const hseries *x = *(const hseries *const *)a, *y = *(const hseries *const *)b;
-    return x->sid < y->sid ? -1 : x->sid > y->sid;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
 }
 
-/* fn for the series held with sid >= from, by ascending sid, until max_points points have been
- * passed (whole series; the last one may go past it). *end: the sid after the last series
- * passed when some are left, else INT64_MAX. */
-static int each_range(co_head *h, int64_t from, size_t max_points,
-                      int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
-                      int64_t *end)
+/* fn for every series of sids[0..n) that holds points, in that order (whole series), until
+ * max_points points have been passed; *taken: how many sids were used. */
+static int pass_series(co_head *h, const int64_t *sids, size_t n, size_t max_points,
+                       int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
+                       size_t *taken)
 {
     h->wo_start_ms = cm_mono_ms();
-    *end = INT64_MAX;
-    if (!h->nser) return 0;
-    const hseries **order = malloc(h->nser * sizeof *order);
-    if (!order) return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < h->nser; i++)
-        if (h->ser[i].n && h->ser[i].sid >= from) order[n++] = &h->ser[i];
-    qsort(order, n, sizeof *order, by_sid);
-    /* the series of this part, and room for the longest one decoded */
     size_t take = 0, passed = 0, most = 0;
     while (take < n && passed < max_points) {
-        passed += order[take]->n;
-        if (order[take]->n > most) most = order[take]->n;
+        const hseries *e = ser_find(h, sids[take]);
+        if (e) {
+            passed += e->n;
+            if (e->n > most) most = e->n;
+        }
         take++;
     }
+    *taken = take;
     co_head_point *p = malloc((most ? most : 1) * sizeof *p);
-    if (!p) {
-        free(order);
-        return -1;
-    }
+    if (!p) return -1;
     int rc = 0;
     for (size_t i = 0; i < take && rc == 0; i++) {
-        decode_all(order[i], p);
-        rc = fn(ud, order[i]->sid, p, order[i]->n);
+        const hseries *e = ser_find(h, sids[i]);
+        if (!e || !e->n) continue;
+        decode_all(e, p);
+        rc = fn(ud, e->sid, p, e->n);
     }
-    if (take < n && order[take - 1]->sid < INT64_MAX) *end = order[take - 1]->sid + 1;
     free(p);
-    free(order);
     return rc;
+}
+
+/* The sids of the series holding points, ascending, into h->wo_sids. 0 or -1. */
+static int snapshot_sids(co_head *h)
+{
+    if (h->nser > h->wo_cap) {
+        int64_t *n = realloc(h->wo_sids, h->nser * sizeof *n);
+        if (!n) return -1;
+        h->wo_sids = n;
+        h->wo_cap = h->nser;
+    }
+    h->wo_n = h->wo_pos = h->wo_take = 0;
+    for (size_t i = 0; i < h->nser; i++)
+        if (h->ser[i].n) h->wo_sids[h->wo_n++] = h->ser[i].sid;
+    qsort(h->wo_sids, h->wo_n, sizeof *h->wo_sids, by_sid_value);
+    return 0;
 }
 
 int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n),
                  void *ud)
 {
-    int64_t end;
-    return each_range(h, INT64_MIN, SIZE_MAX, fn, ud, &end);
+    if (snapshot_sids(h) < 0) return -1;
+    size_t taken;
+    return pass_series(h, h->wo_sids, h->wo_n, SIZE_MAX, fn, ud, &taken);
 }
 
-int co_head_each_part(co_head *h, int64_t from_sid, size_t max_points,
+int co_head_each_part(co_head *h, int begin, size_t max_points,
                       int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
-                      int64_t *end_sid)
+                      int *last)
 {
-    return each_range(h, from_sid, max_points ? max_points : 1, fn, ud, end_sid);
+    if ((begin || h->wo_pos >= h->wo_n) && snapshot_sids(h) < 0) return -1;
+    int rc = pass_series(h, h->wo_sids + h->wo_pos, h->wo_n - h->wo_pos,
+                         max_points ? max_points : 1, fn, ud, &h->wo_take);
+    *last = h->wo_pos + h->wo_take >= h->wo_n;
+    return rc;
 }
 
 /* e was written out: its newest point becomes its watermark. */
@@ -551,17 +569,20 @@ void co_head_clear_locked(co_head *h)
     count_writeout(h);
 }
 
-void co_head_clear_part_locked(co_head *h, int64_t from_sid, int64_t end_sid)
+void co_head_clear_part_locked(co_head *h)
 {
-    for (size_t i = 0; i < h->nser; i++) {
-        hseries *e = &h->ser[i];
-        if (!e->n || e->sid < from_sid || (end_sid != INT64_MAX && e->sid >= end_sid)) continue;
+    for (size_t i = h->wo_pos; i < h->wo_pos + h->wo_take; i++) {
+        hseries *e = ser_find(h, h->wo_sids[i]);
+        if (!e || !e->n) continue;
         raise_watermark(h, e);
         h->points -= e->n;
         h->bytes -= e->cap;
         free(e->b);
         *e = (hseries){.sid = e->sid}; /* kept in the index, empty */
     }
+    h->wo_pos += h->wo_take;
+    h->wo_take = 0;
+    if (h->wo_pos >= h->wo_n) h->wo_n = h->wo_pos = 0; /* the write-out is over */
     if (!h->points) h->since_ms = 0;
     count_writeout(h);
 }

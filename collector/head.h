@@ -95,15 +95,19 @@ int co_head_each(co_head *h, int (*fn)(void *ud, int64_t sid, const co_head_poin
  * head; each series' watermark becomes its newest point. */
 void co_head_clear_locked(co_head *h);
 
-/* A write-out in parts, so that commits go on in between: call fn as co_head_each does for the
- * series with sid >= from_sid, until at least max_points points have been passed (whole
- * series). *end_sid: where the next part starts, or INT64_MAX when no series is left. */
-int co_head_each_part(co_head *h, int64_t from_sid, size_t max_points,
+/* A write-out in parts, so that commits go on in between. begin (or no write-out under way):
+ * a new one takes the series holding points now, by ascending sid. Each call passes fn, as
+ * co_head_each does, the next of those series that still hold points, whole, until at least
+ * max_points points have been passed; *last = 1 when they were the last ones. Series that
+ * come (or get points again) meanwhile wait for the next write-out. Call it again for the
+ * same part when its transaction failed. */
+int co_head_each_part(co_head *h, int begin, size_t max_points,
                       int (*fn)(void *ud, int64_t sid, const co_head_point *p, size_t n), void *ud,
-                      int64_t *end_sid);
-/* With the write lock held, after the store committed a part: empty the series with
- * from_sid <= sid < end_sid (INT64_MAX: no end); their watermarks become their newest points. */
-void co_head_clear_part_locked(co_head *h, int64_t from_sid, int64_t end_sid);
+                      int *last);
+/* With the write lock held, after the store committed a part: empty the series the last
+ * co_head_each_part passed (their watermarks become their newest points); the next part
+ * follows them. */
+void co_head_clear_part_locked(co_head *h);
 /* Drop the staged points for which keep returns 0 (a replayed log record's points that the
  * tables hold already); keep returns 1 to keep, -1 to stop with an error (returned). */
 int co_head_filter_staged(co_head *h, int (*keep)(void *ud, int64_t sid, int64_t ts_ms), void *ud);

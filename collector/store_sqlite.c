@@ -319,7 +319,6 @@ struct co_store {
     /* the write-out under way: in parts by ascending series id, each its own transaction, so
      * that the batches' commits go on in between (head_part) */
     int wo_active;
-    int64_t wo_next_sid;   /* where its next part starts */
     int64_t wo_log_id;     /* the head log's newest record when it began: deleted at its end */
     int64_t wo_started_ms; /* wall clock */
     int64_t age_base_ms;   /* the head's age counts from here (the last write-out's start) */
@@ -1336,14 +1335,9 @@ static int tables_finish(co_store *s, char *err, size_t errlen)
 }
 
 /* Commit the open transaction; the staged points join the head in the same step for readers.
- * part: the transaction wrote out the head's series with from <= sid < end (they are then
- * emptied); NULL for a batches' commit. 0 or -1 (the transaction is still open: the caller
- * rolls back). */
-typedef struct head_range {
-    int64_t from, end;
-} head_range;
-
-static int head_commit(co_store *s, const head_range *part, char *err, size_t errlen)
+ * part: the transaction wrote out the head's part (its series are then emptied); 0 for a
+ * batches' commit. 0 or -1 (the transaction is still open: the caller rolls back). */
+static int head_commit(co_store *s, int part, char *err, size_t errlen)
 {
     co_head_wrlock(s->hd);
     if (co_head_reserve_locked(s->hd) < 0) {
@@ -1356,7 +1350,7 @@ static int head_commit(co_store *s, const head_range *part, char *err, size_t er
         return -1;
     }
     if (part)
-        co_head_clear_part_locked(s->hd, part->from, part->end);
+        co_head_clear_part_locked(s->hd);
     else
         co_head_commit_locked(s->hd);
     co_head_unlock(s->hd);
@@ -1386,8 +1380,8 @@ static int head_log_last(co_store *s, int64_t *id, char *err, size_t errlen)
     return rc == SQLITE_ROW ? 0 : sq_dberr(s->w, "head log", err, errlen);
 }
 
-/* One part of the write-out, beginning one when none is under way: the series from
- * wo_next_sid on, about max_points points of them, sorted by series and time, in one
+/* One part of the write-out, beginning one when none is under way: the next of the series it
+ * began with, about max_points points of them, sorted by series and time, in one
  * transaction. The last part also deletes the log records the write-out began with: every
  * point in them was in the head then, and each series has been written out since. (A record
  * written meanwhile may hold points written out already: a replay drops those, head_recover.)
@@ -1395,32 +1389,29 @@ static int head_log_last(co_store *s, int64_t *id, char *err, size_t errlen)
 static int head_part(co_store *s, size_t max_points, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
-    if (!s->wo_active) {
+    int begin = !s->wo_active, last = 0;
+    if (begin) {
         if (!co_head_points(s->hd)) return 0;
         if (head_log_last(s, &s->wo_log_id, err, errlen) < 0) return -1;
-        s->wo_next_sid = INT64_MIN;
         s->wo_started_ms = cm_now_ms();
         s->wo_active = 1;
     }
     sq_flush_ctx c = {s, err, errlen};
-    head_range part = {s->wo_next_sid, INT64_MAX};
     if (sq_step_done(s->w, s->st[ST_BEGIN], "begin", err, errlen) < 0) goto fail;
-    if (co_head_each_part(s->hd, part.from, max_points, flush_series, &c, &part.end) != 0) {
+    if (co_head_each_part(s->hd, begin, max_points, flush_series, &c, &last) != 0) {
         if (err && errlen && !err[0]) cm_seterr(err, errlen, "out of memory (head flush)");
         goto fail;
     }
     if (tables_finish(s, err, errlen) < 0) goto fail;
-    if (part.end == INT64_MAX) {
+    if (last) {
         sqlite3_stmt *st = s->st[ST_HEAD_CLEAR];
         sqlite3_bind_int64(st, 1, s->wo_log_id);
         if (sq_step_done(s->w, st, "head log", err, errlen) < 0) goto fail;
     }
-    if (head_commit(s, &part, err, errlen) < 0) goto fail;
-    if (part.end == INT64_MAX) {
+    if (head_commit(s, 1, err, errlen) < 0) goto fail;
+    if (last) {
         s->wo_active = 0;
         s->age_base_ms = s->wo_started_ms;
-    } else {
-        s->wo_next_sid = part.end;
     }
     return 0;
 fail:
@@ -1493,7 +1484,7 @@ int sqlite_write(co_store *s, cm_batch *const *batches, size_t n, co_batch_resul
     if (tables_finish(s, err, errlen) < 0) goto fail;
     size_t added = co_head_staged(s->hd);
     if (added && head_log_append(s, err, errlen) < 0) goto fail;
-    if (head_commit(s, NULL, err, errlen) < 0) goto fail;
+    if (head_commit(s, 0, err, errlen) < 0) goto fail;
     head_step(s, added, now);
     pthread_mutex_unlock(&s->wmu);
     return 0;

@@ -251,9 +251,10 @@ static int keep_newer(void *ud, int64_t sid, int64_t ts)
     return sid != 2 || ts > 10;
 }
 
-/* A write-out in parts: whole series by ascending sid until the part's points are reached,
- * where the next part starts, only the part's series emptied (their watermarks raised, the
- * rest kept), an emptied series taking points again; a replay's staged points filtered. */
+/* A write-out in parts: whole series by ascending sid until the part's points are reached, a
+ * part passed again when its transaction failed, only the part's series emptied (their
+ * watermarks raised, the rest kept), a series new or refilled during the write-out left for
+ * the next one; a replay's staged points filtered. */
 static void test_parts(void **state)
 {
     (void)state;
@@ -266,15 +267,20 @@ static void test_parts(void **state)
     assert_int_equal(co_head_points(h), 50);
 
     seen sn = {0};
-    int64_t end = 0;
-    assert_int_equal(co_head_each_part(h, INT64_MIN, 15, see, &sn, &end), 0);
+    int last = -1;
+    assert_int_equal(co_head_each_part(h, 1, 15, see, &sn, &last), 0);
     assert_int_equal(sn.count, 2); /* whole series: 10 + 10 >= 15 */
     assert_int_equal(sn.sid[0], 1);
     assert_int_equal(sn.sid[1], 2);
     assert_int_equal(sn.n[1], 10);
-    assert_int_equal(end, 3);
+    assert_int_equal(last, 0);
+    /* the part's transaction failed: the same part again */
+    sn = (seen){0};
+    assert_int_equal(co_head_each_part(h, 0, 15, see, &sn, &last), 0);
+    assert_int_equal(sn.count, 2);
+    assert_int_equal(sn.sid[0], 1);
     co_head_wrlock(h);
-    co_head_clear_part_locked(h, INT64_MIN, end);
+    co_head_clear_part_locked(h);
     co_head_unlock(h);
     assert_int_equal(co_head_points(h), 30);
     co_head_buf hb = {0};
@@ -291,20 +297,26 @@ static void test_parts(void **state)
     assert_int_equal(u.series, 3);
     assert_int_equal(u.writeouts, 1);
 
-    /* an emptied series takes new points; the next part starts at 3 and reaches the end */
+    /* meanwhile: an emptied series takes a new point, a new series (sid 0) comes,
+     * an unwritten one grows; the next part passes 3, 4, 5 and ends the write-out */
     assert_int_equal(co_head_stage(h, 1, 11, 1.25), 0);
+    assert_int_equal(co_head_stage(h, 0, 1, 0.5), 0);
+    assert_int_equal(co_head_stage(h, 4, 11, 4.5), 0);
     commit(h);
     assert_int_equal(range(h, 1, INT64_MIN, INT64_MAX, &hb), 1);
     assert_true(hb.p[0].value == 1.25);
     sn = (seen){0};
-    assert_int_equal(co_head_each_part(h, end, 1000, see, &sn, &end), 0);
+    assert_int_equal(co_head_each_part(h, 0, 1000, see, &sn, &last), 0);
     assert_int_equal(sn.count, 3);
     assert_int_equal(sn.sid[0], 3);
-    assert_int_equal(end, INT64_MAX);
+    assert_int_equal(sn.sid[1], 4);
+    assert_int_equal(sn.n[1], 11);
+    assert_int_equal(last, 1);
     co_head_wrlock(h);
-    co_head_clear_part_locked(h, 3, INT64_MAX);
+    co_head_clear_part_locked(h);
     co_head_unlock(h);
-    assert_int_equal(co_head_points(h), 1); /* series 1's new point stays */
+    assert_int_equal(co_head_points(h), 2); /* series 1's new point and series 0 stay */
+    assert_int_equal(range(h, 0, INT64_MIN, INT64_MAX, &hb), 1);
     assert_true(co_head_since_ms(h) > 0);
     assert_int_equal(co_head_watermark(h, 5, &t), 1);
     assert_int_equal(t, 10);
@@ -316,18 +328,22 @@ static void test_parts(void **state)
     assert_int_equal(co_head_filter_staged(h, keep_newer, NULL), 0);
     assert_int_equal(co_head_staged(h), 2);
     commit(h);
-    assert_int_equal(co_head_points(h), 3);
+    assert_int_equal(co_head_points(h), 4);
     assert_int_equal(range(h, 2, INT64_MIN, INT64_MAX, &hb), 1);
     assert_int_equal(hb.p[0].ts_ms, 12);
     assert_int_equal(co_head_stage(h, 99, 1, 1.0), 0);
     assert_int_equal(co_head_filter_staged(h, keep_newer, NULL), -1);
     co_head_abort(h);
 
-    /* the last part empties the head: its age starts again */
-    assert_int_equal(co_head_each_part(h, INT64_MIN, 1000, see, &(seen){0}, &end), 0);
-    assert_int_equal(end, INT64_MAX);
+    /* the next write-out takes all four series in one part and empties the head: its age
+     * starts again */
+    sn = (seen){0};
+    assert_int_equal(co_head_each_part(h, 1, 1000, see, &sn, &last), 0);
+    assert_int_equal(sn.count, 4);
+    assert_int_equal(sn.sid[0], 0);
+    assert_int_equal(last, 1);
     co_head_wrlock(h);
-    co_head_clear_part_locked(h, INT64_MIN, INT64_MAX);
+    co_head_clear_part_locked(h);
     co_head_unlock(h);
     assert_int_equal(co_head_points(h), 0);
     assert_int_equal(co_head_since_ms(h), 0);
