@@ -1,5 +1,5 @@
-/* http.h — the collector's HTTP server (libmicrohttpd thread pool): body limits, gzip,
- * routing to ingest, the query API (reads need a principal, access.c), login and logout,
+/* http.h — the collector's HTTP server (libmicrohttpd's network threads; each request's work
+ * on a work pool, workpool.h): body limits, gzip, routing to ingest, the query API (reads need a principal, access.c), login and logout,
  * /healthz and /metrics, JSON responses. */
 #ifndef CO_HTTP_H
 #define CO_HTTP_H
