@@ -1,6 +1,6 @@
 /* http.h — the collector's HTTP server (libmicrohttpd's network threads; each request's work
- * on a work pool, workpool.h): body limits, gzip, routing to ingest, the query API (reads need a principal, access.c), login and logout,
- * /healthz and /metrics, JSON responses. */
+ * on a work pool, workpool.h): body limits, gzip, routing to ingest, the query API (reads need a
+ * principal, access.c), login and logout, /healthz and /metrics, JSON responses. */
 #ifndef CO_HTTP_H
 #define CO_HTTP_H
 
