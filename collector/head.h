@@ -3,10 +3,12 @@
  *
  * A store's transaction appends its new samples to a durable log (one record per
  * transaction: co_head_encode) and stages them here; once committed they join the head. Now
- * and then the store writes the whole head to its tables in one pass sorted by series and
- * time, so that each series' pages are written once for many samples instead of once per
- * commit, deletes the log and clears the head. After a crash the log is replayed
- * (co_head_replay). Every read of samples, latest values and roll-ups adds what the head
+ * and then the store writes the head to its tables sorted by series and time, so that each
+ * series' pages are written once for many samples instead of once per commit: whole
+ * (co_head_each, then co_head_clear_locked) or in parts between its commits
+ * (co_head_each_part, co_head_clear_part_locked); then it deletes the log records written
+ * out. After a crash the log is replayed (co_head_replay; co_head_filter_staged drops what
+ * the tables hold already). Every read of samples, latest values and roll-ups adds what the head
  * holds to what the tables hold.
  *
  * The head keeps each series' points encoded (ptcodec.h: about 3 bytes a point for a steady
