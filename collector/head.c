@@ -482,25 +482,26 @@ static int pass_series(co_head *h, const int64_t *sids, size_t n, size_t max_poi
                        size_t *taken)
 {
     h->wo_start_ms = cm_mono_ms();
-    size_t take = 0, passed = 0, most = 0;
-    while (take < n && passed < max_points) {
-        const hseries *e = ser_find(h, sids[take]);
-        if (e) {
-            passed += e->n;
-            if (e->n > most) most = e->n;
-        }
-        take++;
-    }
-    *taken = take;
-    co_head_point *p = malloc((most ? most : 1) * sizeof *p);
-    if (!p) return -1;
+    co_head_point *p = NULL;
+    size_t cap = 0, take = 0, passed = 0;
     int rc = 0;
-    for (size_t i = 0; i < take && rc == 0; i++) {
-        const hseries *e = ser_find(h, sids[i]);
+    while (rc == 0 && take < n && passed < max_points) {
+        const hseries *e = ser_find(h, sids[take++]);
         if (!e || !e->n) continue;
+        if (e->n > cap) {
+            co_head_point *np = realloc(p, e->n * sizeof *np);
+            if (!np) {
+                rc = -1;
+                break;
+            }
+            p = np;
+            cap = e->n;
+        }
         decode_all(e, p);
+        passed += e->n;
         rc = fn(ud, e->sid, p, e->n);
     }
+    *taken = take;
     free(p);
     return rc;
 }
@@ -550,7 +551,7 @@ static void raise_watermark(co_head *h, const hseries *e)
         co_head_forget_watermarks(h);
 }
 
-/* The time since each_range began counts as one write-out. */
+/* The time since pass_series began counts as one write-out. */
 static void count_writeout(co_head *h)
 {
     if (!h->wo_start_ms) return;

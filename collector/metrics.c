@@ -103,13 +103,14 @@ static void render_store(FILE *f, co_store *s)
         family(f, "cinemon_store_head_bytes", "gauge", "Memory the head's encoded samples take.");
         fprintf(f, "cinemon_store_head_bytes %zu\n", u.bytes);
         family(f, "cinemon_store_head_writeout_seconds", "summary",
-               "Write-outs of the head to the store's tables (ingest waits meanwhile).");
+               "Write-outs of the head to the store's tables, whole or one part (commits wait "
+               "meanwhile).");
         fprintf(f,
                 "cinemon_store_head_writeout_seconds_sum %.3f\n"
                 "cinemon_store_head_writeout_seconds_count %llu\n",
                 u.writeout_seconds, (unsigned long long)u.writeouts);
         family(f, "cinemon_store_head_writeout_seconds_max", "gauge",
-               "Longest write-out of the head so far.");
+               "Longest write-out (or part) of the head so far.");
         fprintf(f, "cinemon_store_head_writeout_seconds_max %.3f\n", u.writeout_max_seconds);
     }
     co_walckpt_stats w;

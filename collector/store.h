@@ -261,7 +261,8 @@ int co_store_compliance_rows(co_store *s, const char *day, const char *site, con
 /* A trivial read of the database (for /healthz): 0, or -1 with err. */
 int co_store_ping(co_store *s, char *err, size_t errlen);
 /* Samples newer than what a series has in the tables are held in memory (the head, head.h:
- * logged durably at each commit, written out in one pass sorted by series) until it holds
+ * logged durably at each commit, written out sorted by series: on SQLite in parts between
+ * the commits) until it holds
  * max_points or its oldest commit is max_age_ms old (0: the backend's defaults: SQLite
  * 2,000,000 points and 5 minutes, PostgreSQL 500,000 points and 2 s); reads include them. A backend
  * without a head ignores this. 0 or -1. */

@@ -1370,6 +1370,14 @@ static int flush_series(void *ud, int64_t sid, const co_head_point *p, size_t n)
     return latest_put(c->s, sid, p[n - 1].ts_ms, p[n - 1].value, c->err, c->errlen);
 }
 
+/* Delete the head log's records up to id (INT64_MAX: all), in the open transaction if any. */
+static int head_log_delete(co_store *s, int64_t id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st[ST_HEAD_CLEAR];
+    sqlite3_bind_int64(st, 1, id);
+    return sq_step_done(s->w, st, "head log", err, errlen);
+}
+
 /* The head log's newest record id (0: none) into *id. */
 static int head_log_last(co_store *s, int64_t *id, char *err, size_t errlen)
 {
@@ -1403,11 +1411,7 @@ static int head_part(co_store *s, size_t max_points, char *err, size_t errlen)
         goto fail;
     }
     if (tables_finish(s, err, errlen) < 0) goto fail;
-    if (last) {
-        sqlite3_stmt *st = s->st[ST_HEAD_CLEAR];
-        sqlite3_bind_int64(st, 1, s->wo_log_id);
-        if (sq_step_done(s->w, st, "head log", err, errlen) < 0) goto fail;
-    }
+    if (last && head_log_delete(s, s->wo_log_id, err, errlen) < 0) goto fail;
     if (head_commit(s, 1, err, errlen) < 0) goto fail;
     if (last) {
         s->wo_active = 0;
@@ -1508,12 +1512,9 @@ int sqlite_maintain(co_store *s, int64_t now_ms, char *err, size_t errlen)
     pthread_mutex_lock(&s->wmu);
     /* idle: the write-out due, or under way, to its end */
     int rc = 0;
-    if (head_due(s, now_ms)) {
-        size_t part = s->head_max_points / 16 + 1;
-        rc = head_part(s, part, err, errlen);
-        while (rc == 0 && s->wo_active)
-            rc = head_part(s, part, err, errlen);
-    }
+    if (head_due(s, now_ms)) do
+            rc = head_part(s, s->head_max_points / 16 + 1, err, errlen);
+        while (rc == 0 && s->wo_active);
     pthread_mutex_unlock(&s->wmu);
     return rc;
 }
@@ -1587,13 +1588,9 @@ static int head_recover(co_store *s, char *err, size_t errlen)
         cm_seterr(err, errlen, "out of memory (head)");
         return -1;
     }
-    if (co_head_points(s->hd)) return head_flush(s, err, errlen);
-    /* every point of the log is in the tables already */
-    int64_t last;
-    if (head_log_last(s, &last, err, errlen) < 0) return -1;
-    sqlite3_stmt *del = s->st[ST_HEAD_CLEAR];
-    sqlite3_bind_int64(del, 1, last);
-    return sq_step_done(s->w, del, "head log", err, errlen);
+    if (head_flush(s, err, errlen) < 0) return -1;
+    /* records whose points were all in the tables already: no write-out deleted them */
+    return head_log_delete(s, INT64_MAX, err, errlen);
 }
 
 /* ---------------------------------------------------------------- tokens */
